@@ -1,0 +1,262 @@
+//! Bound applications: the graph `Type::bind(..)` builds, and how it is deployed.
+//!
+//! `Adder::bind(1)` does not construct anything: it records the deployment's configuration and a
+//! constructor closure holding the bound arguments. `Ingress::bind(adder_app, multiplier_app)`
+//! records its children too. Deploying the root walks the graph children-first; each node is
+//! deployed once however many parents share it (identity is the node, so clones of one
+//! [`Application`] are one deployment), gets a unique name (`Inner`, `Inner_1`, ..), and constructs
+//! its replicas in parallel. A parent's constructor then receives its children's handles.
+
+use std::any::Any;
+use std::collections::{HashMap, HashSet};
+use std::future::Future;
+use std::marker::PhantomData;
+use std::panic::AssertUnwindSafe;
+use std::pin::Pin;
+use std::sync::Arc;
+
+use futures::FutureExt;
+
+use crate::blocking::allow_blocking;
+use crate::deployment::{Deployment, DeploymentConfig, DeploymentHandle};
+use crate::error::{BoxError, ErrorKind, ServeError};
+use crate::router::Router;
+
+type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
+
+/// How one replica of a deployment is built: the generated `bind` returns one per replica.
+#[doc(hidden)]
+pub enum Constructor<D> {
+    /// A synchronous `new` (or `Default`): run on the blocking pool.
+    Sync(Box<dyn FnOnce() -> Result<D, BoxError> + Send>),
+    /// An `async fn new`.
+    Async(BoxFuture<'static, Result<D, BoxError>>),
+}
+
+impl<D> Constructor<D> {
+    pub fn sync(f: impl FnOnce() -> Result<D, BoxError> + Send + 'static) -> Self {
+        Self::Sync(Box::new(f))
+    }
+
+    pub fn from_async(f: impl Future<Output = Result<D, BoxError>> + Send + 'static) -> Self {
+        Self::Async(Box::pin(f))
+    }
+
+    async fn construct(self, rt: &tokio::runtime::Handle) -> Result<D, ServeError>
+    where
+        D: Send + 'static,
+    {
+        let outcome = match self {
+            Self::Sync(f) => {
+                match rt
+                    .spawn_blocking(move || {
+                        allow_blocking(|| std::panic::catch_unwind(AssertUnwindSafe(f)))
+                    })
+                    .await
+                {
+                    Ok(outcome) => outcome,
+                    Err(_) => return Err(ServeError::shut_down()),
+                }
+            }
+            Self::Async(fut) => AssertUnwindSafe(fut).catch_unwind().await,
+        };
+        match outcome {
+            Ok(Ok(instance)) => Ok(instance),
+            Ok(Err(e)) => Err(ServeError::new(ErrorKind::Constructor).with_source(e)),
+            Err(panic) => {
+                let panic = ServeError::panic(panic);
+                Err(ServeError::new(ErrorKind::Constructor).with_source(Box::new(panic)))
+            }
+        }
+    }
+}
+
+/// Gives a constructor the handles of the deployments it was bound with.
+#[doc(hidden)]
+pub struct BuildContext {
+    handles: HashMap<usize, Box<dyn Any + Send + Sync>>,
+}
+
+impl BuildContext {
+    /// The handle of the already-deployed `app`.
+    pub fn handle<D: Deployment>(&self, app: &Application<D>) -> DeploymentHandle<D> {
+        self.handles
+            .get(&app.node.id())
+            .and_then(|h| h.downcast_ref::<DeploymentHandle<D>>())
+            .cloned()
+            .expect("children are deployed before their parents")
+    }
+}
+
+type CtorFn<D> = dyn Fn(&BuildContext) -> Constructor<D> + Send + Sync;
+
+struct Node<D> {
+    config: DeploymentConfig,
+    children: Vec<AppRef>,
+    ctor: Box<CtorFn<D>>,
+}
+
+/// A type-erased node of the application graph.
+trait AnyNode: Send + Sync {
+    fn id(&self) -> usize;
+    fn config(&self) -> &DeploymentConfig;
+    fn children(&self) -> &[AppRef];
+    fn deploy<'a>(
+        &'a self,
+        ctx: &'a BuildContext,
+        name: Arc<str>,
+        rt: &'a tokio::runtime::Handle,
+    ) -> BoxFuture<'a, Result<Box<dyn Any + Send + Sync>, ServeError>>;
+}
+
+impl<D: Deployment> AnyNode for Node<D> {
+    fn id(&self) -> usize {
+        self as *const Self as *const () as usize
+    }
+
+    fn config(&self) -> &DeploymentConfig {
+        &self.config
+    }
+
+    fn children(&self) -> &[AppRef] {
+        &self.children
+    }
+
+    fn deploy<'a>(
+        &'a self,
+        ctx: &'a BuildContext,
+        name: Arc<str>,
+        rt: &'a tokio::runtime::Handle,
+    ) -> BoxFuture<'a, Result<Box<dyn Any + Send + Sync>, ServeError>> {
+        Box::pin(async move {
+            let constructors: Vec<_> = (0..self.config.num_replicas)
+                .map(|_| (self.ctor)(ctx).construct(rt))
+                .collect();
+            let mut instances = Vec::with_capacity(constructors.len());
+            for result in futures::future::join_all(constructors).await {
+                instances.push(result.map_err(|e| e.in_deployment(&name))?);
+            }
+            let router = Router::new(
+                name,
+                instances,
+                self.config.max_ongoing_requests,
+                rt.clone(),
+            );
+            let handle = DeploymentHandle::<D>::from_router(Arc::new(router));
+            Ok(Box::new(handle) as Box<dyn Any + Send + Sync>)
+        })
+    }
+}
+
+/// A reference to any node of an application graph (a child of a bound deployment).
+#[doc(hidden)]
+#[derive(Clone)]
+pub struct AppRef(Arc<dyn AnyNode>);
+
+/// A bound deployment, ready to run: what `Type::bind(..)` returns.
+///
+/// Pass it to [`run`](crate::run) / [`Serve::run`](crate::Serve::run) to deploy it (with everything it
+/// was bound with), or to another deployment's `bind` where that deployment's constructor takes a
+/// `DeploymentHandle<D>`. Clones are the same deployment: binding one application into two parents
+/// deploys it once, shared.
+pub struct Application<D> {
+    node: Arc<Node<D>>,
+    _marker: PhantomData<fn() -> D>,
+}
+
+impl<D> Clone for Application<D> {
+    fn clone(&self) -> Self {
+        Self {
+            node: self.node.clone(),
+            _marker: PhantomData,
+        }
+    }
+}
+
+impl<D> std::fmt::Debug for Application<D> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Application")
+            .field("config", &self.node.config)
+            .finish_non_exhaustive()
+    }
+}
+
+impl<D: Deployment> Application<D> {
+    #[doc(hidden)]
+    pub fn __new<const N: usize>(
+        children: [AppRef; N],
+        ctor: impl Fn(&BuildContext) -> Constructor<D> + Send + Sync + 'static,
+    ) -> Self {
+        Self {
+            node: Arc::new(Node {
+                config: D::__deployment_config(),
+                children: children.into(),
+                ctor: Box::new(ctor),
+            }),
+            _marker: PhantomData,
+        }
+    }
+
+    #[doc(hidden)]
+    pub fn __node(&self) -> AppRef {
+        AppRef(self.node.clone())
+    }
+
+    /// The configuration this application's root deployment will run with.
+    pub fn config(&self) -> &DeploymentConfig {
+        &self.node.config
+    }
+
+    /// Deploys the graph on `rt` and returns the root's handle.
+    pub(crate) async fn deploy(
+        self,
+        rt: tokio::runtime::Handle,
+    ) -> Result<DeploymentHandle<D>, ServeError> {
+        let root = self.__node();
+        let order = post_order(&root);
+        let names = unique_names(&order);
+        let mut ctx = BuildContext {
+            handles: HashMap::new(),
+        };
+        for (node, name) in order.iter().zip(names) {
+            let handle = node.0.deploy(&ctx, name, &rt).await?;
+            ctx.handles.insert(node.0.id(), handle);
+        }
+        let handle = ctx.handle(&self);
+        Ok(handle)
+    }
+}
+
+/// Children before parents, each node once.
+fn post_order(root: &AppRef) -> Vec<AppRef> {
+    fn visit(node: &AppRef, seen: &mut HashSet<usize>, out: &mut Vec<AppRef>) {
+        if !seen.insert(node.0.id()) {
+            return;
+        }
+        for child in node.0.children() {
+            visit(child, seen, out);
+        }
+        out.push(node.clone());
+    }
+    let mut out = Vec::new();
+    visit(root, &mut HashSet::new(), &mut out);
+    out
+}
+
+/// `Inner`, `Inner_1`, `Inner_2`, .. for distinct deployments that share a name.
+fn unique_names(order: &[AppRef]) -> Vec<Arc<str>> {
+    let mut taken = HashSet::new();
+    order
+        .iter()
+        .map(|node| {
+            let base = &node.0.config().name;
+            let mut name = base.clone();
+            let mut k = 0;
+            while !taken.insert(name.clone()) {
+                k += 1;
+                name = format!("{base}_{k}");
+            }
+            Arc::from(name)
+        })
+        .collect()
+}

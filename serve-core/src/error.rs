@@ -1,0 +1,265 @@
+//! [`ServeError`]: what a caller sees when a request does not produce a value.
+//!
+//! Every error names the deployment and method it came from (when there is one), says what kind of
+//! failure it is ([`ErrorKind`]) and keeps the underlying cause reachable: a user's own error type is
+//! kept as the [`std::error::Error::source`] and can be recovered with [`ServeError::downcast_ref`].
+//! Errors are cheap to clone (clones of one response each get the same error).
+
+use std::error::Error as StdError;
+use std::fmt;
+use std::sync::Arc;
+
+/// A boxed error as returned by user code.
+pub type BoxError = Box<dyn StdError + Send + Sync + 'static>;
+
+/// What kind of failure a [`ServeError`] reports.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum ErrorKind {
+    /// The method returned `Err(e)`; `e` is the error's source.
+    User,
+    /// The method panicked; the message is the panic's payload.
+    Panic,
+    /// An argument was a response (or object ref) whose request failed; the source is that error.
+    Upstream,
+    /// The request was cancelled with `.cancel()` before it produced a value.
+    Cancelled,
+    /// `result_timeout` gave up waiting.
+    Timeout,
+    /// A blocking call (`.result()`, a blocking iterator) was made on an async runtime thread.
+    BlockingInAsync,
+    /// A replica's constructor failed (returned `Err`, or panicked).
+    Constructor,
+    /// The serve instance was shut down before the request completed.
+    ShutDown,
+    /// The value was already taken out of this response (e.g. by an earlier successful `result_timeout`).
+    AlreadyTaken,
+    /// The runtime itself could not do what was asked (e.g. it could not start its threads).
+    Runtime,
+}
+
+/// The error of a handle call, a task, or of starting an application.
+///
+/// `Display` gives a one-line message such as `Adder.call failed: increment overflowed`; the
+/// [`source`](StdError::source) chain holds the cause.
+#[derive(Clone)]
+pub struct ServeError {
+    kind: ErrorKind,
+    deployment: Option<Arc<str>>,
+    method: Option<&'static str>,
+    message: Option<Arc<str>>,
+    source: Option<Arc<dyn StdError + Send + Sync + 'static>>,
+}
+
+impl ServeError {
+    pub(crate) fn new(kind: ErrorKind) -> Self {
+        Self {
+            kind,
+            deployment: None,
+            method: None,
+            message: None,
+            source: None,
+        }
+    }
+
+    pub(crate) fn at(mut self, deployment: &Arc<str>, method: &'static str) -> Self {
+        self.deployment = Some(deployment.clone());
+        self.method = Some(method);
+        self
+    }
+
+    pub(crate) fn in_task(mut self, name: &'static str) -> Self {
+        self.method = Some(name);
+        self
+    }
+
+    pub(crate) fn in_deployment(mut self, deployment: &Arc<str>) -> Self {
+        self.deployment = Some(deployment.clone());
+        self
+    }
+
+    pub(crate) fn with_message(mut self, message: impl Into<Arc<str>>) -> Self {
+        self.message = Some(message.into());
+        self
+    }
+
+    pub(crate) fn with_source(mut self, source: BoxError) -> Self {
+        self.source = Some(Arc::from(source));
+        self
+    }
+
+    pub(crate) fn user(source: BoxError) -> Self {
+        Self::new(ErrorKind::User).with_source(source)
+    }
+
+    pub(crate) fn panic(payload: Box<dyn std::any::Any + Send>) -> Self {
+        let message = if let Some(s) = payload.downcast_ref::<&'static str>() {
+            (*s).to_owned()
+        } else if let Some(s) = payload.downcast_ref::<String>() {
+            s.clone()
+        } else {
+            "a panic with a non-string payload".to_owned()
+        };
+        Self::new(ErrorKind::Panic).with_message(message)
+    }
+
+    pub(crate) fn upstream(cause: ServeError) -> Self {
+        Self::new(ErrorKind::Upstream).with_source(Box::new(cause))
+    }
+
+    pub(crate) fn cancelled() -> Self {
+        Self::new(ErrorKind::Cancelled)
+    }
+
+    pub(crate) fn shut_down() -> Self {
+        Self::new(ErrorKind::ShutDown)
+    }
+
+    pub(crate) fn blocking_in_async(what: &str) -> Self {
+        Self::new(ErrorKind::BlockingInAsync).with_message(format!(
+            "{what} blocks the thread and cannot be called from async code (a tokio runtime thread); use `.await` instead"
+        ))
+    }
+
+    /// What kind of failure this is.
+    pub fn kind(&self) -> ErrorKind {
+        self.kind
+    }
+
+    /// The deployment the failure happened in, if any.
+    pub fn deployment(&self) -> Option<&str> {
+        self.deployment.as_deref()
+    }
+
+    /// The method (or task) the failure happened in, if any.
+    pub fn method(&self) -> Option<&str> {
+        self.method
+    }
+
+    /// Finds an error of type `E` in this error's cause chain.
+    ///
+    /// A method that returned `Err(e)` keeps `e` reachable in-process:
+    /// `err.downcast_ref::<MyError>()` gives it back, also when the error travelled through other
+    /// deployments (an upstream failure, or an ingress that returned a downstream `ServeError`).
+    pub fn downcast_ref<E: StdError + 'static>(&self) -> Option<&E> {
+        let mut current: Option<&(dyn StdError + 'static)> = self.source();
+        while let Some(err) = current {
+            if let Some(found) = err.downcast_ref::<E>() {
+                return Some(found);
+            }
+            current = err.source();
+        }
+        None
+    }
+
+    /// The error at the end of the cause chain that is not itself a `ServeError`, if any: for a
+    /// user error, the user's own error.
+    pub fn root_cause(&self) -> Option<&(dyn StdError + 'static)> {
+        let mut current: Option<&(dyn StdError + 'static)> = self.source();
+        while let Some(err) = current {
+            match err.downcast_ref::<ServeError>() {
+                Some(inner) => current = inner.source(),
+                None => return Some(err),
+            }
+        }
+        None
+    }
+}
+
+impl fmt::Display for ServeError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match (&self.deployment, self.method) {
+            (Some(d), Some(m)) => write!(f, "{d}.{m} ")?,
+            (Some(d), None) => write!(f, "{d} ")?,
+            (None, Some(m)) => write!(f, "{m} ")?,
+            (None, None) => {}
+        }
+        let what = match self.kind {
+            ErrorKind::User => "failed",
+            ErrorKind::Panic => "panicked",
+            ErrorKind::Upstream => "was not run: an argument's request failed",
+            ErrorKind::Cancelled => "was cancelled",
+            ErrorKind::Timeout => "timed out",
+            ErrorKind::BlockingInAsync => "was called from async code",
+            ErrorKind::Constructor => "could not be constructed",
+            ErrorKind::ShutDown => "was not completed: the serve instance shut down",
+            ErrorKind::AlreadyTaken => "has no value left: it was already taken",
+            ErrorKind::Runtime => "runtime error",
+        };
+        f.write_str(what)?;
+        if let Some(message) = &self.message {
+            write!(f, ": {message}")?;
+        }
+        if let Some(source) = &self.source {
+            write!(f, ": {source}")?;
+        }
+        Ok(())
+    }
+}
+
+impl fmt::Debug for ServeError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ServeError")
+            .field("kind", &self.kind)
+            .field("deployment", &self.deployment)
+            .field("method", &self.method)
+            .field("message", &self.message)
+            .field("source", &self.source)
+            .finish()
+    }
+}
+
+impl StdError for ServeError {
+    fn source(&self) -> Option<&(dyn StdError + 'static)> {
+        self.source
+            .as_deref()
+            .map(|e| e as &(dyn StdError + 'static))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[derive(Debug)]
+    struct Overflow;
+    impl fmt::Display for Overflow {
+        fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+            f.write_str("overflow")
+        }
+    }
+    impl StdError for Overflow {}
+
+    #[test]
+    fn display_names_deployment_method_and_cause() {
+        let name: Arc<str> = Arc::from("Adder");
+        let err = ServeError::user(Box::new(Overflow)).at(&name, "call");
+        assert_eq!(err.to_string(), "Adder.call failed: overflow");
+        assert_eq!(err.deployment(), Some("Adder"));
+        assert_eq!(err.method(), Some("call"));
+    }
+
+    #[test]
+    fn downcast_walks_through_upstream_errors() {
+        let adder: Arc<str> = Arc::from("Adder");
+        let mult: Arc<str> = Arc::from("Multiplier");
+        let inner = ServeError::user(Box::new(Overflow)).at(&adder, "call");
+        let outer = ServeError::upstream(inner).at(&mult, "call");
+        assert!(outer.downcast_ref::<Overflow>().is_some());
+        assert_eq!(outer.root_cause().unwrap().to_string(), "overflow");
+        let text = outer.to_string();
+        assert!(
+            text.contains("Multiplier.call") && text.contains("Adder.call failed"),
+            "{text}"
+        );
+    }
+
+    #[test]
+    fn panic_payloads_become_messages() {
+        let err = ServeError::panic(Box::new("boom"));
+        assert_eq!(err.kind(), ErrorKind::Panic);
+        assert_eq!(err.to_string(), "panicked: boom");
+        let err = ServeError::panic(Box::new(String::from("bang")));
+        assert_eq!(err.to_string(), "panicked: bang");
+    }
+}

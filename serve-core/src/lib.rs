@@ -1,0 +1,121 @@
+//! Serve compositions of models: split an application into *deployments* (preprocessing, models,
+//! business logic), scale and configure each on its own, and let them call each other through
+//! typed handles — Ray Serve's composition model, native.
+//!
+//! ```
+//! use serve_core::prelude::*;
+//!
+//! #[deployment]
+//! pub struct Adder { increment: i32 }
+//!
+//! #[deployment]
+//! impl Adder {
+//!     pub fn new(increment: i32) -> Self { Self { increment } }
+//!     pub fn call(&self, val: i32) -> i32 { val + self.increment }
+//! }
+//!
+//! #[deployment]
+//! pub struct Multiplier { multiple: i32 }
+//!
+//! #[deployment]
+//! impl Multiplier {
+//!     pub fn new(multiple: i32) -> Self { Self { multiple } }
+//!     pub fn call(&self, val: i32) -> i32 { val * self.multiple }
+//! }
+//!
+//! #[deployment(num_replicas = 2)]
+//! pub struct Ingress { adder: DeploymentHandle<Adder>, multiplier: DeploymentHandle<Multiplier> }
+//!
+//! #[deployment]
+//! impl Ingress {
+//!     pub fn new(adder: DeploymentHandle<Adder>, multiplier: DeploymentHandle<Multiplier>) -> Self {
+//!         Self { adder, multiplier }
+//!     }
+//!     pub async fn call(&self, input: i32) -> Result<i32, ServeError> {
+//!         let added: DeploymentResponse<i32> = self.adder.remote(input);
+//!         // Pass the response straight on: the runtime resolves it before calling the multiplier.
+//!         self.multiplier.remote(added).await
+//!     }
+//! }
+//!
+//! let app = Ingress::bind(Adder::bind(1), Multiplier::bind(2));
+//! let handle: DeploymentHandle<Ingress> = serve_core::run(app)?;
+//! assert_eq!(handle.remote(5).result()?, 12); // (5 + 1) * 2
+//! # Ok::<(), ServeError>(())
+//! ```
+//!
+//! How a request flows: a stub call (`handle.method.remote(..)`, [`deployment`]) builds the
+//! argument tuple ([`IntoArg`]); the deployment's router picks a replica by power of two choices or
+//! queues the request FIFO when every replica is at `max_ongoing_requests`; the replica runs the
+//! method (async methods on the async workers, sync ones on the blocking pool) and writes the
+//! outcome into the request's [`DeploymentResponse`].
+
+#![warn(missing_docs)]
+
+extern crate self as serve_core;
+
+mod application;
+mod args;
+mod blocking;
+mod deployment;
+mod error;
+mod response;
+mod router;
+mod serve;
+mod task;
+
+pub use application::Application;
+pub use args::{Arg, IntoArg};
+pub use deployment::{
+    DEFAULT_MAX_ONGOING_REQUESTS, Deployment, DeploymentConfig, DeploymentHandle,
+};
+pub use error::{BoxError, ErrorKind, ServeError};
+pub use response::{
+    BlockingIter, DeploymentResponse, DeploymentResponseGenerator, ObjectRef, ObjectRefFuture,
+    ResponseFuture,
+};
+pub use serve::{Serve, run, shutdown};
+pub use serve_macros::{deployment, remote};
+
+/// Re-exported for writing streaming methods: `stream!` / `try_stream!` build an
+/// `impl Stream` from a block with `yield`.
+pub use async_stream::{stream, try_stream};
+/// Re-exported so users need no `futures` dependency of their own for stream types and combinators.
+pub use futures;
+
+/// Everything a deployment author needs: `use serve_core::prelude::*;`.
+pub mod prelude {
+    pub use crate::{
+        Application, DeploymentConfig, DeploymentHandle, DeploymentResponse,
+        DeploymentResponseGenerator, ErrorKind, IntoArg, ObjectRef, Serve, ServeError, deployment,
+        remote, stream, try_stream,
+    };
+    pub use futures::{Stream, StreamExt};
+}
+
+/// What the macros' expansions use. Not public API: names and signatures change without notice.
+#[doc(hidden)]
+pub mod __private {
+    pub use crate::application::{AppRef, Application, BuildContext, Constructor};
+    pub use crate::args::{Arg, ArgList, IntoArg, assert_arg};
+    pub use crate::deployment::{
+        Deployment, DeploymentConfig, DeploymentDefaults, HandleStubs, assert_deployment_type,
+    };
+    pub use crate::error::{BoxError, ServeError};
+    pub use crate::response::{DeploymentResponse, DeploymentResponseGenerator, ObjectRef};
+    pub use crate::router::{Router, StreamSink};
+    pub use crate::task::{spawn_task_async, spawn_task_sync};
+    pub use std::sync::Arc;
+
+    /// The outcome of a method that returns a plain value.
+    #[inline]
+    pub fn infallible<T>(value: T) -> Result<T, BoxError> {
+        Ok(value)
+    }
+
+    /// The outcome of a method that returns `Result<T, E>`.
+    #[inline]
+    pub fn fallible<T, E: Into<BoxError>>(result: Result<T, E>) -> Result<T, BoxError> {
+        result.map_err(Into::into)
+    }
+}

@@ -1,0 +1,612 @@
+//! The caller's side of a request: [`DeploymentResponse`], [`ObjectRef`] and
+//! [`DeploymentResponseGenerator`].
+//!
+//! A unary request owns one shared result cell (one allocation). The replica (or task) writes the
+//! outcome into it through a [`Completer`]; every [`DeploymentResponse`] / [`ObjectRef`] that refers to
+//! the request is a *consumer* of the cell. The last consumer takes the value out without cloning;
+//! while several consumers exist, each gets a clone (so `T: Clone` is only needed by code that
+//! actually shares a response). A completer dropped before it wrote anything (its task was dropped
+//! by a runtime shutdown) fails the request instead of leaving its callers waiting forever.
+
+use std::future::{Future, IntoFuture};
+use std::pin::Pin;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex, OnceLock};
+use std::task::{Context, Poll, Waker};
+use std::time::{Duration, Instant};
+
+use futures::Stream;
+use tokio::sync::mpsc;
+use tokio::task::AbortHandle;
+
+use crate::blocking;
+use crate::error::{ErrorKind, ServeError};
+
+enum Outcome<T> {
+    Pending,
+    Ready(Result<T, ServeError>),
+    Taken,
+}
+
+struct State<T> {
+    outcome: Outcome<T>,
+    /// The first waiter's waker is stored inline: the common case (one awaiter) allocates nothing.
+    waker: Option<Waker>,
+    more_wakers: Vec<Waker>,
+    /// The task currently working on the request (argument resolution, then the method itself).
+    abort: Option<AbortHandle>,
+}
+
+/// The shared result cell of one unary request.
+pub(crate) struct Cell<T> {
+    state: Mutex<State<T>>,
+    consumers: AtomicUsize,
+    /// Set by the first clone of a consumer (which is where `T: Clone` is known).
+    clone_fn: OnceLock<fn(&T) -> T>,
+}
+
+impl<T> Cell<T> {
+    fn lock(&self) -> std::sync::MutexGuard<'_, State<T>> {
+        // A poisoned lock only means a waker panicked while we held it; the state is still whole.
+        self.state.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Writes the outcome if none was written yet; returns whether this call wrote it.
+    pub(crate) fn complete(&self, result: Result<T, ServeError>) -> bool {
+        let (waker, more) = {
+            let mut state = self.lock();
+            if !matches!(state.outcome, Outcome::Pending) {
+                return false;
+            }
+            state.outcome = Outcome::Ready(result);
+            state.abort = None;
+            (state.waker.take(), std::mem::take(&mut state.more_wakers))
+        };
+        if let Some(w) = waker {
+            w.wake();
+        }
+        more.into_iter().for_each(Waker::wake);
+        true
+    }
+
+    /// Whether an outcome was written (in particular: whether the request was cancelled).
+    pub(crate) fn is_done(&self) -> bool {
+        !matches!(self.lock().outcome, Outcome::Pending)
+    }
+
+    /// Records the task now working on the request, so `cancel` can abort it.
+    pub(crate) fn set_abort(&self, handle: AbortHandle) {
+        let mut state = self.lock();
+        if matches!(state.outcome, Outcome::Pending) {
+            state.abort = Some(handle);
+        } else {
+            drop(state);
+            // Cancelled (or otherwise finished) before the task was recorded: stop it now.
+            handle.abort();
+        }
+    }
+
+    fn cancel(&self) {
+        let abort = self.lock().abort.take();
+        if self.complete(Err(ServeError::cancelled())) {
+            if let Some(handle) = abort {
+                handle.abort();
+            }
+        }
+    }
+
+    fn register(state: &mut State<T>, waker: &Waker) {
+        match &state.waker {
+            Some(w) if w.will_wake(waker) => {}
+            None => state.waker = Some(waker.clone()),
+            Some(_) => {
+                if !state.more_wakers.iter().any(|w| w.will_wake(waker)) {
+                    state.more_wakers.push(waker.clone());
+                }
+            }
+        }
+    }
+
+    /// Polls for the outcome on behalf of a consumer: the only consumer takes the value, others clone it.
+    fn poll_take(&self, cx: &mut Context<'_>) -> Poll<Result<T, ServeError>> {
+        let mut state = self.lock();
+        match &state.outcome {
+            Outcome::Pending => {
+                Self::register(&mut state, cx.waker());
+                Poll::Pending
+            }
+            Outcome::Taken => Poll::Ready(Err(ServeError::new(ErrorKind::AlreadyTaken))),
+            Outcome::Ready(Err(e)) => Poll::Ready(Err(e.clone())),
+            Outcome::Ready(Ok(v)) => {
+                if self.consumers.load(Ordering::Acquire) > 1 {
+                    if let Some(clone) = self.clone_fn.get() {
+                        return Poll::Ready(Ok(clone(v)));
+                    }
+                }
+                match std::mem::replace(&mut state.outcome, Outcome::Taken) {
+                    Outcome::Ready(result) => Poll::Ready(result),
+                    _ => unreachable!("checked above"),
+                }
+            }
+        }
+    }
+
+    fn poll_clone(&self, cx: &mut Context<'_>) -> Poll<Result<T, ServeError>>
+    where
+        T: Clone,
+    {
+        let mut state = self.lock();
+        match &state.outcome {
+            Outcome::Pending => {
+                Self::register(&mut state, cx.waker());
+                Poll::Pending
+            }
+            Outcome::Taken => Poll::Ready(Err(ServeError::new(ErrorKind::AlreadyTaken))),
+            Outcome::Ready(result) => Poll::Ready(result.clone()),
+        }
+    }
+}
+
+/// One consumer's reference to a result cell (counted, so the last one can take the value).
+pub(crate) struct Consumer<T> {
+    cell: Arc<Cell<T>>,
+}
+
+impl<T> Consumer<T> {
+    pub(crate) fn poll_take(&self, cx: &mut Context<'_>) -> Poll<Result<T, ServeError>> {
+        self.cell.poll_take(cx)
+    }
+}
+
+impl<T: Clone> Clone for Consumer<T> {
+    fn clone(&self) -> Self {
+        let _ = self.cell.clone_fn.set(T::clone);
+        self.cell.consumers.fetch_add(1, Ordering::AcqRel);
+        Self {
+            cell: self.cell.clone(),
+        }
+    }
+}
+
+impl<T> Drop for Consumer<T> {
+    fn drop(&mut self) {
+        self.cell.consumers.fetch_sub(1, Ordering::AcqRel);
+    }
+}
+
+/// The producer's side of a result cell. Dropping it without completing fails the request with
+/// [`ErrorKind::ShutDown`] (this happens when the runtime drops the task that held it).
+pub(crate) struct Completer<T> {
+    cell: Arc<Cell<T>>,
+}
+
+impl<T> Completer<T> {
+    pub(crate) fn cell(&self) -> &Arc<Cell<T>> {
+        &self.cell
+    }
+
+    pub(crate) fn complete(self, result: Result<T, ServeError>) {
+        self.cell.complete(result);
+        // Drop runs next and finds the outcome already written.
+    }
+}
+
+impl<T> Drop for Completer<T> {
+    fn drop(&mut self) {
+        if !self.cell.is_done() {
+            self.cell.complete(Err(ServeError::shut_down()));
+        }
+    }
+}
+
+/// Creates a pending request: the producer's completer and the first consumer.
+pub(crate) fn pending<T>() -> (Completer<T>, Consumer<T>) {
+    let cell = Arc::new(Cell {
+        state: Mutex::new(State {
+            outcome: Outcome::Pending,
+            waker: None,
+            more_wakers: Vec::new(),
+            abort: None,
+        }),
+        consumers: AtomicUsize::new(1),
+        clone_fn: OnceLock::new(),
+    });
+    (Completer { cell: cell.clone() }, Consumer { cell })
+}
+
+/// Blocks the current thread on a consumer, up to `deadline`.
+fn block_on_consumer<T>(
+    consumer: &Consumer<T>,
+    deadline: Option<Instant>,
+    what: &str,
+) -> Result<T, ServeError> {
+    blocking::check_may_block(what)?;
+    let mut poll = |cx: &mut Context<'_>| consumer.poll_take(cx);
+    match blocking::block_on_poll(&mut poll, deadline) {
+        Some(result) => result,
+        None => Err(ServeError::new(ErrorKind::Timeout)),
+    }
+}
+
+/// The future result of a unary handle call, returned at once by `.remote(..)`.
+///
+/// The request is already on its way when you get this: it runs whether or not the response is
+/// ever awaited. Get the value with `.await` (in async code), [`result`](Self::result) (in
+/// synchronous code), or pass the response straight into another handle call as an argument; the
+/// runtime resolves it first and the downstream method receives the value.
+///
+/// Clones (for `T: Clone`) share the one request, and each yields the same value.
+#[must_use = "the request runs anyway; keep the response to get its result"]
+pub struct DeploymentResponse<T> {
+    consumer: Consumer<T>,
+}
+
+impl<T> DeploymentResponse<T> {
+    pub(crate) fn from_consumer(consumer: Consumer<T>) -> Self {
+        Self { consumer }
+    }
+
+    pub(crate) fn into_consumer(self) -> Consumer<T> {
+        self.consumer
+    }
+
+    /// Blocks the current thread until the result is there.
+    ///
+    /// For synchronous code (`fn main`, a sync deployment method). On an async runtime thread it
+    /// returns an [`ErrorKind::BlockingInAsync`] error instead of blocking: use `.await` there.
+    pub fn result(self) -> Result<T, ServeError> {
+        block_on_consumer(&self.consumer, None, "DeploymentResponse::result")
+    }
+
+    /// Like [`result`](Self::result), but gives up after `timeout` with an [`ErrorKind::Timeout`]
+    /// error. The request keeps running, and this can be called again on the same response.
+    pub fn result_timeout(&self, timeout: Duration) -> Result<T, ServeError> {
+        block_on_consumer(
+            &self.consumer,
+            Some(Instant::now() + timeout),
+            "DeploymentResponse::result_timeout",
+        )
+    }
+
+    /// Cancels the request: if it has not finished, it is stopped (a request still waiting for a
+    /// replica never runs; a running async method is dropped at its next `.await`) and awaiting
+    /// any of its responses gives an [`ErrorKind::Cancelled`] error.
+    pub fn cancel(&self) {
+        self.consumer.cell.cancel();
+    }
+
+    /// Turns the response into an [`ObjectRef`] that can be awaited any number of times and passed to
+    /// tasks (`#[remote]` functions) and handle calls.
+    ///
+    /// Resolves once the request has been handed to the runtime (which `.remote(..)` already did),
+    /// so it only fails if the request was cancelled.
+    pub async fn to_object_ref(self) -> Result<ObjectRef<T>, ServeError> {
+        self.into_object_ref()
+    }
+
+    /// The blocking form of [`to_object_ref`](Self::to_object_ref), for synchronous code.
+    pub fn to_object_ref_blocking(self) -> Result<ObjectRef<T>, ServeError> {
+        self.into_object_ref()
+    }
+
+    fn into_object_ref(self) -> Result<ObjectRef<T>, ServeError> {
+        let state = self.consumer.cell.lock();
+        if let Outcome::Ready(Err(e)) = &state.outcome {
+            if e.kind() == ErrorKind::Cancelled {
+                return Err(e.clone());
+            }
+        }
+        drop(state);
+        Ok(ObjectRef {
+            consumer: self.consumer,
+        })
+    }
+}
+
+impl<T: Clone> Clone for DeploymentResponse<T> {
+    fn clone(&self) -> Self {
+        Self {
+            consumer: self.consumer.clone(),
+        }
+    }
+}
+
+impl<T> std::fmt::Debug for DeploymentResponse<T> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("DeploymentResponse")
+            .field("done", &self.consumer.cell.is_done())
+            .finish()
+    }
+}
+
+/// The future of a [`DeploymentResponse`] or [`ObjectRef`] being awaited.
+#[must_use = "futures do nothing unless polled"]
+pub struct ResponseFuture<T> {
+    consumer: Consumer<T>,
+}
+
+impl<T> Future for ResponseFuture<T> {
+    type Output = Result<T, ServeError>;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        self.consumer.poll_take(cx)
+    }
+}
+
+impl<T> IntoFuture for DeploymentResponse<T> {
+    type Output = Result<T, ServeError>;
+    type IntoFuture = ResponseFuture<T>;
+
+    fn into_future(self) -> Self::IntoFuture {
+        ResponseFuture {
+            consumer: self.consumer,
+        }
+    }
+}
+
+/// A reference to the result of a request or a task, awaitable any number of times.
+///
+/// Made by [`DeploymentResponse::to_object_ref`] or returned by a `#[remote]` task's `.remote(..)`.
+/// Pass it wherever a `T` argument is expected (a handle call or a task), or await it:
+/// `obj_ref.await` takes the value (cloning it if other clones of the ref are alive), `(&obj_ref).await`
+/// clones it and keeps the ref usable.
+#[must_use = "the work runs anyway; keep the ref to get its result"]
+pub struct ObjectRef<T> {
+    consumer: Consumer<T>,
+}
+
+impl<T> ObjectRef<T> {
+    pub(crate) fn from_consumer(consumer: Consumer<T>) -> Self {
+        Self { consumer }
+    }
+
+    pub(crate) fn into_consumer(self) -> Consumer<T> {
+        self.consumer
+    }
+
+    /// Blocks the current thread until the value is there (synchronous code only; see
+    /// [`DeploymentResponse::result`]).
+    pub fn result(self) -> Result<T, ServeError> {
+        block_on_consumer(&self.consumer, None, "ObjectRef::result")
+    }
+}
+
+impl<T: Clone> Clone for ObjectRef<T> {
+    fn clone(&self) -> Self {
+        Self {
+            consumer: self.consumer.clone(),
+        }
+    }
+}
+
+impl<T> std::fmt::Debug for ObjectRef<T> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ObjectRef")
+            .field("done", &self.consumer.cell.is_done())
+            .finish()
+    }
+}
+
+impl<T> IntoFuture for ObjectRef<T> {
+    type Output = Result<T, ServeError>;
+    type IntoFuture = ResponseFuture<T>;
+
+    fn into_future(self) -> Self::IntoFuture {
+        ResponseFuture {
+            consumer: self.consumer,
+        }
+    }
+}
+
+/// The future of awaiting an `&ObjectRef<T>`: yields a clone of the value.
+#[must_use = "futures do nothing unless polled"]
+pub struct ObjectRefFuture<'a, T> {
+    cell: &'a Cell<T>,
+}
+
+impl<T: Clone> Future for ObjectRefFuture<'_, T> {
+    type Output = Result<T, ServeError>;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        self.cell.poll_clone(cx)
+    }
+}
+
+impl<'a, T: Clone> IntoFuture for &'a ObjectRef<T> {
+    type Output = Result<T, ServeError>;
+    type IntoFuture = ObjectRefFuture<'a, T>;
+
+    fn into_future(self) -> Self::IntoFuture {
+        ObjectRefFuture {
+            cell: &self.consumer.cell,
+        }
+    }
+}
+
+/// Capacity of a streaming request's channel: how far a producer may run ahead of its consumer.
+pub(crate) const STREAM_BUFFER: usize = 16;
+
+/// The items of a streaming handle call, as they are produced.
+///
+/// In async code it is a [`Stream`] of `Result<T, ServeError>` (`while let Some(item) =
+/// gen.next().await`); in synchronous code iterate it (`for item in gen`), which blocks for each
+/// item. An error ends the stream after the items produced before it. Dropping the generator stops
+/// the producer on the replica.
+///
+/// A generator cannot be passed to another handle call, and a unary method's
+/// [`DeploymentResponse`] is not a stream: the compiler checks both.
+#[must_use = "streams do nothing unless consumed; dropping this stops the producer"]
+pub struct DeploymentResponseGenerator<T> {
+    rx: mpsc::Receiver<Result<T, ServeError>>,
+    finished: Arc<AtomicBool>,
+    ended: bool,
+}
+
+pub(crate) struct GeneratorSender<T> {
+    pub(crate) tx: mpsc::Sender<Result<T, ServeError>>,
+    finished: Arc<AtomicBool>,
+}
+
+impl<T> GeneratorSender<T> {
+    /// Marks the stream as complete, so the consumer does not report a cut-off stream.
+    pub(crate) fn finish(self) {
+        self.finished.store(true, Ordering::Release);
+    }
+}
+
+pub(crate) fn generator<T>() -> (GeneratorSender<T>, DeploymentResponseGenerator<T>) {
+    let (tx, rx) = mpsc::channel(STREAM_BUFFER);
+    let finished = Arc::new(AtomicBool::new(false));
+    (
+        GeneratorSender {
+            tx,
+            finished: finished.clone(),
+        },
+        DeploymentResponseGenerator {
+            rx,
+            finished,
+            ended: false,
+        },
+    )
+}
+
+impl<T> DeploymentResponseGenerator<T> {
+    fn poll_item(&mut self, cx: &mut Context<'_>) -> Poll<Option<Result<T, ServeError>>> {
+        if self.ended {
+            return Poll::Ready(None);
+        }
+        match self.rx.poll_recv(cx) {
+            Poll::Ready(Some(Err(e))) => {
+                self.ended = true;
+                Poll::Ready(Some(Err(e)))
+            }
+            Poll::Ready(None) => {
+                self.ended = true;
+                if self.finished.load(Ordering::Acquire) {
+                    Poll::Ready(None)
+                } else {
+                    // The producer went away without finishing: its task was dropped.
+                    Poll::Ready(Some(Err(ServeError::shut_down())))
+                }
+            }
+            other => other,
+        }
+    }
+}
+
+impl<T> Stream for DeploymentResponseGenerator<T> {
+    type Item = Result<T, ServeError>;
+
+    fn poll_next(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
+        self.get_mut().poll_item(cx)
+    }
+}
+
+impl<T> std::fmt::Debug for DeploymentResponseGenerator<T> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("DeploymentResponseGenerator")
+            .field("ended", &self.ended)
+            .finish()
+    }
+}
+
+/// Blocking iterator over a [`DeploymentResponseGenerator`], for synchronous code.
+///
+/// On an async runtime thread it yields one [`ErrorKind::BlockingInAsync`] error and ends.
+pub struct BlockingIter<T> {
+    generator: DeploymentResponseGenerator<T>,
+}
+
+impl<T> Iterator for BlockingIter<T> {
+    type Item = Result<T, ServeError>;
+
+    fn next(&mut self) -> Option<Self::Item> {
+        if self.generator.ended {
+            return None;
+        }
+        if let Err(e) = blocking::check_may_block("iterating a DeploymentResponseGenerator") {
+            self.generator.ended = true;
+            return Some(Err(e));
+        }
+        let generator = &mut self.generator;
+        let mut poll = |cx: &mut Context<'_>| generator.poll_item(cx);
+        blocking::block_on_poll(&mut poll, None).flatten()
+    }
+}
+
+impl<T> IntoIterator for DeploymentResponseGenerator<T> {
+    type Item = Result<T, ServeError>;
+    type IntoIter = BlockingIter<T>;
+
+    fn into_iter(self) -> Self::IntoIter {
+        BlockingIter { generator: self }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sole_consumer_takes_the_value_without_clone() {
+        struct NotClone(u8);
+        let (completer, consumer) = pending::<NotClone>();
+        completer.complete(Ok(NotClone(7)));
+        let response = DeploymentResponse::from_consumer(consumer);
+        assert_eq!(response.result().unwrap().0, 7);
+    }
+
+    #[test]
+    fn clones_each_get_the_value() {
+        let (completer, consumer) = pending::<String>();
+        let a = DeploymentResponse::from_consumer(consumer);
+        let b = a.clone();
+        completer.complete(Ok("v".into()));
+        assert_eq!(a.result().unwrap(), "v");
+        assert_eq!(b.result().unwrap(), "v");
+    }
+
+    #[test]
+    fn dropped_completer_fails_the_request() {
+        let (completer, consumer) = pending::<u8>();
+        drop(completer);
+        let err = DeploymentResponse::from_consumer(consumer)
+            .result()
+            .unwrap_err();
+        assert_eq!(err.kind(), ErrorKind::ShutDown);
+    }
+
+    #[test]
+    fn timeout_then_result_on_the_same_response() {
+        let (completer, consumer) = pending::<u8>();
+        let response = DeploymentResponse::from_consumer(consumer);
+        let err = response
+            .result_timeout(Duration::from_millis(1))
+            .unwrap_err();
+        assert_eq!(err.kind(), ErrorKind::Timeout);
+        completer.complete(Ok(3));
+        assert_eq!(response.result_timeout(Duration::from_secs(5)).unwrap(), 3);
+    }
+
+    #[test]
+    fn cancel_wins_over_a_later_completion() {
+        let (completer, consumer) = pending::<u8>();
+        let response = DeploymentResponse::from_consumer(consumer);
+        response.cancel();
+        completer.complete(Ok(1));
+        assert_eq!(response.result().unwrap_err().kind(), ErrorKind::Cancelled);
+    }
+
+    #[test]
+    fn object_ref_by_reference_can_be_awaited_many_times() {
+        let (completer, consumer) = pending::<u32>();
+        let obj = ObjectRef::from_consumer(consumer);
+        completer.complete(Ok(9));
+        futures::executor::block_on(async {
+            assert_eq!((&obj).await.unwrap(), 9);
+            assert_eq!((&obj).await.unwrap(), 9);
+            assert_eq!(obj.clone().await.unwrap(), 9);
+            assert_eq!(obj.await.unwrap(), 9);
+        });
+    }
+}

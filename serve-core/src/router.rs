@@ -1,0 +1,567 @@
+//! Where a request waits for a replica, and how it runs there.
+//!
+//! A [`Router`] owns a deployment's replicas. A handle call:
+//!
+//! 1. builds its argument tuple; if an argument is a pending response, a small task first waits for
+//!    it (and fails the call with an upstream error if it failed);
+//! 2. reserves a slot on a replica: *power of two choices* on in-flight counts (Mitzenmacher, "The
+//!    Power of Two Choices in Randomized Load Balancing", 2001: picking the less loaded of two random
+//!    replicas keeps the maximum load within `O(log log n)` of the mean, without a global scan); a
+//!    replica has `max_ongoing_requests` slots;
+//! 3. when every replica is full, waits in one FIFO queue; a replica that finishes a request hands
+//!    its slot to the head of the queue;
+//! 4. runs: an `async fn` method as a task on the runtime's async workers, a synchronous `fn` method
+//!    on the runtime's blocking pool (so it never stalls the async workers).
+//!
+//! The slot is a [`Slot`] guard that travels with the request and is released when the request
+//! completes *or is dropped* (cancelled, aborted, runtime shut down), never by a bookkeeping call.
+//! Panics in user code are caught and fail that one request; the replica goes on serving.
+
+use std::collections::VecDeque;
+use std::future::Future;
+use std::panic::AssertUnwindSafe;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+
+use futures::{FutureExt, Stream, StreamExt};
+
+use crate::args::ArgList;
+use crate::blocking::allow_blocking;
+use crate::error::{BoxError, ServeError};
+use crate::response::{self, Completer, DeploymentResponse, DeploymentResponseGenerator};
+
+struct Replica<D> {
+    instance: Arc<D>,
+    in_flight: AtomicUsize,
+}
+
+/// A request waiting in the queue for a free slot.
+trait Job<D>: Send {
+    /// Whether nobody wants the result any more (cancelled, or a stream whose consumer left): such a
+    /// job is dropped from the queue without taking a slot.
+    fn abandoned(&self) -> bool;
+    fn run(self: Box<Self>, slot: Slot<D>);
+}
+
+struct QueuedJob<F, A> {
+    run: F,
+    abandoned: A,
+}
+
+impl<D, F, A> Job<D> for QueuedJob<F, A>
+where
+    F: FnOnce(Slot<D>) + Send,
+    A: Fn() -> bool + Send,
+{
+    fn abandoned(&self) -> bool {
+        (self.abandoned)()
+    }
+
+    fn run(self: Box<Self>, slot: Slot<D>) {
+        (self.run)(slot)
+    }
+}
+
+/// Routes the requests of one deployment to its replicas.
+#[doc(hidden)]
+pub struct Router<D> {
+    name: Arc<str>,
+    replicas: Box<[Replica<D>]>,
+    max_ongoing: usize,
+    queue: Mutex<VecDeque<Box<dyn Job<D>>>>,
+    /// `queue.len()`, readable without the lock. Together with `in_flight` it forms a Dekker-style
+    /// handshake (both `SeqCst`): a dispatcher publishes "queued" then retries slots; a finishing
+    /// request frees its slot then checks "queued". One of the two always sees the other.
+    queued: AtomicUsize,
+    rt: tokio::runtime::Handle,
+}
+
+/// A reserved place on one replica, released on drop.
+pub(crate) struct Slot<D> {
+    router: Arc<Router<D>>,
+    index: usize,
+}
+
+impl<D> Slot<D> {
+    fn instance(&self) -> Arc<D> {
+        self.router.replicas[self.index].instance.clone()
+    }
+}
+
+impl<D> Drop for Slot<D> {
+    fn drop(&mut self) {
+        self.router.replicas[self.index]
+            .in_flight
+            .fetch_sub(1, Ordering::SeqCst);
+        if self.router.queued.load(Ordering::SeqCst) > 0 {
+            self.router.drain();
+        }
+    }
+}
+
+/// Picks two distinct replica indices out of `n >= 2` with `rand(k)` in `0..k`.
+fn two_choices(n: usize, mut rand: impl FnMut(usize) -> usize) -> (usize, usize) {
+    let first = rand(n);
+    let mut second = rand(n - 1);
+    if second >= first {
+        second += 1;
+    }
+    (first, second)
+}
+
+impl<D: Send + Sync + 'static> Router<D> {
+    pub(crate) fn new(
+        name: Arc<str>,
+        instances: Vec<D>,
+        max_ongoing: usize,
+        rt: tokio::runtime::Handle,
+    ) -> Self {
+        Self {
+            name,
+            replicas: instances
+                .into_iter()
+                .map(|instance| Replica {
+                    instance: Arc::new(instance),
+                    in_flight: AtomicUsize::new(0),
+                })
+                .collect(),
+            max_ongoing: max_ongoing.max(1),
+            queue: Mutex::new(VecDeque::new()),
+            queued: AtomicUsize::new(0),
+            rt,
+        }
+    }
+}
+
+impl<D> Router<D> {
+    pub(crate) fn name(&self) -> &str {
+        &self.name
+    }
+
+    pub(crate) fn num_replicas(&self) -> usize {
+        self.replicas.len()
+    }
+
+    fn try_reserve(&self, index: usize) -> bool {
+        let in_flight = &self.replicas[index].in_flight;
+        let mut current = in_flight.load(Ordering::SeqCst);
+        while current < self.max_ongoing {
+            match in_flight.compare_exchange_weak(
+                current,
+                current + 1,
+                Ordering::SeqCst,
+                Ordering::SeqCst,
+            ) {
+                Ok(_) => return true,
+                Err(now) => current = now,
+            }
+        }
+        false
+    }
+
+    fn load(&self, index: usize) -> usize {
+        self.replicas[index].in_flight.load(Ordering::Relaxed)
+    }
+
+    /// Power of two choices, then any replica with room.
+    fn reserve(&self) -> Option<usize> {
+        let n = self.replicas.len();
+        match n {
+            0 => return None,
+            1 => return self.try_reserve(0).then_some(0),
+            _ => {}
+        }
+        let (a, b) = two_choices(n, |k| fastrand::usize(..k));
+        let (first, second) = if self.load(b) < self.load(a) {
+            (b, a)
+        } else {
+            (a, b)
+        };
+        if self.try_reserve(first) {
+            return Some(first);
+        }
+        if self.try_reserve(second) {
+            return Some(second);
+        }
+        (0..n)
+            .map(|k| (a + k) % n)
+            .find(|&i| i != first && i != second && self.try_reserve(i))
+    }
+
+    /// Runs `run` with a slot now, or queues it (FIFO) until one frees up.
+    fn dispatch<F, A>(self: &Arc<Self>, run: F, abandoned: A)
+    where
+        F: FnOnce(Slot<D>) + Send + 'static,
+        A: Fn() -> bool + Send + 'static,
+    {
+        if self.queued.load(Ordering::SeqCst) == 0 {
+            if let Some(index) = self.reserve() {
+                run(Slot {
+                    router: self.clone(),
+                    index,
+                });
+                return;
+            }
+        }
+        {
+            let mut queue = self.queue.lock().unwrap_or_else(|p| p.into_inner());
+            queue.push_back(Box::new(QueuedJob { run, abandoned }));
+            self.queued.fetch_add(1, Ordering::SeqCst);
+        }
+        self.drain();
+    }
+
+    /// Hands free slots to queued requests, oldest first.
+    fn drain(self: &Arc<Self>) {
+        loop {
+            let (job, index) = {
+                let mut queue = self.queue.lock().unwrap_or_else(|p| p.into_inner());
+                let Some(front) = queue.front() else { return };
+                if front.abandoned() {
+                    queue.pop_front();
+                    self.queued.fetch_sub(1, Ordering::SeqCst);
+                    continue;
+                }
+                let Some(index) = self.reserve() else { return };
+                let job = queue.pop_front().expect("checked non-empty under the lock");
+                self.queued.fetch_sub(1, Ordering::SeqCst);
+                (job, index)
+            };
+            // Run outside the lock: the job may drop its slot at once, which drains again.
+            job.run(Slot {
+                router: self.clone(),
+                index,
+            });
+        }
+    }
+}
+
+impl<D: Send + Sync + 'static> Router<D> {
+    /// Runs `then(values)` once every argument is resolved, or reports the upstream failure.
+    fn with_args<A: ArgList>(
+        self: &Arc<Self>,
+        method: &'static str,
+        args: A,
+        then: impl FnOnce(&Arc<Self>, A::Values) + Send + 'static,
+        fail: impl FnOnce(ServeError) + Send + 'static,
+    ) {
+        match args.ready() {
+            Ok(values) => then(self, values),
+            Err(args) => {
+                let router = self.clone();
+                self.rt.spawn(async move {
+                    match args.resolve().await {
+                        Ok(values) => then(&router, values),
+                        Err(e) => fail(e.at(&router.name, method)),
+                    }
+                });
+            }
+        }
+    }
+
+    fn finish<T>(
+        &self,
+        method: &'static str,
+        completer: Completer<T>,
+        outcome: Result<Result<T, BoxError>, Box<dyn std::any::Any + Send>>,
+    ) {
+        let result = match outcome {
+            Ok(Ok(value)) => Ok(value),
+            Ok(Err(e)) => Err(ServeError::user(e).at(&self.name, method)),
+            Err(panic) => Err(ServeError::panic(panic).at(&self.name, method)),
+        };
+        completer.complete(result);
+    }
+
+    /// Calls a synchronous method: it runs on the blocking pool.
+    pub fn call_sync<A, T, F>(
+        self: &Arc<Self>,
+        method: &'static str,
+        args: A,
+        f: F,
+    ) -> DeploymentResponse<T>
+    where
+        A: ArgList,
+        T: Send + 'static,
+        F: FnOnce(&D, A::Values) -> Result<T, BoxError> + Send + 'static,
+    {
+        let (completer, consumer) = response::pending::<T>();
+        let failed = completer.cell().clone();
+        self.with_args(
+            method,
+            args,
+            move |router, values| {
+                let cell = completer.cell().clone();
+                router.dispatch(
+                    move |slot| {
+                        if completer.cell().is_done() {
+                            return; // cancelled while it waited
+                        }
+                        let cell = completer.cell().clone();
+                        let router = slot.router.clone();
+                        let rt = router.rt.clone();
+                        let task = rt.spawn_blocking(move || {
+                            let instance = slot.instance();
+                            let outcome = allow_blocking(|| {
+                                std::panic::catch_unwind(AssertUnwindSafe(|| f(&instance, values)))
+                            });
+                            drop(slot);
+                            router.finish(method, completer, outcome);
+                        });
+                        cell.set_abort(task.abort_handle());
+                    },
+                    move || cell.is_done(),
+                );
+            },
+            move |e| {
+                failed.complete(Err(e));
+            },
+        );
+        DeploymentResponse::from_consumer(consumer)
+    }
+
+    /// Calls an `async fn` method: it runs as a task on the async workers.
+    pub fn call_async<A, T, F, Fut>(
+        self: &Arc<Self>,
+        method: &'static str,
+        args: A,
+        f: F,
+    ) -> DeploymentResponse<T>
+    where
+        A: ArgList,
+        T: Send + 'static,
+        F: FnOnce(Arc<D>, A::Values) -> Fut + Send + 'static,
+        Fut: Future<Output = Result<T, BoxError>> + Send + 'static,
+    {
+        let (completer, consumer) = response::pending::<T>();
+        let failed = completer.cell().clone();
+        self.with_args(
+            method,
+            args,
+            move |router, values| {
+                let cell = completer.cell().clone();
+                router.dispatch(
+                    move |slot| {
+                        if completer.cell().is_done() {
+                            return;
+                        }
+                        let cell = completer.cell().clone();
+                        let router = slot.router.clone();
+                        let rt = router.rt.clone();
+                        let task = rt.spawn(async move {
+                            let outcome = AssertUnwindSafe(f(slot.instance(), values))
+                                .catch_unwind()
+                                .await;
+                            drop(slot);
+                            router.finish(method, completer, outcome);
+                        });
+                        cell.set_abort(task.abort_handle());
+                    },
+                    move || cell.is_done(),
+                );
+            },
+            move |e| {
+                failed.complete(Err(e));
+            },
+        );
+        DeploymentResponse::from_consumer(consumer)
+    }
+
+    /// Calls a streaming method: `f` drives the method's stream into the sink; items reach the
+    /// caller's generator as they are produced.
+    pub fn call_stream<A, T, F, Fut>(
+        self: &Arc<Self>,
+        method: &'static str,
+        args: A,
+        f: F,
+    ) -> DeploymentResponseGenerator<T>
+    where
+        A: ArgList,
+        T: Send + 'static,
+        F: FnOnce(Arc<D>, A::Values, StreamSink<T>) -> Fut + Send + 'static,
+        Fut: Future<Output = ()> + Send + 'static,
+    {
+        let (sender, generator) = response::generator::<T>();
+        let failed = sender.tx.clone();
+        self.with_args(
+            method,
+            args,
+            move |router, values| {
+                let closed = sender.tx.clone();
+                router.dispatch(
+                    move |slot| {
+                        if sender.tx.is_closed() {
+                            return; // the consumer left while it waited
+                        }
+                        let router = slot.router.clone();
+                        let errors = sender.tx.clone();
+                        let sink = StreamSink {
+                            sender,
+                            deployment: router.name.clone(),
+                            method,
+                        };
+                        router.clone().rt.spawn(async move {
+                            let outcome = AssertUnwindSafe(f(slot.instance(), values, sink))
+                                .catch_unwind()
+                                .await;
+                            drop(slot);
+                            if let Err(panic) = outcome {
+                                let err = ServeError::panic(panic).at(&router.name, method);
+                                let _ = errors.send(Err(err)).await;
+                            }
+                        });
+                    },
+                    move || closed.is_closed(),
+                );
+            },
+            move |e| {
+                let _ = failed.try_send(Err(e));
+            },
+        );
+        generator
+    }
+}
+
+/// Where a streaming method's items go: the generated code hands the method's stream to
+/// [`drive`](Self::drive) (or [`drive_fallible`](Self::drive_fallible) for `Result` items).
+#[doc(hidden)]
+pub struct StreamSink<T> {
+    sender: response::GeneratorSender<T>,
+    deployment: Arc<str>,
+    method: &'static str,
+}
+
+impl<T: Send + 'static> StreamSink<T> {
+    /// Forwards an infallible stream's items until it ends or the consumer goes away.
+    pub async fn drive<S>(self, stream: S)
+    where
+        S: Stream<Item = T>,
+    {
+        self.drive_fallible(stream.map(Ok::<T, std::convert::Infallible>))
+            .await
+    }
+
+    /// Forwards items until the stream ends, yields an error (forwarded, then the stream ends), or
+    /// the consumer goes away (the stream is dropped at once, even while it waits for its next item).
+    pub async fn drive_fallible<S, E>(self, stream: S)
+    where
+        S: Stream<Item = Result<T, E>>,
+        E: Into<BoxError>,
+    {
+        let mut stream = std::pin::pin!(stream);
+        let tx = &self.sender.tx;
+        loop {
+            let item = tokio::select! {
+                biased;
+                _ = tx.closed() => return,
+                item = stream.next() => item,
+            };
+            match item {
+                None => break,
+                Some(Ok(value)) => {
+                    if tx.send(Ok(value)).await.is_err() {
+                        return;
+                    }
+                }
+                Some(Err(e)) => {
+                    let err = ServeError::user(e.into()).at(&self.deployment, self.method);
+                    let _ = tx.send(Err(err)).await;
+                    break;
+                }
+            }
+        }
+        self.sender.finish();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn two_choices_are_distinct_and_cover_all_pairs() {
+        let mut seen = std::collections::HashSet::new();
+        let mut rng = fastrand::Rng::with_seed(7);
+        for _ in 0..1000 {
+            let (a, b) = two_choices(4, |k| rng.usize(..k));
+            assert_ne!(a, b);
+            assert!(a < 4 && b < 4);
+            seen.insert((a, b));
+        }
+        assert_eq!(
+            seen.len(),
+            12,
+            "every ordered pair of distinct replicas is reachable"
+        );
+    }
+
+    fn router(replicas: usize, max: usize, rt: &tokio::runtime::Runtime) -> Arc<Router<()>> {
+        Arc::new(Router::new(
+            Arc::from("T"),
+            vec![(); replicas],
+            max,
+            rt.handle().clone(),
+        ))
+    }
+
+    #[test]
+    fn reserve_prefers_the_less_loaded_replica_and_respects_the_limit() {
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .build()
+            .unwrap();
+        let r = router(2, 2, &rt);
+        let picks: Vec<usize> = (0..4).map(|_| r.reserve().unwrap()).collect();
+        assert_eq!(r.load(0), 2);
+        assert_eq!(r.load(1), 2);
+        assert!(r.reserve().is_none(), "all slots taken: {picks:?}");
+    }
+
+    #[test]
+    fn queued_jobs_run_in_fifo_order_when_slots_free() {
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .build()
+            .unwrap();
+        let r = router(1, 1, &rt);
+        let order = Arc::new(Mutex::new(Vec::new()));
+        let held = Arc::new(Mutex::new(None));
+        {
+            let held = held.clone();
+            r.dispatch(move |slot| *held.lock().unwrap() = Some(slot), || false);
+        }
+        for i in 0..3 {
+            let order = order.clone();
+            r.dispatch(move |_slot| order.lock().unwrap().push(i), || false);
+        }
+        assert!(order.lock().unwrap().is_empty(), "the only slot is held");
+        assert_eq!(r.queued.load(Ordering::SeqCst), 3);
+        held.lock().unwrap().take(); // release: the queue drains in order
+        assert_eq!(*order.lock().unwrap(), vec![0, 1, 2]);
+        assert_eq!(r.load(0), 0);
+    }
+
+    #[test]
+    fn abandoned_jobs_are_skipped_without_a_slot() {
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .build()
+            .unwrap();
+        let r = router(1, 1, &rt);
+        let held = Arc::new(Mutex::new(None));
+        {
+            let held = held.clone();
+            r.dispatch(move |slot| *held.lock().unwrap() = Some(slot), || false);
+        }
+        let ran = Arc::new(AtomicUsize::new(0));
+        {
+            let ran = ran.clone();
+            r.dispatch(
+                move |_slot| {
+                    ran.fetch_add(1, Ordering::SeqCst);
+                },
+                || true,
+            );
+        }
+        held.lock().unwrap().take();
+        assert_eq!(ran.load(Ordering::SeqCst), 0);
+        assert_eq!(r.queued.load(Ordering::SeqCst), 0);
+    }
+}

@@ -1,0 +1,202 @@
+//! A serve instance: the runtime that replicas, requests and tasks run on.
+//!
+//! [`Serve::start`] creates an instance with its own multi-threaded tokio runtime, so applications
+//! run the same whether the caller is a plain `fn main`, a test, or code inside another tokio
+//! runtime: blocking calls such as [`Serve::run`] wait on the instance's runtime, never on the
+//! caller's. Several instances can run side by side (tests do). The free functions [`run`] and
+//! [`shutdown`] use one process-wide default instance, started on first use.
+
+use std::sync::{Arc, Mutex};
+
+use crate::application::Application;
+use crate::blocking;
+use crate::deployment::{Deployment, DeploymentHandle};
+use crate::error::{ErrorKind, ServeError};
+
+struct Inner {
+    runtime: Mutex<Option<tokio::runtime::Runtime>>,
+    handle: tokio::runtime::Handle,
+}
+
+impl Drop for Inner {
+    fn drop(&mut self) {
+        let runtime = self
+            .runtime
+            .get_mut()
+            .unwrap_or_else(|p| p.into_inner())
+            .take();
+        if let Some(runtime) = runtime {
+            // `shutdown_background` never blocks, so it is safe from any thread, async ones included.
+            runtime.shutdown_background();
+        }
+    }
+}
+
+/// A running serve instance. Cheap to clone; the instance shuts down when [`shutdown`](Self::shutdown)
+/// is called or the last clone is dropped.
+///
+/// ```
+/// use serve_core::prelude::*;
+///
+/// #[deployment]
+/// #[derive(Default)]
+/// pub struct Echo;
+///
+/// #[deployment]
+/// impl Echo {
+///     pub fn call(&self, text: String) -> String { text }
+/// }
+///
+/// let serve = Serve::start()?;
+/// let handle = serve.run(Echo::bind())?;
+/// assert_eq!(handle.remote("hi").result()?, "hi");
+/// serve.shutdown();
+/// # Ok::<(), ServeError>(())
+/// ```
+#[derive(Clone)]
+pub struct Serve {
+    inner: Arc<Inner>,
+}
+
+impl std::fmt::Debug for Serve {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Serve")
+            .field("running", &self.is_running())
+            .finish()
+    }
+}
+
+impl Serve {
+    /// Starts an instance: a multi-threaded runtime with one async worker per core and a blocking
+    /// pool for synchronous methods.
+    pub fn start() -> Result<Serve, ServeError> {
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .thread_name("serve-worker")
+            .on_thread_start(blocking::mark_serve_thread)
+            .enable_all()
+            .build()
+            .map_err(|e| {
+                ServeError::new(ErrorKind::Runtime)
+                    .with_message("could not start the serve runtime")
+                    .with_source(Box::new(e))
+            })?;
+        let handle = runtime.handle().clone();
+        Ok(Serve {
+            inner: Arc::new(Inner {
+                runtime: Mutex::new(Some(runtime)),
+                handle,
+            }),
+        })
+    }
+
+    /// Whether [`shutdown`](Self::shutdown) has not been called yet.
+    pub fn is_running(&self) -> bool {
+        self.inner
+            .runtime
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .is_some()
+    }
+
+    fn live_handle(&self) -> Result<tokio::runtime::Handle, ServeError> {
+        if self.is_running() {
+            Ok(self.inner.handle.clone())
+        } else {
+            Err(ServeError::shut_down())
+        }
+    }
+
+    /// Deploys `app` (every deployment it was bound with, children first) and returns the handle of
+    /// its root deployment, once every replica is constructed. Fails with the constructor's error if
+    /// one fails.
+    ///
+    /// Blocks the calling thread. From async code prefer [`run_async`](Self::run_async); calling this
+    /// on one of the instance's own async threads returns an error instead of blocking.
+    pub fn run<D: Deployment>(
+        &self,
+        app: Application<D>,
+    ) -> Result<DeploymentHandle<D>, ServeError> {
+        if blocking::on_serve_async_thread() {
+            return Err(ServeError::blocking_in_async("Serve::run"));
+        }
+        let rt = self.live_handle()?;
+        let task = rt.spawn(app.deploy(rt.clone()));
+        futures::executor::block_on(task).unwrap_or_else(|_| Err(ServeError::shut_down()))
+    }
+
+    /// Like [`run`](Self::run), for async code.
+    pub async fn run_async<D: Deployment>(
+        &self,
+        app: Application<D>,
+    ) -> Result<DeploymentHandle<D>, ServeError> {
+        let rt = self.live_handle()?;
+        rt.spawn(app.deploy(rt.clone()))
+            .await
+            .unwrap_or_else(|_| Err(ServeError::shut_down()))
+    }
+
+    /// Stops the instance: running requests are dropped (their callers get an
+    /// [`ErrorKind::ShutDown`] error) and later calls through its handles fail the same way.
+    /// Returns at once; safe to call from any thread, more than once.
+    pub fn shutdown(&self) {
+        let runtime = self
+            .inner
+            .runtime
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .take();
+        if let Some(runtime) = runtime {
+            runtime.shutdown_background();
+        }
+    }
+
+    pub(crate) fn handle(&self) -> &tokio::runtime::Handle {
+        &self.inner.handle
+    }
+}
+
+static DEFAULT: Mutex<Option<Serve>> = Mutex::new(None);
+
+/// The process-wide default instance, started on first use.
+pub(crate) fn default_instance() -> Result<Serve, ServeError> {
+    let mut default = DEFAULT.lock().unwrap_or_else(|p| p.into_inner());
+    match &*default {
+        Some(serve) if serve.is_running() => Ok(serve.clone()),
+        _ => {
+            let serve = Serve::start()?;
+            *default = Some(serve.clone());
+            Ok(serve)
+        }
+    }
+}
+
+/// Deploys `app` on the process-wide default instance and returns its root deployment's handle.
+/// See [`Serve::run`].
+///
+/// ```
+/// use serve_core::prelude::*;
+///
+/// #[deployment]
+/// pub struct Adder { increment: i32 }
+///
+/// #[deployment]
+/// impl Adder {
+///     pub fn new(increment: i32) -> Self { Self { increment } }
+///     pub fn call(&self, val: i32) -> i32 { val + self.increment }
+/// }
+///
+/// let handle = serve_core::run(Adder::bind(1))?;
+/// assert_eq!(handle.remote(41).result()?, 42);
+/// # Ok::<(), ServeError>(())
+/// ```
+pub fn run<D: Deployment>(app: Application<D>) -> Result<DeploymentHandle<D>, ServeError> {
+    default_instance()?.run(app)
+}
+
+/// Shuts the process-wide default instance down (a later [`run`] starts a new one).
+pub fn shutdown() {
+    let serve = DEFAULT.lock().unwrap_or_else(|p| p.into_inner()).take();
+    if let Some(serve) = serve {
+        serve.shutdown();
+    }
+}

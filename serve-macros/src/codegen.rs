@@ -1,0 +1,751 @@
+//! From the model to tokens. Cannot fail: everything was validated by the parser.
+//!
+//! One function per generated item, in the order EXPANSION.md lists them. Runtime items are named
+//! only through `::serve_core::__private` and std items only through `::core` / `::std`, so the
+//! expansion compiles under `#![no_implicit_prelude]`.
+
+use proc_macro2::{Ident, TokenStream};
+use quote::{ToTokens, format_ident, quote, quote_spanned};
+use syn::Type;
+use syn::spanned::Spanned;
+
+use crate::model::{
+    Asyncness, Constructor, CtorParamKind, DeploymentImpl, DeploymentStruct, Kind, Method, NewFn,
+    Output,
+};
+use crate::util::{camel_case, plain_name, private, replace_self};
+
+/// The `DeploymentDefaults` impl of a `#[deployment(...)]` struct: one setter per option given.
+pub(crate) fn config_impl(model: &DeploymentStruct) -> TokenStream {
+    let p = private();
+    let ident = &model.ident;
+    let (impl_generics, ty_generics, where_clause) = model.generics.split_for_impl();
+    let options = &model.options;
+    let name = match &options.name {
+        Some(lit) => lit.to_token_stream(),
+        None => plain_name(ident).into_token_stream(),
+    };
+    let num_replicas = options.num_replicas.as_ref().map(|c| {
+        let lit = c.literal();
+        quote!(.num_replicas(#lit))
+    });
+    let max_ongoing_requests = options.max_ongoing_requests.as_ref().map(|c| {
+        let lit = c.literal();
+        quote!(.max_ongoing_requests(#lit))
+    });
+    quote! {
+        #[automatically_derived]
+        impl #impl_generics #p::DeploymentDefaults for #ident #ty_generics #where_clause {
+            fn __deployment_config() -> #p::DeploymentConfig {
+                #p::DeploymentConfig::new(#name) #num_replicas #max_ongoing_requests
+            }
+        }
+    }
+}
+
+/// Asks the runtime to check the struct, with the error pointing at the struct's name.
+pub(crate) fn struct_assertion(model: &DeploymentStruct) -> TokenStream {
+    let ident = &model.ident;
+    let check = quote_spanned! {ident.span()=>
+        ::serve_core::__private::assert_deployment_type::<#ident>();
+    };
+    quote! {
+        const _: () = {
+            fn __serve_assert_deployment() { #check }
+        };
+    }
+}
+
+/// Everything generated for a `#[deployment]` impl block (the user's impl is emitted by the caller).
+pub(crate) fn deployment_impl(model: &DeploymentImpl) -> TokenStream {
+    let g = ImplGen::new(model);
+    let stubs = model.methods.iter().map(|m| g.stub(m));
+    let items = [
+        g.handle_struct(),
+        g.handle_clone(),
+        g.handle_stubs(),
+        g.deployment(),
+        stubs.collect(),
+        g.shorthand(),
+        g.bind(),
+        g.assertions(),
+    ];
+    items.into_iter().collect()
+}
+
+struct ImplGen<'a> {
+    model: &'a DeploymentImpl,
+    /// `::serve_core::__private`.
+    p: TokenStream,
+    /// The deployment type as written after `impl`.
+    ty: TokenStream,
+    /// The same, as rustdoc link text (`Ingress`, `crate::Ingress`).
+    doc_path: String,
+    handle: Ident,
+}
+
+impl<'a> ImplGen<'a> {
+    fn new(model: &'a DeploymentImpl) -> Self {
+        let doc_path = model
+            .self_ty
+            .segments
+            .iter()
+            .map(|s| s.ident.to_string())
+            .collect::<Vec<_>>()
+            .join("::");
+        let doc_path = match model.self_ty.leading_colon {
+            Some(_) => format!("::{doc_path}"),
+            None => doc_path,
+        };
+        ImplGen {
+            model,
+            p: private(),
+            ty: model.self_ty.to_token_stream(),
+            doc_path,
+            handle: format_ident!("{}Handle", model.ident),
+        }
+    }
+
+    /// A user type, usable outside the impl block.
+    fn user_ty(&self, ty: &Type) -> TokenStream {
+        replace_self(ty.to_token_stream(), &self.ty)
+    }
+
+    fn value_ty(&self, output: &Output) -> TokenStream {
+        match &output.value_ty {
+            Some(ty) => self.user_ty(ty),
+            None => quote!(()),
+        }
+    }
+
+    fn stub_ident(&self, m: &Method) -> Ident {
+        format_ident!(
+            "{}{}Stub",
+            self.model.ident,
+            camel_case(&m.ident),
+            span = m.ident.span()
+        )
+    }
+
+    fn method_link(&self, m: &Method) -> String {
+        format!("[`{}::{}`]", self.doc_path, plain_name(&m.ident))
+    }
+
+    /// `DeploymentResponse<T>` or `DeploymentResponseGenerator<T>`.
+    fn response_ty(&self, m: &Method) -> TokenStream {
+        let p = &self.p;
+        let value = self.value_ty(&m.output);
+        match m.output.kind {
+            Kind::Unary => quote!(#p::DeploymentResponse<#value>),
+            Kind::Streaming => quote!(#p::DeploymentResponseGenerator<#value>),
+        }
+    }
+
+    /// `a: impl IntoArg<A>, b: impl IntoArg<B>`.
+    fn remote_params(&self, m: &Method) -> TokenStream {
+        let p = &self.p;
+        let params = m.args.iter().map(|a| {
+            let (name, ty) = (&a.name, self.user_ty(&a.ty));
+            quote!(#name: impl #p::IntoArg<#ty>)
+        });
+        quote!(#(#params),*)
+    }
+
+    fn handle_struct(&self) -> TokenStream {
+        let (p, ty, handle) = (&self.p, &self.ty, &self.handle);
+        let doc = format!(
+            "Typed handle of [`{}`]: one field per method, `handle.<method>.remote(..)` calls it.",
+            self.doc_path
+        );
+        let fields = self.model.methods.iter().map(|m| {
+            let (vis, ident, cfgs, docs) = (&m.vis, &m.ident, &m.cfgs, &m.docs);
+            let stub = self.stub_ident(m);
+            let calls = format!("Calls {}.", self.method_link(m));
+            let separator = (!docs.is_empty()).then(|| quote!(#[doc = ""]));
+            quote! {
+                #[doc = #calls]
+                #separator
+                #(#docs)*
+                #(#cfgs)*
+                #vis #ident: #stub,
+            }
+        });
+        quote! {
+            #[doc = #doc]
+            #[allow(non_snake_case)]
+            pub struct #handle {
+                #(#fields)*
+                #[doc(hidden)]
+                __serve_router: #p::Arc<#p::Router<#ty>>,
+            }
+        }
+    }
+
+    fn handle_clone(&self) -> TokenStream {
+        let handle = &self.handle;
+        let fields = self.model.methods.iter().map(|m| {
+            let (ident, cfgs) = (&m.ident, &m.cfgs);
+            quote!(#(#cfgs)* #ident: ::core::clone::Clone::clone(&self.#ident),)
+        });
+        quote! {
+            #[automatically_derived]
+            impl ::core::clone::Clone for #handle {
+                fn clone(&self) -> Self {
+                    Self {
+                        #(#fields)*
+                        __serve_router: ::core::clone::Clone::clone(&self.__serve_router),
+                    }
+                }
+            }
+        }
+    }
+
+    fn handle_stubs(&self) -> TokenStream {
+        let (p, ty, handle) = (&self.p, &self.ty, &self.handle);
+        let fields = self.model.methods.iter().map(|m| {
+            let (ident, cfgs) = (&m.ident, &m.cfgs);
+            let stub = self.stub_ident(m);
+            quote!(#(#cfgs)* #ident: #stub { __serve_router: ::core::clone::Clone::clone(&router) },)
+        });
+        quote! {
+            #[automatically_derived]
+            impl #p::HandleStubs<#ty> for #handle {
+                fn __from_router(router: #p::Arc<#p::Router<#ty>>) -> Self {
+                    Self {
+                        #(#fields)*
+                        __serve_router: router,
+                    }
+                }
+                fn __router(&self) -> &#p::Arc<#p::Router<#ty>> {
+                    &self.__serve_router
+                }
+            }
+        }
+    }
+
+    fn deployment(&self) -> TokenStream {
+        let (p, ty, handle) = (&self.p, &self.ty, &self.handle);
+        quote! {
+            #[automatically_derived]
+            impl #p::Deployment for #ty {
+                type Handle = #handle;
+            }
+        }
+    }
+
+    /// The stub type of one method: struct, `Clone`, and `remote`.
+    fn stub(&self, m: &Method) -> TokenStream {
+        let (p, ty, cfgs, vis) = (&self.p, &self.ty, &m.cfgs, &m.vis);
+        let stub = self.stub_ident(m);
+        let struct_doc = match m.output.kind {
+            Kind::Unary => format!(
+                "Stub of {}: `.remote(..)` sends one request.",
+                self.method_link(m)
+            ),
+            Kind::Streaming => format!(
+                "Stub of {}: `.remote(..)` sends one request and streams the items back.",
+                self.method_link(m)
+            ),
+        };
+        let remote_doc = match m.docs.is_empty() {
+            true => {
+                let doc = format!("Calls {} on a replica.", self.method_link(m));
+                quote!(#[doc = #doc])
+            }
+            false => {
+                let docs = &m.docs;
+                quote!(#(#docs)*)
+            }
+        };
+        let params = self.remote_params(m);
+        let response = self.response_ty(m);
+        let body = self.stub_call(m);
+        quote! {
+            #[doc = #struct_doc]
+            #(#cfgs)*
+            pub struct #stub {
+                __serve_router: #p::Arc<#p::Router<#ty>>,
+            }
+
+            #(#cfgs)*
+            #[automatically_derived]
+            impl ::core::clone::Clone for #stub {
+                fn clone(&self) -> Self {
+                    Self { __serve_router: ::core::clone::Clone::clone(&self.__serve_router) }
+                }
+            }
+
+            #(#cfgs)*
+            #[automatically_derived]
+            impl #stub {
+                #remote_doc
+                #vis fn remote(&self, #params) -> #response {
+                    #body
+                }
+            }
+        }
+    }
+
+    /// The router call inside a stub's `remote`.
+    fn stub_call(&self, m: &Method) -> TokenStream {
+        let (p, ty, ident) = (&self.p, &self.ty, &m.ident);
+        let name = m.name();
+        let names: Vec<_> = m.args.iter().map(|a| &a.name).collect();
+        let tys: Vec<_> = m.args.iter().map(|a| self.user_ty(&a.ty)).collect();
+        let packed = quote!((#(#p::IntoArg::into_arg(#names),)*));
+        let unpacked = quote!((#(#names,)*): (#(#tys,)*));
+        let wrap = match m.output.fallible {
+            true => quote!(#p::fallible),
+            false => quote!(#p::infallible),
+        };
+        let router = quote!(&self.__serve_router);
+        match (m.output.kind, m.asyncness) {
+            (Kind::Unary, Asyncness::Sync) => quote! {
+                #p::Router::call_sync(#router, #name, #packed,
+                    move |__serve_this: &#ty, #unpacked| #wrap(#ty::#ident(__serve_this #(, #names)*)))
+            },
+            (Kind::Unary, Asyncness::Async) => quote! {
+                #p::Router::call_async(#router, #name, #packed,
+                    move |__serve_this: #p::Arc<#ty>, #unpacked| async move {
+                        #wrap(#ty::#ident(&*__serve_this #(, #names)*).await)
+                    })
+            },
+            (Kind::Streaming, asyncness) => {
+                let value = self.value_ty(&m.output);
+                let drive = match m.output.fallible {
+                    true => quote!(drive_fallible),
+                    false => quote!(drive),
+                };
+                let wait = (asyncness == Asyncness::Async).then(|| quote!(.await));
+                quote! {
+                    #p::Router::call_stream(#router, #name, #packed,
+                        move |__serve_this: #p::Arc<#ty>, #unpacked, __serve_sink: #p::StreamSink<#value>| async move {
+                            __serve_sink.#drive(#ty::#ident(&*__serve_this #(, #names)*) #wait).await
+                        })
+                }
+            }
+        }
+    }
+
+    /// `handle.remote(..)`, the same as `handle.call.remote(..)`, when a method `call` exists.
+    fn shorthand(&self) -> TokenStream {
+        let Some(m) = self.model.methods.iter().find(|m| m.name() == "call") else {
+            return TokenStream::new();
+        };
+        let (handle, ident, cfgs, vis) = (&self.handle, &m.ident, &m.cfgs, &m.vis);
+        let doc = format!(
+            "Calls {}; the same as `handle.call.remote(..)`.",
+            self.method_link(m)
+        );
+        let params = self.remote_params(m);
+        let response = self.response_ty(m);
+        let names = m.args.iter().map(|a| &a.name);
+        quote! {
+            #(#cfgs)*
+            #[automatically_derived]
+            impl #handle {
+                #[doc = #doc]
+                #vis fn remote(&self, #params) -> #response {
+                    self.#ident.remote(#(#names),*)
+                }
+            }
+        }
+    }
+
+    /// `Ty::bind(..)`: the constructor's arguments, with `Application<D>` for each handle.
+    fn bind(&self) -> TokenStream {
+        let (p, ty) = (&self.p, &self.ty);
+        let doc = format!(
+            "Binds the constructor's arguments into an `Application` of [`{}`]: deploy it, or pass it \
+             to another deployment's `bind` where that deployment's `new` takes a `DeploymentHandle`.",
+            self.doc_path
+        );
+        let (params, body) = match &self.model.constructor {
+            Constructor::Invalid => return TokenStream::new(),
+            Constructor::Default => (
+                TokenStream::new(),
+                quote! {
+                    #p::Application::__new([], move |__serve_ctx: &#p::BuildContext| {
+                        #p::Constructor::sync(move || #p::infallible(<#ty as ::core::default::Default>::default()))
+                    })
+                },
+            ),
+            Constructor::New(new) => (self.bind_params(new), self.bind_body(new)),
+        };
+        quote! {
+            #[automatically_derived]
+            impl #ty {
+                #[doc = #doc]
+                pub fn bind(#params) -> #p::Application<#ty> {
+                    #body
+                }
+            }
+        }
+    }
+
+    fn bind_params(&self, new: &NewFn) -> TokenStream {
+        let p = &self.p;
+        let params = new.params.iter().map(|param| {
+            let name = &param.name;
+            match &param.kind {
+                CtorParamKind::Handle(d) => {
+                    let d = self.user_ty(d);
+                    quote!(#name: #p::Application<#d>)
+                }
+                CtorParamKind::Value => {
+                    let ty = self.user_ty(&param.ty);
+                    quote!(#name: #ty)
+                }
+            }
+        });
+        quote!(#(#params),*)
+    }
+
+    fn bind_body(&self, new: &NewFn) -> TokenStream {
+        let (p, ty) = (&self.p, &self.ty);
+        let nodes = new.params.iter().filter_map(|param| match param.kind {
+            CtorParamKind::Handle(_) => {
+                let name = &param.name;
+                Some(quote!(#p::Application::__node(&#name)))
+            }
+            CtorParamKind::Value => None,
+        });
+        let lets = new.params.iter().map(|param| {
+            let name = &param.name;
+            match param.kind {
+                CtorParamKind::Handle(_) => {
+                    quote!(let #name = #p::BuildContext::handle(__serve_ctx, &#name);)
+                }
+                CtorParamKind::Value => {
+                    // Spanned at the parameter's type: a non-`Clone` value is reported there.
+                    let clone = quote_spanned!(param.ty.span()=> ::core::clone::Clone::clone);
+                    quote!(let #name = #clone(&#name);)
+                }
+            }
+        });
+        let names = new.params.iter().map(|param| &param.name);
+        let wrap = match new.fallible {
+            true => quote!(#p::fallible),
+            false => quote!(#p::infallible),
+        };
+        let construct = match new.asyncness {
+            Asyncness::Sync => quote!(#p::Constructor::sync(move || #wrap(#ty::new(#(#names),*)))),
+            Asyncness::Async => {
+                quote!(#p::Constructor::from_async(async move { #wrap(#ty::new(#(#names),*).await) }))
+            }
+        };
+        quote! {
+            #p::Application::__new(
+                [#(#nodes),*],
+                move |__serve_ctx: &#p::BuildContext| {
+                    #(#lets)*
+                    #construct
+                })
+        }
+    }
+
+    /// One `assert_arg` per argument type and value type, each spanned at the user's type.
+    fn assertions(&self) -> TokenStream {
+        let checks = self.model.methods.iter().flat_map(|m| {
+            let cfgs = &m.cfgs;
+            let value = m.output.value_ty.iter();
+            m.args.iter().map(|a| &a.ty).chain(value).map(move |ty| {
+                let check = assert_arg(ty, &self.user_ty(ty));
+                quote!(#(#cfgs)* #check)
+            })
+        });
+        quote! {
+            const _: () = {
+                fn __serve_assert_types() {
+                    #(#checks)*
+                }
+            };
+        }
+    }
+}
+
+/// `assert_arg::<T>();` spanned at `ty`, so an unserializable type's error points at the user's type.
+pub(crate) fn assert_arg(ty: &Type, emitted: &TokenStream) -> TokenStream {
+    quote_spanned! {ty.span()=>
+        ::serve_core::__private::assert_arg::<#emitted>();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::testing::{
+        attrs_of, compile_errors, file, impls_of, method_of, str_of, struct_named,
+    };
+    use proc_macro2::TokenStream;
+    use quote::quote;
+    use syn::{Fields, File, Item};
+
+    fn expand_impl(item: TokenStream) -> File {
+        let out = file(crate::expand::deployment(TokenStream::new(), item));
+        assert_eq!(compile_errors(&out), Vec::<String>::new());
+        out
+    }
+
+    fn ingress() -> File {
+        expand_impl(quote! {
+            impl Ingress {
+                pub fn new(adder: DeploymentHandle<Adder>, factor: u32) -> Result<Self, E> { todo!() }
+                /// Adds then multiplies.
+                pub async fn call(&self, input: i32) -> Result<i32, ServeError> { todo!() }
+                fn sync_one(&self, a: String, b: u8) -> String { todo!() }
+                pub fn numbers(&self, limit: u32) -> impl Stream<Item = Result<u32, E>> + Send + '_ { todo!() }
+                pub async fn later(&self) -> impl Stream<Item = u8> { todo!() }
+                pub fn r#type(&self, other: Self) -> Vec<Self> { todo!() }
+            }
+        })
+    }
+
+    /// The body of `Stub::remote`, as text.
+    fn remote_body(out: &File, stub: &str) -> String {
+        str_of(
+            &method_of(out, stub, "remote")
+                .unwrap_or_else(|| panic!("{stub}::remote"))
+                .block,
+        )
+    }
+
+    #[test]
+    fn the_handle_has_one_field_per_method_with_the_method_visibility() {
+        let out = ingress();
+        let handle = struct_named(&out, "IngressHandle").unwrap();
+        let Fields::Named(fields) = &handle.fields else {
+            panic!()
+        };
+        let fields: Vec<_> = fields
+            .named
+            .iter()
+            .map(|f| {
+                format!(
+                    "{} {}: {}",
+                    str_of(&f.vis),
+                    f.ident.as_ref().unwrap(),
+                    str_of(&f.ty)
+                )
+            })
+            .collect();
+        assert_eq!(
+            fields,
+            [
+                "pub call: IngressCallStub",
+                " sync_one: IngressSyncOneStub",
+                "pub numbers: IngressNumbersStub",
+                "pub later: IngressLaterStub",
+                "pub r#type: IngressTypeStub",
+                " __serve_router: ::serve_core::__private::Arc<::serve_core::__private::Router<Ingress>>",
+            ]
+        );
+        let deployment = impls_of(&out, "Ingress")
+            .into_iter()
+            .find(|i| {
+                i.trait_
+                    .as_ref()
+                    .is_some_and(|(_, p, _)| str_of(p).ends_with("Deployment"))
+            })
+            .expect("impl Deployment for Ingress");
+        assert!(str_of(&deployment.items[0]).contains("typeHandle=IngressHandle;"));
+    }
+
+    #[test]
+    fn stubs_call_the_router_by_kind_and_fallibility() {
+        let out = ingress();
+        let call = remote_body(&out, "IngressCallStub");
+        assert!(call.contains("Router::call_async(&self.__serve_router,\"call\",(::serve_core::__private::IntoArg::into_arg(input),)"));
+        assert!(call.contains(
+            "::serve_core::__private::fallible(Ingress::call(&*__serve_this,input).await)"
+        ));
+
+        let sync = remote_body(&out, "IngressSyncOneStub");
+        assert!(sync.contains("Router::call_sync("));
+        assert!(sync.contains("|__serve_this:&Ingress,(a,b,):(String,u8,)|::serve_core::__private::infallible(Ingress::sync_one(__serve_this,a,b))"));
+
+        let numbers = remote_body(&out, "IngressNumbersStub");
+        assert!(numbers.contains("Router::call_stream("));
+        assert!(numbers.contains("__serve_sink:::serve_core::__private::StreamSink<u32>"));
+        assert!(
+            numbers.contains(
+                "__serve_sink.drive_fallible(Ingress::numbers(&*__serve_this,limit)).await"
+            )
+        );
+
+        let later = remote_body(&out, "IngressLaterStub");
+
+        assert!(later.contains("__serve_sink.drive(Ingress::later(&*__serve_this).await).await"));
+
+        let ty = remote_body(&out, "IngressTypeStub");
+        assert!(
+            ty.contains("\"type\""),
+            "the router knows the method without `r#`"
+        );
+    }
+
+    #[test]
+    fn stub_signatures_take_into_arg_and_return_responses() {
+        let out = ingress();
+        let sig = |stub| str_of(&method_of(&out, stub, "remote").unwrap().sig);
+        assert_eq!(
+            sig("IngressCallStub"),
+            "fnremote(&self,input:impl::serve_core::__private::IntoArg<i32>)->::serve_core::__private::DeploymentResponse<i32>"
+        );
+        assert!(sig("IngressNumbersStub").ends_with("DeploymentResponseGenerator<u32>"));
+        // `Self` means nothing outside the impl block: it becomes the deployment type.
+        assert!(sig("IngressTypeStub").contains(
+            "IntoArg<Ingress>)->::serve_core::__private::DeploymentResponse<Vec<Ingress>>"
+        ));
+        // The stub method has the method's visibility and docs.
+        let call = method_of(&out, "IngressCallStub", "remote").unwrap();
+        assert_eq!(str_of(&call.vis), "pub");
+        assert!(attrs_of(&call.attrs).contains("Addsthenmultiplies."));
+        assert_eq!(
+            str_of(&method_of(&out, "IngressSyncOneStub", "remote").unwrap().vis),
+            ""
+        );
+    }
+
+    #[test]
+    fn the_shorthand_exists_only_for_a_method_named_call() {
+        let out = ingress();
+        let shorthand = method_of(&out, "IngressHandle", "remote").expect("handle.remote(..)");
+        assert_eq!(str_of(&shorthand.block), "{self.call.remote(input)}");
+
+        let out = expand_impl(quote!(impl Svc { fn get(&self) -> u8 { 0 } }));
+        assert!(method_of(&out, "SvcHandle", "remote").is_none());
+    }
+
+    #[test]
+    fn bind_takes_applications_for_handle_parameters() {
+        let out = ingress();
+        let bind = method_of(&out, "Ingress", "bind").unwrap();
+        assert_eq!(
+            str_of(&bind.sig),
+            "fnbind(adder:::serve_core::__private::Application<Adder>,factor:u32)->::serve_core::__private::Application<Ingress>"
+        );
+        let body = str_of(&bind.block);
+        assert!(
+            body.contains("[::serve_core::__private::Application::__node(&adder)]"),
+            "only handles are nodes"
+        );
+        assert!(body.contains(
+            "letadder=::serve_core::__private::BuildContext::handle(__serve_ctx,&adder);"
+        ));
+        assert!(body.contains("letfactor=::core::clone::Clone::clone(&factor);"));
+        assert!(body.contains(
+            "Constructor::sync(move||::serve_core::__private::fallible(Ingress::new(adder,factor)))"
+        ));
+    }
+
+    #[test]
+    fn bind_without_new_uses_default_and_async_new_uses_from_async() {
+        let out = expand_impl(quote!(impl Svc {}));
+        let bind = method_of(&out, "Svc", "bind").unwrap();
+        assert_eq!(str_of(&bind.sig.inputs), "");
+        assert!(str_of(&bind.block).contains("__new([],"));
+        assert!(
+            str_of(&bind.block).contains("infallible(<Svcas::core::default::Default>::default())")
+        );
+
+        let out = expand_impl(quote!(impl Svc { async fn new() -> Self { todo!() } }));
+        let body = str_of(&method_of(&out, "Svc", "bind").unwrap().block);
+        assert!(body.contains("Constructor::from_async(asyncmove{::serve_core::__private::infallible(Svc::new().await)})"));
+    }
+
+    #[test]
+    fn cfg_attributes_follow_the_method_everywhere() {
+        let out = expand_impl(quote! {
+            impl Svc {
+                #[cfg(feature = "extra")]
+                fn extra(&self, x: u8) -> u16 { 0 }
+            }
+        });
+        let cfg = "#[cfg(feature=\"extra\")]";
+        let handle = struct_named(&out, "SvcHandle").unwrap();
+
+        let field = handle.fields.iter().next().unwrap();
+        assert_eq!(
+            attrs_of(&field.attrs),
+            format!("#[doc=\"Calls[`Svc::extra`].\"]{cfg}")
+        );
+        assert!(attrs_of(&struct_named(&out, "SvcExtraStub").unwrap().attrs).contains(cfg));
+        for stub_impl in impls_of(&out, "SvcExtraStub") {
+            assert!(attrs_of(&stub_impl.attrs).contains(cfg));
+        }
+        for handle_impl in impls_of(&out, "SvcHandle") {
+            assert!(
+                str_of(handle_impl).contains(&format!("{cfg}extra:")),
+                "field init/clone is cfg'd"
+            );
+        }
+        let assertions = out.items.iter().find_map(|i| match i {
+            Item::Const(c) => Some(str_of(&c.expr)),
+            _ => None,
+        });
+        assert!(assertions.unwrap().contains(&format!(
+            "{cfg}::serve_core::__private::assert_arg::<u8>();{cfg}::serve_core::__private::assert_arg::<u16>();"
+        )));
+    }
+
+    #[test]
+    fn every_argument_and_value_type_is_asserted() {
+        let out = ingress();
+        let assertions = out
+            .items
+            .iter()
+            .find_map(|i| match i {
+                Item::Const(c) => Some(str_of(&c.expr)),
+                _ => None,
+            })
+            .unwrap();
+        let asserted: Vec<_> = assertions
+            .split("assert_arg::<")
+            .skip(1)
+            .map(|s| s.split(">();").next().unwrap())
+            .collect();
+        assert_eq!(
+            asserted,
+            [
+                "i32",
+                "i32",
+                "String",
+                "u8",
+                "String",
+                "u32",
+                "u32",
+                "u8",
+                "Ingress",
+                "Vec<Ingress>"
+            ]
+        );
+    }
+
+    #[test]
+    fn struct_config_has_one_setter_per_option_given() {
+        let config = |args: TokenStream| {
+            let out = file(crate::expand::deployment(
+                args,
+                quote!(
+                    pub struct Adder {
+                        increment: i32,
+                    }
+                ),
+            ));
+            let imp = impls_of(&out, "Adder").into_iter().next().unwrap();
+            str_of(&imp.items[0]).split('{').nth(1).unwrap().to_owned()
+        };
+        assert_eq!(
+            config(quote!()),
+            "::serve_core::__private::DeploymentConfig::new(\"Adder\")}"
+        );
+        assert_eq!(
+            config(quote!(
+                max_ongoing_requests = 7,
+                name = "Add",
+                num_replicas = 2
+            )),
+            "::serve_core::__private::DeploymentConfig::new(\"Add\").num_replicas(2).max_ongoing_requests(7)}"
+        );
+    }
+}

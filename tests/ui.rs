@@ -1,0 +1,10 @@
+//! Compile-time checks: every macro and type error a user can hit has a case under `tests/ui/`
+//! (`.rs` + the expected `.stderr`). Regenerate with `TRYBUILD=overwrite cargo test --test ui` and
+//! review the diff like code.
+
+#[test]
+fn ui() {
+    let t = trybuild::TestCases::new();
+    t.compile_fail("tests/ui/fail/*.rs");
+    t.pass("tests/ui/pass/*.rs");
+}
