@@ -353,3 +353,36 @@ fn a_panicking_constructor_fails_run_with_its_message() {
     assert_eq!(err.kind(), ErrorKind::Constructor);
     assert!(err.to_string().contains("failed to load"), "{err}");
 }
+
+// --- handle and application traits --------------------------------------------------------------
+
+fn assert_clone_send_sync<T: Clone + Send + Sync + 'static>() {}
+
+#[test]
+fn handles_responses_and_applications_are_clone_send_sync() {
+    assert_clone_send_sync::<DeploymentHandle<Ingress>>();
+    assert_clone_send_sync::<Application<Ingress>>();
+    assert_clone_send_sync::<DeploymentResponse<i32>>();
+    assert_clone_send_sync::<ObjectRef<String>>();
+    fn assert_send<T: Send + 'static>() {}
+    assert_send::<DeploymentResponseGenerator<u32>>();
+}
+
+#[test]
+fn a_handle_can_be_shared_by_many_threads() {
+    let serve = Serve::start().unwrap();
+    let handle = serve.run(Adder::bind(1)).unwrap();
+    std::thread::scope(|s| {
+        for t in 0..8 {
+            let handle = handle.clone();
+            s.spawn(move || {
+                for i in 0..50 {
+                    assert_eq!(
+                        handle.remote(t * 100 + i).result().unwrap(),
+                        t * 100 + i + 1
+                    );
+                }
+            });
+        }
+    });
+}

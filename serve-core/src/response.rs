@@ -88,10 +88,10 @@ impl<T> Cell<T> {
 
     fn cancel(&self) {
         let abort = self.lock().abort.take();
-        if self.complete(Err(ServeError::cancelled())) {
-            if let Some(handle) = abort {
-                handle.abort();
-            }
+        if self.complete(Err(ServeError::cancelled()))
+            && let Some(handle) = abort
+        {
+            handle.abort();
         }
     }
 
@@ -118,10 +118,10 @@ impl<T> Cell<T> {
             Outcome::Taken => Poll::Ready(Err(ServeError::new(ErrorKind::AlreadyTaken))),
             Outcome::Ready(Err(e)) => Poll::Ready(Err(e.clone())),
             Outcome::Ready(Ok(v)) => {
-                if self.consumers.load(Ordering::Acquire) > 1 {
-                    if let Some(clone) = self.clone_fn.get() {
-                        return Poll::Ready(Ok(clone(v)));
-                    }
+                if self.consumers.load(Ordering::Acquire) > 1
+                    && let Some(clone) = self.clone_fn.get()
+                {
+                    return Poll::Ready(Ok(clone(v)));
                 }
                 match std::mem::replace(&mut state.outcome, Outcome::Taken) {
                     Outcome::Ready(result) => Poll::Ready(result),
@@ -291,10 +291,10 @@ impl<T> DeploymentResponse<T> {
 
     fn into_object_ref(self) -> Result<ObjectRef<T>, ServeError> {
         let state = self.consumer.cell.lock();
-        if let Outcome::Ready(Err(e)) = &state.outcome {
-            if e.kind() == ErrorKind::Cancelled {
-                return Err(e.clone());
-            }
+        if let Outcome::Ready(Err(e)) = &state.outcome
+            && e.kind() == ErrorKind::Cancelled
+        {
+            return Err(e.clone());
         }
         drop(state);
         Ok(ObjectRef {

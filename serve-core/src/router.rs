@@ -194,14 +194,14 @@ impl<D> Router<D> {
         F: FnOnce(Slot<D>) + Send + 'static,
         A: Fn() -> bool + Send + 'static,
     {
-        if self.queued.load(Ordering::SeqCst) == 0 {
-            if let Some(index) = self.reserve() {
-                run(Slot {
-                    router: self.clone(),
-                    index,
-                });
-                return;
-            }
+        if self.queued.load(Ordering::SeqCst) == 0
+            && let Some(index) = self.reserve()
+        {
+            run(Slot {
+                router: self.clone(),
+                index,
+            });
+            return;
         }
         {
             let mut queue = self.queue.lock().unwrap_or_else(|p| p.into_inner());

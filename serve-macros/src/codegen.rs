@@ -247,15 +247,12 @@ impl<'a> ImplGen<'a> {
                 self.method_link(m)
             ),
         };
-        let remote_doc = match m.docs.is_empty() {
-            true => {
-                let doc = format!("Calls {} on a replica.", self.method_link(m));
-                quote!(#[doc = #doc])
-            }
-            false => {
-                let docs = &m.docs;
-                quote!(#(#docs)*)
-            }
+        let remote_doc = if m.docs.is_empty() {
+            let doc = format!("Calls {} on a replica.", self.method_link(m));
+            quote!(#[doc = #doc])
+        } else {
+            let docs = &m.docs;
+            quote!(#(#docs)*)
         };
         let params = self.remote_params(m);
         let response = self.response_ty(m);
@@ -294,10 +291,7 @@ impl<'a> ImplGen<'a> {
         let tys: Vec<_> = m.args.iter().map(|a| self.user_ty(&a.ty)).collect();
         let packed = quote!((#(#p::IntoArg::into_arg(#names),)*));
         let unpacked = quote!((#(#names,)*): (#(#tys,)*));
-        let wrap = match m.output.fallible {
-            true => quote!(#p::fallible),
-            false => quote!(#p::infallible),
-        };
+        let wrap = reply(m.output.fallible);
         let router = quote!(&self.__serve_router);
         match (m.output.kind, m.asyncness) {
             (Kind::Unary, Asyncness::Sync) => quote! {
@@ -312,9 +306,10 @@ impl<'a> ImplGen<'a> {
             },
             (Kind::Streaming, asyncness) => {
                 let value = self.value_ty(&m.output);
-                let drive = match m.output.fallible {
-                    true => quote!(drive_fallible),
-                    false => quote!(drive),
+                let drive = if m.output.fallible {
+                    quote!(drive_fallible)
+                } else {
+                    quote!(drive)
                 };
                 let wait = (asyncness == Asyncness::Async).then(|| quote!(.await));
                 quote! {
@@ -424,10 +419,7 @@ impl<'a> ImplGen<'a> {
             }
         });
         let names = new.params.iter().map(|param| &param.name);
-        let wrap = match new.fallible {
-            true => quote!(#p::fallible),
-            false => quote!(#p::infallible),
-        };
+        let wrap = reply(new.fallible);
         let construct = match new.asyncness {
             Asyncness::Sync => quote!(#p::Constructor::sync(move || #wrap(#ty::new(#(#names),*)))),
             Asyncness::Async => {
@@ -461,6 +453,16 @@ impl<'a> ImplGen<'a> {
                 }
             };
         }
+    }
+}
+
+/// `fallible` for a `Result` (its `Err` becomes the caller's error), else `infallible`.
+pub(crate) fn reply(fallible: bool) -> TokenStream {
+    let p = private();
+    if fallible {
+        quote!(#p::fallible)
+    } else {
+        quote!(#p::infallible)
     }
 }
 

@@ -53,10 +53,9 @@ pub(crate) struct CtorParam {
     pub(crate) kind: CtorParamKind,
 }
 
-#[derive(Clone)]
 pub(crate) enum CtorParamKind {
     /// `DeploymentHandle<D>`: `bind` takes an `Application<D>` (the `D` is stored here).
-    Handle(Type),
+    Handle(Box<Type>),
     /// Any other value: `bind` takes it as is and clones it for each replica.
     Value,
 }

@@ -79,56 +79,23 @@ pub(crate) fn not_a_deployment(item: &Item) -> syn::Error {
 
 /// An item's keyword and name (`enum Color`): where an error about the item's kind points.
 pub(crate) fn item_head(item: &Item) -> TokenStream {
+    fn head(keyword: &impl ToTokens, name: &impl ToTokens) -> TokenStream {
+        quote!(#keyword #name)
+    }
     match item {
-        Item::Struct(i) => {
-            let (kw, ident) = (&i.struct_token, &i.ident);
-            quote!(#kw #ident)
-        }
-        Item::Impl(i) => {
-            let (kw, ty) = (&i.impl_token, &i.self_ty);
-            quote!(#kw #ty)
-        }
-        Item::Enum(i) => {
-            let (kw, ident) = (&i.enum_token, &i.ident);
-            quote!(#kw #ident)
-        }
-        Item::Union(i) => {
-            let (kw, ident) = (&i.union_token, &i.ident);
-            quote!(#kw #ident)
-        }
-        Item::Fn(i) => {
-            let (kw, ident) = (&i.sig.fn_token, &i.sig.ident);
-            quote!(#kw #ident)
-        }
-        Item::Trait(i) => {
-            let (kw, ident) = (&i.trait_token, &i.ident);
-            quote!(#kw #ident)
-        }
-        Item::TraitAlias(i) => {
-            let (kw, ident) = (&i.trait_token, &i.ident);
-            quote!(#kw #ident)
-        }
-        Item::Mod(i) => {
-            let (kw, ident) = (&i.mod_token, &i.ident);
-            quote!(#kw #ident)
-        }
-        Item::Type(i) => {
-            let (kw, ident) = (&i.type_token, &i.ident);
-            quote!(#kw #ident)
-        }
-        Item::Const(i) => {
-            let (kw, ident) = (&i.const_token, &i.ident);
-            quote!(#kw #ident)
-        }
-        Item::Static(i) => {
-            let (kw, ident) = (&i.static_token, &i.ident);
-            quote!(#kw #ident)
-        }
+        Item::Struct(i) => head(&i.struct_token, &i.ident),
+        Item::Impl(i) => head(&i.impl_token, &i.self_ty),
+        Item::Enum(i) => head(&i.enum_token, &i.ident),
+        Item::Union(i) => head(&i.union_token, &i.ident),
+        Item::Fn(i) => head(&i.sig.fn_token, &i.sig.ident),
+        Item::Trait(i) => head(&i.trait_token, &i.ident),
+        Item::TraitAlias(i) => head(&i.trait_token, &i.ident),
+        Item::Mod(i) => head(&i.mod_token, &i.ident),
+        Item::Type(i) => head(&i.type_token, &i.ident),
+        Item::Const(i) => head(&i.const_token, &i.ident),
+        Item::Static(i) => head(&i.static_token, &i.ident),
+        Item::ExternCrate(i) => head(&i.extern_token, &i.ident),
         Item::Use(i) => i.use_token.to_token_stream(),
-        Item::ExternCrate(i) => {
-            let (kw, ident) = (&i.extern_token, &i.ident);
-            quote!(#kw #ident)
-        }
         Item::ForeignMod(i) => i.abi.to_token_stream(),
         Item::Macro(i) => i.mac.path.to_token_stream(),
         other => other.to_token_stream(),
@@ -257,7 +224,8 @@ pub(crate) fn new_fn(f: &ImplItemFn, self_ident: &Ident) -> syn::Result<NewFn> {
     let params = args
         .into_iter()
         .map(|Arg { name, ty }| CtorParam {
-            kind: handle_target(&ty).map_or(CtorParamKind::Value, CtorParamKind::Handle),
+            kind: handle_target(&ty)
+                .map_or(CtorParamKind::Value, |d| CtorParamKind::Handle(Box::new(d))),
             name,
             ty,
         })

@@ -7,7 +7,7 @@ use proc_macro2::{Ident, TokenStream};
 use quote::{ToTokens, format_ident, quote};
 use syn::{Attribute, FnArg, ItemFn, Visibility};
 
-use crate::codegen::assert_arg;
+use crate::codegen::{assert_arg, reply};
 use crate::model::{Arg, Asyncness, Kind, Output};
 use crate::parse;
 use crate::util::{Errors, both, cfgs, docs, plain_name, private};
@@ -99,10 +99,7 @@ pub(crate) fn codegen(task: &Task) -> TokenStream {
         Some(ty) => ty.to_token_stream(),
         None => quote!(()),
     };
-    let wrap = match task.output.fallible {
-        true => quote!(#p::fallible),
-        false => quote!(#p::infallible),
-    };
+    let wrap = reply(task.output.fallible);
     let packed = quote!((#(#p::IntoArg::into_arg(#names),)*));
     let unpacked = quote!((#(#names,)*): (#(#tys,)*));
     let spawn = match task.asyncness {
