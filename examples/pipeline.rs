@@ -369,8 +369,7 @@ impl ReviewTriage {
         // ready, and they run in parallel on their own deployments.
         let sentiment = self.sentiment.remote(&pre);
         let topic = self.topics.remote(&pre);
-        let (sentiment, topic) =
-            futures::future::try_join(sentiment.into_future(), topic.into_future()).await?;
+        let (sentiment, topic) = futures::future::try_join(sentiment, topic).await?;
         let action = combine(&sentiment, &topic);
         Ok(Analysis {
             sentiment,

@@ -72,7 +72,6 @@ pub use deployment::{
 pub use error::{BoxError, ErrorKind, ServeError};
 pub use response::{
     BlockingIter, DeploymentResponse, DeploymentResponseGenerator, ObjectRef, ObjectRefFuture,
-    ResponseFuture,
 };
 pub use serve::{Serve, run, shutdown};
 pub use serve_macros::{deployment, remote};
@@ -119,3 +118,8 @@ pub mod __private {
         result.map_err(Into::into)
     }
 }
+
+/// The README's Rust snippets run as doc tests, so the README cannot drift from the API.
+#[cfg(doctest)]
+#[doc = include_str!("../../README.md")]
+pub struct ReadmeDoctests;

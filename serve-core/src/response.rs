@@ -178,6 +178,7 @@ impl<T> Drop for Consumer<T> {
 /// [`ErrorKind::ShutDown`] (this happens when the runtime drops the task that held it).
 pub(crate) struct Completer<T> {
     cell: Arc<Cell<T>>,
+    completed: bool,
 }
 
 impl<T> Completer<T> {
@@ -185,15 +186,16 @@ impl<T> Completer<T> {
         &self.cell
     }
 
-    pub(crate) fn complete(self, result: Result<T, ServeError>) {
+    pub(crate) fn complete(mut self, result: Result<T, ServeError>) {
         self.cell.complete(result);
-        // Drop runs next and finds the outcome already written.
+        self.completed = true;
     }
 }
 
 impl<T> Drop for Completer<T> {
     fn drop(&mut self) {
-        if !self.cell.is_done() {
+        if !self.completed {
+            // A no-op if the request was cancelled in the meantime.
             self.cell.complete(Err(ServeError::shut_down()));
         }
     }
@@ -211,7 +213,13 @@ pub(crate) fn pending<T>() -> (Completer<T>, Consumer<T>) {
         consumers: AtomicUsize::new(1),
         clone_fn: OnceLock::new(),
     });
-    (Completer { cell: cell.clone() }, Consumer { cell })
+    (
+        Completer {
+            cell: cell.clone(),
+            completed: false,
+        },
+        Consumer { cell },
+    )
 }
 
 /// Blocks the current thread on a consumer, up to `deadline`.
@@ -228,7 +236,7 @@ fn block_on_consumer<T>(
     }
 }
 
-/// The future result of a unary handle call, returned at once by `.remote(..)`.
+/// The future result of a unary handle call, returned at once by `.remote(..)`; a [`Future`].
 ///
 /// The request is already on its way when you get this: it runs whether or not the response is
 /// ever awaited. Get the value with `.await` (in async code), [`result`](Self::result) (in
@@ -319,28 +327,12 @@ impl<T> std::fmt::Debug for DeploymentResponse<T> {
     }
 }
 
-/// The future of a [`DeploymentResponse`] or [`ObjectRef`] being awaited.
-#[must_use = "futures do nothing unless polled"]
-pub struct ResponseFuture<T> {
-    consumer: Consumer<T>,
-}
-
-impl<T> Future for ResponseFuture<T> {
+/// Awaiting a response takes its value (or a clone, while other clones of it are alive).
+impl<T> Future for DeploymentResponse<T> {
     type Output = Result<T, ServeError>;
 
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
         self.consumer.poll_take(cx)
-    }
-}
-
-impl<T> IntoFuture for DeploymentResponse<T> {
-    type Output = Result<T, ServeError>;
-    type IntoFuture = ResponseFuture<T>;
-
-    fn into_future(self) -> Self::IntoFuture {
-        ResponseFuture {
-            consumer: self.consumer,
-        }
     }
 }
 
@@ -387,14 +379,11 @@ impl<T> std::fmt::Debug for ObjectRef<T> {
     }
 }
 
-impl<T> IntoFuture for ObjectRef<T> {
+impl<T> Future for ObjectRef<T> {
     type Output = Result<T, ServeError>;
-    type IntoFuture = ResponseFuture<T>;
 
-    fn into_future(self) -> Self::IntoFuture {
-        ResponseFuture {
-            consumer: self.consumer,
-        }
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        self.consumer.poll_take(cx)
     }
 }
 

@@ -19,6 +19,7 @@
 
 use std::collections::VecDeque;
 use std::future::Future;
+use std::marker::PhantomData;
 use std::panic::AssertUnwindSafe;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
@@ -35,30 +36,34 @@ struct Replica<D> {
     in_flight: AtomicUsize,
 }
 
-/// A request waiting in the queue for a free slot.
+/// One request of a given kind (sync, async or streaming method), waiting for its arguments and
+/// a slot. It owns the request's result cell or stream channel, so it can tell whether anybody
+/// still wants it, and fail it when an argument failed.
+trait Call<D>: Send + 'static {
+    type Values: Send + 'static;
+    /// Nobody wants the result any more (cancelled, or a stream whose consumer left): such a
+    /// request is dropped without running or taking a slot.
+    fn abandoned(&self) -> bool;
+    /// An argument's request failed: the method is never invoked.
+    fn fail(self, err: ServeError);
+    /// Runs the method on the slot's replica; the slot is released when the request ends.
+    fn run(self, values: Self::Values, slot: Slot<D>);
+}
+
+/// A request waiting in the queue for a free slot (type-erased).
 trait Job<D>: Send {
-    /// Whether nobody wants the result any more (cancelled, or a stream whose consumer left): such a
-    /// job is dropped from the queue without taking a slot.
     fn abandoned(&self) -> bool;
     fn run(self: Box<Self>, slot: Slot<D>);
 }
 
-struct QueuedJob<F, A> {
-    run: F,
-    abandoned: A,
-}
-
-impl<D, F, A> Job<D> for QueuedJob<F, A>
-where
-    F: FnOnce(Slot<D>) + Send,
-    A: Fn() -> bool + Send,
-{
+impl<D, C: Call<D>> Job<D> for (C, C::Values) {
     fn abandoned(&self) -> bool {
-        (self.abandoned)()
+        self.0.abandoned()
     }
 
     fn run(self: Box<Self>, slot: Slot<D>) {
-        (self.run)(slot)
+        let (call, values) = *self;
+        call.run(values, slot)
     }
 }
 
@@ -83,8 +88,8 @@ pub(crate) struct Slot<D> {
 }
 
 impl<D> Slot<D> {
-    fn instance(&self) -> Arc<D> {
-        self.router.replicas[self.index].instance.clone()
+    fn instance(&self) -> &D {
+        &self.router.replicas[self.index].instance
     }
 }
 
@@ -188,24 +193,23 @@ impl<D> Router<D> {
             .find(|&i| i != first && i != second && self.try_reserve(i))
     }
 
-    /// Runs `run` with a slot now, or queues it (FIFO) until one frees up.
-    fn dispatch<F, A>(self: &Arc<Self>, run: F, abandoned: A)
-    where
-        F: FnOnce(Slot<D>) + Send + 'static,
-        A: Fn() -> bool + Send + 'static,
-    {
+    /// Runs `call` with a slot now, or queues it (FIFO) until one frees up.
+    fn dispatch<C: Call<D>>(self: &Arc<Self>, call: C, values: C::Values) {
         if self.queued.load(Ordering::SeqCst) == 0
             && let Some(index) = self.reserve()
         {
-            run(Slot {
-                router: self.clone(),
-                index,
-            });
+            call.run(
+                values,
+                Slot {
+                    router: self.clone(),
+                    index,
+                },
+            );
             return;
         }
         {
             let mut queue = self.queue.lock().unwrap_or_else(|p| p.into_inner());
-            queue.push_back(Box::new(QueuedJob { run, abandoned }));
+            queue.push_back(Box::new((call, values)));
             self.queued.fetch_add(1, Ordering::SeqCst);
         }
         self.drain();
@@ -237,40 +241,26 @@ impl<D> Router<D> {
 }
 
 impl<D: Send + Sync + 'static> Router<D> {
-    /// Runs `then(values)` once every argument is resolved, or reports the upstream failure.
-    fn with_args<A: ArgList>(
-        self: &Arc<Self>,
-        method: &'static str,
-        args: A,
-        then: impl FnOnce(&Arc<Self>, A::Values) + Send + 'static,
-        fail: impl FnOnce(ServeError) + Send + 'static,
-    ) {
+    /// Dispatches `call` once every argument is resolved: at once when all are plain values (the
+    /// fast path), else from a task that waits for the upstream requests first.
+    fn submit<C, A>(self: &Arc<Self>, method: &'static str, call: C, args: A)
+    where
+        C: Call<D>,
+        A: ArgList<Values = C::Values>,
+    {
         match args.ready() {
-            Ok(values) => then(self, values),
+            Ok(values) => self.dispatch(call, values),
             Err(args) => {
                 let router = self.clone();
                 self.rt.spawn(async move {
                     match args.resolve().await {
-                        Ok(values) => then(&router, values),
-                        Err(e) => fail(e.at(&router.name, method)),
+                        Ok(values) if !call.abandoned() => router.dispatch(call, values),
+                        Ok(_) => {}
+                        Err(e) => call.fail(e.at(&router.name, method)),
                     }
                 });
             }
         }
-    }
-
-    fn finish<T>(
-        &self,
-        method: &'static str,
-        completer: Completer<T>,
-        outcome: Result<Result<T, BoxError>, Box<dyn std::any::Any + Send>>,
-    ) {
-        let result = match outcome {
-            Ok(Ok(value)) => Ok(value),
-            Ok(Err(e)) => Err(ServeError::user(e).at(&self.name, method)),
-            Err(panic) => Err(ServeError::panic(panic).at(&self.name, method)),
-        };
-        completer.complete(result);
     }
 
     /// Calls a synchronous method: it runs on the blocking pool.
@@ -286,37 +276,13 @@ impl<D: Send + Sync + 'static> Router<D> {
         F: FnOnce(&D, A::Values) -> Result<T, BoxError> + Send + 'static,
     {
         let (completer, consumer) = response::pending::<T>();
-        let failed = completer.cell().clone();
-        self.with_args(
+        let call = SyncCall {
+            completer,
             method,
-            args,
-            move |router, values| {
-                let cell = completer.cell().clone();
-                router.dispatch(
-                    move |slot| {
-                        if completer.cell().is_done() {
-                            return; // cancelled while it waited
-                        }
-                        let cell = completer.cell().clone();
-                        let router = slot.router.clone();
-                        let rt = router.rt.clone();
-                        let task = rt.spawn_blocking(move || {
-                            let instance = slot.instance();
-                            let outcome = allow_blocking(|| {
-                                std::panic::catch_unwind(AssertUnwindSafe(|| f(&instance, values)))
-                            });
-                            drop(slot);
-                            router.finish(method, completer, outcome);
-                        });
-                        cell.set_abort(task.abort_handle());
-                    },
-                    move || cell.is_done(),
-                );
-            },
-            move |e| {
-                failed.complete(Err(e));
-            },
-        );
+            f,
+            _values: PhantomData,
+        };
+        self.submit(method, call, args);
         DeploymentResponse::from_consumer(consumer)
     }
 
@@ -334,36 +300,13 @@ impl<D: Send + Sync + 'static> Router<D> {
         Fut: Future<Output = Result<T, BoxError>> + Send + 'static,
     {
         let (completer, consumer) = response::pending::<T>();
-        let failed = completer.cell().clone();
-        self.with_args(
+        let call = AsyncCall {
+            completer,
             method,
-            args,
-            move |router, values| {
-                let cell = completer.cell().clone();
-                router.dispatch(
-                    move |slot| {
-                        if completer.cell().is_done() {
-                            return;
-                        }
-                        let cell = completer.cell().clone();
-                        let router = slot.router.clone();
-                        let rt = router.rt.clone();
-                        let task = rt.spawn(async move {
-                            let outcome = AssertUnwindSafe(f(slot.instance(), values))
-                                .catch_unwind()
-                                .await;
-                            drop(slot);
-                            router.finish(method, completer, outcome);
-                        });
-                        cell.set_abort(task.abort_handle());
-                    },
-                    move || cell.is_done(),
-                );
-            },
-            move |e| {
-                failed.complete(Err(e));
-            },
-        );
+            f,
+            _values: PhantomData,
+        };
+        self.submit(method, call, args);
         DeploymentResponse::from_consumer(consumer)
     }
 
@@ -382,43 +325,169 @@ impl<D: Send + Sync + 'static> Router<D> {
         Fut: Future<Output = ()> + Send + 'static,
     {
         let (sender, generator) = response::generator::<T>();
-        let failed = sender.tx.clone();
-        self.with_args(
+        let call = StreamCall {
+            sender,
             method,
-            args,
-            move |router, values| {
-                let closed = sender.tx.clone();
-                router.dispatch(
-                    move |slot| {
-                        if sender.tx.is_closed() {
-                            return; // the consumer left while it waited
-                        }
-                        let router = slot.router.clone();
-                        let errors = sender.tx.clone();
-                        let sink = StreamSink {
-                            sender,
-                            deployment: router.name.clone(),
-                            method,
-                        };
-                        router.clone().rt.spawn(async move {
-                            let outcome = AssertUnwindSafe(f(slot.instance(), values, sink))
-                                .catch_unwind()
-                                .await;
-                            drop(slot);
-                            if let Err(panic) = outcome {
-                                let err = ServeError::panic(panic).at(&router.name, method);
-                                let _ = errors.send(Err(err)).await;
-                            }
-                        });
-                    },
-                    move || closed.is_closed(),
-                );
-            },
-            move |e| {
-                let _ = failed.try_send(Err(e));
-            },
-        );
+            f,
+            _values: PhantomData,
+        };
+        self.submit(method, call, args);
         generator
+    }
+}
+
+/// Turns a method's outcome (value, user error, or panic) into the request's result.
+fn outcome<T>(
+    deployment: &Arc<str>,
+    method: &'static str,
+    outcome: Result<Result<T, BoxError>, Box<dyn std::any::Any + Send>>,
+) -> Result<T, ServeError> {
+    match outcome {
+        Ok(Ok(value)) => Ok(value),
+        Ok(Err(e)) => Err(ServeError::user(e).at(deployment, method)),
+        Err(panic) => Err(ServeError::panic(panic).at(deployment, method)),
+    }
+}
+
+struct SyncCall<T, F, V> {
+    completer: Completer<T>,
+    method: &'static str,
+    f: F,
+    _values: PhantomData<fn(V)>,
+}
+
+impl<D, T, F, V> Call<D> for SyncCall<T, F, V>
+where
+    D: Send + Sync + 'static,
+    T: Send + 'static,
+    V: Send + 'static,
+    F: FnOnce(&D, V) -> Result<T, BoxError> + Send + 'static,
+{
+    type Values = V;
+
+    fn abandoned(&self) -> bool {
+        self.completer.cell().is_done()
+    }
+
+    fn fail(self, err: ServeError) {
+        self.completer.complete(Err(err));
+    }
+
+    fn run(self, values: V, slot: Slot<D>) {
+        let Self {
+            completer,
+            method,
+            f,
+            ..
+        } = self;
+        let cell = completer.cell().clone();
+        let rt = slot.router.rt.clone();
+        let task = rt.spawn_blocking(move || {
+            let result = allow_blocking(|| {
+                std::panic::catch_unwind(AssertUnwindSafe(|| f(slot.instance(), values)))
+            });
+            let result = outcome(&slot.router.name, method, result);
+            drop(slot); // free the slot before the caller sees the result
+            completer.complete(result);
+        });
+        // Only stops the call if it has not started yet: blocking code cannot be interrupted.
+        cell.set_abort(task.abort_handle());
+    }
+}
+
+struct AsyncCall<T, F, V> {
+    completer: Completer<T>,
+    method: &'static str,
+    f: F,
+    _values: PhantomData<fn(V)>,
+}
+
+impl<D, T, F, V, Fut> Call<D> for AsyncCall<T, F, V>
+where
+    D: Send + Sync + 'static,
+    T: Send + 'static,
+    V: Send + 'static,
+    F: FnOnce(Arc<D>, V) -> Fut + Send + 'static,
+    Fut: Future<Output = Result<T, BoxError>> + Send + 'static,
+{
+    type Values = V;
+
+    fn abandoned(&self) -> bool {
+        self.completer.cell().is_done()
+    }
+
+    fn fail(self, err: ServeError) {
+        self.completer.complete(Err(err));
+    }
+
+    fn run(self, values: V, slot: Slot<D>) {
+        let Self {
+            completer,
+            method,
+            f,
+            ..
+        } = self;
+        let cell = completer.cell().clone();
+        let rt = slot.router.rt.clone();
+        let task = rt.spawn(async move {
+            let instance = slot.router.replicas[slot.index].instance.clone();
+            let result = AssertUnwindSafe(f(instance, values)).catch_unwind().await;
+            let result = outcome(&slot.router.name, method, result);
+            drop(slot);
+            completer.complete(result);
+        });
+        cell.set_abort(task.abort_handle());
+    }
+}
+
+struct StreamCall<T, F, V> {
+    sender: response::GeneratorSender<T>,
+    method: &'static str,
+    f: F,
+    _values: PhantomData<fn(V)>,
+}
+
+impl<D, T, F, V, Fut> Call<D> for StreamCall<T, F, V>
+where
+    D: Send + Sync + 'static,
+    T: Send + 'static,
+    V: Send + 'static,
+    F: FnOnce(Arc<D>, V, StreamSink<T>) -> Fut + Send + 'static,
+    Fut: Future<Output = ()> + Send + 'static,
+{
+    type Values = V;
+
+    fn abandoned(&self) -> bool {
+        self.sender.tx.is_closed()
+    }
+
+    fn fail(self, err: ServeError) {
+        // The channel is empty: nothing was sent before the arguments resolved.
+        let _ = self.sender.tx.try_send(Err(err));
+    }
+
+    fn run(self, values: V, slot: Slot<D>) {
+        let Self {
+            sender, method, f, ..
+        } = self;
+        let errors = sender.tx.clone();
+        let rt = slot.router.rt.clone();
+        rt.spawn(async move {
+            let sink = StreamSink {
+                sender,
+                deployment: slot.router.name.clone(),
+                method,
+            };
+            let instance = slot.router.replicas[slot.index].instance.clone();
+            let result = AssertUnwindSafe(f(instance, values, sink))
+                .catch_unwind()
+                .await;
+            if let Err(panic) = result {
+                let err = ServeError::panic(panic).at(&slot.router.name, method);
+                drop(slot);
+                let _ = errors.send(Err(err)).await;
+            }
+        });
     }
 }
 
@@ -478,6 +547,35 @@ impl<T: Send + 'static> StreamSink<T> {
 mod tests {
     use super::*;
 
+    /// A request for the router's own tests: runs a closure with the slot.
+    struct TestCall<F, A> {
+        run: F,
+        abandoned: A,
+    }
+
+    impl<F, A> Call<()> for TestCall<F, A>
+    where
+        F: FnOnce(Slot<()>) + Send + 'static,
+        A: Fn() -> bool + Send + 'static,
+    {
+        type Values = ();
+        fn abandoned(&self) -> bool {
+            (self.abandoned)()
+        }
+        fn fail(self, _err: ServeError) {}
+        fn run(self, _values: (), slot: Slot<()>) {
+            (self.run)(slot)
+        }
+    }
+
+    fn submit(
+        r: &Arc<Router<()>>,
+        run: impl FnOnce(Slot<()>) + Send + 'static,
+        abandoned: impl Fn() -> bool + Send + 'static,
+    ) {
+        r.dispatch(TestCall { run, abandoned }, ());
+    }
+
     #[test]
     fn two_choices_are_distinct_and_cover_all_pairs() {
         let mut seen = std::collections::HashSet::new();
@@ -526,11 +624,11 @@ mod tests {
         let held = Arc::new(Mutex::new(None));
         {
             let held = held.clone();
-            r.dispatch(move |slot| *held.lock().unwrap() = Some(slot), || false);
+            submit(&r, move |slot| *held.lock().unwrap() = Some(slot), || false);
         }
         for i in 0..3 {
             let order = order.clone();
-            r.dispatch(move |_slot| order.lock().unwrap().push(i), || false);
+            submit(&r, move |_slot| order.lock().unwrap().push(i), || false);
         }
         assert!(order.lock().unwrap().is_empty(), "the only slot is held");
         assert_eq!(r.queued.load(Ordering::SeqCst), 3);
@@ -548,12 +646,13 @@ mod tests {
         let held = Arc::new(Mutex::new(None));
         {
             let held = held.clone();
-            r.dispatch(move |slot| *held.lock().unwrap() = Some(slot), || false);
+            submit(&r, move |slot| *held.lock().unwrap() = Some(slot), || false);
         }
         let ran = Arc::new(AtomicUsize::new(0));
         {
             let ran = ran.clone();
-            r.dispatch(
+            submit(
+                &r,
                 move |_slot| {
                     ran.fetch_add(1, Ordering::SeqCst);
                 },

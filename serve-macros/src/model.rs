@@ -34,7 +34,8 @@ pub(crate) enum Constructor {
     Default,
     /// A valid `new`.
     New(NewFn),
-    /// A `new` that was reported as an error: no `bind` is generated.
+    /// A `new` that was reported as an error, or a user-defined `bind` (also reported): no `bind`
+    /// is generated.
     Invalid,
 }
 

@@ -51,21 +51,39 @@ impl Parse for Entry {
     fn parse(input: ParseStream) -> syn::Result<Self> {
         let lookahead = input.lookahead1();
         if lookahead.peek(kw::name) {
-            let key = input.parse()?;
-            input.parse::<Token![=]>()?;
-            Ok(Entry::Name(key, input.parse()?))
+            let key: kw::name = input.parse()?;
+            Ok(Entry::Name(key, value(input, "name", "\"Add\"", key.span)?))
         } else if lookahead.peek(kw::num_replicas) {
-            let key = input.parse()?;
-            input.parse::<Token![=]>()?;
-            Ok(Entry::NumReplicas(key, input.parse()?))
+            let key: kw::num_replicas = input.parse()?;
+            let lit = value(input, "num_replicas", "2", key.span)?;
+            Ok(Entry::NumReplicas(key, lit))
         } else if lookahead.peek(kw::max_ongoing_requests) {
-            let key = input.parse()?;
-            input.parse::<Token![=]>()?;
-            Ok(Entry::MaxOngoingRequests(key, input.parse()?))
+            let key: kw::max_ongoing_requests = input.parse()?;
+            let lit = value(input, "max_ongoing_requests", "10", key.span)?;
+            Ok(Entry::MaxOngoingRequests(key, lit))
         } else {
             Err(lookahead.error())
         }
     }
+}
+
+/// `= value` after `key`. A missing `=` or value is reported on the key (syn would point at the
+/// whole attribute when the arguments simply end), with an example of the expected form.
+fn value<T: Parse>(input: ParseStream, key: &str, example: &str, key_span: Span) -> syn::Result<T> {
+    let missing = || {
+        syn::Error::new(
+            key_span,
+            format!("`{key}` needs a value: `{key} = {example}`"),
+        )
+    };
+    if input.is_empty() || input.peek(Token![,]) {
+        return Err(missing());
+    }
+    input.parse::<Token![=]>()?;
+    if input.is_empty() || input.peek(Token![,]) {
+        return Err(missing());
+    }
+    input.parse()
 }
 
 impl Entry {
@@ -203,6 +221,27 @@ mod tests {
                 "`max_ongoing_requests` must be at least 1"
             ]
         );
+    }
+
+    #[test]
+    fn a_missing_value_shows_the_expected_form() {
+        for args in [
+            quote!(num_replicas),
+            quote!(num_replicas =),
+            quote!(num_replicas, name = "a"),
+            quote!(num_replicas = , name = "a"),
+        ] {
+            assert_eq!(
+                messages(args.clone()),
+                ["`num_replicas` needs a value: `num_replicas = 2`"],
+                "for `{args}`"
+            );
+        }
+        assert_eq!(
+            messages(quote!(name)),
+            ["`name` needs a value: `name = \"Add\"`"]
+        );
+        assert_eq!(messages(quote!(num_replicas: 2)), ["expected `=`"]);
     }
 
     #[test]

@@ -18,6 +18,10 @@ pub(crate) const RECEIVER: &str = "`#[remote]` applies to a free function, not a
 pub(crate) const STREAMING: &str =
     "`#[remote]` tasks return a value; streaming tasks are not supported";
 pub(crate) const UNSUPPORTED_IMPL_RETURN: &str = "`#[remote]` tasks return a value of a concrete type; this `impl Trait` return is not supported";
+pub(crate) const GENERIC_TASK: &str =
+    "`#[remote]` tasks cannot be generic: a task call needs concrete argument and return types";
+pub(crate) const REFERENCE_ARG: &str =
+    "task arguments must be owned values (e.g. `String`, not `&str`): they are moved to the task";
 
 /// The parsed task.
 pub(crate) struct Task {
@@ -59,7 +63,7 @@ pub(crate) fn parse(args: TokenStream, item: syn::Item) -> syn::Result<Task> {
     if !args.is_empty() {
         checks.push(syn::Error::new_spanned(&args, NO_ARGS));
     }
-    checks.take(parse::no_generics(&item.sig.generics));
+    checks.take(parse::no_generics(&item.sig.generics, GENERIC_TASK));
     if let Some(FnArg::Receiver(r)) = item.sig.inputs.first() {
         checks.push(syn::Error::new_spanned(r, RECEIVER));
     }
@@ -73,7 +77,10 @@ pub(crate) fn parse(args: TokenStream, item: syn::Item) -> syn::Result<Task> {
     });
     let ((), (args, output)) = both(
         checks.finish(()),
-        both(parse::args(&item.sig.inputs), output),
+        both(
+            parse::args(&item.sig.inputs, GENERIC_TASK, REFERENCE_ARG),
+            output,
+        ),
     )?;
     Ok(Task {
         docs: docs(&item.attrs),
@@ -160,7 +167,6 @@ pub(crate) fn codegen(task: &Task) -> TokenStream {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::parse::{GENERIC_METHOD, REFERENCE_ARG};
     use crate::testing::{
         attrs_of, compile_errors, file, messages, method_of, str_of, struct_named,
     };
@@ -226,14 +232,14 @@ mod tests {
                 quote!(
                     fn f<T>(t: T) {}
                 ),
-                GENERIC_METHOD,
+                GENERIC_TASK,
             ),
             (
                 none(),
                 quote!(
                     fn f(t: impl Clone) {}
                 ),
-                GENERIC_METHOD,
+                GENERIC_TASK,
             ),
             (
                 none(),
@@ -271,7 +277,7 @@ mod tests {
                     fn f<T>(s: &str) {}
                 )
             ),
-            [NO_ARGS, GENERIC_METHOD, REFERENCE_ARG],
+            [NO_ARGS, GENERIC_TASK, REFERENCE_ARG],
             "all errors are collected"
         );
     }

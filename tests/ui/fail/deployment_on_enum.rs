@@ -1,0 +1,11 @@
+use serve_core::prelude::*;
+
+#[deployment]
+pub enum Color {
+    Red,
+    Green,
+}
+
+fn main() {
+    let _ = Color::Red;
+}

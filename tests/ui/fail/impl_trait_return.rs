@@ -1,0 +1,14 @@
+use serve_core::prelude::*;
+
+#[deployment]
+#[derive(Default)]
+pub struct Numbers;
+
+#[deployment]
+impl Numbers {
+    pub fn up_to(&self, limit: u32) -> impl Iterator<Item = u32> {
+        0..limit
+    }
+}
+
+fn main() {}

@@ -1,0 +1,14 @@
+use serve_core::prelude::*;
+
+#[deployment]
+#[derive(Default)]
+pub struct Greeter;
+
+#[deployment]
+impl Greeter {
+    pub fn bind(&self, name: String) -> String {
+        format!("Hello {name}!")
+    }
+}
+
+fn main() {}
