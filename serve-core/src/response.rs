@@ -578,6 +578,16 @@ mod tests {
     }
 
     #[test]
+    fn a_value_taken_by_result_timeout_is_not_handed_out_twice() {
+        let (completer, consumer) = pending::<u8>();
+        let response = DeploymentResponse::from_consumer(consumer);
+        completer.complete(Ok(4));
+        assert_eq!(response.result_timeout(Duration::from_secs(1)).unwrap(), 4);
+        let err = response.result().unwrap_err();
+        assert_eq!(err.kind(), ErrorKind::AlreadyTaken);
+    }
+
+    #[test]
     fn cancel_wins_over_a_later_completion() {
         let (completer, consumer) = pending::<u8>();
         let response = DeploymentResponse::from_consumer(consumer);

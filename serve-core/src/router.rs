@@ -25,6 +25,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 
 use futures::{FutureExt, Stream, StreamExt};
+use tokio::task::AbortHandle;
 
 use crate::args::ArgList;
 use crate::blocking::allow_blocking;
@@ -263,6 +264,28 @@ impl<D: Send + Sync + 'static> Router<D> {
         }
     }
 
+    fn call_unary<A, T, I>(
+        self: &Arc<Self>,
+        method: &'static str,
+        args: A,
+        invoke: I,
+    ) -> DeploymentResponse<T>
+    where
+        A: ArgList,
+        T: Send + 'static,
+        I: Invoke<D, A::Values, T>,
+    {
+        let (completer, consumer) = response::pending::<T>();
+        let call = UnaryCall {
+            completer,
+            method,
+            invoke,
+            _values: PhantomData,
+        };
+        self.submit(method, call, args);
+        DeploymentResponse::from_consumer(consumer)
+    }
+
     /// Calls a synchronous method: it runs on the blocking pool.
     pub fn call_sync<A, T, F>(
         self: &Arc<Self>,
@@ -275,15 +298,7 @@ impl<D: Send + Sync + 'static> Router<D> {
         T: Send + 'static,
         F: FnOnce(&D, A::Values) -> Result<T, BoxError> + Send + 'static,
     {
-        let (completer, consumer) = response::pending::<T>();
-        let call = SyncCall {
-            completer,
-            method,
-            f,
-            _values: PhantomData,
-        };
-        self.submit(method, call, args);
-        DeploymentResponse::from_consumer(consumer)
+        self.call_unary(method, args, SyncFn(f))
     }
 
     /// Calls an `async fn` method: it runs as a task on the async workers.
@@ -299,15 +314,7 @@ impl<D: Send + Sync + 'static> Router<D> {
         F: FnOnce(Arc<D>, A::Values) -> Fut + Send + 'static,
         Fut: Future<Output = Result<T, BoxError>> + Send + 'static,
     {
-        let (completer, consumer) = response::pending::<T>();
-        let call = AsyncCall {
-            completer,
-            method,
-            f,
-            _values: PhantomData,
-        };
-        self.submit(method, call, args);
-        DeploymentResponse::from_consumer(consumer)
+        self.call_unary(method, args, AsyncFn(f))
     }
 
     /// Calls a streaming method: `f` drives the method's stream into the sink; items reach the
@@ -349,66 +356,92 @@ fn outcome<T>(
     }
 }
 
-struct SyncCall<T, F, V> {
-    completer: Completer<T>,
-    method: &'static str,
-    f: F,
-    _values: PhantomData<fn(V)>,
+/// How a unary method runs on its replica: [`SyncFn`] on the blocking pool, [`AsyncFn`] as a task.
+trait Invoke<D, V, T>: Send + 'static {
+    /// Starts the method; it completes `completer` and drops `slot` when done. Returns the
+    /// handle that cancels it.
+    fn invoke(
+        self,
+        values: V,
+        slot: Slot<D>,
+        completer: Completer<T>,
+        method: &'static str,
+    ) -> AbortHandle;
 }
 
-impl<D, T, F, V> Call<D> for SyncCall<T, F, V>
+struct SyncFn<F>(F);
+
+impl<D, V, T, F> Invoke<D, V, T> for SyncFn<F>
 where
     D: Send + Sync + 'static,
-    T: Send + 'static,
     V: Send + 'static,
+    T: Send + 'static,
     F: FnOnce(&D, V) -> Result<T, BoxError> + Send + 'static,
 {
-    type Values = V;
-
-    fn abandoned(&self) -> bool {
-        self.completer.cell().is_done()
-    }
-
-    fn fail(self, err: ServeError) {
-        self.completer.complete(Err(err));
-    }
-
-    fn run(self, values: V, slot: Slot<D>) {
-        let Self {
-            completer,
-            method,
-            f,
-            ..
-        } = self;
-        let cell = completer.cell().clone();
+    fn invoke(
+        self,
+        values: V,
+        slot: Slot<D>,
+        completer: Completer<T>,
+        method: &'static str,
+    ) -> AbortHandle {
         let rt = slot.router.rt.clone();
         let task = rt.spawn_blocking(move || {
             let result = allow_blocking(|| {
-                std::panic::catch_unwind(AssertUnwindSafe(|| f(slot.instance(), values)))
+                std::panic::catch_unwind(AssertUnwindSafe(|| (self.0)(slot.instance(), values)))
             });
             let result = outcome(&slot.router.name, method, result);
             drop(slot); // free the slot before the caller sees the result
             completer.complete(result);
         });
-        // Only stops the call if it has not started yet: blocking code cannot be interrupted.
-        cell.set_abort(task.abort_handle());
+        // Aborting only stops the call if it has not started: blocking code cannot be interrupted.
+        task.abort_handle()
     }
 }
 
-struct AsyncCall<T, F, V> {
+struct AsyncFn<F>(F);
+
+impl<D, V, T, F, Fut> Invoke<D, V, T> for AsyncFn<F>
+where
+    D: Send + Sync + 'static,
+    V: Send + 'static,
+    T: Send + 'static,
+    F: FnOnce(Arc<D>, V) -> Fut + Send + 'static,
+    Fut: Future<Output = Result<T, BoxError>> + Send + 'static,
+{
+    fn invoke(
+        self,
+        values: V,
+        slot: Slot<D>,
+        completer: Completer<T>,
+        method: &'static str,
+    ) -> AbortHandle {
+        let rt = slot.router.rt.clone();
+        let task = rt.spawn(async move {
+            let instance = slot.router.replicas[slot.index].instance.clone();
+            let result = AssertUnwindSafe((self.0)(instance, values))
+                .catch_unwind()
+                .await;
+            let result = outcome(&slot.router.name, method, result);
+            drop(slot);
+            completer.complete(result);
+        });
+        task.abort_handle()
+    }
+}
+
+struct UnaryCall<T, I, V> {
     completer: Completer<T>,
     method: &'static str,
-    f: F,
+    invoke: I,
     _values: PhantomData<fn(V)>,
 }
 
-impl<D, T, F, V, Fut> Call<D> for AsyncCall<T, F, V>
+impl<D, T, I, V> Call<D> for UnaryCall<T, I, V>
 where
-    D: Send + Sync + 'static,
     T: Send + 'static,
     V: Send + 'static,
-    F: FnOnce(Arc<D>, V) -> Fut + Send + 'static,
-    Fut: Future<Output = Result<T, BoxError>> + Send + 'static,
+    I: Invoke<D, V, T>,
 {
     type Values = V;
 
@@ -421,22 +454,11 @@ where
     }
 
     fn run(self, values: V, slot: Slot<D>) {
-        let Self {
-            completer,
-            method,
-            f,
-            ..
-        } = self;
-        let cell = completer.cell().clone();
-        let rt = slot.router.rt.clone();
-        let task = rt.spawn(async move {
-            let instance = slot.router.replicas[slot.index].instance.clone();
-            let result = AssertUnwindSafe(f(instance, values)).catch_unwind().await;
-            let result = outcome(&slot.router.name, method, result);
-            drop(slot);
-            completer.complete(result);
-        });
-        cell.set_abort(task.abort_handle());
+        let cell = self.completer.cell().clone();
+        let abort = self
+            .invoke
+            .invoke(values, slot, self.completer, self.method);
+        cell.set_abort(abort);
     }
 }
 
