@@ -385,3 +385,114 @@ async fn cancel_stops_a_running_request_and_a_queued_one_never_runs() {
         "the cancelled queued request never started"
     );
 }
+
+// --- recursive cancellation ---------------------------------------------------------------------
+
+#[deployment(max_ongoing_requests = 10)]
+pub struct Downstream {
+    entered: Counter,
+    both_in: Gate,
+    first_dropped: Gate,
+    release: Gate,
+}
+
+#[deployment]
+impl Downstream {
+    pub fn new(entered: Counter, both_in: Gate, first_dropped: Gate, release: Gate) -> Self {
+        Self {
+            entered,
+            both_in,
+            first_dropped,
+            release,
+        }
+    }
+    pub async fn call(&self, x: u32) -> u32 {
+        let _guard = (x == 1).then(|| OpenOnDrop(self.first_dropped.clone()));
+        if self.entered.incr() + 1 == 2 {
+            self.both_in.open();
+        }
+        self.release.wait().await;
+        x
+    }
+}
+
+#[deployment]
+pub struct Upstream {
+    downstream: DeploymentHandle<Downstream>,
+}
+
+#[deployment]
+impl Upstream {
+    pub fn new(downstream: DeploymentHandle<Downstream>) -> Self {
+        Self { downstream }
+    }
+    pub async fn call(&self, x: u32) -> Result<u32, ServeError> {
+        self.downstream.remote(x).await
+    }
+    /// The same from a sync method: its downstream call is still cancelled with it.
+    pub fn sync_call(&self, x: u32) -> Result<u32, ServeError> {
+        self.downstream.remote(x).result()
+    }
+}
+
+fn cancellation_app() -> (Gate, Gate, Gate, Application<Upstream>) {
+    let (both_in, first_dropped, release) = (Gate::new(), Gate::new(), Gate::new());
+    let downstream = Downstream::bind(
+        Counter::new(),
+        both_in.clone(),
+        first_dropped.clone(),
+        release.clone(),
+    );
+    (both_in, first_dropped, release, Upstream::bind(downstream))
+}
+
+#[tokio::test]
+async fn cancelling_a_request_cancels_the_calls_it_started_and_no_other_request() {
+    let serve = Serve::start().unwrap();
+    let (both_in, first_dropped, release, app) = cancellation_app();
+    let upstream = serve.run_async(app).await.unwrap();
+
+    let first = upstream.remote(1);
+    let second = upstream.remote(2);
+    both_in
+        .expect_open("both downstream calls are running")
+        .await;
+    first.cancel();
+    first_dropped
+        .expect_open("the downstream call of the cancelled request was dropped")
+        .await;
+    release.open();
+    assert_eq!(
+        tokio::time::timeout(PATIENCE, second)
+            .await
+            .unwrap()
+            .unwrap(),
+        2
+    );
+    assert_eq!(first.await.unwrap_err().kind(), ErrorKind::Cancelled);
+}
+
+#[tokio::test]
+async fn a_cancelled_sync_method_gets_its_downstream_call_cancelled() {
+    let serve = Serve::start().unwrap();
+    let (both_in, first_dropped, release, app) = cancellation_app();
+    let upstream = serve.run_async(app).await.unwrap();
+
+    let first = upstream.sync_call.remote(1);
+    let second = upstream.sync_call.remote(2);
+    both_in
+        .expect_open("both downstream calls are running")
+        .await;
+    first.cancel();
+    first_dropped
+        .expect_open("the downstream call of the cancelled sync request was dropped")
+        .await;
+    release.open();
+    assert_eq!(
+        tokio::time::timeout(PATIENCE, second)
+            .await
+            .unwrap()
+            .unwrap(),
+        2
+    );
+}

@@ -137,6 +137,20 @@ impl<D: Deployment> fmt::Debug for DeploymentHandle<D> {
     }
 }
 
+/// How the runtime calls a deployment's one-argument `call` method without knowing the deployment:
+/// implemented on the generated handle type when `call` is unary and takes one argument `A`.
+#[doc(hidden)]
+#[diagnostic::on_unimplemented(
+    message = "the deployment behind `{Self}` has no `call` method taking one `{A}`",
+    label = "its `call` must take exactly one `{A}` argument",
+    note = "an HTTP ingress deployment needs `fn call(&self, req: Request) -> R` (or an `async fn`), where `R` is a response type such as `String`, `Json<T>` or `HttpResponse`"
+)]
+pub trait CallOne<A> {
+    /// What `call` returns.
+    type Output;
+    fn __call_one(&self, arg: A) -> crate::DeploymentResponse<Self::Output>;
+}
+
 /// Compile-time check that a deployment type can be shared by a replica's concurrent requests.
 #[doc(hidden)]
 pub fn assert_deployment_type<T: Send + Sync + 'static>() {}

@@ -98,7 +98,8 @@ pub mod __private {
     pub use crate::application::{AppRef, Application, BuildContext, Constructor};
     pub use crate::args::{Arg, ArgList, IntoArg, assert_arg};
     pub use crate::deployment::{
-        Deployment, DeploymentConfig, DeploymentDefaults, HandleStubs, assert_deployment_type,
+        CallOne, Deployment, DeploymentConfig, DeploymentDefaults, HandleStubs,
+        assert_deployment_type,
     };
     pub use crate::error::{BoxError, ServeError};
     pub use crate::response::{DeploymentResponse, DeploymentResponseGenerator, ObjectRef};

@@ -35,6 +35,74 @@ struct State<T> {
     more_wakers: Vec<Waker>,
     /// The task currently working on the request (argument resolution, then the method itself).
     abort: Option<AbortHandle>,
+    /// Requests this request started while it ran: cancelling it cancels them too.
+    children: Vec<Arc<dyn Cancel>>,
+}
+
+/// What a request held when it finished: the task working on it, and the requests it started.
+type Held = (Option<AbortHandle>, Vec<Arc<dyn Cancel>>);
+
+/// A request that can be cancelled, and that adopts the requests started on its behalf.
+pub(crate) trait Cancel: Send + Sync {
+    /// Cancels the request and, recursively, the requests it started.
+    fn cancel(&self);
+    /// Records `child` as started by this request (cancelled at once if this one already was).
+    fn adopt(&self, child: Arc<dyn Cancel>);
+}
+
+tokio::task_local! {
+    /// The request whose async method is running on this task.
+    static PARENT: Arc<dyn Cancel>;
+}
+
+thread_local! {
+    /// The request whose sync method is running on this (blocking-pool) thread.
+    static SYNC_PARENT: std::cell::RefCell<Option<Arc<dyn Cancel>>> = const { std::cell::RefCell::new(None) };
+}
+
+/// The request that the current code runs on behalf of, if any.
+pub(crate) fn current_parent() -> Option<Arc<dyn Cancel>> {
+    PARENT
+        .try_with(Arc::clone)
+        .ok()
+        .or_else(|| SYNC_PARENT.with(|p| p.borrow().clone()))
+}
+
+/// Runs an async method's future as `parent`'s work: calls it makes become `parent`'s children.
+pub(crate) fn in_scope<F: Future>(
+    parent: Arc<dyn Cancel>,
+    fut: F,
+) -> impl Future<Output = F::Output> {
+    PARENT.scope(parent, fut)
+}
+
+/// Runs a sync method as `parent`'s work.
+pub(crate) fn in_sync_scope<R>(parent: Arc<dyn Cancel>, f: impl FnOnce() -> R) -> R {
+    struct Reset(Option<Arc<dyn Cancel>>);
+    impl Drop for Reset {
+        fn drop(&mut self) {
+            SYNC_PARENT.with(|p| *p.borrow_mut() = self.0.take());
+        }
+    }
+    let _reset = Reset(SYNC_PARENT.with(|p| p.borrow_mut().replace(parent)));
+    f()
+}
+
+impl<T: Send> Cancel for Cell<T> {
+    fn cancel(&self) {
+        Cell::cancel(self);
+    }
+
+    fn adopt(&self, child: Arc<dyn Cancel>) {
+        let mut state = self.lock();
+        if matches!(state.outcome, Outcome::Pending) {
+            state.children.push(child);
+        } else if matches!(&state.outcome, Outcome::Ready(Err(e)) if e.kind() == ErrorKind::Cancelled)
+        {
+            drop(state);
+            child.cancel();
+        }
+    }
 }
 
 /// The shared result cell of one unary request.
@@ -53,20 +121,33 @@ impl<T> Cell<T> {
 
     /// Writes the outcome if none was written yet; returns whether this call wrote it.
     pub(crate) fn complete(&self, result: Result<T, ServeError>) -> bool {
-        let (waker, more) = {
+        self.finish(result).is_some()
+    }
+
+    /// Writes the outcome if none was written yet, wakes the waiters, and hands back what the
+    /// request held: the task working on it and the requests it started.
+    fn finish(
+        &self,
+        result: Result<T, ServeError>,
+    ) -> Option<Held> {
+        let (waker, more, held) = {
             let mut state = self.lock();
             if !matches!(state.outcome, Outcome::Pending) {
-                return false;
+                return None;
             }
             state.outcome = Outcome::Ready(result);
-            state.abort = None;
-            (state.waker.take(), std::mem::take(&mut state.more_wakers))
+            let held = (state.abort.take(), std::mem::take(&mut state.children));
+            (
+                state.waker.take(),
+                std::mem::take(&mut state.more_wakers),
+                held,
+            )
         };
         if let Some(w) = waker {
             w.wake();
         }
         more.into_iter().for_each(Waker::wake);
-        true
+        Some(held)
     }
 
     /// Whether an outcome was written (in particular: whether the request was cancelled).
@@ -86,12 +167,17 @@ impl<T> Cell<T> {
         }
     }
 
+    /// Cancels the request if it has not finished: stops its task and cancels, recursively, the
+    /// requests it started. A request that already finished is left alone (its children finished
+    /// or were handed off with its result).
     fn cancel(&self) {
-        let abort = self.lock().abort.take();
-        if self.complete(Err(ServeError::cancelled()))
-            && let Some(handle) = abort
-        {
-            handle.abort();
+        if let Some((abort, children)) = self.finish(Err(ServeError::cancelled())) {
+            if let Some(handle) = abort {
+                handle.abort();
+            }
+            for child in children {
+                child.cancel();
+            }
         }
     }
 
@@ -209,6 +295,7 @@ pub(crate) fn pending<T>() -> (Completer<T>, Consumer<T>) {
             waker: None,
             more_wakers: Vec::new(),
             abort: None,
+            children: Vec::new(),
         }),
         consumers: AtomicUsize::new(1),
         clone_fn: OnceLock::new(),
@@ -585,6 +672,46 @@ mod tests {
         assert_eq!(response.result_timeout(Duration::from_secs(1)).unwrap(), 4);
         let err = response.result().unwrap_err();
         assert_eq!(err.kind(), ErrorKind::AlreadyTaken);
+    }
+
+    #[test]
+    fn cancelling_a_request_cancels_what_it_started_and_nothing_else() {
+        let (_parent_done, parent) = pending::<u8>();
+        let (_child_done, child) = pending::<u8>();
+        let (_other_done, other) = pending::<u8>();
+        let (grandchild_done, grandchild) = pending::<u8>();
+        parent.cell.adopt(child.cell.clone());
+        child.cell.adopt(grandchild.cell.clone());
+        DeploymentResponse::from_consumer(parent).cancel();
+        for started in [child, grandchild] {
+            let err = DeploymentResponse::from_consumer(started)
+                .result()
+                .unwrap_err();
+            assert_eq!(err.kind(), ErrorKind::Cancelled);
+        }
+        drop(grandchild_done);
+        let other = DeploymentResponse::from_consumer(other);
+        assert_eq!(
+            other
+                .result_timeout(Duration::from_millis(1))
+                .unwrap_err()
+                .kind(),
+            ErrorKind::Timeout,
+            "an unrelated request is untouched"
+        );
+    }
+
+    #[test]
+    fn a_child_adopted_by_a_cancelled_request_is_cancelled_at_once() {
+        let (_p, parent) = pending::<u8>();
+        let parent = DeploymentResponse::from_consumer(parent);
+        parent.cancel();
+        let (_c, child) = pending::<u8>();
+        parent.consumer.cell.adopt(child.cell.clone());
+        let err = DeploymentResponse::from_consumer(child)
+            .result()
+            .unwrap_err();
+        assert_eq!(err.kind(), ErrorKind::Cancelled);
     }
 
     #[test]

@@ -30,7 +30,7 @@ use tokio::task::AbortHandle;
 use crate::args::ArgList;
 use crate::blocking::allow_blocking;
 use crate::error::{BoxError, ServeError};
-use crate::response::{self, Completer, DeploymentResponse, DeploymentResponseGenerator};
+use crate::response::{self, Cancel, Completer, DeploymentResponse, DeploymentResponseGenerator};
 
 struct Replica<D> {
     instance: Arc<D>,
@@ -276,6 +276,10 @@ impl<D: Send + Sync + 'static> Router<D> {
         I: Invoke<D, A::Values, T>,
     {
         let (completer, consumer) = response::pending::<T>();
+        if let Some(parent) = response::current_parent() {
+            // Started on behalf of another request: cancelled with it.
+            parent.adopt(completer.cell().clone());
+        }
         let call = UnaryCall {
             completer,
             method,
@@ -386,9 +390,12 @@ where
         method: &'static str,
     ) -> AbortHandle {
         let rt = slot.router.rt.clone();
+        let scope: Arc<dyn Cancel> = completer.cell().clone();
         let task = rt.spawn_blocking(move || {
             let result = allow_blocking(|| {
-                std::panic::catch_unwind(AssertUnwindSafe(|| (self.0)(slot.instance(), values)))
+                response::in_sync_scope(scope, || {
+                    std::panic::catch_unwind(AssertUnwindSafe(|| (self.0)(slot.instance(), values)))
+                })
             });
             let result = outcome(&slot.router.name, method, result);
             drop(slot); // free the slot before the caller sees the result
@@ -417,11 +424,11 @@ where
         method: &'static str,
     ) -> AbortHandle {
         let rt = slot.router.rt.clone();
+        let scope: Arc<dyn Cancel> = completer.cell().clone();
         let task = rt.spawn(async move {
             let instance = slot.router.replicas[slot.index].instance.clone();
-            let result = AssertUnwindSafe((self.0)(instance, values))
-                .catch_unwind()
-                .await;
+            let call = AssertUnwindSafe((self.0)(instance, values)).catch_unwind();
+            let result = response::in_scope(scope, call).await;
             let result = outcome(&slot.router.name, method, result);
             drop(slot);
             completer.complete(result);

@@ -335,6 +335,7 @@ impl<'a> ImplGen<'a> {
         let params = self.remote_params(m);
         let response = self.response_ty(m);
         let names = m.args.iter().map(|a| &a.name);
+        let call_one = self.call_one(m);
         quote! {
             #(#cfgs)*
             #[automatically_derived]
@@ -342,6 +343,31 @@ impl<'a> ImplGen<'a> {
                 #[doc = #doc]
                 #vis fn remote(&self, #params) -> #response {
                     self.#ident.remote(#(#names),*)
+                }
+            }
+            #call_one
+        }
+    }
+
+    /// For a unary `call` with one argument: `CallOne`, how the runtime itself (the HTTP proxy)
+    /// calls an ingress deployment without knowing its type.
+    fn call_one(&self, m: &Method) -> TokenStream {
+        let [arg] = m.args.as_slice() else {
+            return TokenStream::new();
+        };
+        if m.output.kind != Kind::Unary {
+            return TokenStream::new();
+        }
+        let (p, handle, ident, cfgs) = (&self.p, &self.handle, &m.ident, &m.cfgs);
+        let arg_ty = self.user_ty(&arg.ty);
+        let value = self.value_ty(&m.output);
+        quote! {
+            #(#cfgs)*
+            #[automatically_derived]
+            impl #p::CallOne<#arg_ty> for #handle {
+                type Output = #value;
+                fn __call_one(&self, arg: #arg_ty) -> #p::DeploymentResponse<#value> {
+                    self.#ident.remote(arg)
                 }
             }
         }
