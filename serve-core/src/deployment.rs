@@ -151,6 +151,19 @@ pub trait CallOne<A> {
     fn __call_one(&self, arg: A) -> crate::DeploymentResponse<Self::Output>;
 }
 
+/// Like [`CallOne`], for a streaming `call` method with one argument `A`.
+#[doc(hidden)]
+#[diagnostic::on_unimplemented(
+    message = "the deployment behind `{Self}` has no streaming `call` method taking one `{A}`",
+    label = "its `call` must take exactly one `{A}` and return `impl Stream<Item = T>`",
+    note = "a streaming HTTP ingress needs `fn call(&self, req: Request) -> impl Stream<Item = T> + Send`, where `T` is `String`, `Vec<u8>` or `Json<U>`"
+)]
+pub trait CallStream<A> {
+    /// The stream's item type.
+    type Item;
+    fn __call_stream(&self, arg: A) -> crate::DeploymentResponseGenerator<Self::Item>;
+}
+
 /// Compile-time check that a deployment type can be shared by a replica's concurrent requests.
 #[doc(hidden)]
 pub fn assert_deployment_type<T: Send + Sync + 'static>() {}

@@ -59,6 +59,7 @@ mod args;
 mod blocking;
 mod deployment;
 mod error;
+pub mod http;
 mod response;
 mod router;
 mod serve;
@@ -98,7 +99,7 @@ pub mod __private {
     pub use crate::application::{AppRef, Application, BuildContext, Constructor};
     pub use crate::args::{Arg, ArgList, IntoArg, assert_arg};
     pub use crate::deployment::{
-        CallOne, Deployment, DeploymentConfig, DeploymentDefaults, HandleStubs,
+        CallOne, CallStream, Deployment, DeploymentConfig, DeploymentDefaults, HandleStubs,
         assert_deployment_type,
     };
     pub use crate::error::{BoxError, ServeError};

@@ -126,10 +126,7 @@ impl<T> Cell<T> {
 
     /// Writes the outcome if none was written yet, wakes the waiters, and hands back what the
     /// request held: the task working on it and the requests it started.
-    fn finish(
-        &self,
-        result: Result<T, ServeError>,
-    ) -> Option<Held> {
+    fn finish(&self, result: Result<T, ServeError>) -> Option<Held> {
         let (waker, more, held) = {
             let mut state = self.lock();
             if !matches!(state.outcome, Outcome::Pending) {

@@ -8,14 +8,19 @@
 
 use std::sync::{Arc, Mutex};
 
+use std::net::SocketAddr;
+
 use crate::application::Application;
 use crate::blocking;
+use crate::deployment::{CallOne, CallStream};
 use crate::deployment::{Deployment, DeploymentHandle};
 use crate::error::{ErrorKind, ServeError};
+use crate::http::{self, IntoChunk, IntoHttpResponse, Proxy, Request};
 
 struct Inner {
     runtime: Mutex<Option<tokio::runtime::Runtime>>,
     handle: tokio::runtime::Handle,
+    http: Mutex<Option<Arc<Proxy>>>,
 }
 
 impl Drop for Inner {
@@ -85,6 +90,7 @@ impl Serve {
             inner: Arc::new(Inner {
                 runtime: Mutex::new(Some(runtime)),
                 handle,
+                http: Mutex::new(None),
             }),
         })
     }
@@ -135,10 +141,100 @@ impl Serve {
             .unwrap_or_else(|_| Err(ServeError::shut_down()))
     }
 
+    /// Starts the instance's HTTP proxy on `addr` (`"127.0.0.1:8000"`; port 0 picks a free port) and
+    /// returns the address it listens on. Applications are then mounted with
+    /// [`run_http`](Self::run_http). One proxy per instance.
+    pub fn start_http(&self, addr: &str) -> Result<SocketAddr, ServeError> {
+        let addr: SocketAddr = addr.parse().map_err(|e| {
+            ServeError::new(ErrorKind::Runtime)
+                .with_message(format!("`{addr}` is not a socket address (host:port)"))
+                .with_source(Box::new(e))
+        })?;
+        if blocking::on_serve_async_thread() {
+            return Err(ServeError::blocking_in_async("Serve::start_http"));
+        }
+        let mut http = self.inner.http.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(proxy) = &*http {
+            return Err(ServeError::new(ErrorKind::Runtime).with_message(format!(
+                "the HTTP proxy already listens on {}",
+                proxy.addr()
+            )));
+        }
+        let rt = self.live_handle()?;
+        let proxy = futures::executor::block_on(rt.spawn(Proxy::start(addr)))
+            .unwrap_or_else(|_| Err(ServeError::shut_down()))?;
+        let bound = proxy.addr();
+        *http = Some(proxy);
+        Ok(bound)
+    }
+
+    /// The address the HTTP proxy listens on, once [`start_http`](Self::start_http) ran.
+    pub fn http_addr(&self) -> Option<SocketAddr> {
+        let http = self.inner.http.lock().unwrap_or_else(|p| p.into_inner());
+        http.as_ref().map(|proxy| proxy.addr())
+    }
+
+    fn proxy(&self) -> Result<Arc<Proxy>, ServeError> {
+        let http = self.inner.http.lock().unwrap_or_else(|p| p.into_inner());
+        http.clone().ok_or_else(|| {
+            ServeError::new(ErrorKind::Runtime)
+                .with_message("the HTTP proxy is not started: call `start_http` first")
+        })
+    }
+
+    /// Deploys `app` like [`run`](Self::run) and serves it over HTTP under `route_prefix` (`"/"`
+    /// for everything; several applications can share the proxy under different prefixes). Every
+    /// request under the prefix goes to the ingress deployment's `call(&self, req: Request)`.
+    pub fn run_http<D, R>(
+        &self,
+        app: Application<D>,
+        route_prefix: &str,
+    ) -> Result<DeploymentHandle<D>, ServeError>
+    where
+        D: Deployment,
+        D::Handle: CallOne<Request, Output = R>,
+        R: IntoHttpResponse + Send + 'static,
+    {
+        let proxy = self.proxy()?;
+        http::server_prefix_check(route_prefix)?;
+        let handle = self.run(app)?;
+        proxy.mount_unary(route_prefix, handle.clone())?;
+        Ok(handle)
+    }
+
+    /// Like [`run_http`](Self::run_http) for an ingress whose `call` streams
+    /// (`impl Stream<Item = T>`): the response is chunked, each item flushed as it is produced, or
+    /// Server-Sent Events when the client accepts `text/event-stream`.
+    pub fn run_http_streaming<D, T>(
+        &self,
+        app: Application<D>,
+        route_prefix: &str,
+    ) -> Result<DeploymentHandle<D>, ServeError>
+    where
+        D: Deployment,
+        D::Handle: CallStream<Request, Item = T>,
+        T: IntoChunk + Send + 'static,
+    {
+        let proxy = self.proxy()?;
+        http::server_prefix_check(route_prefix)?;
+        let handle = self.run(app)?;
+        proxy.mount_streaming(route_prefix, handle.clone())?;
+        Ok(handle)
+    }
+
     /// Stops the instance: running requests are dropped (their callers get an
     /// [`ErrorKind::ShutDown`] error) and later calls through its handles fail the same way.
     /// Returns at once; safe to call from any thread, more than once.
     pub fn shutdown(&self) {
+        if let Some(proxy) = self
+            .inner
+            .http
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .take()
+        {
+            proxy.stop();
+        }
         let runtime = self
             .inner
             .runtime

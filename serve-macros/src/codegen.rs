@@ -349,18 +349,27 @@ impl<'a> ImplGen<'a> {
         }
     }
 
-    /// For a unary `call` with one argument: `CallOne`, how the runtime itself (the HTTP proxy)
-    /// calls an ingress deployment without knowing its type.
+    /// For a `call` with one argument: `CallOne` (unary) or `CallStream` (streaming), how the
+    /// runtime itself (the HTTP proxy) calls an ingress deployment without knowing its type.
     fn call_one(&self, m: &Method) -> TokenStream {
         let [arg] = m.args.as_slice() else {
             return TokenStream::new();
         };
-        if m.output.kind != Kind::Unary {
-            return TokenStream::new();
-        }
         let (p, handle, ident, cfgs) = (&self.p, &self.handle, &m.ident, &m.cfgs);
         let arg_ty = self.user_ty(&arg.ty);
         let value = self.value_ty(&m.output);
+        if m.output.kind == Kind::Streaming {
+            return quote! {
+                #(#cfgs)*
+                #[automatically_derived]
+                impl #p::CallStream<#arg_ty> for #handle {
+                    type Item = #value;
+                    fn __call_stream(&self, arg: #arg_ty) -> #p::DeploymentResponseGenerator<#value> {
+                        self.#ident.remote(arg)
+                    }
+                }
+            };
+        }
         quote! {
             #(#cfgs)*
             #[automatically_derived]

@@ -141,3 +141,100 @@ impl Drop for OpenOnDrop {
         self.0.open();
     }
 }
+
+/// A minimal HTTP/1.1 client over one connection each, for tests that speak real HTTP to the
+/// proxy (hyper's client connection API: every request is its own TCP connection, so dropping a
+/// response drops the connection, which is how a test plays a client that goes away).
+pub mod http {
+    use std::net::SocketAddr;
+
+    use bytes::Bytes;
+    use http_body_util::{BodyExt, Full};
+    use hyper::body::Incoming;
+    use hyper_util::rt::TokioIo;
+
+    /// A whole response.
+    #[derive(Debug)]
+    pub struct Reply {
+        /// The status code.
+        pub status: u16,
+        /// The `content-type` header, if any.
+        pub content_type: Option<String>,
+        /// The body as text.
+        pub body: String,
+    }
+
+    /// Sends one request and returns the response head with its body still streaming.
+    pub async fn open(
+        addr: SocketAddr,
+        method: &str,
+        path: &str,
+        headers: &[(&str, &str)],
+        body: impl Into<Bytes>,
+    ) -> hyper::Response<Incoming> {
+        let stream = tokio::net::TcpStream::connect(addr).await.unwrap();
+        let (mut sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
+            .await
+            .unwrap();
+        tokio::spawn(conn);
+        let mut request = hyper::Request::builder()
+            .method(method)
+            .uri(path)
+            .header("host", addr.to_string());
+        for (name, value) in headers {
+            request = request.header(*name, *value);
+        }
+        sender
+            .send_request(request.body(Full::new(body.into())).unwrap())
+            .await
+            .unwrap()
+    }
+
+    /// Sends one request and reads the whole response.
+    pub async fn send(
+        addr: SocketAddr,
+        method: &str,
+        path: &str,
+        headers: &[(&str, &str)],
+        body: impl Into<Bytes>,
+    ) -> Reply {
+        let response = open(addr, method, path, headers, body).await;
+        let status = response.status().as_u16();
+        let content_type = response
+            .headers()
+            .get("content-type")
+            .map(|v| v.to_str().unwrap().to_owned());
+        let body = response.into_body().collect().await.unwrap().to_bytes();
+        Reply {
+            status,
+            content_type,
+            body: String::from_utf8_lossy(&body).into_owned(),
+        }
+    }
+
+    /// `POST`s a JSON body.
+    pub async fn post_json(addr: SocketAddr, path: &str, json: &serde_json::Value) -> Reply {
+        let body = serde_json::to_vec(json).unwrap();
+        send(
+            addr,
+            "POST",
+            path,
+            &[("content-type", "application/json")],
+            body,
+        )
+        .await
+    }
+
+    /// Reads the next data chunk of a streaming body (`None` at its end; `Err` if it broke).
+    pub async fn next_chunk(body: &mut Incoming) -> Option<Result<Bytes, hyper::Error>> {
+        loop {
+            match body.frame().await? {
+                Ok(frame) => match frame.into_data() {
+                    Ok(data) => return Some(Ok(data)),
+                    Err(_) => continue, // trailers
+                },
+                Err(e) => return Some(Err(e)),
+            }
+        }
+    }
+}

@@ -1,0 +1,191 @@
+//! [`Request`]: an HTTP request as the ingress deployment receives it.
+
+use serde::de::DeserializeOwned;
+use serde::{Deserialize, Serialize};
+
+use super::response::HttpError;
+
+/// An HTTP request, as the HTTP proxy hands it to the ingress deployment's `call`.
+///
+/// It is a plain serde value (it crosses the deployment boundary like any argument): method,
+/// path, query string, headers and the whole body. Header names are lower-case.
+///
+/// ```
+/// use serve_core::http::Request;
+///
+/// let req = Request::new("POST", "/classify?lang=es&verbose")
+///     .with_header("Content-Type", "application/json")
+///     .with_body(r#"{"language": "spanish", "name": "Dora"}"#);
+/// assert_eq!(req.path(), "/classify");
+/// assert_eq!(req.query("lang").as_deref(), Some("es"));
+/// assert_eq!(req.header("content-type"), Some("application/json"));
+/// let body: serde_json::Value = req.json().unwrap();
+/// assert_eq!(body["name"], "Dora");
+/// ```
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Request {
+    method: String,
+    path: String,
+    query: String,
+    headers: Vec<(String, String)>,
+    body: Vec<u8>,
+}
+
+impl Request {
+    /// A request with no headers and an empty body; `uri` is a path with an optional `?query`.
+    pub fn new(method: impl Into<String>, uri: &str) -> Self {
+        let (path, query) = match uri.split_once('?') {
+            Some((path, query)) => (path, query),
+            None => (uri, ""),
+        };
+        Self {
+            method: method.into().to_ascii_uppercase(),
+            path: if path.is_empty() { "/" } else { path }.to_owned(),
+            query: query.to_owned(),
+            headers: Vec::new(),
+            body: Vec::new(),
+        }
+    }
+
+    /// Adds a header (the name is stored lower-case).
+    pub fn with_header(mut self, name: &str, value: impl Into<String>) -> Self {
+        self.headers.push((name.to_ascii_lowercase(), value.into()));
+        self
+    }
+
+    /// Sets the body.
+    pub fn with_body(mut self, body: impl Into<Vec<u8>>) -> Self {
+        self.body = body.into();
+        self
+    }
+
+    /// Sets a JSON body and its content type.
+    pub fn with_json<T: Serialize>(self, value: &T) -> Self {
+        let body = serde_json::to_vec(value).unwrap_or_default();
+        self.with_header("content-type", "application/json")
+            .with_body(body)
+    }
+
+    /// The method, upper-case (`GET`, `POST`, ..).
+    pub fn method(&self) -> &str {
+        &self.method
+    }
+
+    /// The path, starting with `/` (the full path, including the application's route prefix).
+    pub fn path(&self) -> &str {
+        &self.path
+    }
+
+    /// The raw query string, without the `?` (empty when there is none).
+    pub fn query_string(&self) -> &str {
+        &self.query
+    }
+
+    /// The first value of query parameter `name`, percent-decoded (`Some("")` for a bare `?flag`).
+    pub fn query(&self, name: &str) -> Option<String> {
+        self.query_pairs()
+            .into_iter()
+            .find(|(k, _)| k == name)
+            .map(|(_, v)| v)
+    }
+
+    /// Every query parameter, percent-decoded, in order.
+    pub fn query_pairs(&self) -> Vec<(String, String)> {
+        serde_urlencoded::from_str(&self.query).unwrap_or_default()
+    }
+
+    /// Deserializes the query string into `T` (e.g. a struct with a field per parameter); a
+    /// mismatch is a 422 error naming the parameter.
+    pub fn query_as<T: DeserializeOwned>(&self) -> Result<T, HttpError> {
+        serde_urlencoded::from_str(&self.query)
+            .map_err(|e| HttpError::unprocessable(format!("invalid query string: {e}")))
+    }
+
+    /// The first value of header `name` (case-insensitive).
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers
+            .iter()
+            .find(|(k, _)| k.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.as_str())
+    }
+
+    /// All headers, names lower-case, in the order received.
+    pub fn headers(&self) -> &[(String, String)] {
+        &self.headers
+    }
+
+    /// The body's bytes.
+    pub fn body(&self) -> &[u8] {
+        &self.body
+    }
+
+    /// The body as UTF-8 text; a 400 error if it is not.
+    pub fn text(&self) -> Result<&str, HttpError> {
+        std::str::from_utf8(&self.body)
+            .map_err(|e| HttpError::bad_request(format!("request body is not UTF-8: {e}")))
+    }
+
+    /// The body parsed as JSON into `T`.
+    ///
+    /// A body that is not JSON at all is a 400 error; JSON that does not match `T` (a missing
+    /// field, a wrong type) is a 422 error that names the problem, as FastAPI does. Return the
+    /// error from `call` (`req.json::<Greeting>()?` in a method returning `Result<_, HttpError>`)
+    /// and the proxy answers with that status.
+    pub fn json<T: DeserializeOwned>(&self) -> Result<T, HttpError> {
+        serde_json::from_slice(&self.body).map_err(|e| {
+            use serde_json::error::Category;
+            match e.classify() {
+                Category::Data => HttpError::unprocessable(format!("invalid request body: {e}")),
+                Category::Syntax | Category::Eof | Category::Io => {
+                    HttpError::bad_request(format!("malformed JSON body: {e}"))
+                }
+            }
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::http::StatusCode;
+
+    #[derive(Debug, Deserialize)]
+    struct Greeting {
+        #[allow(dead_code)]
+        language: String,
+        #[allow(dead_code)]
+        name: String,
+    }
+
+    #[test]
+    fn bad_json_is_400_and_json_of_the_wrong_shape_is_422() {
+        let req = Request::new("POST", "/").with_body("{not json");
+        let err = req.json::<Greeting>().unwrap_err();
+        assert_eq!(err.status(), StatusCode::BAD_REQUEST);
+        assert!(err.message().contains("malformed JSON"), "{err}");
+
+        let req = Request::new("POST", "/").with_body(r#"{"language": "spanish"}"#);
+        let err = req.json::<Greeting>().unwrap_err();
+        assert_eq!(err.status(), StatusCode::UNPROCESSABLE_ENTITY);
+        assert!(err.message().contains("missing field `name`"), "{err}");
+    }
+
+    #[test]
+    fn query_parameters_are_decoded() {
+        let req = Request::new("get", "/search?q=hola%20dora&page=2&flag");
+        assert_eq!(req.method(), "GET");
+        assert_eq!(req.query("q").as_deref(), Some("hola dora"));
+        assert_eq!(req.query("flag").as_deref(), Some(""));
+        assert_eq!(req.query("missing"), None);
+
+        #[derive(Debug, Deserialize)]
+        struct Page {
+            page: u32,
+        }
+        assert_eq!(req.query_as::<Page>().unwrap().page, 2);
+        let err = Request::new("GET", "/?page=two")
+            .query_as::<Page>()
+            .unwrap_err();
+        assert_eq!(err.status(), StatusCode::UNPROCESSABLE_ENTITY);
+    }
+}

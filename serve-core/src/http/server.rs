@@ -1,0 +1,382 @@
+//! The HTTP proxy: one axum server per serve instance, routing each request by path prefix to an
+//! application's ingress deployment through its handle (so the ingress's replicas and
+//! `max_ongoing_requests` apply).
+//!
+//! A request's flow: hyper parses it; the proxy reads the body (up to a limit: 413 past it),
+//! builds a [`Request`], picks the application with the longest matching route prefix (404 if
+//! none), and calls the ingress's `call` with it. The call's result becomes the response (see
+//! [`IntoHttpResponse`]); an [`HttpError`] from the method keeps its status, any other failure is a
+//! 500 with a one-line reason. If the client goes away first, hyper drops the handler future, and
+//! dropping it cancels the ingress request and, through it, every downstream call it started.
+
+use std::future::Future;
+use std::net::SocketAddr;
+use std::pin::Pin;
+use std::sync::{Arc, RwLock};
+use std::task::{Context, Poll};
+
+use axum::body::Body;
+use futures::{Stream, StreamExt};
+
+use super::request::Request;
+use super::response::{HttpError, HttpResponse, IntoChunk, IntoHttpResponse, StatusCode};
+use crate::deployment::{CallOne, CallStream, Deployment, DeploymentHandle};
+use crate::error::{ErrorKind, ServeError};
+use crate::response::{DeploymentResponse, DeploymentResponseGenerator};
+
+/// The largest request body the proxy reads (16 MiB); larger bodies get 413.
+pub const MAX_BODY_BYTES: usize = 16 * 1024 * 1024;
+
+type BoxFuture<T> = Pin<Box<dyn Future<Output = T> + Send>>;
+
+/// What the proxy sends back: a whole response, or a stream of chunks.
+pub(crate) enum Reply {
+    Full(HttpResponse),
+    Stream(Pin<Box<dyn Stream<Item = Result<Vec<u8>, ServeError>> + Send>>),
+}
+
+/// An application mounted on the proxy.
+pub(crate) trait Ingress: Send + Sync {
+    fn handle(&self, req: Request, sse: bool) -> BoxFuture<Reply>;
+}
+
+struct UnaryIngress<D: Deployment>(DeploymentHandle<D>);
+
+impl<D, R> Ingress for UnaryIngress<D>
+where
+    D: Deployment,
+    D::Handle: CallOne<Request, Output = R>,
+    R: IntoHttpResponse + Send + 'static,
+{
+    fn handle(&self, req: Request, _sse: bool) -> BoxFuture<Reply> {
+        let response = CancelOnDrop(Some(self.0.__call_one(req)));
+        Box::pin(async move {
+            Reply::Full(match response.await {
+                Ok(value) => value.into_http_response(),
+                Err(e) => error_response(&e),
+            })
+        })
+    }
+}
+
+struct StreamingIngress<D: Deployment>(DeploymentHandle<D>);
+
+impl<D, T> Ingress for StreamingIngress<D>
+where
+    D: Deployment,
+    D::Handle: CallStream<Request, Item = T>,
+    T: IntoChunk + Send + 'static,
+{
+    fn handle(&self, req: Request, sse: bool) -> BoxFuture<Reply> {
+        let mut items: DeploymentResponseGenerator<T> = self.0.__call_stream(req);
+        let chunks = async_stream::stream! {
+            while let Some(item) = items.next().await {
+                match item {
+                    Ok(value) if sse => yield Ok(sse_event(None, &value.into_chunk())),
+                    Ok(value) => yield Ok(value.into_chunk()),
+                    // Server-Sent Events can say what went wrong, then end cleanly.
+                    Err(e) if sse => {
+                        yield Ok(sse_event(Some("error"), error_text(&e).as_bytes()));
+                        break;
+                    }
+                    // A plain chunked body can only be cut off: the client sees it broken.
+                    Err(e) => {
+                        yield Err(e);
+                        break;
+                    }
+                }
+            }
+        };
+        Box::pin(async move { Reply::Stream(Box::pin(chunks)) })
+    }
+}
+
+/// What a client is told about a failure: an [`HttpError`]'s message, or the error's one line.
+fn error_text(e: &ServeError) -> String {
+    match e.downcast_ref::<HttpError>() {
+        Some(http) => http.message().to_owned(),
+        None => e.to_string(),
+    }
+}
+
+/// One Server-Sent Event carrying `data` (one `data:` line per line of it).
+fn sse_event(kind: Option<&str>, data: &[u8]) -> Vec<u8> {
+    let text = String::from_utf8_lossy(data);
+    let mut event = String::with_capacity(data.len() + 16);
+    if let Some(kind) = kind {
+        event.push_str("event: ");
+        event.push_str(kind);
+        event.push('\n');
+    }
+    for line in text.trim_end_matches('\n').split('\n') {
+        event.push_str("data: ");
+        event.push_str(line);
+        event.push('\n');
+    }
+    event.push('\n');
+    event.into_bytes()
+}
+
+/// The response a failed ingress call gets.
+fn error_response(e: &ServeError) -> HttpResponse {
+    if let Some(http) = e.downcast_ref::<HttpError>() {
+        return http.clone().into_http_response();
+    }
+    match e.kind() {
+        ErrorKind::ShutDown | ErrorKind::Cancelled => HttpResponse::text(
+            StatusCode::SERVICE_UNAVAILABLE,
+            format!("Service Unavailable: {e}"),
+        ),
+        _ => HttpResponse::text(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            format!("Internal Server Error: {e}"),
+        ),
+    }
+}
+
+/// A response whose request is cancelled if this is dropped before it completes (the client
+/// disconnected and hyper dropped the handler).
+struct CancelOnDrop<T>(Option<DeploymentResponse<T>>);
+
+impl<T> Future for CancelOnDrop<T> {
+    type Output = Result<T, ServeError>;
+
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        let Some(response) = self.0.as_mut() else {
+            return Poll::Ready(Err(ServeError::new(ErrorKind::AlreadyTaken)));
+        };
+        let result = std::task::ready!(Pin::new(response).poll(cx));
+        self.0 = None;
+        Poll::Ready(result)
+    }
+}
+
+impl<T> Drop for CancelOnDrop<T> {
+    fn drop(&mut self) {
+        if let Some(response) = self.0.take() {
+            response.cancel();
+        }
+    }
+}
+
+struct Route {
+    prefix: String,
+    app: String,
+    ingress: Arc<dyn Ingress>,
+}
+
+/// The routing table and the server's state.
+pub(crate) struct Proxy {
+    routes: RwLock<Vec<Route>>,
+    addr: SocketAddr,
+    stop: tokio::sync::watch::Sender<bool>,
+}
+
+/// Normalises a route prefix: leading `/`, no trailing `/` (except the root `/`).
+pub(crate) fn normalize_prefix(prefix: &str) -> Result<String, ServeError> {
+    if !prefix.starts_with('/') {
+        return Err(ServeError::new(ErrorKind::Runtime)
+            .with_message(format!("route prefix `{prefix}` must start with `/`")));
+    }
+    let trimmed = prefix.trim_end_matches('/');
+    Ok(if trimmed.is_empty() { "/" } else { trimmed }.to_owned())
+}
+
+fn matches(prefix: &str, path: &str) -> bool {
+    prefix == "/"
+        || path == prefix
+        || (path.starts_with(prefix) && path.as_bytes().get(prefix.len()) == Some(&b'/'))
+}
+
+impl Proxy {
+    /// Binds `addr` and starts serving on the current runtime.
+    pub(crate) async fn start(addr: SocketAddr) -> Result<Arc<Proxy>, ServeError> {
+        let listener = tokio::net::TcpListener::bind(addr).await.map_err(|e| {
+            ServeError::new(ErrorKind::Runtime)
+                .with_message(format!("could not listen on {addr}"))
+                .with_source(Box::new(e))
+        })?;
+        let addr = listener
+            .local_addr()
+            .map_err(|e| ServeError::new(ErrorKind::Runtime).with_source(Box::new(e)))?;
+        let (stop, mut stopped) = tokio::sync::watch::channel(false);
+        let proxy = Arc::new(Proxy {
+            routes: RwLock::new(Vec::new()),
+            addr,
+            stop,
+        });
+        let router = axum::Router::new()
+            .fallback(serve_request)
+            .with_state(proxy.clone());
+        tokio::spawn(async move {
+            let shutdown = async move {
+                let _ = stopped.wait_for(|stop| *stop).await;
+            };
+            let _ = axum::serve(listener, router)
+                .with_graceful_shutdown(shutdown)
+                .await;
+        });
+        Ok(proxy)
+    }
+
+    pub(crate) fn addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    /// Stops accepting connections; requests in flight finish.
+    pub(crate) fn stop(&self) {
+        let _ = self.stop.send(true);
+    }
+
+    fn mount(&self, prefix: &str, app: &str, ingress: Arc<dyn Ingress>) -> Result<(), ServeError> {
+        let prefix = normalize_prefix(prefix)?;
+        let mut routes = self.routes.write().unwrap_or_else(|p| p.into_inner());
+        if let Some(taken) = routes.iter().find(|r| r.prefix == prefix) {
+            return Err(ServeError::new(ErrorKind::Runtime).with_message(format!(
+                "route prefix `{prefix}` is already served by `{}`",
+                taken.app
+            )));
+        }
+        routes.push(Route {
+            prefix,
+            app: app.to_owned(),
+            ingress,
+        });
+        // Longest prefix first, so the most specific application wins.
+        routes.sort_by_key(|r| std::cmp::Reverse(r.prefix.len()));
+        Ok(())
+    }
+
+    /// Serves `handle`'s deployment at `prefix` (its `call(&self, req: Request)` gets each request).
+    pub(crate) fn mount_unary<D, R>(
+        &self,
+        prefix: &str,
+        handle: DeploymentHandle<D>,
+    ) -> Result<(), ServeError>
+    where
+        D: Deployment,
+        D::Handle: CallOne<Request, Output = R>,
+        R: IntoHttpResponse + Send + 'static,
+    {
+        let app = handle.deployment_name().to_owned();
+        self.mount(prefix, &app, Arc::new(UnaryIngress(handle)))
+    }
+
+    /// Serves a streaming ingress at `prefix`: each item is flushed as a chunk as it is produced.
+    pub(crate) fn mount_streaming<D, T>(
+        &self,
+        prefix: &str,
+        handle: DeploymentHandle<D>,
+    ) -> Result<(), ServeError>
+    where
+        D: Deployment,
+        D::Handle: CallStream<Request, Item = T>,
+        T: IntoChunk + Send + 'static,
+    {
+        let app = handle.deployment_name().to_owned();
+        self.mount(prefix, &app, Arc::new(StreamingIngress(handle)))
+    }
+
+    fn route(&self, path: &str) -> Option<Arc<dyn Ingress>> {
+        let routes = self.routes.read().unwrap_or_else(|p| p.into_inner());
+        routes
+            .iter()
+            .find(|r| matches(&r.prefix, path))
+            .map(|r| r.ingress.clone())
+    }
+}
+
+fn to_axum(response: HttpResponse) -> axum::response::Response {
+    let (status, headers, body) = response.into_parts();
+    let mut builder = axum::http::Response::builder().status(status.as_u16());
+    for (name, value) in headers {
+        builder = builder.header(name, value);
+    }
+    builder.body(Body::from(body)).unwrap_or_else(|e| {
+        let mut fallback = axum::response::Response::new(Body::from(format!(
+            "Internal Server Error: invalid response: {e}"
+        )));
+        *fallback.status_mut() = axum::http::StatusCode::INTERNAL_SERVER_ERROR;
+        fallback
+    })
+}
+
+async fn serve_request(
+    axum::extract::State(proxy): axum::extract::State<Arc<Proxy>>,
+    request: axum::extract::Request,
+) -> axum::response::Response {
+    let (parts, body) = request.into_parts();
+    let Some(ingress) = proxy.route(parts.uri.path()) else {
+        return to_axum(HttpResponse::text(
+            StatusCode::NOT_FOUND,
+            format!("Not Found: no application serves `{}`", parts.uri.path()),
+        ));
+    };
+    let body = match axum::body::to_bytes(body, MAX_BODY_BYTES).await {
+        Ok(body) => body,
+        Err(_) => {
+            return to_axum(HttpResponse::text(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                format!("Payload Too Large: the limit is {MAX_BODY_BYTES} bytes"),
+            ));
+        }
+    };
+    let uri = parts
+        .uri
+        .path_and_query()
+        .map(|pq| pq.as_str())
+        .unwrap_or("/");
+    let mut req = Request::new(parts.method.as_str(), uri).with_body(body.to_vec());
+    let mut sse = false;
+    for (name, value) in &parts.headers {
+        let value = String::from_utf8_lossy(value.as_bytes()).into_owned();
+        if name == axum::http::header::ACCEPT && value.contains("text/event-stream") {
+            sse = true;
+        }
+        req = req.with_header(name.as_str(), value);
+    }
+    match ingress.handle(req, sse).await {
+        Reply::Full(response) => to_axum(response),
+        Reply::Stream(chunks) => {
+            let content_type = if sse {
+                "text/event-stream"
+            } else {
+                "application/octet-stream"
+            };
+            // An error mid-stream ends the body with an error: hyper aborts the chunked
+            // response, so the client sees a broken stream rather than a clean end.
+            let body = Body::from_stream(chunks.map(|chunk| chunk.map(bytes::Bytes::from)));
+            axum::http::Response::builder()
+                .status(200)
+                .header("content-type", content_type)
+                .header("cache-control", "no-cache")
+                .body(body)
+                .unwrap_or_else(|_| axum::response::Response::new(Body::empty()))
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn prefixes_match_whole_segments() {
+        assert!(matches("/", "/anything"));
+        assert!(matches("/api", "/api"));
+        assert!(matches("/api", "/api/users/1"));
+        assert!(!matches("/api", "/apix"));
+        assert_eq!(normalize_prefix("/api/").unwrap(), "/api");
+        assert_eq!(normalize_prefix("/").unwrap(), "/");
+        assert!(normalize_prefix("api").is_err());
+    }
+
+    #[test]
+    fn sse_events_carry_one_data_line_per_line() {
+        assert_eq!(sse_event(None, b"a\nb\n"), b"data: a\ndata: b\n\n");
+        assert_eq!(
+            sse_event(Some("error"), b"boom"),
+            b"event: error\ndata: boom\n\n"
+        );
+    }
+}

@@ -1,0 +1,401 @@
+//! The HTTP proxy, spoken to over real HTTP on an ephemeral loopback port.
+
+use serde::Deserialize;
+use serde_json::json;
+use serve_core::http::{HttpError, HttpResponse, Json, Request, StatusCode};
+use serve_core::prelude::*;
+use serve_test_support::http::{next_chunk, open, post_json, send};
+use serve_test_support::{Gate, OpenOnDrop, PATIENCE};
+
+// --- the seed's hello program, served over HTTP ---------------------------------------------------
+
+#[derive(Deserialize)]
+struct Greeting {
+    language: String,
+    name: String,
+}
+
+#[deployment]
+pub struct LanguageClassifier {
+    spanish_responder: DeploymentHandle<SpanishResponder>,
+    french_responder: DeploymentHandle<FrenchResponder>,
+}
+
+#[deployment]
+impl LanguageClassifier {
+    pub fn new(
+        spanish_responder: DeploymentHandle<SpanishResponder>,
+        french_responder: DeploymentHandle<FrenchResponder>,
+    ) -> Self {
+        Self {
+            spanish_responder,
+            french_responder,
+        }
+    }
+
+    pub async fn call(&self, http_request: Request) -> Result<String, HttpError> {
+        let request: Greeting = http_request.json()?;
+        let response = match request.language.as_str() {
+            "spanish" => self.spanish_responder.say_hello.remote(request.name),
+            "french" => self.french_responder.say_hello.remote(request.name),
+            _ => return Ok("Please try again.".into()),
+        };
+        response
+            .await
+            .map_err(|e| HttpError::new(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()))
+    }
+}
+
+#[deployment]
+#[derive(Default)]
+pub struct SpanishResponder;
+
+#[deployment]
+impl SpanishResponder {
+    pub fn say_hello(&self, name: String) -> String {
+        format!("Hola {name}")
+    }
+}
+
+#[deployment]
+#[derive(Default)]
+pub struct FrenchResponder;
+
+#[deployment]
+impl FrenchResponder {
+    pub fn say_hello(&self, name: String) -> String {
+        format!("Bonjour {name}")
+    }
+}
+
+fn hello_app() -> Application<LanguageClassifier> {
+    LanguageClassifier::bind(SpanishResponder::bind(), FrenchResponder::bind())
+}
+
+#[tokio::test]
+async fn seed_hello_over_http() {
+    let serve = Serve::start().unwrap();
+    let addr = serve.start_http("127.0.0.1:0").unwrap();
+    serve.run_http(hello_app(), "/").unwrap();
+
+    let reply = post_json(addr, "/", &json!({"language": "spanish", "name": "Dora"})).await;
+    assert_eq!((reply.status, reply.body.as_str()), (200, "Hola Dora"));
+    assert_eq!(
+        reply.content_type.as_deref(),
+        Some("text/plain; charset=utf-8")
+    );
+    let reply = post_json(addr, "/", &json!({"language": "french", "name": "Dora"})).await;
+    assert_eq!(reply.body, "Bonjour Dora");
+    let reply = post_json(addr, "/", &json!({"language": "klingon", "name": "Dora"})).await;
+    assert_eq!(reply.body, "Please try again.");
+    serve.shutdown();
+}
+
+#[tokio::test]
+async fn bad_bodies_are_4xx_with_the_reason() {
+    let serve = Serve::start().unwrap();
+    let addr = serve.start_http("127.0.0.1:0").unwrap();
+    serve.run_http(hello_app(), "/").unwrap();
+
+    let reply = send(addr, "POST", "/", &[], "{not json").await;
+    assert_eq!(reply.status, 400, "{}", reply.body);
+    assert!(reply.body.contains("malformed JSON"), "{}", reply.body);
+
+    let reply = post_json(addr, "/", &json!({"language": "spanish"})).await;
+    assert_eq!(reply.status, 422, "{}", reply.body);
+    assert!(
+        reply.body.contains("missing field `name`"),
+        "{}",
+        reply.body
+    );
+    serve.shutdown();
+}
+
+// --- responses, errors, routing --------------------------------------------------------------------
+
+#[derive(Debug)]
+pub struct Overloaded;
+impl std::fmt::Display for Overloaded {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("model overloaded")
+    }
+}
+impl std::error::Error for Overloaded {}
+
+#[deployment]
+#[derive(Default)]
+pub struct Api;
+
+#[deployment]
+impl Api {
+    pub fn call(&self, req: Request) -> Result<HttpResponse, Overloaded> {
+        match req.path() {
+            "/api/json" => Ok(HttpResponse::json(
+                StatusCode::OK,
+                &json!({"path": req.path(), "q": req.query("q")}),
+            )),
+            "/api/created" => Ok(HttpResponse::text(StatusCode::CREATED, "made")),
+            "/api/fail" => Err(Overloaded),
+            "/api/panic" => panic!("the model crashed"),
+            _ => Ok(HttpResponse::text(StatusCode::NOT_FOUND, "no such route")),
+        }
+    }
+}
+
+#[deployment]
+#[derive(Default)]
+pub struct Echo;
+
+#[deployment]
+impl Echo {
+    pub fn call(&self, req: Request) -> Json<serde_json::Value> {
+        Json(json!({
+            "method": req.method(),
+            "path": req.path(),
+            "body": req.text().unwrap_or_default(),
+            "agent": req.header("X-Agent"),
+        }))
+    }
+}
+
+#[tokio::test]
+async fn statuses_errors_and_several_applications_under_prefixes() {
+    let serve = Serve::start().unwrap();
+    let addr = serve.start_http("127.0.0.1:0").unwrap();
+    serve.run_http(Api::bind(), "/api").unwrap();
+    serve.run_http(Echo::bind(), "/").unwrap();
+
+    let reply = send(addr, "GET", "/api/json?q=hola%20dora", &[], "").await;
+    assert_eq!(reply.status, 200);
+    assert_eq!(reply.content_type.as_deref(), Some("application/json"));
+    let value: serde_json::Value = serde_json::from_str(&reply.body).unwrap();
+    assert_eq!(value, json!({"path": "/api/json", "q": "hola dora"}));
+
+    assert_eq!(send(addr, "GET", "/api/created", &[], "").await.status, 201);
+
+    let reply = send(addr, "GET", "/api/fail", &[], "").await;
+    assert_eq!(reply.status, 500);
+    assert!(reply.body.contains("model overloaded"), "{}", reply.body);
+
+    let reply = send(addr, "GET", "/api/panic", &[], "").await;
+    assert_eq!(reply.status, 500);
+    assert!(reply.body.contains("the model crashed"), "{}", reply.body);
+    assert_eq!(
+        send(addr, "GET", "/api/json", &[], "").await.status,
+        200,
+        "the replica still serves after the panic"
+    );
+
+    // Everything else goes to the application at `/`.
+    let reply = send(addr, "PUT", "/apix/other", &[("x-agent", "test")], "hi").await;
+    assert_eq!(reply.status, 200);
+    let value: serde_json::Value = serde_json::from_str(&reply.body).unwrap();
+    assert_eq!(
+        value,
+        json!({"method": "PUT", "path": "/apix/other", "body": "hi", "agent": "test"})
+    );
+    serve.shutdown();
+}
+
+#[tokio::test]
+async fn a_path_no_application_serves_is_404_and_prefixes_are_unique() {
+    let serve = Serve::start().unwrap();
+    let addr = serve.start_http("127.0.0.1:0").unwrap();
+    serve.run_http(Api::bind(), "/api").unwrap();
+    let reply = send(addr, "GET", "/elsewhere", &[], "").await;
+    assert_eq!(reply.status, 404);
+    assert!(
+        reply.body.contains("no application serves"),
+        "{}",
+        reply.body
+    );
+
+    let err = serve.run_http(Echo::bind(), "/api/").unwrap_err();
+    assert!(err.to_string().contains("already served"), "{err}");
+    let err = serve.run_http(Echo::bind(), "nope").unwrap_err();
+    assert!(err.to_string().contains("must start with `/`"), "{err}");
+    serve.shutdown();
+}
+
+// --- streaming -------------------------------------------------------------------------------------
+
+#[deployment]
+pub struct Tokens {
+    step: Gate,
+}
+
+#[deployment]
+impl Tokens {
+    pub fn new(step: Gate) -> Self {
+        Self { step }
+    }
+
+    /// Streams the words of the `text` query parameter; waits for the gate after the first.
+    pub fn call(&self, req: Request) -> impl Stream<Item = Result<String, HttpError>> + Send + '_ {
+        try_stream! {
+            let text = req.query("text").ok_or_else(|| HttpError::bad_request("no text"))?;
+            for (i, word) in text.split(' ').enumerate() {
+                if i == 1 {
+                    self.step.wait().await;
+                }
+                if word == "boom" {
+                    Err(HttpError::bad_request("boom"))?;
+                }
+                yield format!("{word}\n");
+            }
+        }
+    }
+}
+
+#[tokio::test]
+async fn a_streamed_response_arrives_chunk_by_chunk() {
+    let serve = Serve::start().unwrap();
+    let addr = serve.start_http("127.0.0.1:0").unwrap();
+    let step = Gate::new();
+    serve
+        .run_http_streaming(Tokens::bind(step.clone()), "/")
+        .unwrap();
+
+    let response = open(addr, "GET", "/?text=hola%20dora%20adios", &[], "").await;
+    assert_eq!(response.status(), 200);
+    let mut body = response.into_body();
+    let first = tokio::time::timeout(PATIENCE, next_chunk(&mut body))
+        .await
+        .unwrap();
+    assert_eq!(&first.unwrap().unwrap()[..], b"hola\n");
+    assert!(
+        !step.is_open(),
+        "the first chunk came before the rest was produced"
+    );
+    step.open();
+    let mut rest = Vec::new();
+    while let Some(chunk) = next_chunk(&mut body).await {
+        rest.extend_from_slice(&chunk.unwrap());
+    }
+    assert_eq!(rest, b"dora\nadios\n");
+    serve.shutdown();
+}
+
+#[tokio::test]
+async fn server_sent_events_when_the_client_asks_for_them() {
+    let serve = Serve::start().unwrap();
+    let addr = serve.start_http("127.0.0.1:0").unwrap();
+    let step = Gate::new();
+    step.open();
+    serve.run_http_streaming(Tokens::bind(step), "/").unwrap();
+    let reply = send(
+        addr,
+        "GET",
+        "/?text=a%20b",
+        &[("accept", "text/event-stream")],
+        "",
+    )
+    .await;
+    assert_eq!(reply.content_type.as_deref(), Some("text/event-stream"));
+    assert_eq!(reply.body, "data: a\n\ndata: b\n\n");
+
+    // An error becomes a final `error` event.
+    let reply = send(
+        addr,
+        "GET",
+        "/?text=a%20boom%20c",
+        &[("accept", "text/event-stream")],
+        "",
+    )
+    .await;
+    assert_eq!(reply.body, "data: a\n\nevent: error\ndata: boom\n\n");
+    serve.shutdown();
+}
+
+#[tokio::test]
+async fn an_error_mid_stream_breaks_the_response_instead_of_hanging() {
+    let serve = Serve::start().unwrap();
+    let addr = serve.start_http("127.0.0.1:0").unwrap();
+    let step = Gate::new();
+    step.open();
+    serve.run_http_streaming(Tokens::bind(step), "/").unwrap();
+    let response = open(addr, "GET", "/?text=one%20boom%20three", &[], "").await;
+    let mut body = response.into_body();
+    let mut received = Vec::new();
+    let end = loop {
+        match tokio::time::timeout(PATIENCE, next_chunk(&mut body))
+            .await
+            .expect("the stream ends instead of hanging")
+        {
+            Some(Ok(chunk)) => received.extend_from_slice(&chunk),
+            other => break other,
+        }
+    };
+    assert!(
+        matches!(end, Some(Err(_))),
+        "a broken stream, not a clean end: {end:?}"
+    );
+    // What arrived before the break (hyper may not flush it) is a prefix of the good items.
+    assert!(b"one\n".starts_with(&received), "{received:?}");
+    serve.shutdown();
+}
+
+// --- client disconnect -------------------------------------------------------------------------------
+
+#[deployment]
+pub struct SlowModel {
+    entered: Gate,
+    dropped: Gate,
+}
+
+#[deployment]
+impl SlowModel {
+    pub fn new(entered: Gate, dropped: Gate) -> Self {
+        Self { entered, dropped }
+    }
+    /// Would run for a minute unless cancelled.
+    pub async fn predict(&self, _input: String) -> String {
+        let _guard = OpenOnDrop(self.dropped.clone());
+        self.entered.open();
+        tokio::time::sleep(std::time::Duration::from_secs(60)).await;
+        "done".into()
+    }
+}
+
+#[deployment]
+pub struct Front {
+    model: DeploymentHandle<SlowModel>,
+}
+
+#[deployment]
+impl Front {
+    pub fn new(model: DeploymentHandle<SlowModel>) -> Self {
+        Self { model }
+    }
+    pub async fn call(&self, req: Request) -> Result<String, HttpError> {
+        let input = req.text()?.to_owned();
+        self.model
+            .predict
+            .remote(input)
+            .await
+            .map_err(|e| HttpError::new(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()))
+    }
+}
+
+#[tokio::test]
+async fn a_client_that_disconnects_cancels_the_request_and_its_downstream_calls() {
+    let serve = Serve::start().unwrap();
+    let addr = serve.start_http("127.0.0.1:0").unwrap();
+    let (entered, dropped) = (Gate::new(), Gate::new());
+    serve
+        .run_http(
+            Front::bind(SlowModel::bind(entered.clone(), dropped.clone())),
+            "/",
+        )
+        .unwrap();
+
+    let request = tokio::spawn(open(addr, "POST", "/", &[], "input"));
+    entered
+        .expect_open("the downstream model call started")
+        .await;
+    request.abort(); // the client goes away: its connection is dropped
+    dropped
+        .expect_open("the downstream call was cancelled after the client left")
+        .await;
+    serve.shutdown();
+}
