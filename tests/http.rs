@@ -129,14 +129,14 @@ pub struct Api;
 #[deployment]
 impl Api {
     pub fn call(&self, req: Request) -> Result<HttpResponse, Overloaded> {
-        match req.path() {
-            "/api/json" => Ok(HttpResponse::json(
+        match req.route_path() {
+            "/json" => Ok(HttpResponse::json(
                 StatusCode::OK,
-                &json!({"path": req.path(), "q": req.query("q")}),
+                &json!({"path": req.path(), "root": req.root_path(), "q": req.query("q")}),
             )),
-            "/api/created" => Ok(HttpResponse::text(StatusCode::CREATED, "made")),
-            "/api/fail" => Err(Overloaded),
-            "/api/panic" => panic!("the model crashed"),
+            "/created" => Ok(HttpResponse::text(StatusCode::CREATED, "made")),
+            "/fail" => Err(Overloaded),
+            "/panic" => panic!("the model crashed"),
             _ => Ok(HttpResponse::text(StatusCode::NOT_FOUND, "no such route")),
         }
     }
@@ -169,7 +169,10 @@ async fn statuses_errors_and_several_applications_under_prefixes() {
     assert_eq!(reply.status, 200);
     assert_eq!(reply.content_type.as_deref(), Some("application/json"));
     let value: serde_json::Value = serde_json::from_str(&reply.body).unwrap();
-    assert_eq!(value, json!({"path": "/api/json", "q": "hola dora"}));
+    assert_eq!(
+        value,
+        json!({"path": "/api/json", "root": "/api", "q": "hola dora"})
+    );
 
     assert_eq!(send(addr, "GET", "/api/created", &[], "").await.status, 201);
 

@@ -26,6 +26,8 @@ use super::response::HttpError;
 pub struct Request {
     method: String,
     path: String,
+    /// The route prefix of the application that received the request (`""` for `/`).
+    root_path: String,
     query: String,
     headers: Vec<(String, String)>,
     body: Vec<u8>,
@@ -41,6 +43,7 @@ impl Request {
         Self {
             method: method.into().to_ascii_uppercase(),
             path: if path.is_empty() { "/" } else { path }.to_owned(),
+            root_path: String::new(),
             query: query.to_owned(),
             headers: Vec::new(),
             body: Vec::new(),
@@ -74,6 +77,28 @@ impl Request {
     /// The path, starting with `/` (the full path, including the application's route prefix).
     pub fn path(&self) -> &str {
         &self.path
+    }
+
+    /// Sets the route prefix the request was received under (the proxy does this).
+    pub fn with_root_path(mut self, root_path: &str) -> Self {
+        self.root_path = root_path.trim_end_matches('/').to_owned();
+        self
+    }
+
+    /// The route prefix of the application that received the request: `""` for an application at
+    /// `/`, `"/api"` for one at `/api`.
+    pub fn root_path(&self) -> &str {
+        &self.root_path
+    }
+
+    /// The path below the application's route prefix, starting with `/`: what an application's
+    /// own routes match against (for `/api/users/1` under `/api`, `/users/1`).
+    pub fn route_path(&self) -> &str {
+        match self.path.strip_prefix(self.root_path.as_str()) {
+            Some("") => "/",
+            Some(rest) if rest.starts_with('/') => rest,
+            _ => &self.path,
+        }
     }
 
     /// The raw query string, without the `?` (empty when there is none).
@@ -168,6 +193,22 @@ mod tests {
         let err = req.json::<Greeting>().unwrap_err();
         assert_eq!(err.status(), StatusCode::UNPROCESSABLE_ENTITY);
         assert!(err.message().contains("missing field `name`"), "{err}");
+    }
+
+    #[test]
+    fn route_path_is_relative_to_the_route_prefix() {
+        let req = Request::new("GET", "/api/users/1").with_root_path("/api");
+        assert_eq!(req.route_path(), "/users/1");
+        assert_eq!(
+            Request::new("GET", "/api")
+                .with_root_path("/api")
+                .route_path(),
+            "/"
+        );
+        assert_eq!(
+            Request::new("GET", "/x").with_root_path("/").route_path(),
+            "/x"
+        );
     }
 
     #[test]

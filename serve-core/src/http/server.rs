@@ -277,12 +277,13 @@ impl Proxy {
         self.mount(prefix, &app, Arc::new(StreamingIngress(handle)))
     }
 
-    fn route(&self, path: &str) -> Option<Arc<dyn Ingress>> {
+    /// The application serving `path`, and its route prefix.
+    fn route(&self, path: &str) -> Option<(Arc<dyn Ingress>, String)> {
         let routes = self.routes.read().unwrap_or_else(|p| p.into_inner());
         routes
             .iter()
             .find(|r| matches(&r.prefix, path))
-            .map(|r| r.ingress.clone())
+            .map(|r| (r.ingress.clone(), r.prefix.clone()))
     }
 }
 
@@ -306,7 +307,7 @@ async fn serve_request(
     request: axum::extract::Request,
 ) -> axum::response::Response {
     let (parts, body) = request.into_parts();
-    let Some(ingress) = proxy.route(parts.uri.path()) else {
+    let Some((ingress, prefix)) = proxy.route(parts.uri.path()) else {
         return to_axum(HttpResponse::text(
             StatusCode::NOT_FOUND,
             format!("Not Found: no application serves `{}`", parts.uri.path()),
@@ -326,7 +327,9 @@ async fn serve_request(
         .path_and_query()
         .map(|pq| pq.as_str())
         .unwrap_or("/");
-    let mut req = Request::new(parts.method.as_str(), uri).with_body(body.to_vec());
+    let mut req = Request::new(parts.method.as_str(), uri)
+        .with_root_path(&prefix)
+        .with_body(body.to_vec());
     let mut sse = false;
     for (name, value) in &parts.headers {
         let value = String::from_utf8_lossy(value.as_bytes()).into_owned();
