@@ -1,8 +1,8 @@
 //! The basic `DeploymentHandle` example: the Ray Serve guide's `hello.py`.
 //!
-//! `LanguageClassifier` receives handles to the two responders through its constructor and
-//! forwards each request to one of them with `handle.say_hello.remote(name)`. HTTP ingress comes
-//! later; until then the request body is a serde struct that `main` sends through the handle.
+//! `LanguageClassifier` receives handles to the two responders through its constructor, reads
+//! the JSON body of each HTTP request and forwards the name to one of them with
+//! `handle.say_hello.remote(name)`.
 //!
 //! ```python
 //! # File name: hello.py
@@ -52,14 +52,18 @@
 //! The guide's scaling note: with 75% Spanish and 25% French traffic, give `SpanishResponder` 3
 //! replicas and `FrenchResponder` 1. Here that is `#[deployment(num_replicas = 3)]` on the struct.
 //!
-//! Run it with `cargo run --example hello`; it prints `Hola Dora`, `Bonjour Dora` and
-//! `Please try again.`.
+//! Run it like `serve run hello:language_classifier`: `cargo run --example hello` serves on
+//! http://127.0.0.1:8000 until Ctrl-C (`-- --port 9000`, `-- config`, `-- status`, `-- --help`:
+//! the binary has the `serve` verbs). Then, in another terminal, `cargo run --example hello_client`
+//! prints `Hola Dora`, as does
+//! `curl -d '{"language": "spanish", "name": "Dora"}' http://127.0.0.1:8000`.
 
-use serde::{Deserialize, Serialize};
+use serde::Deserialize;
+use serve_core::http::{HttpError, Request, StatusCode};
 use serve_core::prelude::*;
 
-/// The request body (the Python reads it from the HTTP request's JSON).
-#[derive(Debug, Clone, Serialize, Deserialize)]
+/// The request body.
+#[derive(Debug, Deserialize)]
 pub struct Greeting {
     pub language: String,
     pub name: String,
@@ -83,22 +87,17 @@ impl LanguageClassifier {
         }
     }
 
-    pub async fn call(&self, request: Greeting) -> Result<String, ServeError> {
-        let Greeting { language, name } = request;
+    pub async fn call(&self, http_request: Request) -> Result<String, HttpError> {
+        // A body that is not JSON is a 400, JSON without `language`/`name` a 422.
+        let Greeting { language, name } = http_request.json()?;
         let response: DeploymentResponse<String> = match language.as_str() {
             "spanish" => self.spanish_responder.say_hello.remote(name),
             "french" => self.french_responder.say_hello.remote(name),
             _ => return Ok("Please try again.".to_string()),
         };
-        response.await
-    }
-
-    /// How many replicas serve each responder (the deployments' `num_replicas`).
-    pub fn replicas(&self) -> (usize, usize) {
-        (
-            self.spanish_responder.num_replicas(),
-            self.french_responder.num_replicas(),
-        )
+        response
+            .await
+            .map_err(|e| HttpError::new(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()))
     }
 }
 
@@ -125,38 +124,9 @@ impl FrenchResponder {
     }
 }
 
-fn request(language: &str, name: &str) -> Greeting {
-    Greeting {
-        language: language.to_string(),
-        name: name.to_string(),
-    }
-}
-
-fn main() -> Result<(), ServeError> {
+fn main() -> std::process::ExitCode {
     let spanish_responder = SpanishResponder::bind();
     let french_responder = FrenchResponder::bind();
     let language_classifier = LanguageClassifier::bind(spanish_responder, french_responder);
-
-    let handle: DeploymentHandle<LanguageClassifier> = serve_core::run(language_classifier)?;
-
-    let cases = [
-        (request("spanish", "Dora"), "Hola Dora"),
-        (request("french", "Dora"), "Bonjour Dora"),
-        (request("german", "Dora"), "Please try again."),
-    ];
-    // Send all three at once (each `.remote(..)` dispatches immediately), then collect the answers.
-    let responses: Vec<_> = cases
-        .iter()
-        .map(|(body, _)| handle.remote(body.clone()))
-        .collect();
-    for ((body, expected), response) in cases.iter().zip(responses) {
-        let greeting = response.result()?;
-        assert_eq!(greeting, *expected, "{body:?}");
-        println!("{greeting}");
-    }
-
-    assert_eq!(handle.replicas.remote().result()?, (3, 1));
-
-    serve_core::shutdown();
-    Ok(())
+    serve_core::main(language_classifier)
 }

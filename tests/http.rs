@@ -402,3 +402,95 @@ async fn a_client_that_disconnects_cancels_the_request_and_its_downstream_calls(
         .await;
     serve.shutdown();
 }
+
+// --- graceful shutdown ---------------------------------------------------------------------------------
+
+#[deployment]
+pub struct Finisher {
+    entered: Gate,
+    release: Gate,
+}
+
+#[deployment]
+impl Finisher {
+    pub fn new(entered: Gate, release: Gate) -> Self {
+        Self { entered, release }
+    }
+    pub async fn call(&self, _req: Request) -> String {
+        self.entered.open();
+        self.release.wait().await;
+        "finished".into()
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn graceful_shutdown_stops_accepting_and_lets_the_request_in_flight_finish() {
+    let serve = Serve::start().unwrap();
+    let addr = serve.start_http("127.0.0.1:0").unwrap();
+    let (entered, release) = (Gate::new(), Gate::new());
+    serve
+        .run_http(Finisher::bind(entered.clone(), release.clone()), "/")
+        .unwrap();
+
+    let in_flight = tokio::spawn(send(addr, "POST", "/", &[], ""));
+    entered.expect_open("the request is running").await;
+    let stopping = serve.clone();
+    let shutdown = tokio::task::spawn_blocking(move || stopping.shutdown_graceful(PATIENCE));
+
+    // New connections are refused once the proxy stopped listening (no signal to wait on from
+    // outside the process, so poll, bounded).
+    let deadline = tokio::time::Instant::now() + PATIENCE;
+    while tokio::net::TcpStream::connect(addr).await.is_ok() {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the proxy kept accepting"
+        );
+        tokio::task::yield_now().await;
+    }
+    assert!(
+        !shutdown.is_finished(),
+        "shutdown waits for the request in flight"
+    );
+
+    release.open();
+    let reply = tokio::time::timeout(PATIENCE, in_flight)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!((reply.status, reply.body.as_str()), (200, "finished"));
+    assert!(
+        shutdown.await.unwrap(),
+        "everything in flight finished in time"
+    );
+}
+
+#[tokio::test]
+async fn the_proxy_reports_health_routes_and_status() {
+    let serve = Serve::start().unwrap();
+    let addr = serve.start_http("127.0.0.1:0").unwrap();
+    serve.run_http(hello_app(), "/hello").unwrap();
+    assert_eq!(
+        send(addr, "GET", "/-/healthz", &[], "").await.body,
+        "success"
+    );
+    let routes: serde_json::Value =
+        serde_json::from_str(&send(addr, "GET", "/-/routes", &[], "").await.body).unwrap();
+    assert_eq!(routes, json!({"/hello": "LanguageClassifier"}));
+    let status: serde_json::Value =
+        serde_json::from_str(&send(addr, "GET", "/-/status", &[], "").await.body).unwrap();
+    let app = &status["applications"][0];
+    assert_eq!(app["name"], "LanguageClassifier");
+    assert_eq!(app["route_prefix"], "/hello");
+    let names: Vec<&str> = app["deployments"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|d| d["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        names,
+        ["SpanishResponder", "FrenchResponder", "LanguageClassifier"]
+    );
+    assert_eq!(serve.status()[0].deployments[0].replicas.len(), 1);
+    serve.shutdown();
+}

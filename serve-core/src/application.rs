@@ -20,7 +20,7 @@ use futures::FutureExt;
 use crate::blocking::allow_blocking;
 use crate::deployment::{Deployment, DeploymentConfig, DeploymentHandle};
 use crate::error::{BoxError, ErrorKind, ServeError};
-use crate::router::Router;
+use crate::router::{Router, RouterStatus};
 
 type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
 
@@ -104,9 +104,15 @@ trait AnyNode: Send + Sync {
     fn deploy<'a>(
         &'a self,
         ctx: &'a BuildContext,
-        name: Arc<str>,
+        config: &'a DeploymentConfig,
         rt: &'a tokio::runtime::Handle,
-    ) -> BoxFuture<'a, Result<Box<dyn Any + Send + Sync>, ServeError>>;
+    ) -> BoxFuture<'a, Result<Deployed, ServeError>>;
+}
+
+/// A deployed node: its handle (a `DeploymentHandle<D>`, type-erased) and its router's status.
+struct Deployed {
+    handle: Box<dyn Any + Send + Sync>,
+    status: Arc<dyn RouterStatus>,
 }
 
 impl<D: Deployment> AnyNode for Node<D> {
@@ -125,25 +131,35 @@ impl<D: Deployment> AnyNode for Node<D> {
     fn deploy<'a>(
         &'a self,
         ctx: &'a BuildContext,
-        name: Arc<str>,
+        config: &'a DeploymentConfig,
         rt: &'a tokio::runtime::Handle,
-    ) -> BoxFuture<'a, Result<Box<dyn Any + Send + Sync>, ServeError>> {
+    ) -> BoxFuture<'a, Result<Deployed, ServeError>> {
         Box::pin(async move {
-            let constructors: Vec<_> = (0..self.config.num_replicas)
+            let name: Arc<str> = Arc::from(config.name.as_str());
+            let constructors: Vec<_> = (0..config.num_replicas)
                 .map(|_| (self.ctor)(ctx).construct(rt))
                 .collect();
             let mut instances = Vec::with_capacity(constructors.len());
             for result in futures::future::join_all(constructors).await {
                 instances.push(result.map_err(|e| e.in_deployment(&name))?);
             }
-            let router = Router::new(
+            let router = Arc::new(Router::new(
                 name,
                 instances,
-                self.config.max_ongoing_requests,
+                config.max_ongoing_requests,
                 rt.clone(),
+            ));
+            tracing::info!(
+                deployment = %config.name,
+                replicas = config.num_replicas,
+                max_ongoing_requests = config.max_ongoing_requests,
+                "deployment is up: {} replica(s) running",
+                config.num_replicas
             );
-            let handle = DeploymentHandle::<D>::from_router(Arc::new(router));
-            Ok(Box::new(handle) as Box<dyn Any + Send + Sync>)
+            Ok(Deployed {
+                handle: Box::new(DeploymentHandle::<D>::from_router(router.clone())),
+                status: router,
+            })
         })
     }
 }
@@ -207,23 +223,40 @@ impl<D: Deployment> Application<D> {
         &self.node.config
     }
 
-    /// Deploys the graph on `rt` and returns the root's handle.
+    /// The configuration of every deployment in the graph, children first, with the unique names
+    /// they will be deployed under.
+    pub fn deployment_configs(&self) -> Vec<DeploymentConfig> {
+        let order = post_order(&self.__node());
+        order
+            .iter()
+            .zip(unique_names(&order))
+            .map(|(node, name)| {
+                let mut config = node.0.config().clone();
+                config.name = name;
+                config
+            })
+            .collect()
+    }
+
+    /// Deploys the graph on `rt` with `configs` (as [`deployment_configs`](Self::deployment_configs)
+    /// gives them, possibly changed) and returns the root's handle and every router's status.
     pub(crate) async fn deploy(
         self,
         rt: tokio::runtime::Handle,
-    ) -> Result<DeploymentHandle<D>, ServeError> {
-        let root = self.__node();
-        let order = post_order(&root);
-        let names = unique_names(&order);
+        configs: Vec<DeploymentConfig>,
+    ) -> Result<(DeploymentHandle<D>, Vec<Arc<dyn RouterStatus>>), ServeError> {
+        let order = post_order(&self.__node());
         let mut ctx = BuildContext {
             handles: HashMap::new(),
         };
-        for (node, name) in order.iter().zip(names) {
-            let handle = node.0.deploy(&ctx, name, &rt).await?;
-            ctx.handles.insert(node.0.id(), handle);
+        let mut statuses = Vec::with_capacity(order.len());
+        for (node, config) in order.iter().zip(&configs) {
+            let deployed = node.0.deploy(&ctx, config, &rt).await?;
+            ctx.handles.insert(node.0.id(), deployed.handle);
+            statuses.push(deployed.status);
         }
         let handle = ctx.handle(&self);
-        Ok(handle)
+        Ok((handle, statuses))
     }
 }
 
@@ -244,7 +277,7 @@ fn post_order(root: &AppRef) -> Vec<AppRef> {
 }
 
 /// `Inner`, `Inner_1`, `Inner_2`, .. for distinct deployments that share a name.
-fn unique_names(order: &[AppRef]) -> Vec<Arc<str>> {
+fn unique_names(order: &[AppRef]) -> Vec<String> {
     let mut taken = HashSet::new();
     order
         .iter()
@@ -256,7 +289,7 @@ fn unique_names(order: &[AppRef]) -> Vec<Arc<str>> {
                 k += 1;
                 name = format!("{base}_{k}");
             }
-            Arc::from(name)
+            name
         })
         .collect()
 }

@@ -57,16 +57,20 @@ extern crate self as serve_core;
 mod application;
 mod args;
 mod blocking;
+mod cli;
+pub mod config;
 mod deployment;
 mod error;
 pub mod http;
 mod response;
 mod router;
 mod serve;
+mod status;
 mod task;
 
 pub use application::Application;
 pub use args::{Arg, IntoArg};
+pub use cli::main;
 pub use deployment::{
     DEFAULT_MAX_ONGOING_REQUESTS, Deployment, DeploymentConfig, DeploymentHandle,
 };
@@ -76,6 +80,7 @@ pub use response::{
 };
 pub use serve::{Serve, run, shutdown};
 pub use serve_macros::{deployment, remote};
+pub use status::{ApplicationStatus, DeploymentStatus, ReplicaStatus};
 
 /// Re-exported for writing streaming methods: `stream!` / `try_stream!` build an
 /// `impl Stream` from a block with `yield`.
@@ -107,6 +112,13 @@ pub mod __private {
     pub use crate::router::{Router, StreamSink};
     pub use crate::task::{spawn_task_async, spawn_task_sync};
     pub use std::sync::Arc;
+    // `#[ingress]`: the routing `call` and its route table (see `http::ingress`).
+    pub use crate::http::ingress::{
+        Dispatch, OpenApi, Operation, ParamType, ParseFallback, ParseViaFromStr, ParseViaSerde,
+        PathParams, QueryParams, RespondAsIs, RespondFallback, RespondServerError, Responder,
+        Route, RouteTable, Segment, json_body, reject, run_sync, unknown_route,
+    };
+    pub use crate::http::{HttpResponse, Request};
 
     /// The outcome of a method that returns a plain value.
     #[inline]

@@ -31,6 +31,7 @@ use crate::args::ArgList;
 use crate::blocking::allow_blocking;
 use crate::error::{BoxError, ServeError};
 use crate::response::{self, Cancel, Completer, DeploymentResponse, DeploymentResponseGenerator};
+use crate::status::{DeploymentStatus, ReplicaStatus};
 
 struct Replica<D> {
     instance: Arc<D>,
@@ -101,6 +102,33 @@ impl<D> Drop for Slot<D> {
             .fetch_sub(1, Ordering::SeqCst);
         if self.router.queued.load(Ordering::SeqCst) > 0 {
             self.router.drain();
+        }
+    }
+}
+
+/// A deployment's live state, for `status`.
+pub(crate) trait RouterStatus: Send + Sync {
+    fn status(&self) -> DeploymentStatus;
+}
+
+impl<D: Send + Sync> RouterStatus for Router<D> {
+    fn status(&self) -> DeploymentStatus {
+        DeploymentStatus {
+            name: self.name.to_string(),
+            status: "HEALTHY".into(),
+            num_replicas: self.replicas.len(),
+            max_ongoing_requests: self.max_ongoing,
+            queued_requests: self.queued.load(Ordering::Relaxed),
+            replicas: self
+                .replicas
+                .iter()
+                .enumerate()
+                .map(|(replica_id, replica)| ReplicaStatus {
+                    replica_id,
+                    state: "RUNNING".into(),
+                    ongoing_requests: replica.in_flight.load(Ordering::Relaxed),
+                })
+                .collect(),
         }
     }
 }

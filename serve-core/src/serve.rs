@@ -12,15 +12,17 @@ use std::net::SocketAddr;
 
 use crate::application::Application;
 use crate::blocking;
-use crate::deployment::{CallOne, CallStream};
+use crate::deployment::{CallOne, CallStream, DeploymentConfig};
 use crate::deployment::{Deployment, DeploymentHandle};
 use crate::error::{ErrorKind, ServeError};
 use crate::http::{self, IntoChunk, IntoHttpResponse, Proxy, Request};
+use crate::status::{AppRecord, ApplicationStatus, Registry};
 
 struct Inner {
     runtime: Mutex<Option<tokio::runtime::Runtime>>,
     handle: tokio::runtime::Handle,
     http: Mutex<Option<Arc<Proxy>>>,
+    registry: Arc<Registry>,
 }
 
 impl Drop for Inner {
@@ -91,6 +93,7 @@ impl Serve {
                 runtime: Mutex::new(Some(runtime)),
                 handle,
                 http: Mutex::new(None),
+                registry: Arc::new(Registry::default()),
             }),
         })
     }
@@ -122,12 +125,51 @@ impl Serve {
         &self,
         app: Application<D>,
     ) -> Result<DeploymentHandle<D>, ServeError> {
+        let configs = app.deployment_configs();
+        self.run_configured(app, configs)
+    }
+
+    /// Like [`run`](Self::run), with each deployment's configuration given: `configs` is
+    /// [`Application::deployment_configs`] with values changed (e.g. from a config file); the names
+    /// must stay as they are.
+    pub fn run_configured<D: Deployment>(
+        &self,
+        app: Application<D>,
+        configs: Vec<DeploymentConfig>,
+    ) -> Result<DeploymentHandle<D>, ServeError> {
         if blocking::on_serve_async_thread() {
             return Err(ServeError::blocking_in_async("Serve::run"));
         }
+        let expected: Vec<String> = app
+            .deployment_configs()
+            .into_iter()
+            .map(|c| c.name)
+            .collect();
+        let given: Vec<&str> = configs.iter().map(|c| c.name.as_str()).collect();
+        if expected != given {
+            return Err(ServeError::new(ErrorKind::Runtime).with_message(format!(
+                "the configurations name the deployments {given:?}, but the application has {expected:?}"
+            )));
+        }
+        if let Some(bad) = configs
+            .iter()
+            .find(|c| c.num_replicas == 0 || c.max_ongoing_requests == 0)
+        {
+            return Err(ServeError::new(ErrorKind::Runtime).with_message(format!(
+                "deployment `{}`: num_replicas and max_ongoing_requests must be at least 1",
+                bad.name
+            )));
+        }
         let rt = self.live_handle()?;
-        let task = rt.spawn(app.deploy(rt.clone()));
-        futures::executor::block_on(task).unwrap_or_else(|_| Err(ServeError::shut_down()))
+        let task = rt.spawn(app.deploy(rt.clone(), configs));
+        let (handle, deployments) =
+            futures::executor::block_on(task).unwrap_or_else(|_| Err(ServeError::shut_down()))?;
+        self.inner.registry.add(AppRecord {
+            name: handle.deployment_name().to_owned(),
+            route_prefix: None,
+            deployments,
+        });
+        Ok(handle)
     }
 
     /// Like [`run`](Self::run), for async code.
@@ -136,9 +178,22 @@ impl Serve {
         app: Application<D>,
     ) -> Result<DeploymentHandle<D>, ServeError> {
         let rt = self.live_handle()?;
-        rt.spawn(app.deploy(rt.clone()))
+        let configs = app.deployment_configs();
+        let (handle, deployments) = rt
+            .spawn(app.deploy(rt.clone(), configs))
             .await
-            .unwrap_or_else(|_| Err(ServeError::shut_down()))
+            .unwrap_or_else(|_| Err(ServeError::shut_down()))?;
+        self.inner.registry.add(AppRecord {
+            name: handle.deployment_name().to_owned(),
+            route_prefix: None,
+            deployments,
+        });
+        Ok(handle)
+    }
+
+    /// The applications this instance runs, their deployments and replicas.
+    pub fn status(&self) -> Vec<ApplicationStatus> {
+        self.inner.registry.snapshot()
     }
 
     /// Starts the instance's HTTP proxy on `addr` (`"127.0.0.1:8000"`; port 0 picks a free port) and
@@ -161,8 +216,9 @@ impl Serve {
             )));
         }
         let rt = self.live_handle()?;
-        let proxy = futures::executor::block_on(rt.spawn(Proxy::start(addr)))
-            .unwrap_or_else(|_| Err(ServeError::shut_down()))?;
+        let proxy =
+            futures::executor::block_on(rt.spawn(Proxy::start(addr, self.inner.registry.clone())))
+                .unwrap_or_else(|_| Err(ServeError::shut_down()))?;
         let bound = proxy.addr();
         *http = Some(proxy);
         Ok(bound)
@@ -195,10 +251,30 @@ impl Serve {
         D::Handle: CallOne<Request, Output = R>,
         R: IntoHttpResponse + Send + 'static,
     {
+        let configs = app.deployment_configs();
+        self.run_http_configured(app, route_prefix, configs)
+    }
+
+    /// [`run_http`](Self::run_http) with each deployment's configuration given, as in
+    /// [`run_configured`](Self::run_configured).
+    pub fn run_http_configured<D, R>(
+        &self,
+        app: Application<D>,
+        route_prefix: &str,
+        configs: Vec<DeploymentConfig>,
+    ) -> Result<DeploymentHandle<D>, ServeError>
+    where
+        D: Deployment,
+        D::Handle: CallOne<Request, Output = R>,
+        R: IntoHttpResponse + Send + 'static,
+    {
         let proxy = self.proxy()?;
         http::server_prefix_check(route_prefix)?;
-        let handle = self.run(app)?;
+        let handle = self.run_configured(app, configs)?;
         proxy.mount_unary(route_prefix, handle.clone())?;
+        self.inner
+            .registry
+            .set_route_prefix(handle.deployment_name(), route_prefix);
         Ok(handle)
     }
 
@@ -219,7 +295,35 @@ impl Serve {
         http::server_prefix_check(route_prefix)?;
         let handle = self.run(app)?;
         proxy.mount_streaming(route_prefix, handle.clone())?;
+        self.inner
+            .registry
+            .set_route_prefix(handle.deployment_name(), route_prefix);
         Ok(handle)
+    }
+
+    /// Stops the instance gracefully: the HTTP proxy stops accepting connections and the requests
+    /// it is serving finish (up to `timeout`), then the instance shuts down. Blocks the caller.
+    /// Returns whether everything in flight finished in time.
+    pub fn shutdown_graceful(&self, timeout: std::time::Duration) -> bool {
+        let proxy = self
+            .inner
+            .http
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .take();
+        let drained = match (proxy, self.live_handle()) {
+            (Some(proxy), Ok(rt)) if !blocking::on_serve_async_thread() => {
+                futures::executor::block_on(rt.spawn(async move { proxy.drain(timeout).await }))
+                    .unwrap_or(false)
+            }
+            (Some(proxy), _) => {
+                proxy.stop();
+                false
+            }
+            (None, _) => true,
+        };
+        self.shutdown();
+        drained
     }
 
     /// Stops the instance: running requests are dropped (their callers get an

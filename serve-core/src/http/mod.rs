@@ -34,6 +34,7 @@
 //! # Ok::<(), ServeError>(())
 //! ```
 
+pub(crate) mod ingress;
 mod request;
 mod response;
 mod server;

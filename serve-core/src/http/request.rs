@@ -156,14 +156,30 @@ impl Request {
     /// field, a wrong type) is a 422 error that names the problem, as FastAPI does. Return the
     /// error from `call` (`req.json::<Greeting>()?` in a method returning `Result<_, HttpError>`)
     /// and the proxy answers with that status.
+    ///
+    /// A 422 names where in the body the problem is: `invalid request body: at `items[0].age`:
+    /// invalid type: string "x", expected u32 at line 1 column 22` (no location for a problem
+    /// with the whole body, such as a missing top-level field).
     pub fn json<T: DeserializeOwned>(&self) -> Result<T, HttpError> {
-        serde_json::from_slice(&self.body).map_err(|e| {
-            use serde_json::error::Category;
-            match e.classify() {
-                Category::Data => HttpError::unprocessable(format!("invalid request body: {e}")),
-                Category::Syntax | Category::Eof | Category::Io => {
-                    HttpError::bad_request(format!("malformed JSON body: {e}"))
-                }
+        use serde_json::error::Category;
+        let mut body = serde_json::Deserializer::from_slice(&self.body);
+        let (path, e) = match serde_path_to_error::deserialize(&mut body) {
+            // Trailing characters after the value are malformed JSON, as with `from_slice`.
+            Ok(value) => match body.end() {
+                Ok(()) => return Ok(value),
+                Err(e) => (String::new(), e),
+            },
+            Err(e) => (e.path().to_string(), e.into_inner()),
+        };
+        Err(match e.classify() {
+            Category::Data if path.is_empty() || path == "." => {
+                HttpError::unprocessable(format!("invalid request body: {e}"))
+            }
+            Category::Data => {
+                HttpError::unprocessable(format!("invalid request body: at `{path}`: {e}"))
+            }
+            Category::Syntax | Category::Eof | Category::Io => {
+                HttpError::bad_request(format!("malformed JSON body: {e}"))
             }
         })
     }
@@ -193,6 +209,19 @@ mod tests {
         let err = req.json::<Greeting>().unwrap_err();
         assert_eq!(err.status(), StatusCode::UNPROCESSABLE_ENTITY);
         assert!(err.message().contains("missing field `name`"), "{err}");
+
+        let req = Request::new("POST", "/").with_body(r#"{"language": "spanish", "name": 7}"#);
+        let err = req.json::<Greeting>().unwrap_err();
+        assert_eq!(err.status(), StatusCode::UNPROCESSABLE_ENTITY);
+        assert!(
+            err.message()
+                .starts_with("invalid request body: at `name`: invalid type: integer `7`"),
+            "{err}"
+        );
+
+        let req = Request::new("POST", "/").with_body(r#"{"language": "es", "name": "D"} x"#);
+        let err = req.json::<Greeting>().unwrap_err();
+        assert_eq!(err.status(), StatusCode::BAD_REQUEST, "{err}");
     }
 
     #[test]

@@ -12,7 +12,7 @@
 use std::future::Future;
 use std::net::SocketAddr;
 use std::pin::Pin;
-use std::sync::{Arc, RwLock};
+use std::sync::{Arc, Mutex, RwLock};
 use std::task::{Context, Poll};
 
 use axum::body::Body;
@@ -23,6 +23,7 @@ use super::response::{HttpError, HttpResponse, IntoChunk, IntoHttpResponse, Stat
 use crate::deployment::{CallOne, CallStream, Deployment, DeploymentHandle};
 use crate::error::{ErrorKind, ServeError};
 use crate::response::{DeploymentResponse, DeploymentResponseGenerator};
+use crate::status::Registry;
 
 /// The largest request body the proxy reads (16 MiB); larger bodies get 413.
 pub const MAX_BODY_BYTES: usize = 16 * 1024 * 1024;
@@ -118,7 +119,7 @@ fn sse_event(kind: Option<&str>, data: &[u8]) -> Vec<u8> {
 }
 
 /// The response a failed ingress call gets.
-fn error_response(e: &ServeError) -> HttpResponse {
+pub(crate) fn error_response(e: &ServeError) -> HttpResponse {
     if let Some(http) = e.downcast_ref::<HttpError>() {
         return http.clone().into_http_response();
     }
@@ -170,6 +171,8 @@ pub(crate) struct Proxy {
     routes: RwLock<Vec<Route>>,
     addr: SocketAddr,
     stop: tokio::sync::watch::Sender<bool>,
+    server: Mutex<Option<tokio::task::JoinHandle<()>>>,
+    registry: Arc<Registry>,
 }
 
 /// Normalises a route prefix: leading `/`, no trailing `/` (except the root `/`).
@@ -190,7 +193,10 @@ fn matches(prefix: &str, path: &str) -> bool {
 
 impl Proxy {
     /// Binds `addr` and starts serving on the current runtime.
-    pub(crate) async fn start(addr: SocketAddr) -> Result<Arc<Proxy>, ServeError> {
+    pub(crate) async fn start(
+        addr: SocketAddr,
+        registry: Arc<Registry>,
+    ) -> Result<Arc<Proxy>, ServeError> {
         let listener = tokio::net::TcpListener::bind(addr).await.map_err(|e| {
             ServeError::new(ErrorKind::Runtime)
                 .with_message(format!("could not listen on {addr}"))
@@ -204,11 +210,13 @@ impl Proxy {
             routes: RwLock::new(Vec::new()),
             addr,
             stop,
+            server: Mutex::new(None),
+            registry,
         });
         let router = axum::Router::new()
             .fallback(serve_request)
             .with_state(proxy.clone());
-        tokio::spawn(async move {
+        let server = tokio::spawn(async move {
             let shutdown = async move {
                 let _ = stopped.wait_for(|stop| *stop).await;
             };
@@ -216,6 +224,7 @@ impl Proxy {
                 .with_graceful_shutdown(shutdown)
                 .await;
         });
+        *proxy.server.lock().unwrap_or_else(|p| p.into_inner()) = Some(server);
         Ok(proxy)
     }
 
@@ -226,6 +235,17 @@ impl Proxy {
     /// Stops accepting connections; requests in flight finish.
     pub(crate) fn stop(&self) {
         let _ = self.stop.send(true);
+    }
+
+    /// Stops accepting connections and waits (up to `timeout`) until every request in flight got
+    /// its response and the connections closed. Returns whether that happened in time.
+    pub(crate) async fn drain(&self, timeout: std::time::Duration) -> bool {
+        self.stop();
+        let server = self.server.lock().unwrap_or_else(|p| p.into_inner()).take();
+        match server {
+            Some(server) => tokio::time::timeout(timeout, server).await.is_ok(),
+            None => true,
+        }
     }
 
     fn mount(&self, prefix: &str, app: &str, ingress: Arc<dyn Ingress>) -> Result<(), ServeError> {
@@ -277,6 +297,28 @@ impl Proxy {
         self.mount(prefix, &app, Arc::new(StreamingIngress(handle)))
     }
 
+    /// The proxy's own endpoints, under `/-/` like Ray Serve's: `/-/healthz`, `/-/routes` (route
+    /// prefix -> application) and `/-/status` (applications, deployments, replicas; what the
+    /// `status` command shows).
+    fn builtin(&self, path: &str) -> Option<HttpResponse> {
+        match path {
+            "/-/healthz" => Some(HttpResponse::text(StatusCode::OK, "success")),
+            "/-/routes" => {
+                let routes = self.routes.read().unwrap_or_else(|p| p.into_inner());
+                let map: serde_json::Map<String, serde_json::Value> = routes
+                    .iter()
+                    .map(|r| (r.prefix.clone(), r.app.clone().into()))
+                    .collect();
+                Some(HttpResponse::json(StatusCode::OK, &map))
+            }
+            "/-/status" => Some(HttpResponse::json(
+                StatusCode::OK,
+                &serde_json::json!({ "applications": self.registry.snapshot() }),
+            )),
+            _ => None,
+        }
+    }
+
     /// The application serving `path`, and its route prefix.
     fn route(&self, path: &str) -> Option<(Arc<dyn Ingress>, String)> {
         let routes = self.routes.read().unwrap_or_else(|p| p.into_inner());
@@ -307,6 +349,9 @@ async fn serve_request(
     request: axum::extract::Request,
 ) -> axum::response::Response {
     let (parts, body) = request.into_parts();
+    if let Some(reply) = proxy.builtin(parts.uri.path()) {
+        return to_axum(reply);
+    }
     let Some((ingress, prefix)) = proxy.route(parts.uri.path()) else {
         return to_axum(HttpResponse::text(
             StatusCode::NOT_FOUND,

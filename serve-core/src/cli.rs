@@ -1,0 +1,272 @@
+//! The `serve` command line, in one line of an application binary's `main`:
+//!
+//! ```no_run
+//! # use serve_core::prelude::*;
+//! # use serve_core::http::Request;
+//! # #[deployment] #[derive(Default)] pub struct Hello;
+//! # #[deployment] impl Hello { pub fn call(&self, _req: Request) -> String { "hi".into() } }
+//! fn main() -> std::process::ExitCode {
+//!     serve_core::main(Hello::bind())
+//! }
+//! ```
+//!
+//! gives the binary Ray Serve's verbs:
+//!
+//! * `run` (the default with no verb): serve the application over HTTP and block; `--host`,
+//!   `--port`, `--route-prefix`, `--config FILE`. Ctrl-C or SIGTERM stops accepting connections,
+//!   lets the requests in flight finish (up to `--graceful-shutdown-timeout`, 20 s), and exits 0.
+//! * `config`: print the application's full configuration (every deployment with its options) as a
+//!   config file to edit and pass back with `run --config` (Ray's `serve build`).
+//! * `status`: ask a running instance (`--address`) for its applications, deployments, replica
+//!   counts and states (Ray's `serve status`).
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::time::Duration;
+
+use clap::{Parser, Subcommand, ValueEnum};
+
+use crate::config::{ApplicationConfig, ServeConfig};
+use crate::deployment::{CallOne, Deployment};
+use crate::error::{ErrorKind, ServeError};
+use crate::http::{IntoHttpResponse, Request};
+use crate::{Application, ApplicationStatus, Serve};
+
+#[derive(Parser, Debug)]
+#[command(
+    about = "Serve this application over HTTP, print its config, or ask a running instance for its status"
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Option<Command>,
+}
+
+#[derive(Subcommand, Debug)]
+enum Command {
+    /// Serve the application over HTTP until Ctrl-C or SIGTERM (the default).
+    Run(RunArgs),
+    /// Print the application's full configuration as a config file.
+    Config {
+        /// The file format.
+        #[arg(long, value_enum, default_value = "yaml")]
+        format: Format,
+    },
+    /// Show the applications, deployments and replicas of a running instance.
+    Status {
+        /// The running instance's HTTP address.
+        #[arg(long, default_value = "http://127.0.0.1:8000")]
+        address: String,
+    },
+}
+
+#[derive(clap::Args, Debug, Default)]
+struct RunArgs {
+    /// The host to listen on [default: 127.0.0.1, or the config file's].
+    #[arg(long)]
+    host: Option<String>,
+    /// The port to listen on (0: any free port) [default: 8000, or the config file's].
+    #[arg(long)]
+    port: Option<u16>,
+    /// The route prefix to serve the application under [default: /, or the config file's].
+    #[arg(long)]
+    route_prefix: Option<String>,
+    /// A config file (YAML or TOML) whose values override the code's defaults.
+    #[arg(long)]
+    config: Option<PathBuf>,
+    /// How long in-flight requests may take to finish after Ctrl-C / SIGTERM, in seconds.
+    #[arg(long, default_value_t = 20.0)]
+    graceful_shutdown_timeout: f64,
+}
+
+#[derive(ValueEnum, Clone, Copy, Debug)]
+enum Format {
+    Yaml,
+    Toml,
+}
+
+const DEFAULT_HOST: &str = "127.0.0.1";
+const DEFAULT_PORT: u16 = 8000;
+
+/// Runs the `serve` command line for `app` (see the [module docs](self)): parses the process's
+/// arguments, does what they say, and returns the process's exit code.
+pub fn main<D, R>(app: Application<D>) -> ExitCode
+where
+    D: Deployment,
+    D::Handle: CallOne<Request, Output = R>,
+    R: IntoHttpResponse + Send + 'static,
+{
+    let cli = Cli::parse();
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
+        )
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+        .try_init();
+    let result = match cli.command.unwrap_or(Command::Run(RunArgs {
+        graceful_shutdown_timeout: 20.0,
+        ..RunArgs::default()
+    })) {
+        Command::Run(args) => run(app, args),
+        Command::Config { format } => {
+            print_config(&app, format);
+            Ok(())
+        }
+        Command::Status { address } => status(&address),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn runtime_error(message: String) -> ServeError {
+    ServeError::new(ErrorKind::Runtime).with_message(message)
+}
+
+fn app_name<D: Deployment>(app: &Application<D>) -> String {
+    app.deployment_configs()
+        .last()
+        .map(|c| c.name.clone())
+        .unwrap_or_default()
+}
+
+fn print_config<D: Deployment>(app: &Application<D>, format: Format) {
+    let config = ServeConfig::for_application(
+        &app_name(app),
+        "/",
+        DEFAULT_HOST,
+        DEFAULT_PORT,
+        &app.deployment_configs(),
+    );
+    match format {
+        Format::Yaml => print!("{}", config.to_yaml()),
+        Format::Toml => print!("{}", config.to_toml()),
+    }
+}
+
+fn run<D, R>(app: Application<D>, args: RunArgs) -> Result<(), ServeError>
+where
+    D: Deployment,
+    D::Handle: CallOne<Request, Output = R>,
+    R: IntoHttpResponse + Send + 'static,
+{
+    let file = args.config.as_ref().map(ServeConfig::load).transpose()?;
+    let http_options = file
+        .as_ref()
+        .and_then(|f| f.http_options.clone())
+        .unwrap_or_default();
+    let app_config: Option<&ApplicationConfig> = file.as_ref().and_then(|f| f.applications.first());
+    let mut configs = app.deployment_configs();
+    if let Some(app_config) = app_config {
+        app_config.apply(&mut configs)?;
+    }
+    let host = args
+        .host
+        .or(http_options.host)
+        .unwrap_or_else(|| DEFAULT_HOST.into());
+    let port = args.port.or(http_options.port).unwrap_or(DEFAULT_PORT);
+    let route_prefix = args
+        .route_prefix
+        .or_else(|| app_config.map(|a| a.route_prefix.clone()))
+        .unwrap_or_else(|| "/".into());
+    let addr: SocketAddr = format!("{host}:{port}")
+        .parse()
+        .or_else(|_| format!("[{host}]:{port}").parse())
+        .map_err(|_| runtime_error(format!("`{host}:{port}` is not an address to listen on")))?;
+
+    let serve = Serve::start()?;
+    let bound = serve.start_http(&addr.to_string())?;
+    tracing::info!("HTTP proxy listening on http://{bound}");
+    serve.run_http_configured(app, &route_prefix, configs)?;
+    tracing::info!("application is ready at http://{bound}{route_prefix}");
+
+    wait_for_stop_signal()?;
+    let timeout = Duration::from_secs_f64(args.graceful_shutdown_timeout.max(0.0));
+    tracing::info!("stopping: draining requests in flight (up to {timeout:?})");
+    if serve.shutdown_graceful(timeout) {
+        tracing::info!("all requests finished; bye");
+    } else {
+        tracing::warn!("requests still in flight after {timeout:?} were dropped");
+    }
+    Ok(())
+}
+
+/// Blocks until Ctrl-C (SIGINT) or SIGTERM.
+fn wait_for_stop_signal() -> Result<(), ServeError> {
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| runtime_error(format!("cannot wait for signals: {e}")))?;
+    rt.block_on(async {
+        #[cfg(unix)]
+        {
+            let mut term =
+                tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+                    .map_err(|e| runtime_error(format!("cannot listen for SIGTERM: {e}")))?;
+            tokio::select! {
+                _ = tokio::signal::ctrl_c() => {}
+                _ = term.recv() => {}
+            }
+        }
+        #[cfg(not(unix))]
+        {
+            let _ = tokio::signal::ctrl_c().await;
+        }
+        Ok(())
+    })
+}
+
+fn status(address: &str) -> Result<(), ServeError> {
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| runtime_error(format!("cannot start a runtime: {e}")))?;
+    let body = rt.block_on(fetch_status(address))?;
+    #[derive(serde::Serialize, serde::Deserialize)]
+    struct Status {
+        applications: Vec<ApplicationStatus>,
+    }
+    let status: Status = serde_json::from_slice(&body)
+        .map_err(|e| runtime_error(format!("{address} did not answer with a status: {e}")))?;
+    print!("{}", serde_yaml_ng::to_string(&status).unwrap_or_default());
+    Ok(())
+}
+
+async fn fetch_status(address: &str) -> Result<Vec<u8>, ServeError> {
+    use http_body_util::{BodyExt, Empty};
+
+    let authority = address
+        .trim_start_matches("http://")
+        .trim_end_matches('/')
+        .to_owned();
+    let unreachable =
+        |e: &dyn std::fmt::Display| runtime_error(format!("cannot reach {address}: {e}"));
+    let stream = tokio::net::TcpStream::connect(&authority)
+        .await
+        .map_err(|e| unreachable(&e))?;
+    let (mut sender, conn) =
+        hyper::client::conn::http1::handshake(hyper_util::rt::TokioIo::new(stream))
+            .await
+            .map_err(|e| unreachable(&e))?;
+    tokio::spawn(conn);
+    let request = hyper::Request::get("/-/status")
+        .header("host", &authority)
+        .body(Empty::<bytes::Bytes>::new())
+        .map_err(|e| unreachable(&e))?;
+    let response = sender
+        .send_request(request)
+        .await
+        .map_err(|e| unreachable(&e))?;
+    let body = response
+        .into_body()
+        .collect()
+        .await
+        .map_err(|e| unreachable(&e))?;
+    Ok(body.to_bytes().to_vec())
+}

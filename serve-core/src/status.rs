@@ -1,0 +1,90 @@
+//! What a running instance reports about itself (Ray's `serve status`): its applications, their
+//! deployments, and each deployment's replicas.
+
+use std::sync::{Arc, Mutex};
+
+use serde::{Deserialize, Serialize};
+
+use crate::router::RouterStatus;
+
+/// One application: a deployed graph, maybe served over HTTP.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ApplicationStatus {
+    /// The application's name (its ingress deployment's name unless given).
+    pub name: String,
+    /// The HTTP route prefix it is served under, if it is served over HTTP.
+    pub route_prefix: Option<String>,
+    /// `RUNNING` while the instance serves it.
+    pub status: String,
+    /// Its deployments, children first (the ingress last).
+    pub deployments: Vec<DeploymentStatus>,
+}
+
+/// One deployment of an application.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DeploymentStatus {
+    /// The deployment's (unique) name.
+    pub name: String,
+    /// `HEALTHY` when every replica is running.
+    pub status: String,
+    /// How many replicas it runs.
+    pub num_replicas: usize,
+    /// How many requests a replica runs at once.
+    pub max_ongoing_requests: usize,
+    /// Requests waiting for a free replica.
+    pub queued_requests: usize,
+    /// Its replicas.
+    pub replicas: Vec<ReplicaStatus>,
+}
+
+/// One replica of a deployment.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ReplicaStatus {
+    /// The replica's index within its deployment.
+    pub replica_id: usize,
+    /// `RUNNING`.
+    pub state: String,
+    /// Requests it is running now.
+    pub ongoing_requests: usize,
+}
+
+/// An application the instance runs.
+pub(crate) struct AppRecord {
+    pub(crate) name: String,
+    pub(crate) route_prefix: Option<String>,
+    pub(crate) deployments: Vec<Arc<dyn RouterStatus>>,
+}
+
+/// The applications of one instance, shared with its HTTP proxy (which serves `/-/status`).
+#[derive(Default)]
+pub(crate) struct Registry {
+    apps: Mutex<Vec<AppRecord>>,
+}
+
+impl Registry {
+    pub(crate) fn add(&self, app: AppRecord) {
+        self.apps
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .push(app);
+    }
+
+    pub(crate) fn set_route_prefix(&self, name: &str, prefix: &str) {
+        let mut apps = self.apps.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(app) = apps.iter_mut().rev().find(|a| a.name == name) {
+            app.route_prefix = Some(prefix.to_owned());
+        }
+    }
+
+    pub(crate) fn snapshot(&self) -> Vec<ApplicationStatus> {
+        let apps = self.apps.lock().unwrap_or_else(|p| p.into_inner());
+        apps.iter()
+            .map(|app| ApplicationStatus {
+                name: app.name.clone(),
+                route_prefix: app.route_prefix.clone(),
+                status: "RUNNING".into(),
+                deployments: app.deployments.iter().map(|d| d.status()).collect(),
+            })
+            .collect()
+    }
+}
