@@ -45,6 +45,48 @@ mod app {
         }
     }
 
+    #[::serve_core::deployment]
+    pub struct Api {
+        greeter: ::serve_core::DeploymentHandle<Greeter>,
+    }
+
+    /// Route attributes are consumed by `#[ingress]`: written bare or by path, they need no import.
+    #[::serve_core::ingress]
+    impl Api {
+        pub fn new(greeter: ::serve_core::DeploymentHandle<Greeter>) -> Self {
+            Self { greeter }
+        }
+        #[get("/greet/{name}")]
+        pub async fn greet(
+            &self,
+            name: ::std::string::String,
+            times: ::core::option::Option<u8>,
+        ) -> ::core::result::Result<::std::string::String, ::serve_core::ServeError> {
+            let greeting = self.greeter.remote(name).await?;
+            ::core::result::Result::Ok(greeting.repeat(::core::convert::From::from(
+                ::core::option::Option::unwrap_or(times, 1),
+            )))
+        }
+        #[::serve_core::post("/echo")]
+        pub fn echo(
+            &self,
+            body: ::serve_core::http::Json<::std::vec::Vec<u8>>,
+            request: ::serve_core::http::Request,
+        ) -> ::serve_core::http::Json<(usize, ::std::string::String)> {
+            ::serve_core::http::Json((
+                body.0.len(),
+                ::std::borrow::ToOwned::to_owned(request.path()),
+            ))
+        }
+        #[serve_core::delete("/fail")]
+        pub fn fail(&self) -> ::core::result::Result<(), ::std::io::Error> {
+            ::core::result::Result::Err(::std::io::Error::other("no"))
+        }
+        pub fn ping(&self) -> u8 {
+            1
+        }
+    }
+
     #[::serve_core::remote]
     pub fn shout(text: ::std::string::String) -> ::std::string::String {
         text.to_uppercase()
@@ -71,4 +113,22 @@ fn expansion_needs_no_prelude() {
         3
     );
     ::std::assert_eq!(app::shout.remote(greeting).result().unwrap(), "HOLA DORA");
+
+    let api = serve
+        .run(app::Api::bind(app::Greeter::bind(
+            ::std::borrow::ToOwned::to_owned("Hi"),
+        )))
+        .unwrap();
+    let request = |method: &str, uri: &str| ::serve_core::http::Request::new(method, uri);
+    let response = api
+        .remote(request("GET", "/greet/Bo?times=2"))
+        .result()
+        .unwrap();
+    ::std::assert_eq!(response.body(), b"Hi BoHi Bo");
+    let echo = request("POST", "/echo").with_body("[1, 2, 3]");
+    let response = api.call.remote(echo).result().unwrap();
+    ::std::assert_eq!(response.body(), b"[3,\"/echo\"]");
+    let response = api.remote(request("DELETE", "/fail")).result().unwrap();
+    ::std::assert_eq!(response.status().as_u16(), 500);
+    ::std::assert_eq!(api.ping.remote().result().unwrap(), 1);
 }

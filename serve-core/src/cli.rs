@@ -88,7 +88,7 @@ enum Format {
 const DEFAULT_HOST: &str = "127.0.0.1";
 const DEFAULT_PORT: u16 = 8000;
 
-/// Runs the `serve` command line for `app` (see the [module docs](self)): parses the process's
+/// Runs the `serve` command line for `app` (`run`, `config` or `status`; see the crate docs): parses the process's
 /// arguments, does what they say, and returns the process's exit code.
 pub fn main<D, R>(app: Application<D>) -> ExitCode
 where

@@ -79,7 +79,7 @@ pub use response::{
     BlockingIter, DeploymentResponse, DeploymentResponseGenerator, ObjectRef, ObjectRefFuture,
 };
 pub use serve::{Serve, run, shutdown};
-pub use serve_macros::{deployment, remote};
+pub use serve_macros::{delete, deployment, get, ingress, patch, post, put, remote};
 pub use status::{ApplicationStatus, DeploymentStatus, ReplicaStatus};
 
 /// Re-exported for writing streaming methods: `stream!` / `try_stream!` build an
@@ -95,6 +95,8 @@ pub mod prelude {
         DeploymentResponseGenerator, ErrorKind, IntoArg, ObjectRef, Serve, ServeError, deployment,
         remote, stream, try_stream,
     };
+    /// `#[ingress]` and its route attributes.
+    pub use crate::{delete, get, ingress, patch, post, put};
     pub use futures::{Stream, StreamExt};
 }
 

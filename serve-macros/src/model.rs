@@ -107,3 +107,129 @@ pub(crate) struct Arg {
     pub(crate) name: Ident,
     pub(crate) ty: Type,
 }
+
+/// `#[ingress]` on a deployment's impl block: the deployment part plus the routes.
+pub(crate) struct IngressImpl {
+    /// The non-route methods as under `#[deployment]`, plus the generated `call` (when `routing`).
+    pub(crate) deployment: DeploymentImpl,
+    /// The valid routes, in source order; a route's id is its index here.
+    pub(crate) routes: Vec<Route>,
+    /// Whether the routing `call` is generated: not when the user wrote a `call` (reported).
+    pub(crate) routing: bool,
+    /// The impl block's doc comment: the OpenAPI document's description.
+    pub(crate) description: String,
+}
+
+/// A method with a route attribute: a route handler.
+pub(crate) struct Route {
+    pub(crate) method: HttpMethod,
+    pub(crate) path: RoutePath,
+    pub(crate) handler: Ident,
+    pub(crate) asyncness: Asyncness,
+    pub(crate) args: Vec<RouteArg>,
+    /// Where a return type that is no response is reported: the return type, or the name.
+    pub(crate) output_span: proc_macro2::Span,
+    pub(crate) cfgs: Vec<Attribute>,
+    /// The OpenAPI operation's texts (from the doc comment and the attribute's options).
+    pub(crate) summary: String,
+    pub(crate) description: String,
+    pub(crate) tags: Vec<String>,
+    pub(crate) deprecated: bool,
+}
+
+impl Route {
+    /// The handler's name as the user means it (`r#type` is `type`): the OpenAPI operationId.
+    pub(crate) fn name(&self) -> String {
+        plain_name(&self.handler)
+    }
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub(crate) enum HttpMethod {
+    Get,
+    Post,
+    Put,
+    Delete,
+    Patch,
+}
+
+impl HttpMethod {
+    pub(crate) const ALL: [HttpMethod; 5] = [
+        HttpMethod::Get,
+        HttpMethod::Post,
+        HttpMethod::Put,
+        HttpMethod::Delete,
+        HttpMethod::Patch,
+    ];
+
+    /// The attribute's name: `get`, `post`, ...; also the OpenAPI key.
+    pub(crate) fn attribute(self) -> &'static str {
+        match self {
+            HttpMethod::Get => "get",
+            HttpMethod::Post => "post",
+            HttpMethod::Put => "put",
+            HttpMethod::Delete => "delete",
+            HttpMethod::Patch => "patch",
+        }
+    }
+
+    /// As it appears in a request: `GET`, `POST`, ...
+    pub(crate) fn upper(self) -> &'static str {
+        match self {
+            HttpMethod::Get => "GET",
+            HttpMethod::Post => "POST",
+            HttpMethod::Put => "PUT",
+            HttpMethod::Delete => "DELETE",
+            HttpMethod::Patch => "PATCH",
+        }
+    }
+
+    pub(crate) fn from_attribute(name: &str) -> Option<HttpMethod> {
+        HttpMethod::ALL.into_iter().find(|m| m.attribute() == name)
+    }
+}
+
+/// A validated route path: `template` as written (one trailing `/` removed), and its segments.
+#[derive(Debug, PartialEq, Eq)]
+pub(crate) struct RoutePath {
+    pub(crate) template: String,
+    pub(crate) segments: Vec<PathSegment>,
+}
+
+impl RoutePath {
+    /// The names of the `{params}`, in order.
+    pub(crate) fn params(&self) -> impl Iterator<Item = &str> {
+        self.segments.iter().filter_map(|s| match s {
+            PathSegment::Param(name) => Some(name.as_str()),
+            PathSegment::Literal(_) => None,
+        })
+    }
+}
+
+#[derive(Debug, PartialEq, Eq)]
+pub(crate) enum PathSegment {
+    Literal(String),
+    Param(String),
+}
+
+/// One argument of a route handler (after `&self`), in order.
+pub(crate) struct RouteArg {
+    /// The type as written.
+    pub(crate) ty: Type,
+    pub(crate) source: ArgSource,
+}
+
+/// Where a route handler's argument comes from.
+pub(crate) enum ArgSource {
+    /// `{name}` in the path: the `index`-th parameter of the pattern.
+    Path { name: String, index: usize },
+    /// `?name=..`; `optional` is `T` of an `Option<T>` argument (absent is `None`).
+    Query {
+        name: String,
+        optional: Option<Type>,
+    },
+    /// `Json<T>`: the body; `T` is stored.
+    Body(Type),
+    /// `Request`: the whole request.
+    Request,
+}

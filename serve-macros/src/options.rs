@@ -69,7 +69,12 @@ impl Parse for Entry {
 
 /// `= value` after `key`. A missing `=` or value is reported on the key (syn would point at the
 /// whole attribute when the arguments simply end), with an example of the expected form.
-fn value<T: Parse>(input: ParseStream, key: &str, example: &str, key_span: Span) -> syn::Result<T> {
+pub(crate) fn value<T: Parse>(
+    input: ParseStream,
+    key: &str,
+    example: &str,
+    key_span: Span,
+) -> syn::Result<T> {
     let missing = || {
         syn::Error::new(
             key_span,

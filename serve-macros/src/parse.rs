@@ -40,7 +40,7 @@ pub(crate) const RESULT_WITHOUT_VALUE: &str =
     "cannot tell the value type of this `Result`: write `Result<T, E>`";
 
 /// The error for a method whose name the generated API already uses.
-fn reserved_name(ident: &Ident) -> Option<syn::Error> {
+pub(crate) fn reserved_name(ident: &Ident) -> Option<syn::Error> {
     let message = match plain_name(ident).as_str() {
         "remote" => {
             "`remote` is part of the handle's own API (`handle.remote(..)`); rename this method"
@@ -258,14 +258,14 @@ fn handle_target(ty: &Type) -> Option<Type> {
     }
 }
 
-fn asyncness(token: &Option<Token![async]>) -> Asyncness {
+pub(crate) fn asyncness(token: &Option<Token![async]>) -> Asyncness {
     match token {
         Some(_) => Asyncness::Async,
         None => Asyncness::Sync,
     }
 }
 
-fn check_receiver(receiver: &Receiver, self_ident: &Ident) -> syn::Result<()> {
+pub(crate) fn check_receiver(receiver: &Receiver, self_ident: &Ident) -> syn::Result<()> {
     match peel(&receiver.ty) {
         Type::Reference(r) if r.mutability.is_some() => {
             Err(syn::Error::new_spanned(receiver, MUT_SELF))

@@ -193,9 +193,8 @@ impl PathParams {
     /// Parameter `index` (named `name` in the pattern), parsed: 422 naming it if that fails.
     pub fn get<T>(&self, index: usize, name: &str, parse: Parser<T>) -> Result<T, HttpError> {
         let raw = self.0.get(index).map_or("", String::as_str);
-        parse(raw).map_err(|e| {
-            HttpError::unprocessable(format!("invalid path parameter `{name}`: {e}"))
-        })
+        parse(raw)
+            .map_err(|e| HttpError::unprocessable(format!("invalid path parameter `{name}`: {e}")))
     }
 }
 
@@ -224,9 +223,9 @@ impl QueryParams {
         let Some((_, raw)) = self.0.iter().find(|(k, _)| k == name) else {
             return Ok(None);
         };
-        parse(raw).map(Some).map_err(|e| {
-            HttpError::unprocessable(format!("invalid query parameter `{name}`: {e}"))
-        })
+        parse(raw)
+            .map(Some)
+            .map_err(|e| HttpError::unprocessable(format!("invalid query parameter `{name}`: {e}")))
     }
 }
 
@@ -324,7 +323,7 @@ impl<T: DeserializeOwned> ParseViaSerde for &ParamType<T> {
     }
 }
 
-/// Neither: reported through [`PathOrQueryParameter`].
+/// Neither: reported through `PathOrQueryParameter`.
 pub trait ParseFallback {
     /// The parameter type.
     type Value;
@@ -682,7 +681,10 @@ mod tests {
         assert_eq!(r.status(), StatusCode::METHOD_NOT_ALLOWED);
         assert_eq!(header(&r, "allow"), Some("DELETE, GET"));
         let body = String::from_utf8_lossy(r.body()).into_owned();
-        assert!(body.contains("`/users/1` accepts DELETE, GET, not PUT"), "{body}");
+        assert!(
+            body.contains("`/users/1` accepts DELETE, GET, not PUT"),
+            "{body}"
+        );
 
         let r = dispatch("GET", "/users").unwrap_err();
         assert_eq!(header(&r, "allow"), Some("POST"));
@@ -815,7 +817,10 @@ mod tests {
 
         let value: Result<String, HttpError> = Err(HttpError::not_found("no user 7"));
         let r = respond!(value);
-        assert_eq!((r.status(), r.body()), (StatusCode::NOT_FOUND, &b"no user 7"[..]));
+        assert_eq!(
+            (r.status(), r.body()),
+            (StatusCode::NOT_FOUND, &b"no user 7"[..])
+        );
 
         let value: Result<Json<u8>, Boom> = Err(Boom);
         let r = respond!(value);
@@ -825,7 +830,8 @@ mod tests {
         let value: std::io::Result<Json<u8>> = Ok(Json(1));
         assert_eq!(respond!(value).body(), b"1");
 
-        let value: Result<(StatusCode, String), BoxError> = Err(HttpError::bad_request("no").into());
+        let value: Result<(StatusCode, String), BoxError> =
+            Err(HttpError::bad_request("no").into());
         assert_eq!(respond!(value).status(), StatusCode::BAD_REQUEST);
     }
 }

@@ -7,6 +7,10 @@
 //! chunked body, flushed item by item, or Server-Sent Events when the client sends
 //! `Accept: text/event-stream`.
 //!
+//! For an API of several routes, put `#[ingress]` on the impl block instead of `#[deployment]`:
+//! methods with `#[get("/users/{id}")]`, `#[post("/users")]`, ... take typed path, query and
+//! `Json<T>` body arguments, and `GET /openapi.json` describes them (see [`ingress`](crate::ingress)).
+//!
 //! ```
 //! use serve_core::http::{HttpError, Request};
 //! use serve_core::prelude::*;

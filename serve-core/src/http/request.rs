@@ -157,9 +157,9 @@ impl Request {
     /// error from `call` (`req.json::<Greeting>()?` in a method returning `Result<_, HttpError>`)
     /// and the proxy answers with that status.
     ///
-    /// A 422 names where in the body the problem is: `invalid request body: at `items[0].age`:
-    /// invalid type: string "x", expected u32 at line 1 column 22` (no location for a problem
-    /// with the whole body, such as a missing top-level field).
+    /// A 422 names where in the body the problem is, as in ``invalid request body: at
+    /// `items[0].age`: invalid type: string "x", expected u32 at line 1 column 22`` (no location
+    /// for a problem with the whole body, such as a missing top-level field).
     pub fn json<T: DeserializeOwned>(&self) -> Result<T, HttpError> {
         use serde_json::error::Category;
         let mut body = serde_json::Deserializer::from_slice(&self.body);

@@ -194,8 +194,9 @@ pub struct Json<T>(pub T);
 /// Converts what an ingress method returns into the HTTP response.
 ///
 /// Implemented for `String` (`text/plain`), `Vec<u8>` (`application/octet-stream`), [`Json<T>`],
-/// [`HttpResponse`], [`HttpError`], `()` (an empty 200), `(StatusCode, B)` (another status), and
-/// `Result<B, HttpError>` / `Result<B, E>` for any `B` here. A method that returns `Result<T, E>`
+/// [`HttpResponse`], [`HttpError`], `()` (an empty 200), [`StatusCode`] (an empty body),
+/// `(StatusCode, B)` (another status), and `Result<B, HttpError>` / `Result<B, E>` for any `B`
+/// here. A method that returns `Result<T, E>`
 /// with a user error `E` answers 500 with a short message, unless `E` is an [`HttpError`].
 #[diagnostic::on_unimplemented(
     message = "`{Self}` cannot be turned into an HTTP response",
@@ -229,6 +230,12 @@ impl IntoHttpResponse for Vec<u8> {
         HttpResponse::new(StatusCode::OK)
             .with_header("content-type", "application/octet-stream")
             .with_body(self)
+    }
+}
+
+impl IntoHttpResponse for StatusCode {
+    fn into_http_response(self) -> HttpResponse {
+        HttpResponse::new(self)
     }
 }
 
@@ -311,6 +318,9 @@ mod tests {
 
         let r = (StatusCode::CREATED, Json("x")).into_http_response();
         assert_eq!(r.status(), StatusCode::CREATED);
+
+        let r = StatusCode::NO_CONTENT.into_http_response();
+        assert_eq!((r.status(), r.body()), (StatusCode::NO_CONTENT, &b""[..]));
 
         let r: Result<String, HttpError> = Err(HttpError::unprocessable("no name"));
         let r = r.into_http_response();

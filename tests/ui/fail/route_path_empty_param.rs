@@ -1,0 +1,15 @@
+use serve_core::prelude::*;
+
+#[deployment]
+#[derive(Default)]
+pub struct Api;
+
+#[ingress]
+impl Api {
+    #[get("/users/{}")]
+    pub fn get_user(&self, id: u64) -> String {
+        id.to_string()
+    }
+}
+
+fn main() {}

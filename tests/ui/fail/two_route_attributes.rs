@@ -1,0 +1,16 @@
+use serve_core::prelude::*;
+
+#[deployment]
+#[derive(Default)]
+pub struct Api;
+
+#[ingress]
+impl Api {
+    #[get("/health")]
+    #[post("/health")]
+    pub fn health(&self) -> String {
+        String::new()
+    }
+}
+
+fn main() {}
