@@ -494,3 +494,47 @@ async fn the_proxy_reports_health_routes_and_status() {
     assert_eq!(serve.status()[0].deployments[0].replicas.len(), 1);
     serve.shutdown();
 }
+
+#[tokio::test]
+async fn a_full_queue_answers_503_and_the_waiting_requests_still_run() {
+    let serve = Serve::start().unwrap();
+    let addr = serve.start_http("127.0.0.1:0").unwrap();
+    let (entered, release) = (Gate::new(), Gate::new());
+    let app = Finisher::bind(entered.clone(), release.clone());
+    let mut configs = app.deployment_configs();
+    let root = configs
+        .pop()
+        .unwrap()
+        .max_ongoing_requests(1)
+        .max_queued_requests(1);
+    configs.push(root);
+    serve.run_http_configured(app, "/", configs).unwrap();
+
+    let running = tokio::spawn(send(addr, "POST", "/", &[], ""));
+    entered
+        .expect_open("the first request holds the only slot")
+        .await;
+    let waiting = tokio::spawn(send(addr, "POST", "/", &[], ""));
+    // The second request is queued once the deployment reports it (no signal from outside).
+    let deadline = tokio::time::Instant::now() + PATIENCE;
+    while serve.status()[0].deployments[0].queued_requests == 0 {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the second request never queued"
+        );
+        tokio::task::yield_now().await;
+    }
+    let dropped = send(addr, "POST", "/", &[], "").await;
+    assert_eq!(dropped.status, 503);
+    assert_eq!(dropped.body, "Request dropped due to backpressure");
+
+    release.open();
+    for request in [running, waiting] {
+        let reply = tokio::time::timeout(PATIENCE, request)
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!((reply.status, reply.body.as_str()), (200, "finished"));
+    }
+    serve.shutdown();
+}

@@ -87,6 +87,39 @@ mod app {
         }
     }
 
+    /// Every struct option: the generated config names the autoscaling config by absolute path too.
+    #[::serve_core::deployment(
+        name = "TunedGreeter",
+        max_ongoing_requests = 3,
+        max_queued_requests = 7,
+        autoscaling(
+            min_replicas = 0,
+            max_replicas = 4,
+            initial_replicas = 1,
+            target_ongoing_requests = 2,
+            upscale_delay_s = 1,
+            downscale_delay_s = 2.5,
+            look_back_period_s = 3,
+            metrics_interval_s = 0.5,
+            upscaling_factor = 1.5,
+            downscaling_factor = 0.5,
+        ),
+        health_check_period_s = 1,
+        health_check_timeout_s = 2,
+        graceful_shutdown_timeout_s = 3,
+        num_cpus = 0.5,
+        num_gpus = 0,
+        resources(a100 = 1, "accelerator_type:A100" = 0.25),
+    )]
+    pub struct Tuned;
+
+    #[::serve_core::deployment]
+    impl Tuned {
+        pub fn new() -> Self {
+            Self
+        }
+    }
+
     #[::serve_core::remote]
     pub fn shout(text: ::std::string::String) -> ::std::string::String {
         text.to_uppercase()
@@ -131,4 +164,34 @@ fn expansion_needs_no_prelude() {
     let response = api.remote(request("DELETE", "/fail")).result().unwrap();
     ::std::assert_eq!(response.status().as_u16(), 500);
     ::std::assert_eq!(api.ping.remote().result().unwrap(), 1);
+}
+
+#[test]
+fn every_struct_option_sets_its_config_value() {
+    let autoscaling = <::serve_core::AutoscalingConfig as ::core::default::Default>::default()
+        .min_replicas(0)
+        .max_replicas(4)
+        .initial_replicas(1)
+        .target_ongoing_requests(2.0)
+        .upscale_delay_s(1.0)
+        .downscale_delay_s(2.5)
+        .look_back_period_s(3.0)
+        .metrics_interval_s(0.5)
+        .upscaling_factor(1.5)
+        .downscaling_factor(0.5);
+    let expected = ::serve_core::DeploymentConfig::new("TunedGreeter")
+        .max_ongoing_requests(3)
+        .max_queued_requests(7)
+        .autoscaling(autoscaling)
+        .health_check_period_s(1.0)
+        .health_check_timeout_s(2.0)
+        .graceful_shutdown_timeout_s(3.0)
+        .num_cpus(0.5)
+        .num_gpus(0.0)
+        .resource("a100", 1.0)
+        .resource("accelerator_type:A100", 0.25);
+    ::std::assert_eq!(
+        app::Tuned::bind().deployment_configs(),
+        ::std::vec![expected]
+    );
 }

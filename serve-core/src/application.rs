@@ -18,6 +18,7 @@ use std::sync::Arc;
 use futures::FutureExt;
 
 use crate::blocking::allow_blocking;
+use crate::controller;
 use crate::deployment::{Deployment, DeploymentConfig, DeploymentHandle};
 use crate::error::{BoxError, ErrorKind, ServeError};
 use crate::router::{Router, RouterStatus};
@@ -73,8 +74,9 @@ impl<D> Constructor<D> {
 
 /// Gives a constructor the handles of the deployments it was bound with.
 #[doc(hidden)]
+#[derive(Clone)]
 pub struct BuildContext {
-    handles: HashMap<usize, Box<dyn Any + Send + Sync>>,
+    handles: HashMap<usize, Arc<dyn Any + Send + Sync>>,
 }
 
 impl BuildContext {
@@ -101,19 +103,24 @@ trait AnyNode: Send + Sync {
     fn id(&self) -> usize;
     fn config(&self) -> &DeploymentConfig;
     fn children(&self) -> &[AppRef];
-    fn deploy<'a>(
-        &'a self,
-        ctx: &'a BuildContext,
-        config: &'a DeploymentConfig,
-        rt: &'a tokio::runtime::Handle,
-    ) -> BoxFuture<'a, Result<Deployed, ServeError>>;
+    fn deploy(
+        self: Arc<Self>,
+        ctx: BuildContext,
+        app: Arc<str>,
+        config: DeploymentConfig,
+        rt: tokio::runtime::Handle,
+    ) -> BoxFuture<'static, Result<Deployed, ServeError>>;
 }
 
 /// A deployed node: its handle (a `DeploymentHandle<D>`, type-erased) and its router's status.
 struct Deployed {
-    handle: Box<dyn Any + Send + Sync>,
+    handle: Arc<dyn Any + Send + Sync>,
     status: Arc<dyn RouterStatus>,
 }
+
+/// Builds one more replica of a deployment (for autoscaling and recovery).
+pub(crate) type ReplicaFactory<D> =
+    Arc<dyn Fn() -> BoxFuture<'static, Result<D, ServeError>> + Send + Sync>;
 
 impl<D: Deployment> AnyNode for Node<D> {
     fn id(&self) -> usize {
@@ -128,36 +135,60 @@ impl<D: Deployment> AnyNode for Node<D> {
         &self.children
     }
 
-    fn deploy<'a>(
-        &'a self,
-        ctx: &'a BuildContext,
-        config: &'a DeploymentConfig,
-        rt: &'a tokio::runtime::Handle,
-    ) -> BoxFuture<'a, Result<Deployed, ServeError>> {
+    fn deploy(
+        self: Arc<Self>,
+        ctx: BuildContext,
+        app: Arc<str>,
+        config: DeploymentConfig,
+        rt: tokio::runtime::Handle,
+    ) -> BoxFuture<'static, Result<Deployed, ServeError>> {
         Box::pin(async move {
             let name: Arc<str> = Arc::from(config.name.as_str());
-            let constructors: Vec<_> = (0..config.num_replicas)
-                .map(|_| (self.ctor)(ctx).construct(rt))
-                .collect();
+            let factory: ReplicaFactory<D> = {
+                let (node, ctx, rt, name) = (self.clone(), ctx, rt.clone(), name.clone());
+                Arc::new(move || {
+                    let constructor = (node.ctor)(&ctx);
+                    let (rt, name) = (rt.clone(), name.clone());
+                    Box::pin(async move {
+                        constructor
+                            .construct(&rt)
+                            .await
+                            .map_err(|e| e.in_deployment(&name))
+                    })
+                })
+            };
+            let initial = match &config.autoscaling {
+                Some(autoscaling) => autoscaling.initial(),
+                None => config.num_replicas,
+            };
+            let constructors: Vec<_> = (0..initial).map(|_| factory()).collect();
             let mut instances = Vec::with_capacity(constructors.len());
             for result in futures::future::join_all(constructors).await {
-                instances.push(result.map_err(|e| e.in_deployment(&name))?);
+                instances.push(result?);
             }
             let router = Arc::new(Router::new(
+                app,
                 name,
                 instances,
                 config.max_ongoing_requests,
+                config.max_queued_requests,
                 rt.clone(),
             ));
             tracing::info!(
                 deployment = %config.name,
-                replicas = config.num_replicas,
+                replicas = initial,
                 max_ongoing_requests = config.max_ongoing_requests,
-                "deployment is up: {} replica(s) running",
-                config.num_replicas
+                "deployment is up: {initial} replica(s) running",
             );
+            if let Some(autoscaling) = &config.autoscaling {
+                rt.spawn(controller::autoscale(
+                    Arc::downgrade(&router),
+                    factory,
+                    autoscaling.clone(),
+                ));
+            }
             Ok(Deployed {
-                handle: Box::new(DeploymentHandle::<D>::from_router(router.clone())),
+                handle: Arc::new(DeploymentHandle::<D>::from_router(router.clone())),
                 status: router,
             })
         })
@@ -246,12 +277,18 @@ impl<D: Deployment> Application<D> {
         configs: Vec<DeploymentConfig>,
     ) -> Result<(DeploymentHandle<D>, Vec<Arc<dyn RouterStatus>>), ServeError> {
         let order = post_order(&self.__node());
+        // The application is named after its root (ingress) deployment.
+        let app: Arc<str> = Arc::from(configs.last().map_or("", |c| c.name.as_str()));
         let mut ctx = BuildContext {
             handles: HashMap::new(),
         };
         let mut statuses = Vec::with_capacity(order.len());
-        for (node, config) in order.iter().zip(&configs) {
-            let deployed = node.0.deploy(&ctx, config, &rt).await?;
+        for (node, config) in order.iter().zip(configs) {
+            let deployed = node
+                .0
+                .clone()
+                .deploy(ctx.clone(), app.clone(), config, rt.clone())
+                .await?;
             ctx.handles.insert(node.0.id(), deployed.handle);
             statuses.push(deployed.status);
         }

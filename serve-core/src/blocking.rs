@@ -27,6 +27,11 @@ pub(crate) fn mark_serve_thread() {
     SERVE_THREAD.with(|t| t.set(true));
 }
 
+/// Whether the current thread is one of a serve instance's runtime threads.
+pub(crate) fn on_serve_thread() -> bool {
+    SERVE_THREAD.with(Cell::get)
+}
+
 /// Whether the current thread runs a serve instance's async code (where blocking on the instance
 /// itself could deadlock it).
 pub(crate) fn on_serve_async_thread() -> bool {

@@ -35,11 +35,15 @@ use crate::{Application, ApplicationStatus, Serve};
 
 #[derive(Parser, Debug)]
 #[command(
-    about = "Serve this application over HTTP, print its config, or ask a running instance for its status"
+    about = "Serve this application over HTTP, print its config, or ask a running instance for its status",
+    args_conflicts_with_subcommands = true
 )]
 struct Cli {
     #[command(subcommand)]
     command: Option<Command>,
+    /// With no verb, the binary runs: `app --port 9000` is `app run --port 9000`.
+    #[command(flatten)]
+    run: RunArgs,
 }
 
 #[derive(Subcommand, Debug)]
@@ -60,7 +64,7 @@ enum Command {
     },
 }
 
-#[derive(clap::Args, Debug, Default)]
+#[derive(clap::Args, Debug)]
 struct RunArgs {
     /// The host to listen on [default: 127.0.0.1, or the config file's].
     #[arg(long)]
@@ -105,15 +109,9 @@ where
         .with_writer(std::io::stderr)
         .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .try_init();
-    let result = match cli.command.unwrap_or(Command::Run(RunArgs {
-        graceful_shutdown_timeout: 20.0,
-        ..RunArgs::default()
-    })) {
+    let result = match cli.command.unwrap_or(Command::Run(cli.run)) {
         Command::Run(args) => run(app, args),
-        Command::Config { format } => {
-            print_config(&app, format);
-            Ok(())
-        }
+        Command::Config { format } => print_config(&app, format),
         Command::Status { address } => status(&address),
     };
     match result {
@@ -136,7 +134,7 @@ fn app_name<D: Deployment>(app: &Application<D>) -> String {
         .unwrap_or_default()
 }
 
-fn print_config<D: Deployment>(app: &Application<D>, format: Format) {
+fn print_config<D: Deployment>(app: &Application<D>, format: Format) -> Result<(), ServeError> {
     let config = ServeConfig::for_application(
         &app_name(app),
         "/",
@@ -146,8 +144,9 @@ fn print_config<D: Deployment>(app: &Application<D>, format: Format) {
     );
     match format {
         Format::Yaml => print!("{}", config.to_yaml()),
-        Format::Toml => print!("{}", config.to_toml()),
+        Format::Toml => print!("{}", config.to_toml()?),
     }
+    Ok(())
 }
 
 fn run<D, R>(app: Application<D>, args: RunArgs) -> Result<(), ServeError>
@@ -180,13 +179,15 @@ where
         .or_else(|_| format!("[{host}]:{port}").parse())
         .map_err(|_| runtime_error(format!("`{host}:{port}` is not an address to listen on")))?;
 
+    // Listen for the stop signals before anything can be told we are ready.
+    let stop = StopSignal::install()?;
     let serve = Serve::start()?;
     let bound = serve.start_http(&addr.to_string())?;
     tracing::info!("HTTP proxy listening on http://{bound}");
     serve.run_http_configured(app, &route_prefix, configs)?;
     tracing::info!("application is ready at http://{bound}{route_prefix}");
 
-    wait_for_stop_signal()?;
+    stop.wait();
     let timeout = Duration::from_secs_f64(args.graceful_shutdown_timeout.max(0.0));
     tracing::info!("stopping: draining requests in flight (up to {timeout:?})");
     if serve.shutdown_graceful(timeout) {
@@ -197,29 +198,54 @@ where
     Ok(())
 }
 
-/// Blocks until Ctrl-C (SIGINT) or SIGTERM.
-fn wait_for_stop_signal() -> Result<(), ServeError> {
-    let rt = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .map_err(|e| runtime_error(format!("cannot wait for signals: {e}")))?;
-    rt.block_on(async {
+/// Ctrl-C (SIGINT) and SIGTERM, listened for from the moment it is installed.
+struct StopSignal {
+    rt: tokio::runtime::Runtime,
+    #[cfg(unix)]
+    term: tokio::signal::unix::Signal,
+    #[cfg(unix)]
+    int: tokio::signal::unix::Signal,
+}
+
+impl StopSignal {
+    fn install() -> Result<Self, ServeError> {
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .map_err(|e| runtime_error(format!("cannot wait for signals: {e}")))?;
         #[cfg(unix)]
-        {
-            let mut term =
-                tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
-                    .map_err(|e| runtime_error(format!("cannot listen for SIGTERM: {e}")))?;
+        let (term, int) = {
+            use tokio::signal::unix::{SignalKind, signal};
+            let _guard = rt.enter();
+            let listen = |kind: SignalKind, name: &str| {
+                signal(kind).map_err(|e| runtime_error(format!("cannot listen for {name}: {e}")))
+            };
+            (
+                listen(SignalKind::terminate(), "SIGTERM")?,
+                listen(SignalKind::interrupt(), "SIGINT")?,
+            )
+        };
+        Ok(Self {
+            rt,
+            #[cfg(unix)]
+            term,
+            #[cfg(unix)]
+            int,
+        })
+    }
+
+    /// Blocks until one of the signals arrives.
+    fn wait(mut self) {
+        self.rt.block_on(async {
+            #[cfg(unix)]
             tokio::select! {
-                _ = tokio::signal::ctrl_c() => {}
-                _ = term.recv() => {}
+                _ = self.int.recv() => {}
+                _ = self.term.recv() => {}
             }
-        }
-        #[cfg(not(unix))]
-        {
+            #[cfg(not(unix))]
             let _ = tokio::signal::ctrl_c().await;
-        }
-        Ok(())
-    })
+        })
+    }
 }
 
 fn status(address: &str) -> Result<(), ServeError> {

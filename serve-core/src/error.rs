@@ -34,6 +34,8 @@ pub enum ErrorKind {
     ShutDown,
     /// The value was already taken out of this response (e.g. by an earlier successful `result_timeout`).
     AlreadyTaken,
+    /// The deployment's queue was full (`max_queued_requests`): the request was dropped at once.
+    BackPressure,
     /// The runtime itself could not do what was asked (e.g. it could not start its threads).
     Runtime,
 }
@@ -105,6 +107,12 @@ impl ServeError {
 
     pub(crate) fn upstream(cause: ServeError) -> Self {
         Self::new(ErrorKind::Upstream).with_source(Box::new(cause))
+    }
+
+    pub(crate) fn back_pressure(max_queued: usize) -> Self {
+        Self::new(ErrorKind::BackPressure).with_message(format!(
+            "{max_queued} requests are already waiting (max_queued_requests)"
+        ))
     }
 
     pub(crate) fn cancelled() -> Self {
@@ -185,6 +193,7 @@ impl fmt::Display for ServeError {
             ErrorKind::ShutDown => "was not completed: the serve instance shut down",
             ErrorKind::AlreadyTaken => "has no value left: it was already taken",
             ErrorKind::Runtime => "runtime error",
+            ErrorKind::BackPressure => "Request dropped due to backpressure",
         };
         f.write_str(what)?;
         if let Some(message) = &self.message {

@@ -56,9 +56,12 @@ extern crate self as serve_core;
 
 mod application;
 mod args;
+pub mod autoscaling;
 mod blocking;
 mod cli;
 pub mod config;
+mod context;
+mod controller;
 mod deployment;
 mod error;
 pub mod http;
@@ -70,9 +73,11 @@ mod task;
 
 pub use application::Application;
 pub use args::{Arg, IntoArg};
+pub use autoscaling::AutoscalingConfig;
 pub use cli::main;
+pub use context::{ReplicaContext, replica_context};
 pub use deployment::{
-    DEFAULT_MAX_ONGOING_REQUESTS, Deployment, DeploymentConfig, DeploymentHandle,
+    DEFAULT_MAX_ONGOING_REQUESTS, Deployment, DeploymentConfig, DeploymentHandle, ReplicaResources,
 };
 pub use error::{BoxError, ErrorKind, ServeError};
 pub use response::{
@@ -105,6 +110,7 @@ pub mod prelude {
 pub mod __private {
     pub use crate::application::{AppRef, Application, BuildContext, Constructor};
     pub use crate::args::{Arg, ArgList, IntoArg, assert_arg};
+    pub use crate::autoscaling::AutoscalingConfig;
     pub use crate::deployment::{
         CallOne, CallStream, Deployment, DeploymentConfig, DeploymentDefaults, HandleStubs,
         assert_deployment_type,

@@ -50,44 +50,6 @@ pub(crate) trait Cancel: Send + Sync {
     fn adopt(&self, child: Arc<dyn Cancel>);
 }
 
-tokio::task_local! {
-    /// The request whose async method is running on this task.
-    static PARENT: Arc<dyn Cancel>;
-}
-
-thread_local! {
-    /// The request whose sync method is running on this (blocking-pool) thread.
-    static SYNC_PARENT: std::cell::RefCell<Option<Arc<dyn Cancel>>> = const { std::cell::RefCell::new(None) };
-}
-
-/// The request that the current code runs on behalf of, if any.
-pub(crate) fn current_parent() -> Option<Arc<dyn Cancel>> {
-    PARENT
-        .try_with(Arc::clone)
-        .ok()
-        .or_else(|| SYNC_PARENT.with(|p| p.borrow().clone()))
-}
-
-/// Runs an async method's future as `parent`'s work: calls it makes become `parent`'s children.
-pub(crate) fn in_scope<F: Future>(
-    parent: Arc<dyn Cancel>,
-    fut: F,
-) -> impl Future<Output = F::Output> {
-    PARENT.scope(parent, fut)
-}
-
-/// Runs a sync method as `parent`'s work.
-pub(crate) fn in_sync_scope<R>(parent: Arc<dyn Cancel>, f: impl FnOnce() -> R) -> R {
-    struct Reset(Option<Arc<dyn Cancel>>);
-    impl Drop for Reset {
-        fn drop(&mut self) {
-            SYNC_PARENT.with(|p| *p.borrow_mut() = self.0.take());
-        }
-    }
-    let _reset = Reset(SYNC_PARENT.with(|p| p.borrow_mut().replace(parent)));
-    f()
-}
-
 impl<T: Send> Cancel for Cell<T> {
     fn cancel(&self) {
         Cell::cancel(self);
@@ -97,7 +59,8 @@ impl<T: Send> Cancel for Cell<T> {
         let mut state = self.lock();
         if matches!(state.outcome, Outcome::Pending) {
             state.children.push(child);
-        } else if matches!(&state.outcome, Outcome::Ready(Err(e)) if e.kind() == ErrorKind::Cancelled)
+        } else if matches!(&state.outcome, Outcome::Ready(Err(e))
+            if matches!(e.kind(), ErrorKind::Cancelled | ErrorKind::Timeout))
         {
             drop(state);
             child.cancel();
@@ -108,12 +71,18 @@ impl<T: Send> Cancel for Cell<T> {
 /// The shared result cell of one unary request.
 pub(crate) struct Cell<T> {
     state: Mutex<State<T>>,
+    /// The id of the request (shared by every call made on behalf of one outside request).
+    request_id: u64,
     consumers: AtomicUsize,
     /// Set by the first clone of a consumer (which is where `T: Clone` is known).
     clone_fn: OnceLock<fn(&T) -> T>,
 }
 
 impl<T> Cell<T> {
+    pub(crate) fn request_id(&self) -> u64 {
+        self.request_id
+    }
+
     fn lock(&self) -> std::sync::MutexGuard<'_, State<T>> {
         // A poisoned lock only means a waker panicked while we held it; the state is still whole.
         self.state.lock().unwrap_or_else(|p| p.into_inner())
@@ -168,7 +137,13 @@ impl<T> Cell<T> {
     /// requests it started. A request that already finished is left alone (its children finished
     /// or were handed off with its result).
     fn cancel(&self) {
-        if let Some((abort, children)) = self.finish(Err(ServeError::cancelled())) {
+        self.stop(ServeError::cancelled());
+    }
+
+    /// Stops the request with `err` (cancelled, timed out) if it has not finished: aborts its
+    /// task and cancels the requests it started.
+    fn stop(&self, err: ServeError) {
+        if let Some((abort, children)) = self.finish(Err(err)) {
             if let Some(handle) = abort {
                 handle.abort();
             }
@@ -285,8 +260,9 @@ impl<T> Drop for Completer<T> {
 }
 
 /// Creates a pending request: the producer's completer and the first consumer.
-pub(crate) fn pending<T>() -> (Completer<T>, Consumer<T>) {
+pub(crate) fn pending<T>(request_id: u64) -> (Completer<T>, Consumer<T>) {
     let cell = Arc::new(Cell {
+        request_id,
         state: Mutex::new(State {
             outcome: Outcome::Pending,
             waker: None,
@@ -360,11 +336,48 @@ impl<T> DeploymentResponse<T> {
         )
     }
 
+    /// The request's id (also in its log lines and in the replica context of the method it runs),
+    /// shared by the calls made on its behalf.
+    pub fn request_id(&self) -> String {
+        crate::context::format_request_id(self.consumer.cell.request_id)
+    }
+
     /// Cancels the request: if it has not finished, it is stopped (a request still waiting for a
     /// replica never runs; a running async method is dropped at its next `.await`) and awaiting
     /// any of its responses gives an [`ErrorKind::Cancelled`] error.
     pub fn cancel(&self) {
         self.consumer.cell.cancel();
+    }
+
+    /// Gives the request `after` to finish: past it the request is cancelled (with the calls it
+    /// started) and the response fails with an [`ErrorKind::Timeout`] error, whether or not anyone
+    /// is waiting for it. A per-call timeout:
+    /// `self.model.predict.remote(x).timeout(Duration::from_secs(2)).await`.
+    ///
+    /// Inside a deployment the timer runs on the serve instance's runtime; elsewhere on the
+    /// process-wide default instance's (started on first use).
+    pub fn timeout(self, after: Duration) -> Self
+    where
+        T: Send + 'static,
+    {
+        let cell = Arc::downgrade(&self.consumer.cell);
+        let timer = async move {
+            tokio::time::sleep(after).await;
+            if let Some(cell) = cell.upgrade() {
+                cell.stop(ServeError::new(ErrorKind::Timeout).with_message(format!(
+                    "no result within {after:?}; the request was cancelled"
+                )));
+            }
+        };
+        let on_serve_thread = blocking::on_serve_thread();
+        match tokio::runtime::Handle::try_current() {
+            Ok(rt) if on_serve_thread => drop(rt.spawn(timer)),
+            _ => match crate::serve::default_instance() {
+                Ok(serve) => drop(serve.handle().spawn(timer)),
+                Err(e) => self.consumer.cell.stop(e),
+            },
+        }
+        self
     }
 
     /// Turns the response into an [`ObjectRef`] that can be awaited any number of times and passed to
@@ -623,7 +636,7 @@ mod tests {
     #[test]
     fn sole_consumer_takes_the_value_without_clone() {
         struct NotClone(u8);
-        let (completer, consumer) = pending::<NotClone>();
+        let (completer, consumer) = pending::<NotClone>(0);
         completer.complete(Ok(NotClone(7)));
         let response = DeploymentResponse::from_consumer(consumer);
         assert_eq!(response.result().unwrap().0, 7);
@@ -631,7 +644,7 @@ mod tests {
 
     #[test]
     fn clones_each_get_the_value() {
-        let (completer, consumer) = pending::<String>();
+        let (completer, consumer) = pending::<String>(0);
         let a = DeploymentResponse::from_consumer(consumer);
         let b = a.clone();
         completer.complete(Ok("v".into()));
@@ -641,7 +654,7 @@ mod tests {
 
     #[test]
     fn dropped_completer_fails_the_request() {
-        let (completer, consumer) = pending::<u8>();
+        let (completer, consumer) = pending::<u8>(0);
         drop(completer);
         let err = DeploymentResponse::from_consumer(consumer)
             .result()
@@ -651,7 +664,7 @@ mod tests {
 
     #[test]
     fn timeout_then_result_on_the_same_response() {
-        let (completer, consumer) = pending::<u8>();
+        let (completer, consumer) = pending::<u8>(0);
         let response = DeploymentResponse::from_consumer(consumer);
         let err = response
             .result_timeout(Duration::from_millis(1))
@@ -663,7 +676,7 @@ mod tests {
 
     #[test]
     fn a_value_taken_by_result_timeout_is_not_handed_out_twice() {
-        let (completer, consumer) = pending::<u8>();
+        let (completer, consumer) = pending::<u8>(0);
         let response = DeploymentResponse::from_consumer(consumer);
         completer.complete(Ok(4));
         assert_eq!(response.result_timeout(Duration::from_secs(1)).unwrap(), 4);
@@ -673,10 +686,10 @@ mod tests {
 
     #[test]
     fn cancelling_a_request_cancels_what_it_started_and_nothing_else() {
-        let (_parent_done, parent) = pending::<u8>();
-        let (_child_done, child) = pending::<u8>();
-        let (_other_done, other) = pending::<u8>();
-        let (grandchild_done, grandchild) = pending::<u8>();
+        let (_parent_done, parent) = pending::<u8>(0);
+        let (_child_done, child) = pending::<u8>(0);
+        let (_other_done, other) = pending::<u8>(0);
+        let (grandchild_done, grandchild) = pending::<u8>(0);
         parent.cell.adopt(child.cell.clone());
         child.cell.adopt(grandchild.cell.clone());
         DeploymentResponse::from_consumer(parent).cancel();
@@ -700,10 +713,10 @@ mod tests {
 
     #[test]
     fn a_child_adopted_by_a_cancelled_request_is_cancelled_at_once() {
-        let (_p, parent) = pending::<u8>();
+        let (_p, parent) = pending::<u8>(0);
         let parent = DeploymentResponse::from_consumer(parent);
         parent.cancel();
-        let (_c, child) = pending::<u8>();
+        let (_c, child) = pending::<u8>(0);
         parent.consumer.cell.adopt(child.cell.clone());
         let err = DeploymentResponse::from_consumer(child)
             .result()
@@ -713,7 +726,7 @@ mod tests {
 
     #[test]
     fn cancel_wins_over_a_later_completion() {
-        let (completer, consumer) = pending::<u8>();
+        let (completer, consumer) = pending::<u8>(0);
         let response = DeploymentResponse::from_consumer(consumer);
         response.cancel();
         completer.complete(Ok(1));
@@ -722,7 +735,7 @@ mod tests {
 
     #[test]
     fn object_ref_by_reference_can_be_awaited_many_times() {
-        let (completer, consumer) = pending::<u32>();
+        let (completer, consumer) = pending::<u32>(0);
         let obj = ObjectRef::from_consumer(consumer);
         completer.complete(Ok(9));
         futures::executor::block_on(async {

@@ -21,19 +21,22 @@ use std::collections::VecDeque;
 use std::future::Future;
 use std::marker::PhantomData;
 use std::panic::AssertUnwindSafe;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 
+use arc_swap::ArcSwap;
 use futures::{FutureExt, Stream, StreamExt};
 use tokio::task::AbortHandle;
 
 use crate::args::ArgList;
 use crate::blocking::allow_blocking;
+use crate::context::{self, ReplicaInfo, RequestScope};
 use crate::error::{BoxError, ServeError};
-use crate::response::{self, Cancel, Completer, DeploymentResponse, DeploymentResponseGenerator};
+use crate::response::{self, Completer, DeploymentResponse, DeploymentResponseGenerator};
 use crate::status::{DeploymentStatus, ReplicaStatus};
 
 struct Replica<D> {
+    info: Arc<ReplicaInfo>,
     instance: Arc<D>,
     in_flight: AtomicUsize,
 }
@@ -72,59 +75,91 @@ impl<D, C: Call<D>> Job<D> for (C, C::Values) {
 /// Routes the requests of one deployment to its replicas.
 #[doc(hidden)]
 pub struct Router<D> {
+    app: Arc<str>,
     name: Arc<str>,
-    replicas: Box<[Replica<D>]>,
+    /// The replicas that take new requests. Replaced whole (copy on write) when replicas come and
+    /// go, so routing reads it without a lock; a removed replica finishes what it runs, since each
+    /// request's slot holds the replica.
+    replicas: ArcSwap<Vec<Arc<Replica<D>>>>,
     max_ongoing: usize,
+    /// Past this many waiting requests a call fails at once (back pressure); `None`: unlimited.
+    max_queued: Option<usize>,
     queue: Mutex<VecDeque<Box<dyn Job<D>>>>,
     /// `queue.len()`, readable without the lock. Together with `in_flight` it forms a Dekker-style
     /// handshake (both `SeqCst`): a dispatcher publishes "queued" then retries slots; a finishing
     /// request frees its slot then checks "queued". One of the two always sees the other.
     queued: AtomicUsize,
+    /// The replica count the deployment is heading for (autoscaling changes it).
+    target: AtomicUsize,
+    next_replica_id: AtomicUsize,
+    /// Serialises changes to `replicas` (routing itself never takes it).
+    membership: Mutex<()>,
+    /// Wakes the deployment's controller when a request waits at a deployment with no replica.
+    wake: Arc<tokio::sync::Notify>,
+    /// Set by a graceful shutdown: new outside requests are refused.
+    closed: AtomicBool,
     rt: tokio::runtime::Handle,
 }
 
 /// A reserved place on one replica, released on drop.
 pub(crate) struct Slot<D> {
     router: Arc<Router<D>>,
-    index: usize,
+    replica: Arc<Replica<D>>,
 }
 
 impl<D> Slot<D> {
     fn instance(&self) -> &D {
-        &self.router.replicas[self.index].instance
+        &self.replica.instance
     }
 }
 
 impl<D> Drop for Slot<D> {
     fn drop(&mut self) {
-        self.router.replicas[self.index]
-            .in_flight
-            .fetch_sub(1, Ordering::SeqCst);
+        self.replica.in_flight.fetch_sub(1, Ordering::SeqCst);
         if self.router.queued.load(Ordering::SeqCst) > 0 {
             self.router.drain();
         }
     }
 }
 
-/// A deployment's live state, for `status`.
+/// A deployment's live state (for `status`) and the instance's controls over it.
 pub(crate) trait RouterStatus: Send + Sync {
     fn status(&self) -> DeploymentStatus;
+    /// Stops admitting new outside requests (calls made on behalf of requests in flight still
+    /// run, so those requests can finish).
+    fn close(&self);
+    /// Requests waiting or running.
+    fn in_progress(&self) -> usize;
 }
 
 impl<D: Send + Sync> RouterStatus for Router<D> {
+    fn close(&self) {
+        self.closed.store(true, Ordering::SeqCst);
+    }
+
+    fn in_progress(&self) -> usize {
+        self.ongoing()
+    }
+
     fn status(&self) -> DeploymentStatus {
+        let replicas = self.replicas.load();
+        let target = self.target.load(Ordering::Relaxed);
+        let status = match replicas.len().cmp(&target) {
+            std::cmp::Ordering::Less => "UPSCALING",
+            std::cmp::Ordering::Greater => "DOWNSCALING",
+            std::cmp::Ordering::Equal => "HEALTHY",
+        };
         DeploymentStatus {
             name: self.name.to_string(),
-            status: "HEALTHY".into(),
-            num_replicas: self.replicas.len(),
+            status: status.into(),
+            num_replicas: replicas.len(),
+            target_replicas: target,
             max_ongoing_requests: self.max_ongoing,
             queued_requests: self.queued.load(Ordering::Relaxed),
-            replicas: self
-                .replicas
+            replicas: replicas
                 .iter()
-                .enumerate()
-                .map(|(replica_id, replica)| ReplicaStatus {
-                    replica_id,
+                .map(|replica| ReplicaStatus {
+                    replica_id: replica.info.replica_id,
                     state: "RUNNING".into(),
                     ongoing_requests: replica.in_flight.load(Ordering::Relaxed),
                 })
@@ -143,44 +178,11 @@ fn two_choices(n: usize, mut rand: impl FnMut(usize) -> usize) -> (usize, usize)
     (first, second)
 }
 
-impl<D: Send + Sync + 'static> Router<D> {
-    pub(crate) fn new(
-        name: Arc<str>,
-        instances: Vec<D>,
-        max_ongoing: usize,
-        rt: tokio::runtime::Handle,
-    ) -> Self {
-        Self {
-            name,
-            replicas: instances
-                .into_iter()
-                .map(|instance| Replica {
-                    instance: Arc::new(instance),
-                    in_flight: AtomicUsize::new(0),
-                })
-                .collect(),
-            max_ongoing: max_ongoing.max(1),
-            queue: Mutex::new(VecDeque::new()),
-            queued: AtomicUsize::new(0),
-            rt,
-        }
-    }
-}
-
-impl<D> Router<D> {
-    pub(crate) fn name(&self) -> &str {
-        &self.name
-    }
-
-    pub(crate) fn num_replicas(&self) -> usize {
-        self.replicas.len()
-    }
-
-    fn try_reserve(&self, index: usize) -> bool {
-        let in_flight = &self.replicas[index].in_flight;
-        let mut current = in_flight.load(Ordering::SeqCst);
-        while current < self.max_ongoing {
-            match in_flight.compare_exchange_weak(
+impl<D> Replica<D> {
+    fn try_reserve(&self, max: usize) -> bool {
+        let mut current = self.in_flight.load(Ordering::SeqCst);
+        while current < max {
+            match self.in_flight.compare_exchange_weak(
                 current,
                 current + 1,
                 Ordering::SeqCst,
@@ -193,53 +195,169 @@ impl<D> Router<D> {
         false
     }
 
-    fn load(&self, index: usize) -> usize {
-        self.replicas[index].in_flight.load(Ordering::Relaxed)
+    fn load(&self) -> usize {
+        self.in_flight.load(Ordering::Relaxed)
+    }
+}
+
+impl<D: Send + Sync + 'static> Router<D> {
+    pub(crate) fn new(
+        app: Arc<str>,
+        name: Arc<str>,
+        instances: Vec<D>,
+        max_ongoing: usize,
+        max_queued: Option<usize>,
+        rt: tokio::runtime::Handle,
+    ) -> Self {
+        let replicas: Vec<_> = instances
+            .into_iter()
+            .enumerate()
+            .map(|(id, instance)| Arc::new(Replica::new(&app, &name, id, instance)))
+            .collect();
+        Self {
+            app,
+            name,
+            target: AtomicUsize::new(replicas.len()),
+            next_replica_id: AtomicUsize::new(replicas.len()),
+            replicas: ArcSwap::from_pointee(replicas),
+            max_ongoing: max_ongoing.max(1),
+            max_queued,
+            queue: Mutex::new(VecDeque::new()),
+            queued: AtomicUsize::new(0),
+            membership: Mutex::new(()),
+            wake: Arc::new(tokio::sync::Notify::new()),
+            closed: AtomicBool::new(false),
+            rt,
+        }
+    }
+}
+
+impl<D> Replica<D> {
+    fn new(app: &Arc<str>, deployment: &Arc<str>, replica_id: usize, instance: D) -> Self {
+        Replica {
+            info: Arc::new(ReplicaInfo {
+                app: app.clone(),
+                deployment: deployment.clone(),
+                replica_id,
+            }),
+            instance: Arc::new(instance),
+            in_flight: AtomicUsize::new(0),
+        }
+    }
+}
+
+impl<D> Router<D> {
+    pub(crate) fn name(&self) -> &str {
+        &self.name
+    }
+
+    /// How many replicas take requests now.
+    pub(crate) fn num_replicas(&self) -> usize {
+        self.replicas.load().len()
+    }
+
+    /// The replica count the deployment is heading for.
+    pub(crate) fn target(&self) -> usize {
+        self.target.load(Ordering::SeqCst)
+    }
+
+    pub(crate) fn set_target(&self, n: usize) {
+        self.target.store(n, Ordering::SeqCst);
+    }
+
+    /// Requests waiting for a replica plus requests running on one: the load autoscaling sees.
+    pub(crate) fn ongoing(&self) -> usize {
+        let running: usize = self.replicas.load().iter().map(|r| r.load()).sum();
+        running + self.queued.load(Ordering::SeqCst)
+    }
+
+    /// What the controller waits on besides its ticker.
+    pub(crate) fn wake_signal(&self) -> Arc<tokio::sync::Notify> {
+        self.wake.clone()
+    }
+
+    /// Adds a constructed replica; queued requests start on it at once.
+    pub(crate) fn add_replica(self: &Arc<Self>, instance: D) {
+        {
+            let _membership = self.membership.lock().unwrap_or_else(|p| p.into_inner());
+            let id = self.next_replica_id.fetch_add(1, Ordering::SeqCst);
+            let mut replicas = Vec::clone(&self.replicas.load());
+            replicas.push(Arc::new(Replica::new(&self.app, &self.name, id, instance)));
+            self.replicas.store(Arc::new(replicas));
+        }
+        self.drain();
+    }
+
+    /// Takes the least loaded replica out of routing; it finishes the requests it runs and is
+    /// dropped after the last one. Returns whether there was one.
+    pub(crate) fn remove_replica(&self) -> bool {
+        let _membership = self.membership.lock().unwrap_or_else(|p| p.into_inner());
+        let mut replicas = Vec::clone(&self.replicas.load());
+        let Some((least, _)) = replicas.iter().enumerate().min_by_key(|(_, r)| r.load()) else {
+            return false;
+        };
+        replicas.remove(least);
+        self.replicas.store(Arc::new(replicas));
+        true
     }
 
     /// Power of two choices, then any replica with room.
-    fn reserve(&self) -> Option<usize> {
-        let n = self.replicas.len();
+    fn reserve(&self) -> Option<Arc<Replica<D>>> {
+        let replicas = self.replicas.load();
+        let n = replicas.len();
+        let max = self.max_ongoing;
         match n {
             0 => return None,
-            1 => return self.try_reserve(0).then_some(0),
+            1 => return replicas[0].try_reserve(max).then(|| replicas[0].clone()),
             _ => {}
         }
         let (a, b) = two_choices(n, |k| fastrand::usize(..k));
-        let (first, second) = if self.load(b) < self.load(a) {
+        let (first, second) = if replicas[b].load() < replicas[a].load() {
             (b, a)
         } else {
             (a, b)
         };
-        if self.try_reserve(first) {
-            return Some(first);
-        }
-        if self.try_reserve(second) {
-            return Some(second);
-        }
-        (0..n)
-            .map(|k| (a + k) % n)
-            .find(|&i| i != first && i != second && self.try_reserve(i))
+        [first, second]
+            .into_iter()
+            .chain(
+                (0..n)
+                    .map(|k| (a + k) % n)
+                    .filter(|&i| i != first && i != second),
+            )
+            .find(|&i| replicas[i].try_reserve(max))
+            .map(|i| replicas[i].clone())
     }
 
-    /// Runs `call` with a slot now, or queues it (FIFO) until one frees up.
+    /// Runs `call` with a slot now, or queues it (FIFO) until one frees up; fails it at once when
+    /// the queue is full.
     fn dispatch<C: Call<D>>(self: &Arc<Self>, call: C, values: C::Values) {
         if self.queued.load(Ordering::SeqCst) == 0
-            && let Some(index) = self.reserve()
+            && let Some(replica) = self.reserve()
         {
             call.run(
                 values,
                 Slot {
                     router: self.clone(),
-                    index,
+                    replica,
                 },
             );
             return;
         }
         {
             let mut queue = self.queue.lock().unwrap_or_else(|p| p.into_inner());
+            if let Some(max) = self.max_queued
+                && queue.len() >= max
+            {
+                drop(queue);
+                call.fail(ServeError::back_pressure(max).in_deployment(&self.name));
+                return;
+            }
             queue.push_back(Box::new((call, values)));
             self.queued.fetch_add(1, Ordering::SeqCst);
+        }
+        if self.replicas.load().is_empty() {
+            // Scaled to zero: wake the controller rather than wait for its next measurement.
+            self.wake.notify_one();
         }
         self.drain();
     }
@@ -247,7 +365,7 @@ impl<D> Router<D> {
     /// Hands free slots to queued requests, oldest first.
     fn drain(self: &Arc<Self>) {
         loop {
-            let (job, index) = {
+            let (job, replica) = {
                 let mut queue = self.queue.lock().unwrap_or_else(|p| p.into_inner());
                 let Some(front) = queue.front() else { return };
                 if front.abandoned() {
@@ -255,15 +373,17 @@ impl<D> Router<D> {
                     self.queued.fetch_sub(1, Ordering::SeqCst);
                     continue;
                 }
-                let Some(index) = self.reserve() else { return };
+                let Some(replica) = self.reserve() else {
+                    return;
+                };
                 let job = queue.pop_front().expect("checked non-empty under the lock");
                 self.queued.fetch_sub(1, Ordering::SeqCst);
-                (job, index)
+                (job, replica)
             };
             // Run outside the lock: the job may drop its slot at once, which drains again.
             job.run(Slot {
                 router: self.clone(),
-                index,
+                replica,
             });
         }
     }
@@ -272,11 +392,24 @@ impl<D> Router<D> {
 impl<D: Send + Sync + 'static> Router<D> {
     /// Dispatches `call` once every argument is resolved: at once when all are plain values (the
     /// fast path), else from a task that waits for the upstream requests first.
-    fn submit<C, A>(self: &Arc<Self>, method: &'static str, call: C, args: A)
-    where
+    fn submit<C, A>(
+        self: &Arc<Self>,
+        method: &'static str,
+        call: C,
+        args: A,
+        scope: Option<&RequestScope>,
+    ) where
         C: Call<D>,
         A: ArgList<Values = C::Values>,
     {
+        if scope.is_none() && self.closed.load(Ordering::Relaxed) {
+            call.fail(
+                ServeError::shut_down()
+                    .with_message("the deployment is shutting down and takes no new requests")
+                    .at(&self.name, method),
+            );
+            return;
+        }
         match args.ready() {
             Ok(values) => self.dispatch(call, values),
             Err(args) => {
@@ -303,8 +436,10 @@ impl<D: Send + Sync + 'static> Router<D> {
         T: Send + 'static,
         I: Invoke<D, A::Values, T>,
     {
-        let (completer, consumer) = response::pending::<T>();
-        if let Some(parent) = response::current_parent() {
+        let scope = context::current();
+        let request_id = context::request_id_for_new_call(scope.as_ref());
+        let (completer, consumer) = response::pending::<T>(request_id);
+        if let Some(parent) = scope.as_ref().and_then(|s| s.request.as_ref()) {
             // Started on behalf of another request: cancelled with it.
             parent.adopt(completer.cell().clone());
         }
@@ -314,7 +449,7 @@ impl<D: Send + Sync + 'static> Router<D> {
             invoke,
             _values: PhantomData,
         };
-        self.submit(method, call, args);
+        self.submit(method, call, args, scope.as_ref());
         DeploymentResponse::from_consumer(consumer)
     }
 
@@ -363,14 +498,17 @@ impl<D: Send + Sync + 'static> Router<D> {
         F: FnOnce(Arc<D>, A::Values, StreamSink<T>) -> Fut + Send + 'static,
         Fut: Future<Output = ()> + Send + 'static,
     {
+        let scope = context::current();
+        let request_id = context::request_id_for_new_call(scope.as_ref());
         let (sender, generator) = response::generator::<T>();
         let call = StreamCall {
+            request_id,
             sender,
             method,
             f,
             _values: PhantomData,
         };
-        self.submit(method, call, args);
+        self.submit(method, call, args, scope.as_ref());
         generator
     }
 }
@@ -418,10 +556,10 @@ where
         method: &'static str,
     ) -> AbortHandle {
         let rt = slot.router.rt.clone();
-        let scope: Arc<dyn Cancel> = completer.cell().clone();
+        let scope = request_scope(&completer, &slot);
         let task = rt.spawn_blocking(move || {
             let result = allow_blocking(|| {
-                response::in_sync_scope(scope, || {
+                context::in_sync_scope(scope, || {
                     std::panic::catch_unwind(AssertUnwindSafe(|| (self.0)(slot.instance(), values)))
                 })
             });
@@ -452,16 +590,26 @@ where
         method: &'static str,
     ) -> AbortHandle {
         let rt = slot.router.rt.clone();
-        let scope: Arc<dyn Cancel> = completer.cell().clone();
+        let scope = request_scope(&completer, &slot);
         let task = rt.spawn(async move {
-            let instance = slot.router.replicas[slot.index].instance.clone();
+            let instance = slot.replica.instance.clone();
             let call = AssertUnwindSafe((self.0)(instance, values)).catch_unwind();
-            let result = response::in_scope(scope, call).await;
+            let result = context::in_scope(scope, call).await;
             let result = outcome(&slot.router.name, method, result);
             drop(slot);
             completer.complete(result);
         });
         task.abort_handle()
+    }
+}
+
+/// The scope a unary request's method runs in.
+fn request_scope<T: Send + 'static, D>(completer: &Completer<T>, slot: &Slot<D>) -> RequestScope {
+    let cell = completer.cell();
+    RequestScope {
+        request_id: cell.request_id(),
+        request: Some(cell.clone()),
+        replica: slot.replica.info.clone(),
     }
 }
 
@@ -498,6 +646,7 @@ where
 }
 
 struct StreamCall<T, F, V> {
+    request_id: u64,
     sender: response::GeneratorSender<T>,
     method: &'static str,
     f: F,
@@ -525,9 +674,18 @@ where
 
     fn run(self, values: V, slot: Slot<D>) {
         let Self {
-            sender, method, f, ..
+            sender,
+            method,
+            f,
+            request_id,
+            ..
         } = self;
         let errors = sender.tx.clone();
+        let scope = RequestScope {
+            request: None,
+            request_id,
+            replica: slot.replica.info.clone(),
+        };
         let rt = slot.router.rt.clone();
         rt.spawn(async move {
             let sink = StreamSink {
@@ -535,10 +693,9 @@ where
                 deployment: slot.router.name.clone(),
                 method,
             };
-            let instance = slot.router.replicas[slot.index].instance.clone();
-            let result = AssertUnwindSafe(f(instance, values, sink))
-                .catch_unwind()
-                .await;
+            let instance = slot.replica.instance.clone();
+            let produce = AssertUnwindSafe(f(instance, values, sink)).catch_unwind();
+            let result = context::in_scope(scope, produce).await;
             if let Err(panic) = result {
                 let err = ServeError::panic(panic).at(&slot.router.name, method);
                 drop(slot);
@@ -650,11 +807,59 @@ mod tests {
         );
     }
 
+    fn loads(r: &Router<()>) -> Vec<usize> {
+        r.replicas
+            .load()
+            .iter()
+            .map(|replica| replica.load())
+            .collect()
+    }
+
+    #[test]
+    fn removed_replicas_take_no_new_requests_and_added_ones_drain_the_queue() {
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .build()
+            .unwrap();
+        let r = router(1, 1, &rt);
+        let held = Arc::new(Mutex::new(Vec::new()));
+        {
+            let held = held.clone();
+            submit(&r, move |slot| held.lock().unwrap().push(slot), || false);
+        }
+        let ran = Arc::new(AtomicUsize::new(0));
+        {
+            let ran = ran.clone();
+            submit(
+                &r,
+                move |_slot| {
+                    ran.fetch_add(1, Ordering::SeqCst);
+                },
+                || false,
+            );
+        }
+        assert_eq!(ran.load(Ordering::SeqCst), 0, "queued behind the held slot");
+        r.add_replica(());
+        assert_eq!(
+            ran.load(Ordering::SeqCst),
+            1,
+            "a new replica drains the queue at once"
+        );
+        assert!(r.remove_replica());
+        assert_eq!(r.num_replicas(), 1);
+        assert!(r.remove_replica());
+        assert_eq!(r.num_replicas(), 0);
+        assert!(r.reserve().is_none(), "no replica takes new requests");
+        held.lock().unwrap().clear(); // the removed replica's request still finishes cleanly
+        assert_eq!(r.ongoing(), 0);
+    }
+
     fn router(replicas: usize, max: usize, rt: &tokio::runtime::Runtime) -> Arc<Router<()>> {
         Arc::new(Router::new(
+            Arc::from("App"),
             Arc::from("T"),
             vec![(); replicas],
             max,
+            None,
             rt.handle().clone(),
         ))
     }
@@ -665,9 +870,10 @@ mod tests {
             .build()
             .unwrap();
         let r = router(2, 2, &rt);
-        let picks: Vec<usize> = (0..4).map(|_| r.reserve().unwrap()).collect();
-        assert_eq!(r.load(0), 2);
-        assert_eq!(r.load(1), 2);
+        let picks: Vec<usize> = (0..4)
+            .map(|_| r.reserve().unwrap().info.replica_id)
+            .collect();
+        assert_eq!(loads(&r), [2, 2]);
         assert!(r.reserve().is_none(), "all slots taken: {picks:?}");
     }
 
@@ -691,7 +897,7 @@ mod tests {
         assert_eq!(r.queued.load(Ordering::SeqCst), 3);
         held.lock().unwrap().take(); // release: the queue drains in order
         assert_eq!(*order.lock().unwrap(), vec![0, 1, 2]);
-        assert_eq!(r.load(0), 0);
+        assert_eq!(loads(&r), [0]);
     }
 
     #[test]

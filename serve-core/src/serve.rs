@@ -151,14 +151,8 @@ impl Serve {
                 "the configurations name the deployments {given:?}, but the application has {expected:?}"
             )));
         }
-        if let Some(bad) = configs
-            .iter()
-            .find(|c| c.num_replicas == 0 || c.max_ongoing_requests == 0)
-        {
-            return Err(ServeError::new(ErrorKind::Runtime).with_message(format!(
-                "deployment `{}`: num_replicas and max_ongoing_requests must be at least 1",
-                bad.name
-            )));
+        for config in &configs {
+            crate::config::check_deployment(config)?;
         }
         let rt = self.live_handle()?;
         let task = rt.spawn(app.deploy(rt.clone(), configs));
@@ -222,6 +216,17 @@ impl Serve {
         let bound = proxy.addr();
         *http = Some(proxy);
         Ok(bound)
+    }
+
+    /// Sets the HTTP proxy's request timeout (Ray's `request_timeout_s`): a request still running
+    /// after `timeout` is cancelled, with every call it started, and answered `408 Request
+    /// Timeout`. `None` (the default) waits as long as it takes.
+    pub fn set_http_request_timeout(
+        &self,
+        timeout: Option<std::time::Duration>,
+    ) -> Result<(), ServeError> {
+        self.proxy()?.set_request_timeout(timeout);
+        Ok(())
     }
 
     /// The address the HTTP proxy listens on, once [`start_http`](Self::start_http) ran.
@@ -301,10 +306,16 @@ impl Serve {
         Ok(handle)
     }
 
-    /// Stops the instance gracefully: the HTTP proxy stops accepting connections and the requests
-    /// it is serving finish (up to `timeout`), then the instance shuts down. Blocks the caller.
-    /// Returns whether everything in flight finished in time.
+    /// Stops the instance gracefully: deployments stop admitting new requests (handle calls from
+    /// outside fail with [`ErrorKind::ShutDown`]; 503 over HTTP) and the HTTP proxy stops
+    /// accepting connections; requests in flight, and the calls they make, finish (up to
+    /// `timeout`); then the instance shuts down. Blocks the caller. Returns whether everything in
+    /// flight finished in time.
     pub fn shutdown_graceful(&self, timeout: std::time::Duration) -> bool {
+        let deadline = std::time::Instant::now() + timeout;
+        // Stop admitting: no new outside calls, no new HTTP connections. Calls made on behalf of
+        // requests in flight are still served, so those requests can finish.
+        self.inner.registry.close_all();
         let proxy = self
             .inner
             .http
@@ -322,8 +333,15 @@ impl Serve {
             }
             (None, _) => true,
         };
+        // Then wait for what handle calls still run (checked every few milliseconds: shutdown is
+        // rare and a wake-up per finished request would tax every request).
+        let mut idle = self.inner.registry.in_progress() == 0;
+        while !idle && std::time::Instant::now() < deadline && !blocking::on_serve_async_thread() {
+            std::thread::sleep(std::time::Duration::from_millis(5));
+            idle = self.inner.registry.in_progress() == 0;
+        }
         self.shutdown();
-        drained
+        drained && idle
     }
 
     /// Stops the instance: running requests are dropped (their callers get an

@@ -25,10 +25,13 @@ pub struct ApplicationStatus {
 pub struct DeploymentStatus {
     /// The deployment's (unique) name.
     pub name: String,
-    /// `HEALTHY` when every replica is running.
+    /// `HEALTHY` when it runs its target number of replicas, `UPSCALING` / `DOWNSCALING` while
+    /// it heads for a new target.
     pub status: String,
-    /// How many replicas it runs.
+    /// How many replicas take requests now.
     pub num_replicas: usize,
+    /// How many replicas it is heading for (differs while scaling).
+    pub target_replicas: usize,
     /// How many requests a replica runs at once.
     pub max_ongoing_requests: usize,
     /// Requests waiting for a free replica.
@@ -40,7 +43,7 @@ pub struct DeploymentStatus {
 /// One replica of a deployment.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ReplicaStatus {
-    /// The replica's index within its deployment.
+    /// The replica's id within its deployment (ids are not reused).
     pub replica_id: usize,
     /// `RUNNING`.
     pub state: String,
@@ -74,6 +77,23 @@ impl Registry {
         if let Some(app) = apps.iter_mut().rev().find(|a| a.name == name) {
             app.route_prefix = Some(prefix.to_owned());
         }
+    }
+
+    /// Stops every deployment from admitting new outside requests.
+    pub(crate) fn close_all(&self) {
+        let apps = self.apps.lock().unwrap_or_else(|p| p.into_inner());
+        apps.iter()
+            .flat_map(|a| &a.deployments)
+            .for_each(|d| d.close());
+    }
+
+    /// Requests waiting or running across every deployment.
+    pub(crate) fn in_progress(&self) -> usize {
+        let apps = self.apps.lock().unwrap_or_else(|p| p.into_inner());
+        apps.iter()
+            .flat_map(|a| &a.deployments)
+            .map(|d| d.in_progress())
+            .sum()
     }
 
     pub(crate) fn snapshot(&self) -> Vec<ApplicationStatus> {

@@ -14,6 +14,7 @@ use futures::FutureExt;
 
 use crate::args::ArgList;
 use crate::blocking::allow_blocking;
+use crate::context;
 use crate::error::{BoxError, ServeError};
 use crate::response::{self, Completer, ObjectRef};
 use crate::serve;
@@ -46,7 +47,9 @@ where
     T: Send + 'static,
     F: FnOnce(A::Values) -> Result<T, BoxError> + Send + 'static,
 {
-    let (completer, consumer) = response::pending::<T>();
+    let (completer, consumer) = response::pending::<T>(context::request_id_for_new_call(
+        context::current().as_ref(),
+    ));
     let rt = match runtime() {
         Ok(rt) => rt,
         Err(e) => {
@@ -87,7 +90,9 @@ where
     F: FnOnce(A::Values) -> Fut + Send + 'static,
     Fut: Future<Output = Result<T, BoxError>> + Send + 'static,
 {
-    let (completer, consumer) = response::pending::<T>();
+    let (completer, consumer) = response::pending::<T>(context::request_id_for_new_call(
+        context::current().as_ref(),
+    ));
     match runtime() {
         Ok(rt) => {
             rt.spawn(async move {

@@ -4,7 +4,7 @@
 //! only through `::serve_core::__private` and std items only through `::core` / `::std`, so the
 //! expansion compiles under `#![no_implicit_prelude]`.
 
-use proc_macro2::{Ident, TokenStream};
+use proc_macro2::{Ident, Literal, TokenStream};
 use quote::{ToTokens, format_ident, quote, quote_spanned};
 use syn::Type;
 use syn::spanned::Spanned;
@@ -15,7 +15,8 @@ use crate::model::{
 };
 use crate::util::{camel_case, plain_name, private, replace_self};
 
-/// The `DeploymentDefaults` impl of a `#[deployment(...)]` struct: one setter per option given.
+/// The `DeploymentDefaults` impl of a `#[deployment(...)]` struct: one setter per option given, in
+/// the config's field order, then `autoscaling(..)`, then each custom resource.
 pub(crate) fn config_impl(model: &DeploymentStruct) -> TokenStream {
     let p = private();
     let ident = &model.ident;
@@ -25,19 +26,30 @@ pub(crate) fn config_impl(model: &DeploymentStruct) -> TokenStream {
         Some(lit) => lit.to_token_stream(),
         None => plain_name(ident).into_token_stream(),
     };
-    let num_replicas = options.num_replicas.as_ref().map(|c| {
-        let lit = c.literal();
-        quote!(.num_replicas(#lit))
+    let setters = options.setters().into_iter().map(|(method, lit)| {
+        let method = format_ident!("{method}");
+        quote!(.#method(#lit))
     });
-    let max_ongoing_requests = options.max_ongoing_requests.as_ref().map(|c| {
-        let lit = c.literal();
-        quote!(.max_ongoing_requests(#lit))
+    let autoscaling = options.autoscaling.as_ref().map(|a| {
+        let setters = a.setters().into_iter().map(|(method, lit)| {
+            let method = format_ident!("{method}");
+            quote!(.#method(#lit))
+        });
+        quote!(.autoscaling(
+            <#p::AutoscalingConfig as ::core::default::Default>::default() #(#setters)*
+        ))
+    });
+    let resources = options.resources.iter().map(|r| {
+        let mut name = Literal::string(&r.name);
+        name.set_span(r.name_span);
+        let amount = r.amount.literal();
+        quote!(.resource(#name, #amount))
     });
     quote! {
         #[automatically_derived]
         impl #impl_generics #p::DeploymentDefaults for #ident #ty_generics #where_clause {
             fn __deployment_config() -> #p::DeploymentConfig {
-                #p::DeploymentConfig::new(#name) #num_replicas #max_ongoing_requests
+                #p::DeploymentConfig::new(#name) #(#setters)* #autoscaling #(#resources)*
             }
         }
     }
@@ -783,6 +795,22 @@ mod tests {
                 num_replicas = 2
             )),
             "::serve_core::__private::DeploymentConfig::new(\"Add\").num_replicas(2).max_ongoing_requests(7)}"
+        );
+        assert_eq!(
+            config(quote!(
+                resources(a100 = 1, "accelerator_type:A100" = 0.5),
+                num_gpus = 1,
+                autoscaling(max_replicas = 8, min_replicas = 0, upscale_delay_s = 5),
+                graceful_shutdown_timeout_s = 3,
+                max_queued_requests = 10,
+            )),
+            "::serve_core::__private::DeploymentConfig::new(\"Adder\")\
+             .max_queued_requests(10)\
+             .graceful_shutdown_timeout_s(3.0)\
+             .num_gpus(1.0)\
+             .autoscaling(<::serve_core::__private::AutoscalingConfigas::core::default::Default>::default()\
+             .min_replicas(0).max_replicas(8).upscale_delay_s(5.0))\
+             .resource(\"a100\",1.0).resource(\"accelerator_type:A100\",0.5)}"
         );
     }
 }

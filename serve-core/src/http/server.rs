@@ -12,8 +12,10 @@
 use std::future::Future;
 use std::net::SocketAddr;
 use std::pin::Pin;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
 use std::task::{Context, Poll};
+use std::time::Duration;
 
 use axum::body::Body;
 use futures::{Stream, StreamExt};
@@ -38,7 +40,7 @@ pub(crate) enum Reply {
 
 /// An application mounted on the proxy.
 pub(crate) trait Ingress: Send + Sync {
-    fn handle(&self, req: Request, sse: bool) -> BoxFuture<Reply>;
+    fn handle(&self, req: Request, sse: bool, timeout: Option<Duration>) -> BoxFuture<Reply>;
 }
 
 struct UnaryIngress<D: Deployment>(DeploymentHandle<D>);
@@ -49,13 +51,19 @@ where
     D::Handle: CallOne<Request, Output = R>,
     R: IntoHttpResponse + Send + 'static,
 {
-    fn handle(&self, req: Request, _sse: bool) -> BoxFuture<Reply> {
-        let response = CancelOnDrop(Some(self.0.__call_one(req)));
+    fn handle(&self, req: Request, _sse: bool, timeout: Option<Duration>) -> BoxFuture<Reply> {
+        let mut response = self.0.__call_one(req);
+        if let Some(timeout) = timeout {
+            response = response.timeout(timeout);
+        }
+        let request_id = response.request_id();
+        let response = CancelOnDrop(Some(response));
         Box::pin(async move {
-            Reply::Full(match response.await {
+            let reply = match response.await {
                 Ok(value) => value.into_http_response(),
                 Err(e) => error_response(&e),
-            })
+            };
+            Reply::Full(reply.with_header("x-request-id", request_id))
         })
     }
 }
@@ -68,7 +76,7 @@ where
     D::Handle: CallStream<Request, Item = T>,
     T: IntoChunk + Send + 'static,
 {
-    fn handle(&self, req: Request, sse: bool) -> BoxFuture<Reply> {
+    fn handle(&self, req: Request, sse: bool, _timeout: Option<Duration>) -> BoxFuture<Reply> {
         let mut items: DeploymentResponseGenerator<T> = self.0.__call_stream(req);
         let chunks = async_stream::stream! {
             while let Some(item) = items.next().await {
@@ -124,6 +132,13 @@ pub(crate) fn error_response(e: &ServeError) -> HttpResponse {
         return http.clone().into_http_response();
     }
     match e.kind() {
+        ErrorKind::Timeout => {
+            HttpResponse::text(StatusCode::REQUEST_TIMEOUT, format!("Request Timeout: {e}"))
+        }
+        ErrorKind::BackPressure => HttpResponse::text(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "Request dropped due to backpressure",
+        ),
         ErrorKind::ShutDown | ErrorKind::Cancelled => HttpResponse::text(
             StatusCode::SERVICE_UNAVAILABLE,
             format!("Service Unavailable: {e}"),
@@ -173,6 +188,8 @@ pub(crate) struct Proxy {
     stop: tokio::sync::watch::Sender<bool>,
     server: Mutex<Option<tokio::task::JoinHandle<()>>>,
     registry: Arc<Registry>,
+    /// Ray's `request_timeout_s`, in milliseconds (0: none).
+    request_timeout_ms: AtomicU64,
 }
 
 /// Normalises a route prefix: leading `/`, no trailing `/` (except the root `/`).
@@ -212,6 +229,7 @@ impl Proxy {
             stop,
             server: Mutex::new(None),
             registry,
+            request_timeout_ms: AtomicU64::new(0),
         });
         let router = axum::Router::new()
             .fallback(serve_request)
@@ -230,6 +248,19 @@ impl Proxy {
 
     pub(crate) fn addr(&self) -> SocketAddr {
         self.addr
+    }
+
+    /// Sets how long a request may take before it is cancelled and answered with 408.
+    pub(crate) fn set_request_timeout(&self, timeout: Option<Duration>) {
+        let ms = timeout.map_or(0, |t| (t.as_millis() as u64).max(1));
+        self.request_timeout_ms.store(ms, Ordering::Relaxed);
+    }
+
+    fn request_timeout(&self) -> Option<Duration> {
+        match self.request_timeout_ms.load(Ordering::Relaxed) {
+            0 => None,
+            ms => Some(Duration::from_millis(ms)),
+        }
     }
 
     /// Stops accepting connections; requests in flight finish.
@@ -383,7 +414,7 @@ async fn serve_request(
         }
         req = req.with_header(name.as_str(), value);
     }
-    match ingress.handle(req, sse).await {
+    match ingress.handle(req, sse, proxy.request_timeout()).await {
         Reply::Full(response) => to_axum(response),
         Reply::Stream(chunks) => {
             let content_type = if sse {

@@ -1,0 +1,7 @@
+use serve_core::prelude::*;
+
+#[deployment(num_cpus = 1e999)]
+#[derive(Default)]
+pub struct Adder;
+
+fn main() {}

@@ -1,0 +1,7 @@
+use serve_core::prelude::*;
+
+#[deployment(resources(1 = 2))]
+#[derive(Default)]
+pub struct Adder;
+
+fn main() {}
