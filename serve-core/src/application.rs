@@ -118,9 +118,15 @@ struct Deployed {
     status: Arc<dyn RouterStatus>,
 }
 
-/// Builds one more replica of a deployment (for autoscaling and recovery).
+/// Builds one more replica of a deployment (for autoscaling and recovery): constructs it and
+/// hands it its `user_config`.
 pub(crate) type ReplicaFactory<D> =
-    Arc<dyn Fn() -> BoxFuture<'static, Result<D, ServeError>> + Send + Sync>;
+    Arc<dyn Fn() -> BoxFuture<'static, Result<Arc<D>, ServeError>> + Send + Sync>;
+
+/// One running instance, to ask the deployment type about its hooks.
+fn instances_probe<D: Send + Sync + 'static>(router: &Router<D>) -> Option<Arc<D>> {
+    router.instances().into_iter().next()
+}
 
 impl<D: Deployment> AnyNode for Node<D> {
     fn id(&self) -> usize {
@@ -146,14 +152,29 @@ impl<D: Deployment> AnyNode for Node<D> {
             let name: Arc<str> = Arc::from(config.name.as_str());
             let factory: ReplicaFactory<D> = {
                 let (node, ctx, rt, name) = (self.clone(), ctx, rt.clone(), name.clone());
+                let user_config = config.user_config.clone();
                 Arc::new(move || {
                     let constructor = (node.ctor)(&ctx);
-                    let (rt, name) = (rt.clone(), name.clone());
+                    let (rt, name, user_config) = (rt.clone(), name.clone(), user_config.clone());
                     Box::pin(async move {
-                        constructor
-                            .construct(&rt)
-                            .await
-                            .map_err(|e| e.in_deployment(&name))
+                        let instance = Arc::new(
+                            constructor
+                                .construct(&rt)
+                                .await
+                                .map_err(|e| e.in_deployment(&name))?,
+                        );
+                        // A replica gets its user_config before it takes any request.
+                        if let Some(config) = user_config
+                            && let Some(hook) = D::__reconfigure(&instance, config)
+                        {
+                            hook.await.map_err(|e| {
+                                ServeError::new(ErrorKind::Constructor)
+                                    .with_message("reconfigure failed")
+                                    .with_source(e)
+                                    .in_deployment(&name)
+                            })?;
+                        }
+                        Ok(instance)
                     })
                 })
             };
@@ -180,11 +201,13 @@ impl<D: Deployment> AnyNode for Node<D> {
                 max_ongoing_requests = config.max_ongoing_requests,
                 "deployment is up: {initial} replica(s) running",
             );
-            if let Some(autoscaling) = &config.autoscaling {
-                rt.spawn(controller::autoscale(
+            let has_health_check =
+                instances_probe(&router).is_some_and(|i| D::__check_health(&i).is_some());
+            if config.autoscaling.is_some() || has_health_check {
+                rt.spawn(controller::run(
                     Arc::downgrade(&router),
                     factory,
-                    autoscaling.clone(),
+                    config.clone(),
                 ));
             }
             Ok(Deployed {

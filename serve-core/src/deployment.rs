@@ -176,6 +176,64 @@ pub trait DeploymentDefaults {
 pub trait Deployment: DeploymentDefaults + Send + Sync + Sized + 'static {
     /// The generated handle type: one stub field per method.
     type Handle: HandleStubs<Self>;
+
+    /// The deployment's `check_health(&self)`, if it has one.
+    #[doc(hidden)]
+    fn __check_health(_this: &Arc<Self>) -> Option<Hook> {
+        None
+    }
+
+    /// The deployment's `reconfigure(&self, cfg)` called with a `user_config`, if it has one.
+    #[doc(hidden)]
+    fn __reconfigure(_this: &Arc<Self>, _config: serde_json::Value) -> Option<Hook> {
+        None
+    }
+}
+
+/// A running lifecycle hook (`check_health`, `reconfigure`).
+#[doc(hidden)]
+pub type Hook =
+    std::pin::Pin<Box<dyn std::future::Future<Output = Result<(), crate::error::BoxError>> + Send>>;
+
+/// An `async fn` hook.
+#[doc(hidden)]
+pub fn hook_async(
+    f: impl std::future::Future<Output = Result<(), crate::error::BoxError>> + Send + 'static,
+) -> Hook {
+    use futures::FutureExt;
+    Box::pin(async move {
+        match std::panic::AssertUnwindSafe(f).catch_unwind().await {
+            Ok(result) => result,
+            Err(panic) => Err(Box::new(crate::error::ServeError::panic(panic)) as _),
+        }
+    })
+}
+
+/// A sync hook: runs on the blocking pool.
+#[doc(hidden)]
+pub fn hook_sync(f: impl FnOnce() -> Result<(), crate::error::BoxError> + Send + 'static) -> Hook {
+    Box::pin(async move {
+        let run = move || {
+            crate::blocking::allow_blocking(|| {
+                std::panic::catch_unwind(std::panic::AssertUnwindSafe(f)).unwrap_or_else(|panic| {
+                    Err(Box::new(crate::error::ServeError::panic(panic)) as _)
+                })
+            })
+        };
+        match tokio::task::spawn_blocking(run).await {
+            Ok(result) => result,
+            Err(e) => Err(Box::new(e) as _),
+        }
+    })
+}
+
+/// Decodes a `user_config` into `reconfigure`'s argument type.
+#[doc(hidden)]
+pub fn user_config<T: serde::de::DeserializeOwned>(
+    config: serde_json::Value,
+) -> Result<T, crate::error::BoxError> {
+    serde_json::from_value(config)
+        .map_err(|e| format!("the user_config does not fit `reconfigure`'s argument: {e}").into())
 }
 
 /// Implemented by the generated handle type of a deployment.

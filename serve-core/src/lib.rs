@@ -112,13 +112,14 @@ pub mod __private {
     pub use crate::args::{Arg, ArgList, IntoArg, assert_arg};
     pub use crate::autoscaling::AutoscalingConfig;
     pub use crate::deployment::{
-        CallOne, CallStream, Deployment, DeploymentConfig, DeploymentDefaults, HandleStubs,
-        assert_deployment_type,
+        CallOne, CallStream, Deployment, DeploymentConfig, DeploymentDefaults, HandleStubs, Hook,
+        assert_deployment_type, hook_async, hook_sync, user_config,
     };
     pub use crate::error::{BoxError, ServeError};
     pub use crate::response::{DeploymentResponse, DeploymentResponseGenerator, ObjectRef};
     pub use crate::router::{Router, StreamSink};
     pub use crate::task::{spawn_task_async, spawn_task_sync};
+    pub use serde_json::Value as JsonValue;
     pub use std::sync::Arc;
     // `#[ingress]`: the routing `call` and its route table (see `http::ingress`).
     pub use crate::http::ingress::{

@@ -35,10 +35,12 @@ use crate::error::{BoxError, ServeError};
 use crate::response::{self, Completer, DeploymentResponse, DeploymentResponseGenerator};
 use crate::status::{DeploymentStatus, ReplicaStatus};
 
-struct Replica<D> {
+pub(crate) struct Replica<D> {
     info: Arc<ReplicaInfo>,
     instance: Arc<D>,
     in_flight: AtomicUsize,
+    /// Health checks failed in a row.
+    health_failures: AtomicUsize,
 }
 
 /// One request of a given kind (sync, async or streaming method), waiting for its arguments and
@@ -98,6 +100,8 @@ pub struct Router<D> {
     wake: Arc<tokio::sync::Notify>,
     /// Set by a graceful shutdown: new outside requests are refused.
     closed: AtomicBool,
+    /// Why the deployment is unhealthy (its replicas cannot be constructed), if it is.
+    unhealthy: Mutex<Option<String>>,
     rt: tokio::runtime::Handle,
 }
 
@@ -144,14 +148,21 @@ impl<D: Send + Sync> RouterStatus for Router<D> {
     fn status(&self) -> DeploymentStatus {
         let replicas = self.replicas.load();
         let target = self.target.load(Ordering::Relaxed);
-        let status = match replicas.len().cmp(&target) {
-            std::cmp::Ordering::Less => "UPSCALING",
-            std::cmp::Ordering::Greater => "DOWNSCALING",
-            std::cmp::Ordering::Equal => "HEALTHY",
+        let unhealthy = self
+            .unhealthy
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone();
+        let status = match (&unhealthy, replicas.len().cmp(&target)) {
+            (Some(_), _) => "UNHEALTHY",
+            (None, std::cmp::Ordering::Less) => "UPSCALING",
+            (None, std::cmp::Ordering::Greater) => "DOWNSCALING",
+            (None, std::cmp::Ordering::Equal) => "HEALTHY",
         };
         DeploymentStatus {
             name: self.name.to_string(),
             status: status.into(),
+            message: unhealthy,
             num_replicas: replicas.len(),
             target_replicas: target,
             max_ongoing_requests: self.max_ongoing,
@@ -160,7 +171,12 @@ impl<D: Send + Sync> RouterStatus for Router<D> {
                 .iter()
                 .map(|replica| ReplicaStatus {
                     replica_id: replica.info.replica_id,
-                    state: "RUNNING".into(),
+                    state: if replica.health_failures.load(Ordering::Relaxed) > 0 {
+                        "UNHEALTHY"
+                    } else {
+                        "RUNNING"
+                    }
+                    .into(),
                     ongoing_requests: replica.in_flight.load(Ordering::Relaxed),
                 })
                 .collect(),
@@ -179,6 +195,24 @@ fn two_choices(n: usize, mut rand: impl FnMut(usize) -> usize) -> (usize, usize)
 }
 
 impl<D> Replica<D> {
+    pub(crate) fn id(&self) -> usize {
+        self.info.replica_id
+    }
+
+    pub(crate) fn instance(&self) -> &Arc<D> {
+        &self.instance
+    }
+
+    /// Records one health check; returns how many failed in a row.
+    pub(crate) fn record_health(&self, healthy: bool) -> usize {
+        if healthy {
+            self.health_failures.store(0, Ordering::Relaxed);
+            0
+        } else {
+            self.health_failures.fetch_add(1, Ordering::Relaxed) + 1
+        }
+    }
+
     fn try_reserve(&self, max: usize) -> bool {
         let mut current = self.in_flight.load(Ordering::SeqCst);
         while current < max {
@@ -204,7 +238,7 @@ impl<D: Send + Sync + 'static> Router<D> {
     pub(crate) fn new(
         app: Arc<str>,
         name: Arc<str>,
-        instances: Vec<D>,
+        instances: Vec<Arc<D>>,
         max_ongoing: usize,
         max_queued: Option<usize>,
         rt: tokio::runtime::Handle,
@@ -227,21 +261,23 @@ impl<D: Send + Sync + 'static> Router<D> {
             membership: Mutex::new(()),
             wake: Arc::new(tokio::sync::Notify::new()),
             closed: AtomicBool::new(false),
+            unhealthy: Mutex::new(None),
             rt,
         }
     }
 }
 
 impl<D> Replica<D> {
-    fn new(app: &Arc<str>, deployment: &Arc<str>, replica_id: usize, instance: D) -> Self {
+    fn new(app: &Arc<str>, deployment: &Arc<str>, replica_id: usize, instance: Arc<D>) -> Self {
         Replica {
             info: Arc::new(ReplicaInfo {
                 app: app.clone(),
                 deployment: deployment.clone(),
                 replica_id,
             }),
-            instance: Arc::new(instance),
+            instance,
             in_flight: AtomicUsize::new(0),
+            health_failures: AtomicUsize::new(0),
         }
     }
 }
@@ -276,8 +312,38 @@ impl<D> Router<D> {
         self.wake.clone()
     }
 
+    /// The running instances (for the controller's health checks).
+    pub(crate) fn instances(&self) -> Vec<Arc<D>> {
+        self.replicas
+            .load()
+            .iter()
+            .map(|r| r.instance.clone())
+            .collect()
+    }
+
+    /// The routable replicas now.
+    pub(crate) fn replicas(&self) -> Arc<Vec<Arc<Replica<D>>>> {
+        self.replicas.load_full()
+    }
+
+    /// Takes one replica out of routing (a failed one); it finishes what it runs.
+    pub(crate) fn remove_replica_id(&self, replica_id: usize) -> bool {
+        let _membership = self.membership.lock().unwrap_or_else(|p| p.into_inner());
+        let mut replicas = Vec::clone(&self.replicas.load());
+        let before = replicas.len();
+        replicas.retain(|r| r.info.replica_id != replica_id);
+        let removed = replicas.len() != before;
+        self.replicas.store(Arc::new(replicas));
+        removed
+    }
+
+    /// Marks the deployment unhealthy (`Some(reason)`) or healthy again (`None`).
+    pub(crate) fn set_unhealthy(&self, reason: Option<String>) {
+        *self.unhealthy.lock().unwrap_or_else(|p| p.into_inner()) = reason;
+    }
+
     /// Adds a constructed replica; queued requests start on it at once.
-    pub(crate) fn add_replica(self: &Arc<Self>, instance: D) {
+    pub(crate) fn add_replica(self: &Arc<Self>, instance: Arc<D>) {
         {
             let _membership = self.membership.lock().unwrap_or_else(|p| p.into_inner());
             let id = self.next_replica_id.fetch_add(1, Ordering::SeqCst);
@@ -838,7 +904,7 @@ mod tests {
             );
         }
         assert_eq!(ran.load(Ordering::SeqCst), 0, "queued behind the held slot");
-        r.add_replica(());
+        r.add_replica(Arc::new(()));
         assert_eq!(
             ran.load(Ordering::SeqCst),
             1,
@@ -857,7 +923,7 @@ mod tests {
         Arc::new(Router::new(
             Arc::from("App"),
             Arc::from("T"),
-            vec![(); replicas],
+            (0..replicas).map(|_| Arc::new(())).collect(),
             max,
             None,
             rt.handle().clone(),

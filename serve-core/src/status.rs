@@ -26,8 +26,11 @@ pub struct DeploymentStatus {
     /// The deployment's (unique) name.
     pub name: String,
     /// `HEALTHY` when it runs its target number of replicas, `UPSCALING` / `DOWNSCALING` while
-    /// it heads for a new target.
+    /// it heads for a new target, `UNHEALTHY` when new replicas cannot be constructed.
     pub status: String,
+    /// Why it is unhealthy, when it is.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub message: Option<String>,
     /// How many replicas take requests now.
     pub num_replicas: usize,
     /// How many replicas it is heading for (differs while scaling).
@@ -45,7 +48,7 @@ pub struct DeploymentStatus {
 pub struct ReplicaStatus {
     /// The replica's id within its deployment (ids are not reused).
     pub replica_id: usize,
-    /// `RUNNING`.
+    /// `RUNNING`, or `UNHEALTHY` while its health checks fail (it is replaced after 3 in a row).
     pub state: String,
     /// Requests it is running now.
     pub ongoing_requests: usize,

@@ -10,8 +10,8 @@ use syn::Type;
 use syn::spanned::Spanned;
 
 use crate::model::{
-    Asyncness, Constructor, CtorParamKind, DeploymentImpl, DeploymentStruct, Kind, Method, NewFn,
-    Output,
+    Asyncness, Constructor, CtorParamKind, DeploymentImpl, DeploymentStruct, Hook, Kind, Method,
+    NewFn, Output,
 };
 use crate::util::{camel_case, plain_name, private, replace_self};
 
@@ -237,11 +237,61 @@ impl<'a> ImplGen<'a> {
 
     fn deployment(&self) -> TokenStream {
         let (p, ty, handle) = (&self.p, &self.ty, &self.handle);
+        let check_health = self.model.check_health.as_ref().map(|hook| {
+            let body = self.hook_body(hook, TokenStream::new());
+            quote! {
+                fn __check_health(this: &#p::Arc<Self>) -> ::core::option::Option<#p::Hook> {
+                    let this = ::core::clone::Clone::clone(this);
+                    ::core::option::Option::Some(#body)
+                }
+            }
+        });
+        let reconfigure = self.model.reconfigure.as_ref().map(|hook| {
+            let arg_ty = hook.arg.as_ref().map(|t| self.user_ty(t));
+            let decode = quote!(let config: #arg_ty = #p::user_config(config)?;);
+            let body = self.hook_body(hook, decode);
+            quote! {
+                fn __reconfigure(
+                    this: &#p::Arc<Self>,
+                    config: #p::JsonValue,
+                ) -> ::core::option::Option<#p::Hook> {
+                    let this = ::core::clone::Clone::clone(this);
+                    ::core::option::Option::Some(#body)
+                }
+            }
+        });
         quote! {
             #[automatically_derived]
             impl #p::Deployment for #ty {
                 type Handle = #handle;
+                #check_health
+                #reconfigure
             }
+        }
+    }
+
+    /// The future of a lifecycle hook: decode its argument (`prelude`), call it, convert its result.
+    fn hook_body(&self, hook: &Hook, prelude: TokenStream) -> TokenStream {
+        let (p, ty, ident) = (&self.p, &self.ty, &hook.ident);
+        let wrap = if hook.fallible {
+            quote!(#p::fallible)
+        } else {
+            quote!(#p::infallible)
+        };
+        let config = hook.arg.as_ref().map(|_| quote!(, config));
+        match hook.asyncness {
+            Asyncness::Async => quote! {
+                #p::hook_async(async move {
+                    #prelude
+                    #wrap(#ty::#ident(&*this #config).await)
+                })
+            },
+            Asyncness::Sync => quote! {
+                #p::hook_sync(move || {
+                    #prelude
+                    #wrap(#ty::#ident(&*this #config))
+                })
+            },
         }
     }
 

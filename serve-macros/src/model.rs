@@ -26,6 +26,20 @@ pub(crate) struct DeploymentImpl {
     pub(crate) constructor: Constructor,
     /// The endpoints that passed validation, in source order.
     pub(crate) methods: Vec<Method>,
+    /// `check_health(&self)`, if the deployment has one.
+    pub(crate) check_health: Option<Hook>,
+    /// `reconfigure(&self, cfg: T)`, if the deployment has one.
+    pub(crate) reconfigure: Option<Hook>,
+}
+
+/// A lifecycle method the runtime calls itself (`check_health`, `reconfigure`): not an endpoint.
+pub(crate) struct Hook {
+    pub(crate) ident: Ident,
+    pub(crate) asyncness: Asyncness,
+    /// Returns `Result<(), E>` rather than nothing.
+    pub(crate) fallible: bool,
+    /// `reconfigure`'s argument type (deserialized from the deployment's `user_config`).
+    pub(crate) arg: Option<Type>,
 }
 
 /// How replicas are built.

@@ -13,8 +13,8 @@ use syn::{
 };
 
 use crate::model::{
-    Arg, Asyncness, Constructor, CtorParam, CtorParamKind, DeploymentImpl, DeploymentStruct, Kind,
-    Method, NewFn, Output,
+    Arg, Asyncness, Constructor, CtorParam, CtorParamKind, DeploymentImpl, DeploymentStruct, Hook,
+    Kind, Method, NewFn, Output,
 };
 use crate::options;
 use crate::util::{
@@ -138,6 +138,7 @@ pub(crate) fn deployment_impl(
 
     let mut constructor = Constructor::Default;
     let mut methods = Vec::new();
+    let (mut check_health, mut reconfigure) = (None, None);
     // A user-defined `bind` (reported below) would clash with the generated one: none is generated.
     let mut bind_taken = false;
     for f in item.items.iter().filter_map(|i| match i {
@@ -161,11 +162,15 @@ pub(crate) fn deployment_impl(
                     errors.extend(reserved_name(&f.sig.ident));
                 }
             }
-            Some(receiver) => {
-                if let Some(m) = errors.take(method(f, receiver, &ident)) {
-                    methods.push(m);
+            Some(receiver) => match plain_name(&f.sig.ident).as_str() {
+                "check_health" => check_health = errors.take(hook(f, receiver, &ident, 0)),
+                "reconfigure" => reconfigure = errors.take(hook(f, receiver, &ident, 1)),
+                _ => {
+                    if let Some(m) = errors.take(method(f, receiver, &ident)) {
+                        methods.push(m);
+                    }
                 }
-            }
+            },
         }
     }
     if bind_taken {
@@ -176,6 +181,48 @@ pub(crate) fn deployment_impl(
         ident,
         constructor,
         methods,
+        check_health,
+        reconfigure,
+    })
+}
+
+const CHECK_HEALTH_SIGNATURE: &str = "`check_health` is called by the runtime: write `fn check_health(&self) -> Result<(), E>` (or `async fn`)";
+const RECONFIGURE_SIGNATURE: &str = "`reconfigure` is called by the runtime with the deployment's `user_config`: write `fn reconfigure(&self, config: T)` (or `async fn`, optionally returning `Result<(), E>`), where `T` is deserialized from the config";
+
+/// A lifecycle method: `check_health(&self)` (`args == 0`) or `reconfigure(&self, cfg)` (`args == 1`).
+fn hook(
+    f: &ImplItemFn,
+    receiver: &Receiver,
+    self_ident: &Ident,
+    args_wanted: usize,
+) -> syn::Result<Hook> {
+    let signature = if args_wanted == 0 {
+        CHECK_HEALTH_SIGNATURE
+    } else {
+        RECONFIGURE_SIGNATURE
+    };
+    let mut checks = Errors::default();
+    checks.take(no_generics(&f.sig.generics, GENERIC_METHOD));
+    checks.take(check_receiver(receiver, self_ident));
+    checks.finish(())?;
+    let args = args(&f.sig.inputs, GENERIC_METHOD, REFERENCE_ARG)?;
+    if args.len() != args_wanted {
+        return Err(syn::Error::new_spanned(&f.sig.inputs, signature));
+    }
+    let output = output(&f.sig.output, signature)?;
+    let returns_unit = match &output.value_ty {
+        None => true,
+        Some(Type::Tuple(t)) => t.elems.is_empty(),
+        Some(_) => false,
+    };
+    if output.kind != Kind::Unary || !returns_unit {
+        return Err(syn::Error::new_spanned(&f.sig.output, signature));
+    }
+    Ok(Hook {
+        ident: f.sig.ident.clone(),
+        asyncness: asyncness(&f.sig.asyncness),
+        fallible: output.fallible,
+        arg: args.into_iter().next().map(|a| a.ty),
     })
 }
 
