@@ -212,3 +212,110 @@ fn a_user_config_that_does_not_fit_fails_the_deployment() {
         "{err}"
     );
 }
+
+// --- updating a running deployment -----------------------------------------------------------------
+
+#[deployment(num_replicas = 2)]
+pub struct Tunable {
+    thresholds: Mutex<Option<Thresholds>>,
+}
+
+#[deployment]
+impl Tunable {
+    pub fn new(built: Counter) -> Self {
+        built.incr();
+        Self {
+            thresholds: Mutex::new(None),
+        }
+    }
+    pub fn reconfigure(&self, config: Thresholds) {
+        *self.thresholds.lock().unwrap() = Some(config);
+    }
+    pub fn call(&self) -> Option<Thresholds> {
+        self.thresholds.lock().unwrap().clone()
+    }
+}
+
+fn wait_for_replicas(serve: &Serve, n: usize) {
+    let deadline = std::time::Instant::now() + PATIENCE;
+    while serve.status()[0].deployments[0].num_replicas != n {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "never {n} replicas: {:?}",
+            serve.status()
+        );
+        std::thread::sleep(Duration::from_millis(5)); // polling an external observation
+    }
+}
+
+#[test]
+fn a_running_deployment_takes_a_new_user_config_and_replica_count_without_restarts() {
+    let serve = Serve::start().unwrap();
+    let built = Counter::new();
+    let handle = serve.run(Tunable::bind(built.clone())).unwrap();
+    assert_eq!(handle.remote().result().unwrap(), None);
+
+    serve
+        .update_deployment(
+            "Tunable",
+            serve_core::DeploymentUpdate::new().user_config(serde_json::json!({"positive": 0.9})),
+        )
+        .unwrap();
+    for _ in 0..10 {
+        assert_eq!(
+            handle.remote().result().unwrap(),
+            Some(Thresholds { positive: 0.9 }),
+            "every replica was reconfigured"
+        );
+    }
+    assert_eq!(built.get(), 2, "reconfigured in place, not restarted");
+
+    serve
+        .update_deployment(
+            "Tunable",
+            serve_core::DeploymentUpdate::new().num_replicas(4),
+        )
+        .unwrap();
+    wait_for_replicas(&serve, 4);
+    for _ in 0..20 {
+        // The new replicas got the current user_config before their first request.
+        assert_eq!(
+            handle.remote().result().unwrap(),
+            Some(Thresholds { positive: 0.9 })
+        );
+    }
+    serve
+        .update_deployment(
+            "Tunable",
+            serve_core::DeploymentUpdate::new().num_replicas(1),
+        )
+        .unwrap();
+    wait_for_replicas(&serve, 1);
+    assert_eq!(built.get(), 4);
+    assert!(handle.remote().result().is_ok());
+}
+
+#[test]
+fn updates_that_cannot_apply_are_refused_with_the_reason() {
+    let serve = Serve::start().unwrap();
+    serve
+        .run(Patient::bind(Counter::new(), Sick::default()))
+        .unwrap();
+    let err = serve
+        .update_deployment(
+            "Nobody",
+            serve_core::DeploymentUpdate::new().num_replicas(2),
+        )
+        .unwrap_err();
+    assert!(
+        err.to_string().contains("the deployments are: Patient"),
+        "{err}"
+    );
+    let err = serve
+        .update_deployment(
+            "Patient",
+            serve_core::DeploymentUpdate::new().user_config(serde_json::json!(1)),
+        )
+        .unwrap_err();
+    assert!(err.to_string().contains("no `reconfigure` method"), "{err}");
+}

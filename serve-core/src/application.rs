@@ -123,11 +123,6 @@ struct Deployed {
 pub(crate) type ReplicaFactory<D> =
     Arc<dyn Fn() -> BoxFuture<'static, Result<Arc<D>, ServeError>> + Send + Sync>;
 
-/// One running instance, to ask the deployment type about its hooks.
-fn instances_probe<D: Send + Sync + 'static>(router: &Router<D>) -> Option<Arc<D>> {
-    router.instances().into_iter().next()
-}
-
 impl<D: Deployment> AnyNode for Node<D> {
     fn id(&self) -> usize {
         self as *const Self as *const () as usize
@@ -150,12 +145,18 @@ impl<D: Deployment> AnyNode for Node<D> {
     ) -> BoxFuture<'static, Result<Deployed, ServeError>> {
         Box::pin(async move {
             let name: Arc<str> = Arc::from(config.name.as_str());
+            // The current user_config: updates reach replicas constructed later too.
+            let user_config = Arc::new(std::sync::Mutex::new(config.user_config.clone()));
             let factory: ReplicaFactory<D> = {
                 let (node, ctx, rt, name) = (self.clone(), ctx, rt.clone(), name.clone());
-                let user_config = config.user_config.clone();
+                let user_config = user_config.clone();
                 Arc::new(move || {
                     let constructor = (node.ctor)(&ctx);
-                    let (rt, name, user_config) = (rt.clone(), name.clone(), user_config.clone());
+                    let user_config = user_config
+                        .lock()
+                        .unwrap_or_else(|p| p.into_inner())
+                        .clone();
+                    let (rt, name) = (rt.clone(), name.clone());
                     Box::pin(async move {
                         let instance = Arc::new(
                             constructor
@@ -187,29 +188,30 @@ impl<D: Deployment> AnyNode for Node<D> {
             for result in futures::future::join_all(constructors).await {
                 instances.push(result?);
             }
-            let router = Arc::new(Router::new(
-                app,
-                name,
-                instances,
-                config.max_ongoing_requests,
-                config.max_queued_requests,
-                rt.clone(),
-            ));
+            let router = Arc::new(
+                Router::new(
+                    app,
+                    name,
+                    instances,
+                    config.max_ongoing_requests,
+                    config.max_queued_requests,
+                    rt.clone(),
+                )
+                .with_settings(config.autoscaling.is_some(), user_config),
+            );
             tracing::info!(
                 deployment = %config.name,
                 replicas = initial,
                 max_ongoing_requests = config.max_ongoing_requests,
                 "deployment is up: {initial} replica(s) running",
             );
-            let has_health_check =
-                instances_probe(&router).is_some_and(|i| D::__check_health(&i).is_some());
-            if config.autoscaling.is_some() || has_health_check {
-                rt.spawn(controller::run(
-                    Arc::downgrade(&router),
-                    factory,
-                    config.clone(),
-                ));
-            }
+            // Every deployment gets a controller: it applies target changes (autoscaling,
+            // `Serve::update_deployment`) and runs health checks.
+            rt.spawn(controller::run(
+                Arc::downgrade(&router),
+                factory,
+                config.clone(),
+            ));
             Ok(Deployed {
                 handle: Arc::new(DeploymentHandle::<D>::from_router(router.clone())),
                 status: router,

@@ -85,7 +85,7 @@ pub use response::{
 };
 pub use serve::{Serve, run, shutdown};
 pub use serve_macros::{delete, deployment, get, ingress, patch, post, put, remote};
-pub use status::{ApplicationStatus, DeploymentStatus, ReplicaStatus};
+pub use status::{ApplicationStatus, DeploymentStatus, DeploymentUpdate, ReplicaStatus};
 
 /// Re-exported for writing streaming methods: `stream!` / `try_stream!` build an
 /// `impl Stream` from a block with `yield`.

@@ -31,9 +31,10 @@ use tokio::task::AbortHandle;
 use crate::args::ArgList;
 use crate::blocking::allow_blocking;
 use crate::context::{self, ReplicaInfo, RequestScope};
+use crate::deployment::Deployment;
 use crate::error::{BoxError, ServeError};
 use crate::response::{self, Completer, DeploymentResponse, DeploymentResponseGenerator};
-use crate::status::{DeploymentStatus, ReplicaStatus};
+use crate::status::{DeploymentStatus, DeploymentUpdate, ReplicaStatus};
 
 pub(crate) struct Replica<D> {
     info: Arc<ReplicaInfo>,
@@ -102,6 +103,10 @@ pub struct Router<D> {
     closed: AtomicBool,
     /// Why the deployment is unhealthy (its replicas cannot be constructed), if it is.
     unhealthy: Mutex<Option<String>>,
+    /// Whether the replica count is the autoscaler's (then it cannot be set by hand).
+    autoscaling: bool,
+    /// The `user_config` new replicas get (shared with the replica factory).
+    user_config: Arc<Mutex<Option<serde_json::Value>>>,
     rt: tokio::runtime::Handle,
 }
 
@@ -134,9 +139,67 @@ pub(crate) trait RouterStatus: Send + Sync {
     fn close(&self);
     /// Requests waiting or running.
     fn in_progress(&self) -> usize;
+    /// Applies a change to the running deployment (see `Serve::update_deployment`).
+    fn update(
+        self: Arc<Self>,
+        update: DeploymentUpdate,
+    ) -> std::pin::Pin<Box<dyn Future<Output = Result<(), ServeError>> + Send>>;
 }
 
-impl<D: Send + Sync> RouterStatus for Router<D> {
+impl<D: Deployment> RouterStatus for Router<D> {
+    fn update(
+        self: Arc<Self>,
+        update: DeploymentUpdate,
+    ) -> std::pin::Pin<Box<dyn Future<Output = Result<(), ServeError>> + Send>> {
+        Box::pin(async move {
+            let refuse = |message: String| {
+                Err(ServeError::new(crate::error::ErrorKind::Runtime)
+                    .with_message(message)
+                    .in_deployment(&self.name))
+            };
+            if let Some(n) = update.num_replicas {
+                if self.autoscaling {
+                    return refuse(
+                        "the deployment autoscales: change its autoscaling config instead of num_replicas"
+                            .into(),
+                    );
+                }
+                if n == 0 {
+                    return refuse("num_replicas must be at least 1".into());
+                }
+            }
+            if let Some(config) = update.user_config {
+                let replicas = self.replicas();
+                let mut hooks = Vec::with_capacity(replicas.len());
+                for replica in replicas.iter() {
+                    match D::__reconfigure(replica.instance(), config.clone()) {
+                        Some(hook) => hooks.push(hook),
+                        None => {
+                            return refuse(
+                                "the deployment has no `reconfigure` method to take a user_config"
+                                    .into(),
+                            );
+                        }
+                    }
+                }
+                *self.user_config.lock().unwrap_or_else(|p| p.into_inner()) = Some(config);
+                for result in futures::future::join_all(hooks).await {
+                    if let Err(e) = result {
+                        return Err(ServeError::new(crate::error::ErrorKind::User)
+                            .with_message("reconfigure failed")
+                            .with_source(e)
+                            .in_deployment(&self.name));
+                    }
+                }
+            }
+            if let Some(n) = update.num_replicas {
+                self.set_target(n);
+                self.wake.notify_one();
+            }
+            Ok(())
+        })
+    }
+
     fn close(&self) {
         self.closed.store(true, Ordering::SeqCst);
     }
@@ -262,6 +325,8 @@ impl<D: Send + Sync + 'static> Router<D> {
             wake: Arc::new(tokio::sync::Notify::new()),
             closed: AtomicBool::new(false),
             unhealthy: Mutex::new(None),
+            autoscaling: false,
+            user_config: Arc::default(),
             rt,
         }
     }
@@ -312,13 +377,16 @@ impl<D> Router<D> {
         self.wake.clone()
     }
 
-    /// The running instances (for the controller's health checks).
-    pub(crate) fn instances(&self) -> Vec<Arc<D>> {
-        self.replicas
-            .load()
-            .iter()
-            .map(|r| r.instance.clone())
-            .collect()
+    /// Settings the router needs for updates: whether it autoscales, and the `user_config` cell
+    /// its replica factory reads.
+    pub(crate) fn with_settings(
+        mut self,
+        autoscaling: bool,
+        user_config: Arc<Mutex<Option<serde_json::Value>>>,
+    ) -> Self {
+        self.autoscaling = autoscaling;
+        self.user_config = user_config;
+        self
     }
 
     /// The routable replicas now.

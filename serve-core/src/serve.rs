@@ -16,7 +16,7 @@ use crate::deployment::{CallOne, CallStream, DeploymentConfig};
 use crate::deployment::{Deployment, DeploymentHandle};
 use crate::error::{ErrorKind, ServeError};
 use crate::http::{self, IntoChunk, IntoHttpResponse, Proxy, Request};
-use crate::status::{AppRecord, ApplicationStatus, Registry};
+use crate::status::{AppRecord, ApplicationStatus, DeploymentUpdate, Registry};
 
 struct Inner {
     runtime: Mutex<Option<tokio::runtime::Runtime>>,
@@ -183,6 +183,30 @@ impl Serve {
             deployments,
         });
         Ok(handle)
+    }
+
+    /// Changes a running deployment without dropping requests: a new `num_replicas` starts new
+    /// replicas before removing any (removed ones finish what they run); a new `user_config`
+    /// reaches every replica's `reconfigure` without restarting it (and replicas started later get
+    /// it too). Returns once every replica was reconfigured; the replica count converges in the
+    /// background (watch [`status`](Self::status)).
+    pub fn update_deployment(
+        &self,
+        name: &str,
+        update: DeploymentUpdate,
+    ) -> Result<(), ServeError> {
+        if blocking::on_serve_async_thread() {
+            return Err(ServeError::blocking_in_async("Serve::update_deployment"));
+        }
+        let Some(deployment) = self.inner.registry.find(name) else {
+            return Err(ServeError::new(ErrorKind::Runtime).with_message(format!(
+                "no deployment `{name}`; the deployments are: {}",
+                self.inner.registry.names().join(", ")
+            )));
+        };
+        let rt = self.live_handle()?;
+        futures::executor::block_on(rt.spawn(deployment.update(update)))
+            .unwrap_or_else(|_| Err(ServeError::shut_down()))
     }
 
     /// The applications this instance runs, their deployments and replicas.

@@ -111,3 +111,53 @@ impl Registry {
             .collect()
     }
 }
+
+/// A change to a running deployment: see [`Serve::update_deployment`](crate::Serve::update_deployment).
+#[derive(Debug, Clone, Default, PartialEq)]
+#[non_exhaustive]
+pub struct DeploymentUpdate {
+    /// The new number of replicas (not for a deployment that autoscales).
+    pub num_replicas: Option<usize>,
+    /// A new `user_config`, handed to every replica's `reconfigure` (and to replicas started later).
+    pub user_config: Option<serde_json::Value>,
+}
+
+impl DeploymentUpdate {
+    /// An update that changes nothing yet.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Sets the number of replicas.
+    pub fn num_replicas(mut self, n: usize) -> Self {
+        self.num_replicas = Some(n);
+        self
+    }
+
+    /// Sets the `user_config`.
+    pub fn user_config(mut self, config: serde_json::Value) -> Self {
+        self.user_config = Some(config);
+        self
+    }
+}
+
+impl Registry {
+    /// The deployment called `name` (in the most recently deployed application that has one).
+    pub(crate) fn find(&self, name: &str) -> Option<Arc<dyn RouterStatus>> {
+        let apps = self.apps.lock().unwrap_or_else(|p| p.into_inner());
+        apps.iter()
+            .rev()
+            .flat_map(|a| a.deployments.iter())
+            .find(|d| d.status().name == name)
+            .cloned()
+    }
+
+    /// Every deployment's name.
+    pub(crate) fn names(&self) -> Vec<String> {
+        let apps = self.apps.lock().unwrap_or_else(|p| p.into_inner());
+        apps.iter()
+            .flat_map(|a| a.deployments.iter())
+            .map(|d| d.status().name)
+            .collect()
+    }
+}
