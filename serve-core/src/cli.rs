@@ -78,6 +78,10 @@ struct RunArgs {
     /// A config file (YAML or TOML) whose values override the code's defaults.
     #[arg(long)]
     config: Option<PathBuf>,
+    /// Cancel a request still running after this many seconds and answer 408 [default: no
+    /// limit, or the config file's `http_options.request_timeout_s`].
+    #[arg(long)]
+    request_timeout_s: Option<f64>,
     /// How long in-flight requests may take to finish after Ctrl-C / SIGTERM, in seconds.
     #[arg(long, default_value_t = 20.0)]
     graceful_shutdown_timeout: f64,
@@ -170,6 +174,15 @@ where
         .or(http_options.host)
         .unwrap_or_else(|| DEFAULT_HOST.into());
     let port = args.port.or(http_options.port).unwrap_or(DEFAULT_PORT);
+    let request_timeout = match args.request_timeout_s.or(http_options.request_timeout_s) {
+        Some(s) if s.is_finite() && s > 0.0 => Some(Duration::from_secs_f64(s)),
+        Some(s) => {
+            return Err(runtime_error(format!(
+                "request_timeout_s must be a positive number of seconds, not {s}"
+            )));
+        }
+        None => None,
+    };
     let route_prefix = args
         .route_prefix
         .or_else(|| app_config.map(|a| a.route_prefix.clone()))
@@ -183,6 +196,7 @@ where
     let stop = StopSignal::install()?;
     let serve = Serve::start()?;
     let bound = serve.start_http(&addr.to_string())?;
+    serve.set_http_request_timeout(request_timeout)?;
     tracing::info!("HTTP proxy listening on http://{bound}");
     serve.run_http_configured(app, &route_prefix, configs)?;
     tracing::info!("application is ready at http://{bound}{route_prefix}");

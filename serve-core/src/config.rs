@@ -54,7 +54,7 @@ pub struct ServeConfig {
 }
 
 /// `http_options`.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct HttpOptionsConfig {
     /// The host to listen on (default `127.0.0.1`).
@@ -63,6 +63,10 @@ pub struct HttpOptionsConfig {
     /// The port to listen on (default 8000).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub port: Option<u16>,
+    /// How long an HTTP request may run before it is cancelled and answered 408 (default: no
+    /// limit).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub request_timeout_s: Option<f64>,
 }
 
 /// One application.
@@ -200,6 +204,7 @@ impl ServeConfig {
             http_options: Some(HttpOptionsConfig {
                 host: Some(host.to_owned()),
                 port: Some(port),
+                request_timeout_s: None,
             }),
             applications: vec![ApplicationConfig {
                 name: name.to_owned(),
@@ -547,6 +552,13 @@ mod tests {
             ServeConfig::from_toml(&config.to_toml().unwrap()).unwrap(),
             config
         );
+    }
+
+    #[test]
+    fn http_options_take_a_request_timeout() {
+        let yaml = "http_options:\n  port: 9000\n  request_timeout_s: 2.5\napplications: []\n";
+        let options = ServeConfig::from_yaml(yaml).unwrap().http_options.unwrap();
+        assert_eq!((options.port, options.request_timeout_s), (Some(9000), Some(2.5)));
     }
 
     #[test]
