@@ -1,6 +1,5 @@
 //! The HTTP proxy, spoken to over real HTTP on an ephemeral loopback port.
 
-use serde::Deserialize;
 use serde_json::json;
 use serve_core::http::{HttpError, HttpResponse, Json, Request, StatusCode};
 use serve_core::prelude::*;
@@ -9,64 +8,12 @@ use serve_test_support::{Gate, OpenOnDrop, PATIENCE};
 
 // --- the seed's hello program, served over HTTP ---------------------------------------------------
 
-#[derive(Deserialize)]
-struct Greeting {
-    language: String,
-    name: String,
-}
+/// The example itself (its `main` is the `serve` command line, unused here).
+#[path = "../examples/hello.rs"]
+#[allow(dead_code)]
+mod hello;
 
-#[deployment]
-pub struct LanguageClassifier {
-    spanish_responder: DeploymentHandle<SpanishResponder>,
-    french_responder: DeploymentHandle<FrenchResponder>,
-}
-
-#[deployment]
-impl LanguageClassifier {
-    pub fn new(
-        spanish_responder: DeploymentHandle<SpanishResponder>,
-        french_responder: DeploymentHandle<FrenchResponder>,
-    ) -> Self {
-        Self {
-            spanish_responder,
-            french_responder,
-        }
-    }
-
-    pub async fn call(&self, http_request: Request) -> Result<String, HttpError> {
-        let request: Greeting = http_request.json()?;
-        let response = match request.language.as_str() {
-            "spanish" => self.spanish_responder.say_hello.remote(request.name),
-            "french" => self.french_responder.say_hello.remote(request.name),
-            _ => return Ok("Please try again.".into()),
-        };
-        response
-            .await
-            .map_err(|e| HttpError::new(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()))
-    }
-}
-
-#[deployment]
-#[derive(Default)]
-pub struct SpanishResponder;
-
-#[deployment]
-impl SpanishResponder {
-    pub fn say_hello(&self, name: String) -> String {
-        format!("Hola {name}")
-    }
-}
-
-#[deployment]
-#[derive(Default)]
-pub struct FrenchResponder;
-
-#[deployment]
-impl FrenchResponder {
-    pub fn say_hello(&self, name: String) -> String {
-        format!("Bonjour {name}")
-    }
-}
+use hello::{FrenchResponder, LanguageClassifier, SpanishResponder};
 
 fn hello_app() -> Application<LanguageClassifier> {
     LanguageClassifier::bind(SpanishResponder::bind(), FrenchResponder::bind())
@@ -491,7 +438,11 @@ async fn the_proxy_reports_health_routes_and_status() {
         names,
         ["SpanishResponder", "FrenchResponder", "LanguageClassifier"]
     );
-    assert_eq!(serve.status()[0].deployments[0].replicas.len(), 1);
+    assert_eq!(
+        serve.status()[0].deployments[0].replicas.len(),
+        3,
+        "SpanishResponder runs 3 replicas"
+    );
     serve.shutdown();
 }
 
