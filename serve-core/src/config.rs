@@ -558,7 +558,10 @@ mod tests {
     fn http_options_take_a_request_timeout() {
         let yaml = "http_options:\n  port: 9000\n  request_timeout_s: 2.5\napplications: []\n";
         let options = ServeConfig::from_yaml(yaml).unwrap().http_options.unwrap();
-        assert_eq!((options.port, options.request_timeout_s), (Some(9000), Some(2.5)));
+        assert_eq!(
+            (options.port, options.request_timeout_s),
+            (Some(9000), Some(2.5))
+        );
     }
 
     #[test]
