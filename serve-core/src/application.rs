@@ -6,6 +6,9 @@
 //! deployed once however many parents share it (identity is the node, so clones of one
 //! [`Application`] are one deployment), gets a unique name (`Inner`, `Inner_1`, ..), and constructs
 //! its replicas in parallel. A parent's constructor then receives its children's handles.
+//!
+//! Each replica reserves its resources before its constructor runs (see [`Placement`]); the
+//! initial replicas that do not fit are left to the controller, pending until resources free up.
 
 use std::any::Any;
 use std::collections::{HashMap, HashSet};
@@ -18,10 +21,12 @@ use std::sync::Arc;
 use futures::FutureExt;
 
 use crate::blocking::allow_blocking;
+use crate::context::{self, ReplicaInfo};
 use crate::controller;
 use crate::deployment::{Deployment, DeploymentConfig, DeploymentHandle};
 use crate::error::{BoxError, ErrorKind, ServeError};
-use crate::router::{Router, RouterStatus};
+use crate::resources::{self, Placement, ResourcePool};
+use crate::router::{NewReplica, Router, RouterStatus};
 
 type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
 
@@ -41,6 +46,17 @@ impl<D> Constructor<D> {
 
     pub fn from_async(f: impl Future<Output = Result<D, BoxError>> + Send + 'static) -> Self {
         Self::Async(Box::pin(f))
+    }
+
+    /// The constructor of `replica`: it sees its replica (and resources) in `replica_context()`.
+    fn in_replica(self, replica: Arc<ReplicaInfo>) -> Self
+    where
+        D: 'static,
+    {
+        match self {
+            Self::Sync(f) => Self::Sync(Box::new(move || context::constructing_sync(replica, f))),
+            Self::Async(fut) => Self::Async(Box::pin(context::constructing(replica, fut))),
+        }
     }
 
     async fn construct(self, rt: &tokio::runtime::Handle) -> Result<D, ServeError>
@@ -77,6 +93,8 @@ impl<D> Constructor<D> {
 #[derive(Clone)]
 pub struct BuildContext {
     handles: HashMap<usize, Arc<dyn Any + Send + Sync>>,
+    /// The instance's resources, which replicas reserve from.
+    pool: ResourcePool,
 }
 
 impl BuildContext {
@@ -120,8 +138,9 @@ struct Deployed {
 
 /// Builds one more replica of a deployment (for autoscaling and recovery): constructs it and
 /// hands it its `user_config`.
+/// It waits (pending) until the replica's resources are free, which it holds from then on.
 pub(crate) type ReplicaFactory<D> =
-    Arc<dyn Fn() -> BoxFuture<'static, Result<Arc<D>, ServeError>> + Send + Sync>;
+    Arc<dyn Fn() -> BoxFuture<'static, Result<NewReplica<D>, ServeError>> + Send + Sync>;
 
 impl<D: Deployment> AnyNode for Node<D> {
     fn id(&self) -> usize {
@@ -147,9 +166,16 @@ impl<D: Deployment> AnyNode for Node<D> {
             let name: Arc<str> = Arc::from(config.name.as_str());
             // The current user_config: updates reach replicas constructed later too.
             let user_config = Arc::new(std::sync::Mutex::new(config.user_config.clone()));
+            let placement = Arc::new(Placement::new(
+                ctx.pool.clone(),
+                config.resources.clone(),
+                app.clone(),
+                name.clone(),
+            ));
             let factory: ReplicaFactory<D> = {
                 let (node, ctx, rt, name) = (self.clone(), ctx, rt.clone(), name.clone());
                 let user_config = user_config.clone();
+                let placement = placement.clone();
                 Arc::new(move || {
                     let constructor = (node.ctor)(&ctx);
                     let user_config = user_config
@@ -157,9 +183,13 @@ impl<D: Deployment> AnyNode for Node<D> {
                         .unwrap_or_else(|p| p.into_inner())
                         .clone();
                     let (rt, name) = (rt.clone(), name.clone());
+                    let (placement, prepaid) = (placement.clone(), placement.take_prepaid());
                     Box::pin(async move {
+                        // Resources first (pending while they are short), held from here on.
+                        let placed = placement.place(prepaid).await?;
                         let instance = Arc::new(
                             constructor
+                                .in_replica(placed.info().clone())
                                 .construct(&rt)
                                 .await
                                 .map_err(|e| e.in_deployment(&name))?,
@@ -175,7 +205,10 @@ impl<D: Deployment> AnyNode for Node<D> {
                                     .in_deployment(&name)
                             })?;
                         }
-                        Ok(instance)
+                        Ok(NewReplica {
+                            instance,
+                            placed: Some(placed),
+                        })
                     })
                 })
             };
@@ -183,7 +216,10 @@ impl<D: Deployment> AnyNode for Node<D> {
                 Some(autoscaling) => autoscaling.initial(),
                 None => config.num_replicas,
             };
-            let constructors: Vec<_> = (0..initial).map(|_| factory()).collect();
+            // The replicas that fit now are constructed now; the controller starts the others
+            // (pending) when resources are given back.
+            let fit = placement.reserve_upfront(initial);
+            let constructors: Vec<_> = (0..fit).map(|_| factory()).collect();
             let mut instances = Vec::with_capacity(constructors.len());
             for result in futures::future::join_all(constructors).await {
                 instances.push(result?);
@@ -197,13 +233,18 @@ impl<D: Deployment> AnyNode for Node<D> {
                     config.max_queued_requests,
                     rt.clone(),
                 )
-                .with_settings(config.autoscaling.is_some(), user_config),
+                .with_settings(config.autoscaling.is_some(), user_config)
+                .with_placement(placement.clone()),
             );
+            router.set_target(initial);
+            placement.set_owner(Arc::downgrade(&router) as _);
             tracing::info!(
                 deployment = %config.name,
-                replicas = initial,
+                replicas = fit,
+                pending = initial - fit,
                 max_ongoing_requests = config.max_ongoing_requests,
-                "deployment is up: {initial} replica(s) running",
+                "deployment is up: {fit} replica(s) running, {} pending",
+                initial - fit,
             );
             // Every deployment gets a controller: it applies target changes (autoscaling,
             // `Serve::update_deployment`) and runs health checks.
@@ -300,12 +341,18 @@ impl<D: Deployment> Application<D> {
         self,
         rt: tokio::runtime::Handle,
         configs: Vec<DeploymentConfig>,
+        pool: ResourcePool,
     ) -> Result<(DeploymentHandle<D>, Vec<Arc<dyn RouterStatus>>), ServeError> {
         let order = post_order(&self.__node());
         // The application is named after its root (ingress) deployment.
         let app: Arc<str> = Arc::from(configs.last().map_or("", |c| c.name.as_str()));
+        // A replica that could never fit fails the whole application before anything is deployed.
+        for config in &configs {
+            resources::check_feasible(&pool, &config.name, &config.resources)?;
+        }
         let mut ctx = BuildContext {
             handles: HashMap::new(),
+            pool,
         };
         let mut statuses = Vec::with_capacity(order.len());
         for (node, config) in order.iter().zip(configs) {

@@ -11,19 +11,42 @@
 //!
 //! Calls made outside any request (from `main`, or from a constructor) start a new request id and
 //! belong to no parent.
+//!
+//! A constructor runs in a *replica scope* instead: [`replica_context`] gives it its replica (and
+//! the resources it was given, to pin a model to its GPUs) but no request.
 
 use std::cell::RefCell;
 use std::future::Future;
 use std::sync::Arc;
 
+use crate::deployment::ReplicaResources;
+use crate::resources::Assignment;
 use crate::response::Cancel;
 
-/// Where a replica runs: its application, deployment and id (one per replica, shared).
+/// Where a replica runs: its application, deployment and id, and the resources it was given (one
+/// per replica, shared).
 #[derive(Debug)]
 pub(crate) struct ReplicaInfo {
     pub(crate) app: Arc<str>,
     pub(crate) deployment: Arc<str>,
     pub(crate) replica_id: usize,
+    pub(crate) assigned: Assignment,
+}
+
+impl ReplicaInfo {
+    pub(crate) fn new(
+        app: Arc<str>,
+        deployment: Arc<str>,
+        replica_id: usize,
+        assigned: Assignment,
+    ) -> Self {
+        Self {
+            app,
+            deployment,
+            replica_id,
+            assigned,
+        }
+    }
 }
 
 /// What runs on behalf of one request on one replica.
@@ -37,10 +60,40 @@ pub(crate) struct RequestScope {
 
 tokio::task_local! {
     static SCOPE: RequestScope;
+    static CONSTRUCTING: Arc<ReplicaInfo>;
 }
 
 thread_local! {
     static SYNC_SCOPE: RefCell<Option<RequestScope>> = const { RefCell::new(None) };
+    static SYNC_CONSTRUCTING: RefCell<Option<Arc<ReplicaInfo>>> = const { RefCell::new(None) };
+}
+
+/// Runs an `async fn new` as the constructor of `replica`.
+pub(crate) fn constructing<F: Future>(
+    replica: Arc<ReplicaInfo>,
+    fut: F,
+) -> impl Future<Output = F::Output> {
+    CONSTRUCTING.scope(replica, fut)
+}
+
+/// Runs a sync `new` as the constructor of `replica`.
+pub(crate) fn constructing_sync<R>(replica: Arc<ReplicaInfo>, f: impl FnOnce() -> R) -> R {
+    struct Reset(Option<Arc<ReplicaInfo>>);
+    impl Drop for Reset {
+        fn drop(&mut self) {
+            SYNC_CONSTRUCTING.with(|s| *s.borrow_mut() = self.0.take());
+        }
+    }
+    let _reset = Reset(SYNC_CONSTRUCTING.with(|s| s.borrow_mut().replace(replica)));
+    f()
+}
+
+/// The replica whose constructor the current code runs in, if any.
+fn constructing_now() -> Option<Arc<ReplicaInfo>> {
+    CONSTRUCTING
+        .try_with(Arc::clone)
+        .ok()
+        .or_else(|| SYNC_CONSTRUCTING.with(|s| s.borrow().clone()))
 }
 
 /// The request scope the current code runs in, if any.
@@ -90,11 +143,13 @@ pub(crate) fn in_sync_scope<R>(scope: RequestScope, f: impl FnOnce() -> R) -> R 
     f()
 }
 
-/// Where the calling code runs, inside a deployment's method: see [`replica_context`].
+/// Where the calling code runs, inside a deployment's method or constructor: see
+/// [`replica_context`].
 #[derive(Debug, Clone)]
 pub struct ReplicaContext {
     replica: Arc<ReplicaInfo>,
-    request_id: u64,
+    /// `None` in a constructor.
+    request_id: Option<u64>,
 }
 
 impl ReplicaContext {
@@ -114,14 +169,46 @@ impl ReplicaContext {
     }
 
     /// The id of the request being served (shared with the calls made on its behalf, and in
-    /// every log line the request causes).
+    /// every log line the request causes); empty in a constructor, as in Ray.
     pub fn request_id(&self) -> String {
-        format_request_id(self.request_id)
+        self.request_id.map(format_request_id).unwrap_or_default()
+    }
+
+    /// What the replica reserves (its deployment's `num_cpus`, `num_gpus` and custom resources).
+    pub fn resources(&self) -> &ReplicaResources {
+        &self.replica.assigned.resources
+    }
+
+    /// The CPUs the replica holds all or part of, numbered `0..num_cpus` of the instance (see
+    /// [`resources`](crate::resources)); empty when the instance does not account for CPUs or the
+    /// replica reserves none. Where the process may use every core these are the OS's CPU numbers,
+    /// for `sched_setaffinity` or `taskset`.
+    pub fn cpu_ids(&self) -> &[usize] {
+        &self.replica.assigned.cpu_ids
+    }
+
+    /// The GPUs the replica holds all or part of: CUDA device ordinals as this process sees them
+    /// (`cuda:{id}`). A replica of `num_gpus = 1` holds a GPU no other replica holds; replicas of
+    /// fractions may share one.
+    pub fn gpu_ids(&self) -> &[usize] {
+        &self.replica.assigned.gpu_ids
+    }
+
+    /// [`gpu_ids`](Self::gpu_ids) as a child process's `CUDA_VISIBLE_DEVICES` should name them:
+    /// mapped through this process's own `CUDA_VISIBLE_DEVICES` when it is set (ordinal 0 of
+    /// `CUDA_VISIBLE_DEVICES=2,3` is `"2"`), comma-separated. Replicas share the process, so set it
+    /// on a child process (`Command::env`), never on this one.
+    pub fn cuda_visible_devices(&self) -> &str {
+        &self.replica.assigned.cuda_visible_devices
     }
 }
 
-/// The replica and request the calling code serves, when called inside a deployment's method
-/// (`None` elsewhere): Ray's `serve.get_replica_context()`.
+/// The replica and request the calling code serves, when called inside a deployment's method, or
+/// the replica being built, when called inside its constructor (`None` elsewhere): Ray's
+/// `serve.get_replica_context()`.
+///
+/// A constructor sees its replica's resources before the replica takes a request, which is where a
+/// model loader pins itself: `ctx.gpu_ids()`, `ctx.cpu_ids()`.
 ///
 /// ```
 /// use serve_core::prelude::*;
@@ -144,8 +231,15 @@ impl ReplicaContext {
 /// # Ok::<(), ServeError>(())
 /// ```
 pub fn replica_context() -> Option<ReplicaContext> {
-    current().map(|scope| ReplicaContext {
-        replica: scope.replica,
-        request_id: scope.request_id,
-    })
+    current()
+        .map(|scope| ReplicaContext {
+            replica: scope.replica,
+            request_id: Some(scope.request_id),
+        })
+        .or_else(|| {
+            constructing_now().map(|replica| ReplicaContext {
+                replica,
+                request_id: None,
+            })
+        })
 }

@@ -65,6 +65,7 @@ mod controller;
 mod deployment;
 mod error;
 pub mod http;
+pub mod resources;
 mod response;
 mod router;
 mod serve;
@@ -80,10 +81,11 @@ pub use deployment::{
     DEFAULT_MAX_ONGOING_REQUESTS, Deployment, DeploymentConfig, DeploymentHandle, ReplicaResources,
 };
 pub use error::{BoxError, ErrorKind, ServeError};
+pub use resources::InstanceResources;
 pub use response::{
     BlockingIter, DeploymentResponse, DeploymentResponseGenerator, ObjectRef, ObjectRefFuture,
 };
-pub use serve::{Serve, run, shutdown};
+pub use serve::{Serve, ServeBuilder, run, shutdown};
 pub use serve_macros::{delete, deployment, get, ingress, patch, post, put, remote};
 pub use status::{ApplicationStatus, DeploymentStatus, DeploymentUpdate, ReplicaStatus};
 

@@ -33,6 +33,7 @@ use crate::blocking::allow_blocking;
 use crate::context::{self, ReplicaInfo, RequestScope};
 use crate::deployment::Deployment;
 use crate::error::{BoxError, ServeError};
+use crate::resources::{Assignment, Placed, Placement, Reservation};
 use crate::response::{self, Completer, DeploymentResponse, DeploymentResponseGenerator};
 use crate::status::{DeploymentStatus, DeploymentUpdate, ReplicaStatus};
 
@@ -42,6 +43,24 @@ pub(crate) struct Replica<D> {
     in_flight: AtomicUsize,
     /// Health checks failed in a row.
     health_failures: AtomicUsize,
+    /// The resources it holds, given back when it is dropped (after its last request).
+    _reservation: Option<Reservation>,
+}
+
+/// A constructed replica on its way into routing, with its place (identity and resources) when
+/// it has one.
+pub(crate) struct NewReplica<D> {
+    pub(crate) instance: Arc<D>,
+    pub(crate) placed: Option<Placed>,
+}
+
+impl<D> From<Arc<D>> for NewReplica<D> {
+    fn from(instance: Arc<D>) -> Self {
+        Self {
+            instance,
+            placed: None,
+        }
+    }
 }
 
 /// One request of a given kind (sync, async or streaming method), waiting for its arguments and
@@ -107,6 +126,8 @@ pub struct Router<D> {
     autoscaling: bool,
     /// The `user_config` new replicas get (shared with the replica factory).
     user_config: Arc<Mutex<Option<serde_json::Value>>>,
+    /// How its replicas get their resources (for the pending count in `status`).
+    placement: Option<Arc<Placement>>,
     rt: tokio::runtime::Handle,
 }
 
@@ -209,8 +230,14 @@ impl<D: Deployment> RouterStatus for Router<D> {
     }
 
     fn status(&self) -> DeploymentStatus {
+        // Under `membership`, a replica joining routing is counted once (built or running).
+        let membership = self.membership.lock().unwrap_or_else(|p| p.into_inner());
         let replicas = self.replicas.load();
         let target = self.target.load(Ordering::Relaxed);
+        let building = self.placement.as_ref().map_or(0, |p| p.building());
+        drop(membership);
+        // Short of the target and not being constructed: waiting for resources.
+        let pending = target.saturating_sub(replicas.len() + building);
         let unhealthy = self
             .unhealthy
             .lock()
@@ -225,8 +252,12 @@ impl<D: Deployment> RouterStatus for Router<D> {
         DeploymentStatus {
             name: self.name.to_string(),
             status: status.into(),
-            message: unhealthy,
+            message: unhealthy.or_else(|| {
+                let placement = self.placement.as_ref().filter(|_| pending > 0)?;
+                Some(placement.pending_message(pending))
+            }),
             num_replicas: replicas.len(),
+            pending_replicas: pending,
             target_replicas: target,
             max_ongoing_requests: self.max_ongoing,
             queued_requests: self.queued.load(Ordering::Relaxed),
@@ -301,7 +332,7 @@ impl<D: Send + Sync + 'static> Router<D> {
     pub(crate) fn new(
         app: Arc<str>,
         name: Arc<str>,
-        instances: Vec<Arc<D>>,
+        instances: Vec<impl Into<NewReplica<D>>>,
         max_ongoing: usize,
         max_queued: Option<usize>,
         rt: tokio::runtime::Handle,
@@ -309,7 +340,7 @@ impl<D: Send + Sync + 'static> Router<D> {
         let replicas: Vec<_> = instances
             .into_iter()
             .enumerate()
-            .map(|(id, instance)| Arc::new(Replica::new(&app, &name, id, instance)))
+            .map(|(id, instance)| Arc::new(Replica::new(&app, &name, id, instance.into())))
             .collect();
         Self {
             app,
@@ -327,22 +358,37 @@ impl<D: Send + Sync + 'static> Router<D> {
             unhealthy: Mutex::new(None),
             autoscaling: false,
             user_config: Arc::default(),
+            placement: None,
             rt,
         }
     }
 }
 
 impl<D> Replica<D> {
-    fn new(app: &Arc<str>, deployment: &Arc<str>, replica_id: usize, instance: Arc<D>) -> Self {
+    /// A placed replica keeps its identity and reservation; an unplaced one is numbered
+    /// `replica_id` and holds nothing.
+    fn new(app: &Arc<str>, deployment: &Arc<str>, replica_id: usize, new: NewReplica<D>) -> Self {
+        let (info, reservation) = match new.placed {
+            Some(placed) => {
+                let (info, reservation) = placed.into_parts();
+                (info, Some(reservation))
+            }
+            None => {
+                let info = ReplicaInfo::new(
+                    app.clone(),
+                    deployment.clone(),
+                    replica_id,
+                    Assignment::none(),
+                );
+                (Arc::new(info), None)
+            }
+        };
         Replica {
-            info: Arc::new(ReplicaInfo {
-                app: app.clone(),
-                deployment: deployment.clone(),
-                replica_id,
-            }),
-            instance,
+            info,
+            instance: new.instance,
             in_flight: AtomicUsize::new(0),
             health_failures: AtomicUsize::new(0),
+            _reservation: reservation,
         }
     }
 }
@@ -389,6 +435,12 @@ impl<D> Router<D> {
         self
     }
 
+    /// How its replicas get their resources.
+    pub(crate) fn with_placement(mut self, placement: Arc<Placement>) -> Self {
+        self.placement = Some(placement);
+        self
+    }
+
     /// The routable replicas now.
     pub(crate) fn replicas(&self) -> Arc<Vec<Arc<Replica<D>>>> {
         self.replicas.load_full()
@@ -411,12 +463,13 @@ impl<D> Router<D> {
     }
 
     /// Adds a constructed replica; queued requests start on it at once.
-    pub(crate) fn add_replica(self: &Arc<Self>, instance: Arc<D>) {
+    pub(crate) fn add_replica(self: &Arc<Self>, instance: impl Into<NewReplica<D>>) {
         {
             let _membership = self.membership.lock().unwrap_or_else(|p| p.into_inner());
             let id = self.next_replica_id.fetch_add(1, Ordering::SeqCst);
             let mut replicas = Vec::clone(&self.replicas.load());
-            replicas.push(Arc::new(Replica::new(&self.app, &self.name, id, instance)));
+            let replica = Replica::new(&self.app, &self.name, id, instance.into());
+            replicas.push(Arc::new(replica));
             self.replicas.store(Arc::new(replicas));
         }
         self.drain();

@@ -5,7 +5,11 @@
 //! runtime: blocking calls such as [`Serve::run`] wait on the instance's runtime, never on the
 //! caller's. Several instances can run side by side (tests do). The free functions [`run`] and
 //! [`shutdown`] use one process-wide default instance, started on first use.
+//!
+//! [`Serve::builder`] sets the instance's resources (CPUs, GPUs, custom resources) before it
+//! starts; see [`resources`](crate::resources).
 
+use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
 
 use std::net::SocketAddr;
@@ -16,6 +20,7 @@ use crate::deployment::{CallOne, CallStream, DeploymentConfig};
 use crate::deployment::{Deployment, DeploymentHandle};
 use crate::error::{ErrorKind, ServeError};
 use crate::http::{self, IntoChunk, IntoHttpResponse, Proxy, Request};
+use crate::resources::{self, InstanceResources, ResourcePool};
 use crate::status::{AppRecord, ApplicationStatus, DeploymentUpdate, Registry};
 
 struct Inner {
@@ -23,6 +28,7 @@ struct Inner {
     handle: tokio::runtime::Handle,
     http: Mutex<Option<Arc<Proxy>>>,
     registry: Arc<Registry>,
+    resources: ResourcePool,
 }
 
 impl Drop for Inner {
@@ -75,8 +81,19 @@ impl std::fmt::Debug for Serve {
 
 impl Serve {
     /// Starts an instance: a multi-threaded runtime with one async worker per core and a blocking
-    /// pool for synchronous methods.
+    /// pool for synchronous methods. Its resources are [`ServeBuilder`]'s defaults: the detected
+    /// GPUs, no custom resources, CPUs not limited.
     pub fn start() -> Result<Serve, ServeError> {
+        Self::builder().start()
+    }
+
+    /// Sets up an instance with given resources, Ray's `ray.init(num_cpus=.., num_gpus=..,
+    /// resources=..)`: `Serve::builder().num_cpus(8.0).num_gpus(2.0).resource("a100", 4.0).start()`.
+    pub fn builder() -> ServeBuilder {
+        ServeBuilder::default()
+    }
+
+    fn start_with(resources: ResourcePool) -> Result<Serve, ServeError> {
         let runtime = tokio::runtime::Builder::new_multi_thread()
             .thread_name("serve-worker")
             .on_thread_start(blocking::mark_serve_thread)
@@ -94,8 +111,19 @@ impl Serve {
                 handle,
                 http: Mutex::new(None),
                 registry: Arc::new(Registry::default()),
+                resources,
             }),
         })
+    }
+
+    /// Everything the instance has to give its replicas (Ray's `ray.cluster_resources()`).
+    pub fn total_resources(&self) -> InstanceResources {
+        self.inner.resources.total()
+    }
+
+    /// What no replica holds now (Ray's `ray.available_resources()`).
+    pub fn available_resources(&self) -> InstanceResources {
+        self.inner.resources.available()
     }
 
     /// Whether [`shutdown`](Self::shutdown) has not been called yet.
@@ -118,6 +146,16 @@ impl Serve {
     /// Deploys `app` (every deployment it was bound with, children first) and returns the handle of
     /// its root deployment, once every replica is constructed. Fails with the constructor's error if
     /// one fails.
+    ///
+    /// Each replica first reserves its resources (`num_cpus`, `num_gpus`, custom resources; see
+    /// [`resources`](crate::resources)). As in Ray, replicas that do not fit in what the instance
+    /// has free stay **pending**: `run` returns once the replicas that fit are constructed, the
+    /// status shows the others as `pending_replicas` (with what is missing, also logged as a
+    /// warning), and each starts as soon as a reservation is given back (a replica of another
+    /// deployment stops, or scales down). Calls meanwhile go to the replicas that run, or wait in
+    /// the queue if none does. A deployment whose replica could *never* fit (it asks for more
+    /// than the instance has in all, e.g. a GPU on a machine without one) fails `run` at once,
+    /// before anything is deployed, with what it needs and what the instance has.
     ///
     /// Blocks the calling thread. From async code prefer [`run_async`](Self::run_async); calling this
     /// on one of the instance's own async threads returns an error instead of blocking.
@@ -155,7 +193,7 @@ impl Serve {
             crate::config::check_deployment(config)?;
         }
         let rt = self.live_handle()?;
-        let task = rt.spawn(app.deploy(rt.clone(), configs));
+        let task = rt.spawn(app.deploy(rt.clone(), configs, self.inner.resources.clone()));
         let (handle, deployments) =
             futures::executor::block_on(task).unwrap_or_else(|_| Err(ServeError::shut_down()))?;
         self.inner.registry.add(AppRecord {
@@ -174,7 +212,7 @@ impl Serve {
         let rt = self.live_handle()?;
         let configs = app.deployment_configs();
         let (handle, deployments) = rt
-            .spawn(app.deploy(rt.clone(), configs))
+            .spawn(app.deploy(rt.clone(), configs, self.inner.resources.clone()))
             .await
             .unwrap_or_else(|_| Err(ServeError::shut_down()))?;
         self.inner.registry.add(AppRecord {
@@ -394,6 +432,88 @@ impl Serve {
 
     pub(crate) fn handle(&self) -> &tokio::runtime::Handle {
         &self.inner.handle
+    }
+}
+
+/// The most CPUs or GPUs an instance may be given.
+const MAX_DEVICES: f64 = 65536.0;
+
+/// Sets up a [`Serve`] instance's resources before it starts: [`Serve::builder`].
+///
+/// ```
+/// use serve_core::prelude::*;
+///
+/// let serve = Serve::builder().num_cpus(8.0).num_gpus(2.0).resource("a100", 2.0).start()?;
+/// assert_eq!(serve.total_resources().num_gpus, 2.0);
+/// assert_eq!(serve.available_resources().custom["a100"], 2.0);
+/// # Ok::<(), ServeError>(())
+/// ```
+#[derive(Debug, Clone, Default)]
+pub struct ServeBuilder {
+    num_cpus: Option<f64>,
+    num_gpus: Option<f64>,
+    custom: BTreeMap<String, f64>,
+}
+
+impl ServeBuilder {
+    /// The CPUs replicas reserve from (fractions allowed). Unset, CPUs are not limited and replicas
+    /// get no CPU ids; [`resources::detect_cpus`] gives the machine's count.
+    pub fn num_cpus(mut self, n: f64) -> Self {
+        self.num_cpus = Some(n);
+        self
+    }
+
+    /// The GPUs replicas reserve from (default: [`resources::detect_gpus`]).
+    pub fn num_gpus(mut self, n: f64) -> Self {
+        self.num_gpus = Some(n);
+        self
+    }
+
+    /// Adds a custom resource (e.g. `"a100", 4.0`), reserved by deployments with
+    /// `resources(a100 = 1)`.
+    pub fn resource(mut self, name: impl Into<String>, amount: f64) -> Self {
+        self.custom.insert(name.into(), amount);
+        self
+    }
+
+    /// Starts the instance. Fails on a negative or non-finite amount, an empty resource name, or a
+    /// custom resource named `CPU` or `GPU`.
+    pub fn start(self) -> Result<Serve, ServeError> {
+        let invalid = |what: String| Err(ServeError::new(ErrorKind::Runtime).with_message(what));
+        let amounts = self
+            .num_cpus
+            .map(|n| ("num_cpus".to_owned(), n))
+            .into_iter()
+            .chain(self.num_gpus.map(|n| ("num_gpus".to_owned(), n)))
+            .chain(
+                self.custom
+                    .iter()
+                    .map(|(k, v)| (format!("resource `{k}`"), *v)),
+            );
+        for (what, amount) in amounts {
+            if !amount.is_finite() || amount < 0.0 {
+                return invalid(format!(
+                    "{what} must be a number of at least 0, not {amount}"
+                ));
+            }
+        }
+        // CPUs and GPUs are numbered devices: keep their count sane.
+        for (what, amount) in [("num_cpus", self.num_cpus), ("num_gpus", self.num_gpus)] {
+            if amount.is_some_and(|n| n > MAX_DEVICES) {
+                return invalid(format!("{what} must be at most {MAX_DEVICES}"));
+            }
+        }
+        for name in self.custom.keys() {
+            if name.is_empty() || name == "CPU" || name == "GPU" {
+                return invalid(format!(
+                    "`{name}` is not a custom resource name (use `num_cpus` / `num_gpus` for CPUs and GPUs)"
+                ));
+            }
+        }
+        let labels = resources::detected_gpu_labels();
+        let num_gpus = self.num_gpus.unwrap_or(labels.len() as f64);
+        let pool = ResourcePool::new(self.num_cpus, num_gpus, &self.custom, labels);
+        Serve::start_with(pool)
     }
 }
 

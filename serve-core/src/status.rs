@@ -28,11 +28,15 @@ pub struct DeploymentStatus {
     /// `HEALTHY` when it runs its target number of replicas, `UPSCALING` / `DOWNSCALING` while
     /// it heads for a new target, `UNHEALTHY` when new replicas cannot be constructed.
     pub status: String,
-    /// Why it is unhealthy, when it is.
+    /// Why it is unhealthy, when it is; else why replicas are pending, when some are.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub message: Option<String>,
     /// How many replicas take requests now.
     pub num_replicas: usize,
+    /// Replicas it is short of that are not being constructed: waiting for resources (the
+    /// message says what is missing), started as soon as a reservation is given back.
+    #[serde(default)]
+    pub pending_replicas: usize,
     /// How many replicas it is heading for (differs while scaling).
     pub target_replicas: usize,
     /// How many requests a replica runs at once.
