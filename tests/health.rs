@@ -321,3 +321,52 @@ fn updates_that_cannot_apply_are_refused_with_the_reason() {
         .unwrap_err();
     assert!(err.to_string().contains("no `reconfigure` method"), "{err}");
 }
+
+#[deployment]
+pub struct SlowToTune {
+    release: serve_test_support::Gate,
+    entered: serve_test_support::Gate,
+}
+
+#[deployment]
+impl SlowToTune {
+    pub fn new(entered: serve_test_support::Gate, release: serve_test_support::Gate) -> Self {
+        Self { release, entered }
+    }
+    pub async fn reconfigure(&self, _config: Thresholds) {
+        self.entered.open();
+        self.release.wait().await;
+    }
+    pub fn call(&self) -> u8 {
+        1
+    }
+}
+
+#[test]
+fn status_says_updating_while_replicas_take_a_new_user_config() {
+    let serve = Serve::start().unwrap();
+    let (entered, release) = (
+        serve_test_support::Gate::new(),
+        serve_test_support::Gate::new(),
+    );
+    let handle = serve
+        .run(SlowToTune::bind(entered.clone(), release.clone()))
+        .unwrap();
+    let updater = serve.clone();
+    let update = std::thread::spawn(move || {
+        updater.update_deployment(
+            "SlowToTune",
+            serve_core::DeploymentUpdate::new().user_config(serde_json::json!({"positive": 1.0})),
+        )
+    });
+    assert!(entered.wait_blocking(), "reconfigure started");
+    assert_eq!(serve.status()[0].deployments[0].status, "UPDATING");
+    assert_eq!(
+        handle.remote().result().unwrap(),
+        1,
+        "it serves while it updates"
+    );
+    release.open();
+    update.join().unwrap().unwrap();
+    assert_eq!(serve.status()[0].deployments[0].status, "HEALTHY");
+}

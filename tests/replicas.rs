@@ -496,3 +496,45 @@ async fn a_cancelled_sync_method_gets_its_downstream_call_cancelled() {
         2
     );
 }
+
+#[deployment]
+pub struct Warmup {
+    /// A call started by the constructor: it belongs to no request.
+    warmup: DeploymentResponse<u32>,
+}
+
+#[deployment]
+impl Warmup {
+    pub fn new(downstream: DeploymentHandle<Downstream>) -> Self {
+        Self {
+            warmup: downstream.remote(1),
+        }
+    }
+    pub async fn call(&self) -> u32 {
+        std::future::pending::<()>().await;
+        0
+    }
+    pub async fn warmup(&self) -> Result<u32, ServeError> {
+        self.warmup.clone().await
+    }
+}
+
+#[tokio::test]
+async fn calls_started_by_a_constructor_are_not_cancelled_with_a_request() {
+    let serve = Serve::start().unwrap();
+    let (both_in, first_dropped, release) = (Gate::new(), Gate::new(), Gate::new());
+    let downstream = Downstream::bind(Counter::new(), both_in, first_dropped, release.clone());
+    let warmup = serve.run_async(Warmup::bind(downstream)).await.unwrap();
+    let request = warmup.remote();
+    request.cancel();
+    assert_eq!(request.await.unwrap_err().kind(), ErrorKind::Cancelled);
+    release.open();
+    let value = tokio::time::timeout(PATIENCE, warmup.warmup.remote())
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(
+        value, 1,
+        "the constructor's call ran to the end, not cancelled"
+    );
+}

@@ -124,6 +124,8 @@ pub struct Router<D> {
     unhealthy: Mutex<Option<String>>,
     /// Whether the replica count is the autoscaler's (then it cannot be set by hand).
     autoscaling: bool,
+    /// Updates (`reconfigure` with a new `user_config`) in progress.
+    updating: AtomicUsize,
     /// The `user_config` new replicas get (shared with the replica factory).
     user_config: Arc<Mutex<Option<serde_json::Value>>>,
     /// How its replicas get their resources (for the pending count in `status`).
@@ -190,6 +192,15 @@ impl<D: Deployment> RouterStatus for Router<D> {
                 }
             }
             if let Some(config) = update.user_config {
+                /// Counts the update in progress (status `UPDATING`) until dropped.
+                struct Updating<'a>(&'a AtomicUsize);
+                impl Drop for Updating<'_> {
+                    fn drop(&mut self) {
+                        self.0.fetch_sub(1, Ordering::SeqCst);
+                    }
+                }
+                self.updating.fetch_add(1, Ordering::SeqCst);
+                let _updating = Updating(&self.updating);
                 let replicas = self.replicas();
                 let mut hooks = Vec::with_capacity(replicas.len());
                 for replica in replicas.iter() {
@@ -243,8 +254,10 @@ impl<D: Deployment> RouterStatus for Router<D> {
             .lock()
             .unwrap_or_else(|p| p.into_inner())
             .clone();
+        let updating = self.updating.load(Ordering::SeqCst) > 0;
         let status = match (&unhealthy, replicas.len().cmp(&target)) {
             (Some(_), _) => "UNHEALTHY",
+            (None, _) if updating => "UPDATING",
             (None, std::cmp::Ordering::Less) => "UPSCALING",
             (None, std::cmp::Ordering::Greater) => "DOWNSCALING",
             (None, std::cmp::Ordering::Equal) => "HEALTHY",
@@ -357,6 +370,7 @@ impl<D: Send + Sync + 'static> Router<D> {
             closed: AtomicBool::new(false),
             unhealthy: Mutex::new(None),
             autoscaling: false,
+            updating: AtomicUsize::new(0),
             user_config: Arc::default(),
             placement: None,
             rt,

@@ -26,7 +26,8 @@ pub struct DeploymentStatus {
     /// The deployment's (unique) name.
     pub name: String,
     /// `HEALTHY` when it runs its target number of replicas, `UPSCALING` / `DOWNSCALING` while
-    /// it heads for a new target, `UNHEALTHY` when new replicas cannot be constructed.
+    /// it heads for a new target, `UPDATING` while its replicas take a new `user_config`,
+    /// `UNHEALTHY` when new replicas cannot be constructed.
     pub status: String,
     /// Why it is unhealthy, when it is; else why replicas are pending, when some are.
     #[serde(default, skip_serializing_if = "Option::is_none")]
