@@ -370,3 +370,15 @@ fn status_says_updating_while_replicas_take_a_new_user_config() {
     update.join().unwrap().unwrap();
     assert_eq!(serve.status()[0].deployments[0].status, "HEALTHY");
 }
+
+#[test]
+fn a_user_config_for_a_deployment_without_reconfigure_is_refused_at_deploy() {
+    let serve = Serve::start().unwrap();
+    let app = Patient::bind(Counter::new(), Sick::default());
+    let mut configs = app.deployment_configs();
+    let patient = configs.pop().unwrap().user_config(serde_json::json!(1));
+    configs.push(patient);
+    let err = serve.run_configured(app, configs).unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::Constructor);
+    assert!(err.to_string().contains("no `reconfigure` method"), "{err}");
+}

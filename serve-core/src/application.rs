@@ -195,9 +195,15 @@ impl<D: Deployment> AnyNode for Node<D> {
                                 .map_err(|e| e.in_deployment(&name))?,
                         );
                         // A replica gets its user_config before it takes any request.
-                        if let Some(config) = user_config
-                            && let Some(hook) = D::__reconfigure(&instance, config)
-                        {
+                        if let Some(config) = user_config {
+                            let Some(hook) = D::__reconfigure(&instance, config) else {
+                                return Err(ServeError::new(ErrorKind::Constructor)
+                                    .with_message(
+                                        "a user_config is set, but the deployment has no \
+                                         `reconfigure` method to take it",
+                                    )
+                                    .in_deployment(&name));
+                            };
                             hook.await.map_err(|e| {
                                 ServeError::new(ErrorKind::Constructor)
                                     .with_message("reconfigure failed")
