@@ -138,7 +138,7 @@ pub struct RayActorOptions {
 }
 
 fn config_error(message: String) -> ServeError {
-    ServeError::new(ErrorKind::Runtime).with_message(message)
+    ServeError::new(ErrorKind::Config).with_message(message)
 }
 
 impl ServeConfig {
@@ -155,20 +155,25 @@ impl ServeConfig {
                 "a config file ends in .yaml, .yml or .toml".into(),
             )),
         };
-        parsed.map_err(|e| config_error(format!("{}: {e}", path.display())))
+        parsed.map_err(|e| {
+            config_error(format!(
+                "{}: {}",
+                path.display(),
+                e.message().unwrap_or_default()
+            ))
+        })
     }
 
     /// Parses YAML.
     pub fn from_yaml(text: &str) -> Result<Self, ServeError> {
-        let config: Self = serde_yaml_ng::from_str(text)
-            .map_err(|e| config_error(format!("invalid config: {e}")))?;
+        let config: Self =
+            serde_yaml_ng::from_str(text).map_err(|e| config_error(e.to_string()))?;
         config.validate()
     }
 
     /// Parses TOML.
     pub fn from_toml(text: &str) -> Result<Self, ServeError> {
-        let config: Self =
-            toml::from_str(text).map_err(|e| config_error(format!("invalid config: {e}")))?;
+        let config: Self = toml::from_str(text).map_err(|e| config_error(e.to_string()))?;
         config.validate()
     }
 

@@ -36,6 +36,8 @@ pub enum ErrorKind {
     AlreadyTaken,
     /// The deployment's queue was full (`max_queued_requests`): the request was dropped at once.
     BackPressure,
+    /// A configuration (a config file, a deployment option) is invalid.
+    Config,
     /// The runtime itself could not do what was asked (e.g. it could not start its threads).
     Runtime,
 }
@@ -134,6 +136,11 @@ impl ServeError {
         self.kind
     }
 
+    /// The failure's own message, if it has one (without the kind or the cause).
+    pub fn message(&self) -> Option<&str> {
+        self.message.as_deref()
+    }
+
     /// The deployment the failure happened in, if any.
     pub fn deployment(&self) -> Option<&str> {
         self.deployment.as_deref()
@@ -193,6 +200,7 @@ impl fmt::Display for ServeError {
             ErrorKind::ShutDown => "was not completed: the serve instance shut down",
             ErrorKind::AlreadyTaken => "has no value left: it was already taken",
             ErrorKind::Runtime => "runtime error",
+            ErrorKind::Config => "invalid configuration",
             ErrorKind::BackPressure => "Request dropped due to backpressure",
         };
         f.write_str(what)?;
