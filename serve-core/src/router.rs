@@ -156,6 +156,7 @@ impl<D> Drop for Slot<D> {
 
 /// A deployment's live state (for `status`) and the instance's controls over it.
 pub(crate) trait RouterStatus: Send + Sync {
+    fn name(&self) -> &str;
     fn status(&self) -> DeploymentStatus;
     /// Stops admitting new outside requests (calls made on behalf of requests in flight still
     /// run, so those requests can finish).
@@ -170,6 +171,10 @@ pub(crate) trait RouterStatus: Send + Sync {
 }
 
 impl<D: Deployment> RouterStatus for Router<D> {
+    fn name(&self) -> &str {
+        &self.name
+    }
+
     fn update(
         self: Arc<Self>,
         update: DeploymentUpdate,

@@ -19,7 +19,9 @@ use crate::blocking;
 use crate::deployment::{CallOne, CallStream, DeploymentConfig};
 use crate::deployment::{Deployment, DeploymentHandle};
 use crate::error::{ErrorKind, ServeError};
-use crate::http::{self, IntoChunk, IntoHttpResponse, Proxy, Request};
+use crate::http::{
+    self, Ingress, IntoChunk, IntoHttpResponse, Proxy, Request, StreamingIngress, UnaryIngress,
+};
 use crate::resources::{self, InstanceResources, ResourcePool};
 use crate::status::{AppRecord, ApplicationStatus, DeploymentUpdate, Registry};
 
@@ -335,14 +337,9 @@ impl Serve {
         D::Handle: CallOne<Request, Output = R>,
         R: IntoHttpResponse + Send + 'static,
     {
-        let proxy = self.proxy()?;
-        http::server_prefix_check(route_prefix)?;
-        let handle = self.run_configured(app, configs)?;
-        proxy.mount_unary(route_prefix, handle.clone())?;
-        self.inner
-            .registry
-            .set_route_prefix(handle.deployment_name(), route_prefix);
-        Ok(handle)
+        self.serve_http(app, route_prefix, configs, |handle| {
+            Arc::new(UnaryIngress(handle))
+        })
     }
 
     /// Like [`run_http`](Self::run_http) for an ingress whose `call` streams
@@ -358,13 +355,27 @@ impl Serve {
         D::Handle: CallStream<Request, Item = T>,
         T: IntoChunk + Send + 'static,
     {
+        let configs = app.deployment_configs();
+        self.serve_http(app, route_prefix, configs, |handle| {
+            Arc::new(StreamingIngress(handle))
+        })
+    }
+
+    /// Deploys `app` and mounts its ingress (made by `ingress` from the root's handle) at
+    /// `route_prefix`.
+    fn serve_http<D: Deployment>(
+        &self,
+        app: Application<D>,
+        route_prefix: &str,
+        configs: Vec<DeploymentConfig>,
+        ingress: impl FnOnce(DeploymentHandle<D>) -> Arc<dyn Ingress>,
+    ) -> Result<DeploymentHandle<D>, ServeError> {
         let proxy = self.proxy()?;
         http::server_prefix_check(route_prefix)?;
-        let handle = self.run(app)?;
-        proxy.mount_streaming(route_prefix, handle.clone())?;
-        self.inner
-            .registry
-            .set_route_prefix(handle.deployment_name(), route_prefix);
+        let handle = self.run_configured(app, configs)?;
+        let name = handle.deployment_name().to_owned();
+        proxy.mount(route_prefix, &name, ingress(handle.clone()))?;
+        self.inner.registry.set_route_prefix(&name, route_prefix);
         Ok(handle)
     }
 

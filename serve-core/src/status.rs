@@ -153,7 +153,7 @@ impl Registry {
         apps.iter()
             .rev()
             .flat_map(|a| a.deployments.iter())
-            .find(|d| d.status().name == name)
+            .find(|d| d.name() == name)
             .cloned()
     }
 
@@ -162,7 +162,7 @@ impl Registry {
         let apps = self.apps.lock().unwrap_or_else(|p| p.into_inner());
         apps.iter()
             .flat_map(|a| a.deployments.iter())
-            .map(|d| d.status().name)
+            .map(|d| d.name().to_owned())
             .collect()
     }
 }

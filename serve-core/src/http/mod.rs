@@ -47,7 +47,7 @@ pub use request::Request;
 pub use response::{HttpError, HttpResponse, IntoChunk, IntoHttpResponse, Json, StatusCode};
 pub use server::MAX_BODY_BYTES;
 
-pub(crate) use server::Proxy;
+pub(crate) use server::{Ingress, Proxy, StreamingIngress, UnaryIngress};
 
 /// Checks a route prefix before anything is deployed for it.
 pub(crate) fn server_prefix_check(prefix: &str) -> Result<(), crate::ServeError> {

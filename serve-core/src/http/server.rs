@@ -43,7 +43,8 @@ pub(crate) trait Ingress: Send + Sync {
     fn handle(&self, req: Request, sse: bool, timeout: Option<Duration>) -> BoxFuture<Reply>;
 }
 
-struct UnaryIngress<D: Deployment>(DeploymentHandle<D>);
+/// An ingress whose `call(&self, req: Request)` returns one response.
+pub(crate) struct UnaryIngress<D: Deployment>(pub(crate) DeploymentHandle<D>);
 
 impl<D, R> Ingress for UnaryIngress<D>
 where
@@ -68,7 +69,8 @@ where
     }
 }
 
-struct StreamingIngress<D: Deployment>(DeploymentHandle<D>);
+/// An ingress whose `call(&self, req: Request)` streams: each item is flushed as a chunk.
+pub(crate) struct StreamingIngress<D: Deployment>(pub(crate) DeploymentHandle<D>);
 
 impl<D, T> Ingress for StreamingIngress<D>
 where
@@ -279,7 +281,13 @@ impl Proxy {
         }
     }
 
-    fn mount(&self, prefix: &str, app: &str, ingress: Arc<dyn Ingress>) -> Result<(), ServeError> {
+    /// Serves `ingress` (the application `app`) at `prefix`.
+    pub(crate) fn mount(
+        &self,
+        prefix: &str,
+        app: &str,
+        ingress: Arc<dyn Ingress>,
+    ) -> Result<(), ServeError> {
         let prefix = normalize_prefix(prefix)?;
         let mut routes = self.routes.write().unwrap_or_else(|p| p.into_inner());
         if let Some(taken) = routes.iter().find(|r| r.prefix == prefix) {
@@ -296,36 +304,6 @@ impl Proxy {
         // Longest prefix first, so the most specific application wins.
         routes.sort_by_key(|r| std::cmp::Reverse(r.prefix.len()));
         Ok(())
-    }
-
-    /// Serves `handle`'s deployment at `prefix` (its `call(&self, req: Request)` gets each request).
-    pub(crate) fn mount_unary<D, R>(
-        &self,
-        prefix: &str,
-        handle: DeploymentHandle<D>,
-    ) -> Result<(), ServeError>
-    where
-        D: Deployment,
-        D::Handle: CallOne<Request, Output = R>,
-        R: IntoHttpResponse + Send + 'static,
-    {
-        let app = handle.deployment_name().to_owned();
-        self.mount(prefix, &app, Arc::new(UnaryIngress(handle)))
-    }
-
-    /// Serves a streaming ingress at `prefix`: each item is flushed as a chunk as it is produced.
-    pub(crate) fn mount_streaming<D, T>(
-        &self,
-        prefix: &str,
-        handle: DeploymentHandle<D>,
-    ) -> Result<(), ServeError>
-    where
-        D: Deployment,
-        D::Handle: CallStream<Request, Item = T>,
-        T: IntoChunk + Send + 'static,
-    {
-        let app = handle.deployment_name().to_owned();
-        self.mount(prefix, &app, Arc::new(StreamingIngress(handle)))
     }
 
     /// The proxy's own endpoints, under `/-/` like Ray Serve's: `/-/healthz`, `/-/routes` (route
