@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 use serve_core::prelude::*;
-use serve_test_support::{Counter, PATIENCE};
+use serve_test_support::{Counter, PATIENCE, replica_ids};
 
 type Sick = Arc<Mutex<HashSet<usize>>>;
 
@@ -50,16 +50,6 @@ impl Patient {
     pub fn call(&self) -> usize {
         self.id
     }
-}
-
-fn replica_ids(serve: &Serve) -> Vec<usize> {
-    let mut ids: Vec<usize> = serve.status()[0].deployments[0]
-        .replicas
-        .iter()
-        .map(|r| r.replica_id)
-        .collect();
-    ids.sort();
-    ids
 }
 
 #[test]

@@ -1,6 +1,9 @@
 //! The HTTP proxy, spoken to over real HTTP on an ephemeral loopback port.
 
+use std::time::Duration;
+
 use serde_json::json;
+use serve_core::BoxError;
 use serve_core::http::{HttpError, HttpResponse, Json, Request, StatusCode};
 use serve_core::prelude::*;
 use serve_test_support::http::{next_chunk, open, post_json, send};
@@ -285,6 +288,21 @@ async fn an_error_mid_stream_breaks_the_response_instead_of_hanging() {
     serve.shutdown();
 }
 
+#[tokio::test]
+async fn an_error_before_the_first_item_gets_its_own_status() {
+    let serve = Serve::start().unwrap();
+    let addr = serve.start_http("127.0.0.1:0").unwrap();
+    serve
+        .run_http_streaming(Tokens::bind(Gate::new()), "/")
+        .unwrap();
+    // No `text`: the stream fails before it yields anything, so the head can still say so.
+    let reply = send(addr, "GET", "/", &[], "").await;
+    assert_eq!((reply.status, reply.body.as_str()), (400, "no text"));
+    let reply = send(addr, "GET", "/", &[("accept", "text/event-stream")], "").await;
+    assert_eq!((reply.status, reply.body.as_str()), (400, "no text"));
+    serve.shutdown();
+}
+
 // --- client disconnect -------------------------------------------------------------------------------
 
 #[deployment]
@@ -487,5 +505,179 @@ async fn a_full_queue_answers_503_and_the_waiting_requests_still_run() {
             .unwrap();
         assert_eq!((reply.status, reply.body.as_str()), (200, "finished"));
     }
+    serve.shutdown();
+}
+
+// --- downstream failures passed on with `?` ------------------------------------------------------
+
+/// A model with one slot and room for one waiting call; `entered` opens when a call runs, which
+/// then waits for `release`. `dropped` opens when a call stops, finished or cancelled.
+#[deployment(max_ongoing_requests = 1, max_queued_requests = 1)]
+pub struct Held {
+    entered: Gate,
+    release: Gate,
+    dropped: Gate,
+}
+
+#[deployment]
+impl Held {
+    pub fn new(entered: Gate, release: Gate, dropped: Gate) -> Self {
+        Self {
+            entered,
+            release,
+            dropped,
+        }
+    }
+
+    pub async fn predict(&self, input: String) -> String {
+        let _guard = OpenOnDrop(self.dropped.clone());
+        self.entered.open();
+        self.release.wait().await;
+        input
+    }
+}
+
+/// An ingress that passes the model's failures on with `?`: `/timeout` gives the model call
+/// 50 ms; `/queue` opens `queued` once its call was handed to the model (running or waiting).
+#[deployment]
+pub struct Relay {
+    model: DeploymentHandle<Held>,
+    queued: Gate,
+}
+
+#[deployment]
+impl Relay {
+    pub fn new(model: DeploymentHandle<Held>, queued: Gate) -> Self {
+        Self { model, queued }
+    }
+
+    pub async fn call(&self, req: Request) -> Result<String, ServeError> {
+        let input = req.query("input").unwrap_or_default();
+        let mut prediction = self.model.predict.remote(input);
+        match req.route_path() {
+            "/timeout" => prediction = prediction.timeout(Duration::from_millis(50)),
+            "/queue" => self.queued.open(),
+            _ => {}
+        }
+        Ok(format!("predicted {}", prediction.await?))
+    }
+}
+
+#[tokio::test]
+async fn a_downstream_back_pressure_error_passed_on_is_503() {
+    let serve = Serve::start().unwrap();
+    let addr = serve.start_http("127.0.0.1:0").unwrap();
+    let (entered, release, queued) = (Gate::new(), Gate::new(), Gate::new());
+    let model = Held::bind(entered.clone(), release.clone(), Gate::new());
+    serve
+        .run_http(Relay::bind(model, queued.clone()), "/")
+        .unwrap();
+
+    let running = tokio::spawn(send(addr, "GET", "/?input=a", &[], ""));
+    entered
+        .expect_open("the first call holds the model's only slot")
+        .await;
+    let waiting = tokio::spawn(send(addr, "GET", "/queue?input=b", &[], ""));
+    queued
+        .expect_open("the second call waits in the model's queue")
+        .await;
+    let reply = send(addr, "GET", "/?input=c", &[], "").await;
+    assert_eq!(
+        (reply.status, reply.body.as_str()),
+        (503, "Request dropped due to backpressure"),
+        "as if the ingress's own queue were full"
+    );
+
+    release.open();
+    for (request, expected) in [(running, "predicted a"), (waiting, "predicted b")] {
+        let reply = tokio::time::timeout(PATIENCE, request)
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!((reply.status, reply.body.as_str()), (200, expected));
+    }
+    serve.shutdown();
+}
+
+#[tokio::test]
+async fn a_downstream_per_call_timeout_is_504_and_the_proxys_own_timeout_stays_408() {
+    let serve = Serve::start().unwrap();
+    let addr = serve.start_http("127.0.0.1:0").unwrap();
+    serve
+        .set_http_request_timeout(Some(Duration::from_secs(1)))
+        .unwrap();
+    let dropped = Gate::new();
+    let model = Held::bind(Gate::new(), Gate::new(), dropped.clone());
+    serve
+        .run_http(Relay::bind(model, Gate::new()), "/")
+        .unwrap();
+
+    let reply = send(addr, "GET", "/timeout", &[], "").await;
+    assert_eq!(reply.status, 504, "{}", reply.body);
+    assert_eq!(
+        reply.body,
+        "Gateway Timeout: Relay.call failed: timed out: no result within 50ms; the request was \
+         cancelled"
+    );
+    dropped
+        .expect_open("the model call was cancelled when its timeout ran out")
+        .await;
+
+    let reply = send(addr, "GET", "/", &[], "").await;
+    assert_eq!(reply.status, 408, "{}", reply.body);
+    assert!(
+        reply.body.starts_with("Request Timeout: "),
+        "{}",
+        reply.body
+    );
+    serve.shutdown();
+}
+
+/// A user error that keeps the model's failure as its source.
+#[derive(Debug)]
+pub struct ModelFailed(ServeError);
+impl std::fmt::Display for ModelFailed {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("the model failed")
+    }
+}
+impl std::error::Error for ModelFailed {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        Some(&self.0)
+    }
+}
+
+#[deployment]
+pub struct WrappingRelay {
+    model: DeploymentHandle<Held>,
+}
+
+#[deployment]
+impl WrappingRelay {
+    pub fn new(model: DeploymentHandle<Held>) -> Self {
+        Self { model }
+    }
+
+    pub async fn call(&self, _req: Request) -> Result<String, BoxError> {
+        let prediction = self.model.predict.remote(String::new());
+        let prediction = prediction.timeout(Duration::from_millis(50)).await;
+        Ok(prediction.map_err(ModelFailed)?)
+    }
+}
+
+#[tokio::test]
+async fn a_downstream_failure_in_a_user_errors_source_chain_answers_by_its_kind() {
+    let serve = Serve::start().unwrap();
+    let addr = serve.start_http("127.0.0.1:0").unwrap();
+    let model = Held::bind(Gate::new(), Gate::new(), Gate::new());
+    serve.run_http(WrappingRelay::bind(model), "/").unwrap();
+    let reply = send(addr, "GET", "/", &[], "").await;
+    assert_eq!(
+        (reply.status, reply.body.as_str()),
+        (
+            504,
+            "Gateway Timeout: WrappingRelay.call failed: the model failed"
+        )
+    );
     serve.shutdown();
 }

@@ -2,12 +2,14 @@
 
 use std::net::SocketAddr;
 use std::sync::Mutex;
+use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 use serve_core::http::{HttpError, Json, Request, StatusCode};
 use serve_core::prelude::*;
 use serve_test_support::http::{Reply, open, post_json, send};
+use serve_test_support::{Gate, PATIENCE};
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct User {
@@ -497,5 +499,119 @@ fn the_routing_call_is_a_handle_endpoint_too() {
         .result()
         .unwrap();
     assert_eq!(response.status(), StatusCode::METHOD_NOT_ALLOWED);
+    serve.shutdown();
+}
+
+// --- downstream failures ------------------------------------------------------------------------------
+
+/// A model with one slot and room for one waiting call; `entered` opens when a call runs, which
+/// then waits for `release`.
+#[deployment(max_ongoing_requests = 1, max_queued_requests = 1)]
+pub struct Busy {
+    entered: Gate,
+    release: Gate,
+}
+
+#[deployment]
+impl Busy {
+    pub fn new(entered: Gate, release: Gate) -> Self {
+        Self { entered, release }
+    }
+
+    pub async fn work(&self) -> String {
+        self.entered.open();
+        self.release.wait().await;
+        "worked".into()
+    }
+}
+
+#[deployment]
+pub struct Gateway {
+    model: DeploymentHandle<Busy>,
+    queued: Gate,
+}
+
+/// Routes that return the model's `ServeError` as it is.
+#[ingress]
+impl Gateway {
+    pub fn new(model: DeploymentHandle<Busy>, queued: Gate) -> Self {
+        Self { model, queued }
+    }
+
+    #[get("/work")]
+    pub async fn work(&self) -> Result<String, ServeError> {
+        self.model.work.remote().await
+    }
+
+    /// Opens `queued` once the call was handed to the model (running or waiting).
+    #[get("/queue")]
+    pub async fn queue(&self) -> Result<String, ServeError> {
+        let work = self.model.work.remote();
+        self.queued.open();
+        work.await
+    }
+
+    #[get("/slow")]
+    pub async fn slow(&self) -> Result<String, ServeError> {
+        self.model
+            .work
+            .remote()
+            .timeout(Duration::from_millis(50))
+            .await
+    }
+}
+
+#[tokio::test]
+async fn a_route_passing_on_downstream_back_pressure_answers_503() {
+    let serve = Serve::start().unwrap();
+    let addr = serve.start_http("127.0.0.1:0").unwrap();
+    let (entered, release, queued) = (Gate::new(), Gate::new(), Gate::new());
+    let model = Busy::bind(entered.clone(), release.clone());
+    serve
+        .run_http(Gateway::bind(model, queued.clone()), "/")
+        .unwrap();
+
+    let running = tokio::spawn(get(addr, "/work"));
+    entered
+        .expect_open("the first call holds the model's only slot")
+        .await;
+    let waiting = tokio::spawn(get(addr, "/queue"));
+    queued
+        .expect_open("the second call waits in the model's queue")
+        .await;
+    let reply = get(addr, "/work").await;
+    assert_eq!(
+        (reply.status, reply.body.as_str()),
+        (503, "Request dropped due to backpressure")
+    );
+
+    release.open();
+    for request in [running, waiting] {
+        let reply = tokio::time::timeout(PATIENCE, request)
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!((reply.status, reply.body.as_str()), (200, "worked"));
+    }
+    serve.shutdown();
+}
+
+#[tokio::test]
+async fn a_route_passing_on_a_downstream_timeout_answers_504() {
+    let serve = Serve::start().unwrap();
+    let addr = serve.start_http("127.0.0.1:0").unwrap();
+    let model = Busy::bind(Gate::new(), Gate::new());
+    serve
+        .run_http(Gateway::bind(model, Gate::new()), "/")
+        .unwrap();
+    let reply = get(addr, "/slow").await;
+    assert_eq!(
+        (reply.status, reply.body.as_str()),
+        (
+            504,
+            "Gateway Timeout: timed out: no result within 50ms; the request was cancelled"
+        ),
+        "not the proxy's own 408"
+    );
     serve.shutdown();
 }

@@ -4,7 +4,7 @@ use std::time::Duration;
 
 use serve_core::prelude::*;
 use serve_core::{AutoscalingConfig, DeploymentStatus};
-use serve_test_support::{Counter, Gate, PATIENCE};
+use serve_test_support::{Counter, Gate, PATIENCE, run_with};
 
 #[deployment(max_ongoing_requests = 1)]
 pub struct Held {
@@ -22,18 +22,6 @@ impl Held {
         self.ran.incr();
         i
     }
-}
-
-/// Runs `app` with its root deployment's config changed by `change`.
-fn run_with<D: serve_core::Deployment>(
-    serve: &Serve,
-    app: Application<D>,
-    change: impl FnOnce(DeploymentConfig) -> DeploymentConfig,
-) -> DeploymentHandle<D> {
-    let mut configs = app.deployment_configs();
-    let root = configs.pop().unwrap();
-    configs.push(change(root));
-    serve.run_configured(app, configs).unwrap()
 }
 
 #[test]

@@ -214,6 +214,7 @@ impl<D: Deployment> AnyNode for Node<D> {
                         Ok(NewReplica {
                             instance,
                             placed: Some(placed),
+                            generation: 0,
                         })
                     })
                 })
@@ -240,7 +241,8 @@ impl<D: Deployment> AnyNode for Node<D> {
                     rt.clone(),
                 )
                 .with_settings(config.autoscaling.is_some(), user_config)
-                .with_placement(placement.clone()),
+                .with_placement(placement.clone())
+                .with_config(config.clone()),
             );
             router.set_target(initial);
             placement.set_owner(Arc::downgrade(&router) as _);

@@ -14,7 +14,8 @@
 //!
 //! * `run` (the default with no verb): serve the application over HTTP and block; `--host`,
 //!   `--port`, `--route-prefix`, `--config FILE`. Ctrl-C or SIGTERM stops accepting connections,
-//!   lets the requests in flight finish (up to `--graceful-shutdown-timeout`, 20 s), and exits 0.
+//!   lets the requests in flight finish (up to each deployment's `graceful_shutdown_timeout_s`,
+//!   20 s by default, or `--graceful-shutdown-timeout`), and exits 0.
 //! * `config`: print the application's full configuration (every deployment with its options) as a
 //!   config file to edit and pass back with `run --config` (Ray's `serve build`).
 //! * `status`: ask a running instance (`--address`) for its applications, deployments, replica
@@ -82,9 +83,10 @@ struct RunArgs {
     /// limit, or the config file's `http_options.request_timeout_s`].
     #[arg(long)]
     request_timeout_s: Option<f64>,
-    /// How long in-flight requests may take to finish after Ctrl-C / SIGTERM, in seconds.
-    #[arg(long, default_value_t = 20.0)]
-    graceful_shutdown_timeout: f64,
+    /// How long in-flight requests may take to finish after Ctrl-C / SIGTERM, in seconds
+    /// [default: each deployment's `graceful_shutdown_timeout_s`, 20 s unless configured].
+    #[arg(long)]
+    graceful_shutdown_timeout: Option<f64>,
 }
 
 #[derive(ValueEnum, Clone, Copy, Debug)]
@@ -202,12 +204,25 @@ where
     tracing::info!("application is ready at http://{bound}{route_prefix}");
 
     stop.wait();
-    let timeout = Duration::from_secs_f64(args.graceful_shutdown_timeout.max(0.0));
-    tracing::info!("stopping: draining requests in flight (up to {timeout:?})");
+    let timeout = args.graceful_shutdown_timeout.map(|s| {
+        Duration::from_secs_f64(if s.is_finite() {
+            s.clamp(0.0, 1e9)
+        } else {
+            0.0
+        })
+    });
+    match timeout {
+        Some(timeout) => {
+            tracing::info!("stopping: draining requests in flight (up to {timeout:?})")
+        }
+        None => tracing::info!(
+            "stopping: draining requests in flight (up to each deployment's graceful_shutdown_timeout_s)"
+        ),
+    }
     if serve.shutdown_graceful(timeout) {
         tracing::info!("all requests finished; bye");
     } else {
-        tracing::warn!("requests still in flight after {timeout:?} were dropped");
+        tracing::warn!("requests still in flight after the graceful shutdown timeout were failed");
     }
     Ok(())
 }

@@ -11,8 +11,13 @@
 //!    once (it finishes what it runs) and replaced;
 //! 3. **reconciles**: constructs replicas while fewer run or start than the target (each joins
 //!    routing when its constructor returns, and the queue drains onto it at once) and takes
-//!    replicas out of routing while more run than the target (they finish what they run; nothing
-//!    is dropped). A constructor that fails is retried; after [`MAX_CONSTRUCTION_FAILURES`]
+//!    replicas out of routing while more run than the target (they finish what they run, for up
+//!    to `graceful_shutdown_timeout_s`; nothing waiting is dropped). When an update started a new
+//!    *generation* (new resources, a restart), replicas of the old one are replaced rolling: a
+//!    new replica is constructed first (at most 20% of the target, at least one, above the
+//!    target at once), then an old one leaves routing and drains; if the new replica waits for
+//!    resources only old replicas hold, one old replica leaves first to make room. A constructor
+//!    that fails is retried; after [`MAX_CONSTRUCTION_FAILURES`]
 //!    failures in a row the deployment is reported `UNHEALTHY` with the constructor's error and no
 //!    more replicas are started until a construction succeeds again (a later tick retries once per
 //!    health period).
@@ -159,57 +164,104 @@ async fn check_health<D: Deployment>(router: &Arc<Router<D>>, timeout: Duration)
     }
 }
 
-/// Starts or stops replicas until running + starting equals the target.
+/// Starts or stops replicas until running + starting equals the target, and replaces replicas
+/// of an older generation (a rolling update).
 fn reconcile<D: Deployment>(
     router: &Arc<Router<D>>,
     factory: &ReplicaFactory<D>,
     construction: &Arc<Construction>,
 ) {
     let target = router.target();
-    let running = router.num_replicas();
-    let have = running + construction.starting.load(Ordering::SeqCst);
-    if construction.failures.load(Ordering::SeqCst) < MAX_CONSTRUCTION_FAILURES {
-        for _ in have..target {
-            construction.starting.fetch_add(1, Ordering::SeqCst);
-            let (router, factory, construction) = (
-                Arc::downgrade(router),
-                factory.clone(),
-                construction.clone(),
-            );
-            tokio::spawn(async move {
-                let built = factory().await;
-                construction.starting.fetch_sub(1, Ordering::SeqCst);
-                let Some(router) = router.upgrade() else {
-                    return;
-                };
-                match built {
-                    Ok(instance) => {
-                        construction.failures.store(0, Ordering::SeqCst);
-                        router.set_unhealthy(None);
-                        router.add_replica(instance);
-                    }
-                    Err(e) => {
-                        let failures = construction.failures.fetch_add(1, Ordering::SeqCst) + 1;
-                        tracing::error!(
-                            deployment = router.name(),
-                            "a new replica could not be constructed ({failures} in a row): {e}"
-                        );
-                        if failures >= MAX_CONSTRUCTION_FAILURES {
-                            router.set_unhealthy(Some(format!(
-                                "{failures} replica constructions failed in a row; the last: {e}"
-                            )));
-                        }
-                        // Retry on the next tick, without waiting for a new measurement.
-                        router.wake_signal().notify_one();
-                    }
-                }
-            });
-        }
-    }
-    // Stop only running replicas; extra ones still starting are stopped once they run.
-    for _ in target..running.min(have) {
+    let generation = router.generation();
+    let (mut running, mut current) = {
+        let replicas = router.replicas();
+        let current = replicas
+            .iter()
+            .filter(|r| r.generation() == generation)
+            .count();
+        (replicas.len(), current)
+    };
+    // Stop only running replicas (old generation first); extra ones still starting are stopped
+    // once they run.
+    for _ in 0..running.saturating_sub(target) {
         if !router.remove_replica() {
             break;
         }
+        if running == current {
+            current -= 1;
+        }
+        running -= 1;
     }
+    let old = running - current;
+    let starting = construction.starting.load(Ordering::SeqCst);
+    if construction.failures.load(Ordering::SeqCst) < MAX_CONSTRUCTION_FAILURES {
+        let mut to_start = target.saturating_sub(current + starting);
+        if old > 0 {
+            // Rolling: new replicas start before old ones leave, at most `surge` above the target
+            // at once (Ray's 20% rollout, at least one).
+            let surge = (target / 5).max(1);
+            to_start = to_start.min((target + surge).saturating_sub(running + starting));
+        }
+        for _ in 0..to_start {
+            start_replica(router, factory, construction, generation);
+        }
+    }
+    // A new replica waiting for resources that only old replicas hold would wait forever: make
+    // room by taking one old replica out (one at a time: none may be draining already).
+    if old > 0 && router.waiting_for_resources() > 0 && router.draining() == 0 {
+        tracing::info!(
+            deployment = router.name(),
+            "rolling update: a new replica waits for resources; stopping an old one to make room"
+        );
+        router.remove_replica();
+    }
+}
+
+/// Constructs one replica of `generation` in the background; it joins routing when built.
+fn start_replica<D: Deployment>(
+    router: &Arc<Router<D>>,
+    factory: &ReplicaFactory<D>,
+    construction: &Arc<Construction>,
+    generation: u64,
+) {
+    construction.starting.fetch_add(1, Ordering::SeqCst);
+    let (router, factory, construction) = (
+        Arc::downgrade(router),
+        factory.clone(),
+        construction.clone(),
+    );
+    tokio::spawn(async move {
+        let built = factory().await;
+        construction.starting.fetch_sub(1, Ordering::SeqCst);
+        let Some(router) = router.upgrade() else {
+            return;
+        };
+        match built {
+            Ok(mut replica) => {
+                construction.failures.store(0, Ordering::SeqCst);
+                router.set_unhealthy(None);
+                if router.generation() == generation {
+                    replica.generation = generation;
+                    router.add_replica(replica);
+                }
+                // Else an update started a newer generation while it was built: dropped.
+                // Either way the controller looks again at once (a rolling update goes on).
+                router.wake_signal().notify_one();
+            }
+            Err(e) => {
+                let failures = construction.failures.fetch_add(1, Ordering::SeqCst) + 1;
+                tracing::error!(
+                    deployment = router.name(),
+                    "a new replica could not be constructed ({failures} in a row): {e}"
+                );
+                if failures >= MAX_CONSTRUCTION_FAILURES {
+                    router.set_unhealthy(Some(format!(
+                        "{failures} replica constructions failed in a row; the last: {e}"
+                    )));
+                }
+                // Retry on the next tick, without waiting for a new measurement.
+                router.wake_signal().notify_one();
+            }
+        }
+    });
 }

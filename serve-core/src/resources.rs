@@ -25,7 +25,7 @@
 //!   else holds (`[0]`, then `[1]`, ..); two replicas of `0.5` share GPU 0 and both get `[0]`.
 //! * Custom resources are plain amounts, without ids.
 //! * All or nothing: a request that does not fit takes nothing. The instance is never over-packed.
-//! * A [`Reservation`] gives its share back when dropped (no bookkeeping call): a replica owns its
+//! * A `Reservation` gives its share back when dropped (no bookkeeping call): a replica owns its
 //!   reservation and drops it when the replica itself goes, after its last request.
 
 use std::collections::{BTreeMap, VecDeque};
@@ -469,7 +469,9 @@ impl Drop for Reservation {
 /// elsewhere is given back. Numbers the replicas too, so a constructor already knows its replica.
 pub(crate) struct Placement {
     pool: ResourcePool,
-    request: ReplicaResources,
+    /// What each new replica reserves (an update may change it: later replicas reserve the new
+    /// amounts, running ones keep what they hold).
+    request: Mutex<ReplicaResources>,
     app: Arc<str>,
     deployment: Arc<str>,
     next_id: AtomicUsize,
@@ -477,6 +479,8 @@ pub(crate) struct Placement {
     prepaid: Mutex<VecDeque<Reservation>>,
     /// Replicas holding a reservation whose constructor has not finished.
     building: Arc<AtomicUsize>,
+    /// Replicas waiting for resources (pending).
+    waiting: AtomicUsize,
     /// The deployment (its router); a pending replica of a deployment that is gone gives up.
     owner: OnceLock<Weak<dyn std::any::Any + Send + Sync>>,
     /// Pending replicas already warned about at deploy time (not warned about again).
@@ -519,15 +523,38 @@ impl Placement {
     ) -> Self {
         Self {
             pool,
-            request,
+            request: Mutex::new(request),
             app,
             deployment,
             next_id: AtomicUsize::new(0),
             prepaid: Mutex::new(VecDeque::new()),
             building: Arc::new(AtomicUsize::new(0)),
+            waiting: AtomicUsize::new(0),
             owner: OnceLock::new(),
             announced: AtomicUsize::new(0),
         }
+    }
+
+    /// What each new replica reserves.
+    pub(crate) fn request(&self) -> ReplicaResources {
+        self.request
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
+    }
+
+    /// Changes what replicas placed from now on reserve.
+    pub(crate) fn set_request(&self, request: ReplicaResources) {
+        *self.request.lock().unwrap_or_else(|p| p.into_inner()) = request;
+    }
+
+    /// Fails (with what is short) when one replica asking for `request` could never fit.
+    pub(crate) fn check_feasible(
+        &self,
+        deployment: &str,
+        request: &ReplicaResources,
+    ) -> Result<(), ServeError> {
+        check_feasible(&self.pool, deployment, request)
     }
 
     /// Records the deployment the replicas are for: once it is gone, pending replicas give up.
@@ -539,8 +566,9 @@ impl Placement {
     /// returns how many fit, with a warning naming what is missing for the others.
     pub(crate) fn reserve_upfront(&self, n: usize) -> usize {
         let mut prepaid = self.prepaid.lock().unwrap_or_else(|p| p.into_inner());
+        let request = self.request();
         for _ in 0..n {
-            match self.pool.reserve(&self.request) {
+            match self.pool.reserve(&request) {
                 Some(reservation) => prepaid.push_back(reservation),
                 None => break,
             }
@@ -553,8 +581,8 @@ impl Placement {
                 "{} of {n} replica(s) are pending: each needs {} and the instance is short of it \
                  ({}); they start when resources are released",
                 n - fit,
-                describe(&self.request),
-                self.pool.shortfall(&self.request),
+                describe(&request),
+                self.pool.shortfall(&request),
             );
         }
         fit
@@ -579,6 +607,14 @@ impl Placement {
         }
         let mut released = self.pool.inner.released.subscribe();
         let mut warned = false;
+        /// Counts the replica as waiting for resources until dropped.
+        struct Waiting<'a>(&'a AtomicUsize);
+        impl Drop for Waiting<'_> {
+            fn drop(&mut self) {
+                self.0.fetch_sub(1, Ordering::SeqCst);
+            }
+        }
+        let mut waiting = None;
         loop {
             released.borrow_and_update();
             if self
@@ -588,7 +624,8 @@ impl Placement {
             {
                 return Err(ServeError::shut_down().in_deployment(&self.deployment));
             }
-            if let Some(reservation) = self.pool.reserve(&self.request) {
+            let request = self.request();
+            if let Some(reservation) = self.pool.reserve(&request) {
                 if warned {
                     tracing::info!(
                         deployment = %self.deployment,
@@ -596,6 +633,10 @@ impl Placement {
                     );
                 }
                 return Ok(self.placed(reservation));
+            }
+            if waiting.is_none() {
+                self.waiting.fetch_add(1, Ordering::SeqCst);
+                waiting = Some(Waiting(&self.waiting));
             }
             if !warned {
                 warned = true;
@@ -608,8 +649,8 @@ impl Placement {
                         deployment = %self.deployment,
                         "a replica is pending: it needs {} and the instance is short of it ({}); \
                          it starts when resources are released",
-                        describe(&self.request),
-                        self.pool.shortfall(&self.request),
+                        describe(&request),
+                        self.pool.shortfall(&request),
                     );
                 }
             }
@@ -638,9 +679,15 @@ impl Placement {
         self.building.load(Ordering::SeqCst)
     }
 
+    /// Replicas waiting for resources (pending).
+    pub(crate) fn waiting(&self) -> usize {
+        self.waiting.load(Ordering::SeqCst)
+    }
+
     /// Why `pending` replicas do not start (for `status`).
     pub(crate) fn pending_message(&self, pending: usize) -> String {
-        let short = self.pool.shortfall(&self.request);
+        let request = self.request();
+        let short = self.pool.shortfall(&request);
         let short = if short.is_empty() {
             String::new()
         } else {
@@ -648,7 +695,7 @@ impl Placement {
         };
         format!(
             "{pending} replica(s) pending: each needs {}; the instance has {} free{short}",
-            describe(&self.request),
+            describe(&request),
             describe_instance(&self.pool.available()),
         )
     }

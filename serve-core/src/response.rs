@@ -142,7 +142,7 @@ impl<T> Cell<T> {
 
     /// Stops the request with `err` (cancelled, timed out) if it has not finished: aborts its
     /// task and cancels the requests it started.
-    fn stop(&self, err: ServeError) {
+    pub(crate) fn stop(&self, err: ServeError) {
         if let Some((abort, children)) = self.finish(Err(err)) {
             if let Some(handle) = abort {
                 handle.abort();
@@ -296,6 +296,28 @@ fn block_on_consumer<T>(
     }
 }
 
+/// A one-thread runtime that only runs timers set outside any serve instance (a `.timeout(..)`
+/// in `fn main`), so such a timer needs no serve instance of its own.
+fn timer_runtime() -> Result<&'static tokio::runtime::Handle, ServeError> {
+    static TIMER: OnceLock<Result<tokio::runtime::Handle, String>> = OnceLock::new();
+    let timer = TIMER.get_or_init(|| {
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_time()
+            .build()
+            .map_err(|e| e.to_string())?;
+        let handle = rt.handle().clone();
+        std::thread::Builder::new()
+            .name("serve-timer".into())
+            .spawn(move || rt.block_on(std::future::pending::<()>()))
+            .map_err(|e| e.to_string())?;
+        Ok(handle)
+    });
+    timer.as_ref().map_err(|e| {
+        ServeError::new(ErrorKind::Runtime)
+            .with_message(format!("cannot start the timer thread: {e}"))
+    })
+}
+
 /// The future result of a unary handle call, returned at once by `.remote(..)`; a [`Future`].
 ///
 /// The request is already on its way when you get this: it runs whether or not the response is
@@ -354,8 +376,8 @@ impl<T> DeploymentResponse<T> {
     /// is waiting for it. A per-call timeout:
     /// `self.model.predict.remote(x).timeout(Duration::from_secs(2)).await`.
     ///
-    /// Inside a deployment the timer runs on the serve instance's runtime; elsewhere on the
-    /// process-wide default instance's (started on first use).
+    /// Inside a deployment the timer runs on the serve instance's runtime; elsewhere on one
+    /// process-wide timer thread (started on first use; it starts no serve instance).
     pub fn timeout(self, after: Duration) -> Self
     where
         T: Send + 'static,
@@ -372,8 +394,8 @@ impl<T> DeploymentResponse<T> {
         let on_serve_thread = blocking::on_serve_thread();
         match tokio::runtime::Handle::try_current() {
             Ok(rt) if on_serve_thread => drop(rt.spawn(timer)),
-            _ => match crate::serve::default_instance() {
-                Ok(serve) => drop(serve.handle().spawn(timer)),
+            _ => match timer_runtime() {
+                Ok(rt) => drop(rt.spawn(timer)),
                 Err(e) => self.consumer.cell.stop(e),
             },
         }

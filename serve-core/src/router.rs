@@ -26,6 +26,7 @@ use std::sync::{Arc, Mutex};
 
 use arc_swap::ArcSwap;
 use futures::{FutureExt, Stream, StreamExt};
+use slab::Slab;
 use tokio::task::AbortHandle;
 
 use crate::args::ArgList;
@@ -45,6 +46,59 @@ pub(crate) struct Replica<D> {
     health_failures: AtomicUsize,
     /// The resources it holds, given back when it is dropped (after its last request).
     _reservation: Option<Reservation>,
+    /// The rollout generation it was built for (see [`Router::restart`]).
+    generation: u64,
+    /// The requests running on it, so a replica stopped past its graceful shutdown timeout can
+    /// fail them (keyed by [`Slot::key`]).
+    running: Mutex<Slab<Arc<dyn Stop>>>,
+    /// Set when it leaves routing; from then on its last request signals `idle`.
+    retired: AtomicBool,
+    idle: tokio::sync::Notify,
+}
+
+/// A request running on a replica, as the replica's shutdown sees it.
+pub(crate) trait Stop: Send + Sync {
+    /// Fails the request with `err` (if it has not finished) and stops its task.
+    fn stop(&self, err: ServeError);
+}
+
+impl<T: Send> Stop for response::Cell<T> {
+    fn stop(&self, err: ServeError) {
+        response::Cell::stop(self, err)
+    }
+}
+
+/// A streaming request's stop: sends the error down the stream and aborts the producer.
+struct StreamStop<T> {
+    tx: tokio::sync::mpsc::Sender<Result<T, ServeError>>,
+    /// The producer's task once spawned; `None` inside after a stop that came first.
+    task: Mutex<Option<Option<AbortHandle>>>,
+}
+
+impl<T: Send> Stop for StreamStop<T> {
+    fn stop(&self, err: ServeError) {
+        // When the buffer is full the consumer sees the cut-off stream's own shut-down error.
+        let _ = self.tx.try_send(Err(err));
+        let task = self
+            .task
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .replace(None);
+        if let Some(Some(task)) = task {
+            task.abort();
+        }
+    }
+}
+
+impl<T> StreamStop<T> {
+    /// Records the producer's task; aborts it at once if the stream was stopped already.
+    fn started(&self, handle: AbortHandle) {
+        let mut task = self.task.lock().unwrap_or_else(|p| p.into_inner());
+        match &*task {
+            Some(None) => handle.abort(),
+            _ => *task = Some(Some(handle)),
+        }
+    }
 }
 
 /// A constructed replica on its way into routing, with its place (identity and resources) when
@@ -52,6 +106,8 @@ pub(crate) struct Replica<D> {
 pub(crate) struct NewReplica<D> {
     pub(crate) instance: Arc<D>,
     pub(crate) placed: Option<Placed>,
+    /// The rollout generation it was built for.
+    pub(crate) generation: u64,
 }
 
 impl<D> From<Arc<D>> for NewReplica<D> {
@@ -59,6 +115,7 @@ impl<D> From<Arc<D>> for NewReplica<D> {
         Self {
             instance,
             placed: None,
+            generation: 0,
         }
     }
 }
@@ -80,12 +137,17 @@ trait Call<D>: Send + 'static {
 /// A request waiting in the queue for a free slot (type-erased).
 trait Job<D>: Send {
     fn abandoned(&self) -> bool;
+    fn fail(self: Box<Self>, err: ServeError);
     fn run(self: Box<Self>, slot: Slot<D>);
 }
 
 impl<D, C: Call<D>> Job<D> for (C, C::Values) {
     fn abandoned(&self) -> bool {
         self.0.abandoned()
+    }
+
+    fn fail(self: Box<Self>, err: ServeError) {
+        self.0.fail(err)
     }
 
     fn run(self: Box<Self>, slot: Slot<D>) {
@@ -103,7 +165,8 @@ pub struct Router<D> {
     /// go, so routing reads it without a lock; a removed replica finishes what it runs, since each
     /// request's slot holds the replica.
     replicas: ArcSwap<Vec<Arc<Replica<D>>>>,
-    max_ongoing: usize,
+    /// Slots per replica (changed in place by an update).
+    max_ongoing: AtomicUsize,
     /// Past this many waiting requests a call fails at once (back pressure); `None`: unlimited.
     max_queued: Option<usize>,
     queue: Mutex<VecDeque<Box<dyn Job<D>>>>,
@@ -120,6 +183,17 @@ pub struct Router<D> {
     wake: Arc<tokio::sync::Notify>,
     /// Set by a graceful shutdown: new outside requests are refused.
     closed: AtomicBool,
+    /// Set when a graceful shutdown's time is up: every request is refused.
+    stopped: AtomicBool,
+    /// Set when that shutdown failed requests still waiting or running.
+    forced: AtomicBool,
+    /// How long a replica taken out of routing may take to finish its requests before they are
+    /// failed (`graceful_shutdown_timeout_s`).
+    graceful_timeout: std::time::Duration,
+    /// The current rollout generation: replicas of an older one are replaced (rolling).
+    generation: std::sync::atomic::AtomicU64,
+    /// Replicas out of routing that still finish requests.
+    draining: Arc<AtomicUsize>,
     /// Why the deployment is unhealthy (its replicas cannot be constructed), if it is.
     unhealthy: Mutex<Option<String>>,
     /// Whether the replica count is the autoscaler's (then it cannot be set by hand).
@@ -130,6 +204,8 @@ pub struct Router<D> {
     user_config: Arc<Mutex<Option<serde_json::Value>>>,
     /// How its replicas get their resources (for the pending count in `status`).
     placement: Option<Arc<Placement>>,
+    /// Its configuration as last deployed or updated (updates are checked against it).
+    config: Mutex<crate::deployment::DeploymentConfig>,
     rt: tokio::runtime::Handle,
 }
 
@@ -137,17 +213,49 @@ pub struct Router<D> {
 pub(crate) struct Slot<D> {
     router: Arc<Router<D>>,
     replica: Arc<Replica<D>>,
+    /// The request's entry in the replica's running set, once tracked.
+    key: Option<usize>,
 }
 
 impl<D> Slot<D> {
+    fn new(router: Arc<Router<D>>, replica: Arc<Replica<D>>) -> Self {
+        Self {
+            router,
+            replica,
+            key: None,
+        }
+    }
+
     fn instance(&self) -> &D {
         &self.replica.instance
+    }
+
+    /// Records the request running in this slot, so stopping the replica can fail it.
+    fn track(&mut self, request: Arc<dyn Stop>) {
+        let key = self
+            .replica
+            .running
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .insert(request);
+        self.key = Some(key);
     }
 }
 
 impl<D> Drop for Slot<D> {
     fn drop(&mut self) {
-        self.replica.in_flight.fetch_sub(1, Ordering::SeqCst);
+        if let Some(key) = self.key {
+            let mut running = self
+                .replica
+                .running
+                .lock()
+                .unwrap_or_else(|p| p.into_inner());
+            running.try_remove(key);
+        }
+        let left = self.replica.in_flight.fetch_sub(1, Ordering::SeqCst) - 1;
+        if left == 0 && self.replica.retired.load(Ordering::SeqCst) {
+            self.replica.idle.notify_one();
+        }
         if self.router.queued.load(Ordering::SeqCst) > 0 {
             self.router.drain();
         }
@@ -159,8 +267,15 @@ pub(crate) trait RouterStatus: Send + Sync {
     fn name(&self) -> &str;
     fn status(&self) -> DeploymentStatus;
     /// Stops admitting new outside requests (calls made on behalf of requests in flight still
-    /// run, so those requests can finish).
-    fn close(&self);
+    /// run, so those requests can finish); after the deployment's graceful shutdown timeout,
+    /// fails whatever still runs or waits.
+    fn close(self: Arc<Self>);
+    /// Fails at once whatever still runs or waits, as `close` does after the timeout.
+    fn stop_now(&self);
+    /// How long its replicas may take to finish their requests when they stop.
+    fn graceful_timeout(&self) -> std::time::Duration;
+    /// Whether a shutdown's timeout failed requests here.
+    fn forced(&self) -> bool;
     /// Requests waiting or running.
     fn in_progress(&self) -> usize;
     /// Applies a change to the running deployment (see `Serve::update_deployment`).
@@ -185,18 +300,35 @@ impl<D: Deployment> RouterStatus for Router<D> {
                     .with_message(message)
                     .in_deployment(&self.name))
             };
-            if let Some(n) = update.num_replicas {
-                if self.autoscaling {
-                    return refuse(
-                        "the deployment autoscales: change its autoscaling config instead of num_replicas"
-                            .into(),
-                    );
-                }
-                if n == 0 {
-                    return refuse("num_replicas must be at least 1".into());
-                }
+            if update.num_replicas.is_some() && self.autoscaling {
+                return refuse(
+                    "the deployment autoscales: change its autoscaling config instead of num_replicas"
+                        .into(),
+                );
             }
-            if let Some(config) = update.user_config {
+            // The whole new config is checked as a config file's would be, before anything changes.
+            let mut config = self
+                .config
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .clone();
+            if let Some(n) = update.num_replicas {
+                config.num_replicas = n;
+            }
+            if let Some(n) = update.max_ongoing_requests {
+                config.max_ongoing_requests = n;
+            }
+            if let Some(resources) = &update.resources {
+                config.resources = resources.clone();
+            }
+            crate::config::check_deployment(&config)?;
+            let new_resources = update
+                .resources
+                .filter(|r| self.placement.as_ref().is_some_and(|p| p.request() != *r));
+            if let (Some(resources), Some(placement)) = (&new_resources, &self.placement) {
+                placement.check_feasible(&self.name, resources)?;
+            }
+            if let Some(user_config) = update.user_config {
                 /// Counts the update in progress (status `UPDATING`) until dropped.
                 struct Updating<'a>(&'a AtomicUsize);
                 impl Drop for Updating<'_> {
@@ -209,7 +341,7 @@ impl<D: Deployment> RouterStatus for Router<D> {
                 let replicas = self.replicas();
                 let mut hooks = Vec::with_capacity(replicas.len());
                 for replica in replicas.iter() {
-                    match D::__reconfigure(replica.instance(), config.clone()) {
+                    match D::__reconfigure(replica.instance(), user_config.clone()) {
                         Some(hook) => hooks.push(hook),
                         None => {
                             return refuse(
@@ -219,7 +351,9 @@ impl<D: Deployment> RouterStatus for Router<D> {
                         }
                     }
                 }
-                *self.user_config.lock().unwrap_or_else(|p| p.into_inner()) = Some(config);
+                *self.user_config.lock().unwrap_or_else(|p| p.into_inner()) =
+                    Some(user_config.clone());
+                config.user_config = Some(user_config);
                 for result in futures::future::join_all(hooks).await {
                     if let Err(e) = result {
                         return Err(ServeError::new(crate::error::ErrorKind::User)
@@ -229,16 +363,56 @@ impl<D: Deployment> RouterStatus for Router<D> {
                     }
                 }
             }
+            *self.config.lock().unwrap_or_else(|p| p.into_inner()) = config;
+            if let Some(n) = update.max_ongoing_requests {
+                self.max_ongoing.store(n, Ordering::SeqCst);
+                // More slots: queued requests take them now.
+                self.drain();
+            }
             if let Some(n) = update.num_replicas {
                 self.set_target(n);
-                self.wake.notify_one();
             }
+            let restart = match (new_resources, &self.placement) {
+                (Some(resources), Some(placement)) => {
+                    placement.set_request(resources);
+                    true
+                }
+                _ => update.restart,
+            };
+            if restart {
+                // Replicas of the old generation are replaced one by one (see the controller).
+                self.generation.fetch_add(1, Ordering::SeqCst);
+            }
+            self.wake.notify_one();
             Ok(())
         })
     }
 
-    fn close(&self) {
-        self.closed.store(true, Ordering::SeqCst);
+    fn close(self: Arc<Self>) {
+        if self.closed.swap(true, Ordering::SeqCst) {
+            return;
+        }
+        // Past the graceful shutdown timeout, whatever still runs or waits is failed.
+        let timeout = self.graceful_timeout;
+        let router = Arc::downgrade(&self);
+        self.rt.spawn(async move {
+            tokio::time::sleep(timeout).await;
+            if let Some(router) = router.upgrade() {
+                router.stop_all(timeout);
+            }
+        });
+    }
+
+    fn stop_now(&self) {
+        self.stop_all(self.graceful_timeout);
+    }
+
+    fn graceful_timeout(&self) -> std::time::Duration {
+        self.graceful_timeout
+    }
+
+    fn forced(&self) -> bool {
+        Router::forced(self)
     }
 
     fn in_progress(&self) -> usize {
@@ -259,7 +433,9 @@ impl<D: Deployment> RouterStatus for Router<D> {
             .lock()
             .unwrap_or_else(|p| p.into_inner())
             .clone();
-        let updating = self.updating.load(Ordering::SeqCst) > 0;
+        let generation = self.generation.load(Ordering::SeqCst);
+        let updating = self.updating.load(Ordering::SeqCst) > 0
+            || replicas.iter().any(|r| r.generation != generation);
         let status = match (&unhealthy, replicas.len().cmp(&target)) {
             (Some(_), _) => "UNHEALTHY",
             (None, _) if updating => "UPDATING",
@@ -277,7 +453,7 @@ impl<D: Deployment> RouterStatus for Router<D> {
             num_replicas: replicas.len(),
             pending_replicas: pending,
             target_replicas: target,
-            max_ongoing_requests: self.max_ongoing,
+            max_ongoing_requests: self.max_ongoing.load(Ordering::Relaxed),
             queued_requests: self.queued.load(Ordering::Relaxed),
             replicas: replicas
                 .iter()
@@ -344,6 +520,31 @@ impl<D> Replica<D> {
     fn load(&self) -> usize {
         self.in_flight.load(Ordering::Relaxed)
     }
+
+    /// The generation it was built for.
+    pub(crate) fn generation(&self) -> u64 {
+        self.generation
+    }
+
+    /// Fails every request running on it (its graceful shutdown timeout passed); returns how many.
+    fn stop_running(&self, deployment: &Arc<str>, timeout: std::time::Duration) -> usize {
+        let running: Vec<_> = {
+            let running = self.running.lock().unwrap_or_else(|p| p.into_inner());
+            running.iter().map(|(_, r)| r.clone()).collect()
+        };
+        for request in &running {
+            request.stop(
+                ServeError::shut_down()
+                    .with_message(format!(
+                        "replica {} was stopped: the request did not finish within its \
+                         graceful shutdown timeout ({timeout:?})",
+                        self.info.replica_id
+                    ))
+                    .in_deployment(deployment),
+            );
+        }
+        running.len()
+    }
 }
 
 impl<D: Send + Sync + 'static> Router<D> {
@@ -361,18 +562,24 @@ impl<D: Send + Sync + 'static> Router<D> {
             .map(|(id, instance)| Arc::new(Replica::new(&app, &name, id, instance.into())))
             .collect();
         Self {
+            config: Mutex::new(crate::deployment::DeploymentConfig::new(&*name)),
             app,
             name,
             target: AtomicUsize::new(replicas.len()),
             next_replica_id: AtomicUsize::new(replicas.len()),
             replicas: ArcSwap::from_pointee(replicas),
-            max_ongoing: max_ongoing.max(1),
+            max_ongoing: AtomicUsize::new(max_ongoing.max(1)),
             max_queued,
             queue: Mutex::new(VecDeque::new()),
             queued: AtomicUsize::new(0),
             membership: Mutex::new(()),
             wake: Arc::new(tokio::sync::Notify::new()),
             closed: AtomicBool::new(false),
+            stopped: AtomicBool::new(false),
+            forced: AtomicBool::new(false),
+            graceful_timeout: std::time::Duration::from_secs(20),
+            generation: std::sync::atomic::AtomicU64::new(0),
+            draining: Arc::new(AtomicUsize::new(0)),
             unhealthy: Mutex::new(None),
             autoscaling: false,
             updating: AtomicUsize::new(0),
@@ -408,6 +615,10 @@ impl<D> Replica<D> {
             in_flight: AtomicUsize::new(0),
             health_failures: AtomicUsize::new(0),
             _reservation: reservation,
+            generation: new.generation,
+            running: Mutex::new(Slab::new()),
+            retired: AtomicBool::new(false),
+            idle: tokio::sync::Notify::new(),
         }
     }
 }
@@ -460,20 +671,144 @@ impl<D> Router<D> {
         self
     }
 
+    /// The configuration it was deployed with (for its graceful shutdown timeout, and to check
+    /// updates against).
+    pub(crate) fn with_config(mut self, config: crate::deployment::DeploymentConfig) -> Self {
+        self.graceful_timeout =
+            std::time::Duration::from_secs_f64(config.graceful_shutdown_timeout_s.clamp(0.0, 1e9));
+        self.config = Mutex::new(config);
+        self
+    }
+
+    /// The current rollout generation: replicas built for an older one are replaced.
+    pub(crate) fn generation(&self) -> u64 {
+        self.generation.load(Ordering::SeqCst)
+    }
+
+    /// Replicas out of routing that still finish their requests.
+    pub(crate) fn draining(&self) -> usize {
+        self.draining.load(Ordering::SeqCst)
+    }
+
+    /// Replicas waiting for resources before they can be constructed.
+    pub(crate) fn waiting_for_resources(&self) -> usize {
+        self.placement.as_ref().map_or(0, |p| p.waiting())
+    }
+
+    /// Whether a graceful shutdown's timeout failed requests here.
+    pub(crate) fn forced(&self) -> bool {
+        self.forced.load(Ordering::SeqCst)
+    }
+
     /// The routable replicas now.
     pub(crate) fn replicas(&self) -> Arc<Vec<Arc<Replica<D>>>> {
         self.replicas.load_full()
     }
 
-    /// Takes one replica out of routing (a failed one); it finishes what it runs.
-    pub(crate) fn remove_replica_id(&self, replica_id: usize) -> bool {
-        let _membership = self.membership.lock().unwrap_or_else(|p| p.into_inner());
-        let mut replicas = Vec::clone(&self.replicas.load());
-        let before = replicas.len();
-        replicas.retain(|r| r.info.replica_id != replica_id);
-        let removed = replicas.len() != before;
-        self.replicas.store(Arc::new(replicas));
-        removed
+    /// Takes one replica out of routing (a failed one); it finishes what it runs (see
+    /// [`retire`](Self::retire)).
+    pub(crate) fn remove_replica_id(&self, replica_id: usize) -> bool
+    where
+        D: Send + Sync + 'static,
+    {
+        let removed = {
+            let _membership = self.membership.lock().unwrap_or_else(|p| p.into_inner());
+            let mut replicas = Vec::clone(&self.replicas.load());
+            let Some(at) = replicas
+                .iter()
+                .position(|r| r.info.replica_id == replica_id)
+            else {
+                return false;
+            };
+            let removed = replicas.remove(at);
+            self.replicas.store(Arc::new(replicas));
+            removed
+        };
+        self.retire(removed);
+        true
+    }
+
+    /// Lets a replica taken out of routing finish its requests for up to the graceful shutdown
+    /// timeout; past it, the requests still running on it fail with [`ErrorKind::ShutDown`]
+    /// (an async method is dropped at its next `.await`; a synchronous one cannot be interrupted
+    /// and runs to its end, its result discarded). The replica (and the resources it holds) is
+    /// dropped after its last request.
+    ///
+    /// [`ErrorKind::ShutDown`]: crate::ErrorKind::ShutDown
+    fn retire(&self, replica: Arc<Replica<D>>)
+    where
+        D: Send + Sync + 'static,
+    {
+        replica.retired.store(true, Ordering::SeqCst);
+        if replica.in_flight.load(Ordering::SeqCst) == 0 {
+            return;
+        }
+        /// Counts the replica as draining until dropped.
+        struct Draining(Arc<AtomicUsize>);
+        impl Drop for Draining {
+            fn drop(&mut self) {
+                self.0.fetch_sub(1, Ordering::SeqCst);
+            }
+        }
+        self.draining.fetch_add(1, Ordering::SeqCst);
+        let draining = Draining(self.draining.clone());
+        let (timeout, name) = (self.graceful_timeout, self.name.clone());
+        self.rt.spawn(async move {
+            let _draining = draining;
+            let idle = async {
+                // `retired` was set before this check, and a finishing request checks `retired`
+                // after it frees its slot: one of the two sees the other (a missed wake-up is
+                // stored by `notify_one`).
+                while replica.in_flight.load(Ordering::SeqCst) > 0 {
+                    replica.idle.notified().await;
+                }
+            };
+            if tokio::time::timeout(timeout, idle).await.is_err() {
+                let stopped = replica.stop_running(&name, timeout);
+                tracing::warn!(
+                    deployment = %name,
+                    replica = replica.id(),
+                    "replica stopped: {stopped} request(s) still running after the graceful \
+                     shutdown timeout ({timeout:?}) were failed"
+                );
+            }
+        });
+    }
+
+    /// Past a graceful shutdown's timeout: refuses every call, fails the requests still
+    /// waiting for a replica and those still running on one.
+    fn stop_all(&self, timeout: std::time::Duration) {
+        self.stopped.store(true, Ordering::SeqCst);
+        let queued: Vec<_> = {
+            let mut queue = self.queue.lock().unwrap_or_else(|p| p.into_inner());
+            self.queued.fetch_sub(queue.len(), Ordering::SeqCst);
+            queue.drain(..).collect()
+        };
+        if !queued.is_empty() {
+            self.forced.store(true, Ordering::SeqCst);
+        }
+        for job in queued {
+            job.fail(
+                ServeError::shut_down()
+                    .with_message(format!(
+                        "the deployment shut down ({timeout:?} graceful shutdown timeout) before a \
+                         replica took the request"
+                    ))
+                    .in_deployment(&self.name),
+            );
+        }
+        let mut stopped = 0;
+        for replica in self.replicas.load().iter() {
+            stopped += replica.stop_running(&self.name, timeout);
+        }
+        if stopped > 0 {
+            self.forced.store(true, Ordering::SeqCst);
+            tracing::warn!(
+                deployment = %self.name,
+                "{stopped} request(s) still running after the graceful shutdown timeout \
+                 ({timeout:?}) were failed"
+            );
+        }
     }
 
     /// Marks the deployment unhealthy (`Some(reason)`) or healthy again (`None`).
@@ -482,7 +817,10 @@ impl<D> Router<D> {
     }
 
     /// Adds a constructed replica; queued requests start on it at once.
-    pub(crate) fn add_replica(self: &Arc<Self>, instance: impl Into<NewReplica<D>>) {
+    pub(crate) fn add_replica(self: &Arc<Self>, instance: impl Into<NewReplica<D>>)
+    where
+        D: Send + Sync + 'static,
+    {
         {
             let _membership = self.membership.lock().unwrap_or_else(|p| p.into_inner());
             let id = self.next_replica_id.fetch_add(1, Ordering::SeqCst);
@@ -494,16 +832,29 @@ impl<D> Router<D> {
         self.drain();
     }
 
-    /// Takes the least loaded replica out of routing; it finishes the requests it runs and is
-    /// dropped after the last one. Returns whether there was one.
-    pub(crate) fn remove_replica(&self) -> bool {
-        let _membership = self.membership.lock().unwrap_or_else(|p| p.into_inner());
-        let mut replicas = Vec::clone(&self.replicas.load());
-        let Some((least, _)) = replicas.iter().enumerate().min_by_key(|(_, r)| r.load()) else {
-            return false;
+    /// Takes a replica out of routing: one of an older generation if any (a rolling update),
+    /// else the least loaded. It finishes the requests it runs (see [`retire`](Self::retire))
+    /// and is dropped after the last one. Returns whether there was one.
+    pub(crate) fn remove_replica(&self) -> bool
+    where
+        D: Send + Sync + 'static,
+    {
+        let removed = {
+            let _membership = self.membership.lock().unwrap_or_else(|p| p.into_inner());
+            let mut replicas = Vec::clone(&self.replicas.load());
+            let generation = self.generation();
+            let Some((least, _)) = replicas
+                .iter()
+                .enumerate()
+                .min_by_key(|(_, r)| (r.generation == generation, r.load()))
+            else {
+                return false;
+            };
+            let removed = replicas.remove(least);
+            self.replicas.store(Arc::new(replicas));
+            removed
         };
-        replicas.remove(least);
-        self.replicas.store(Arc::new(replicas));
+        self.retire(removed);
         true
     }
 
@@ -511,7 +862,7 @@ impl<D> Router<D> {
     fn reserve(&self) -> Option<Arc<Replica<D>>> {
         let replicas = self.replicas.load();
         let n = replicas.len();
-        let max = self.max_ongoing;
+        let max = self.max_ongoing.load(Ordering::Relaxed);
         match n {
             0 => return None,
             1 => return replicas[0].try_reserve(max).then(|| replicas[0].clone()),
@@ -540,13 +891,7 @@ impl<D> Router<D> {
         if self.queued.load(Ordering::SeqCst) == 0
             && let Some(replica) = self.reserve()
         {
-            call.run(
-                values,
-                Slot {
-                    router: self.clone(),
-                    replica,
-                },
-            );
+            call.run(values, Slot::new(self.clone(), replica));
             return;
         }
         {
@@ -554,9 +899,16 @@ impl<D> Router<D> {
             if let Some(max) = self.max_queued
                 && queue.len() >= max
             {
-                drop(queue);
-                call.fail(ServeError::back_pressure(max).in_deployment(&self.name));
-                return;
+                // Requests cancelled while they waited no longer count against the cap.
+                let before = queue.len();
+                queue.retain(|job| !job.abandoned());
+                self.queued
+                    .fetch_sub(before - queue.len(), Ordering::SeqCst);
+                if queue.len() >= max {
+                    drop(queue);
+                    call.fail(ServeError::back_pressure(max).in_deployment(&self.name));
+                    return;
+                }
             }
             queue.push_back(Box::new((call, values)));
             self.queued.fetch_add(1, Ordering::SeqCst);
@@ -587,10 +939,7 @@ impl<D> Router<D> {
                 (job, replica)
             };
             // Run outside the lock: the job may drop its slot at once, which drains again.
-            job.run(Slot {
-                router: self.clone(),
-                replica,
-            });
+            job.run(Slot::new(self.clone(), replica));
         }
     }
 }
@@ -608,7 +957,9 @@ impl<D: Send + Sync + 'static> Router<D> {
         C: Call<D>,
         A: ArgList<Values = C::Values>,
     {
-        if scope.is_none() && self.closed.load(Ordering::Relaxed) {
+        if (scope.is_none() && self.closed.load(Ordering::Relaxed))
+            || self.stopped.load(Ordering::Relaxed)
+        {
             call.fail(
                 ServeError::shut_down()
                     .with_message("the deployment is shutting down and takes no new requests")
@@ -842,8 +1193,9 @@ where
         self.completer.complete(Err(err));
     }
 
-    fn run(self, values: V, slot: Slot<D>) {
+    fn run(self, values: V, mut slot: Slot<D>) {
         let cell = self.completer.cell().clone();
+        slot.track(cell.clone());
         let abort = self
             .invoke
             .invoke(values, slot, self.completer, self.method);
@@ -878,7 +1230,7 @@ where
         let _ = self.sender.tx.try_send(Err(err));
     }
 
-    fn run(self, values: V, slot: Slot<D>) {
+    fn run(self, values: V, mut slot: Slot<D>) {
         let Self {
             sender,
             method,
@@ -887,13 +1239,18 @@ where
             ..
         } = self;
         let errors = sender.tx.clone();
+        let stop = Arc::new(StreamStop {
+            tx: errors.clone(),
+            task: Mutex::new(None),
+        });
+        slot.track(stop.clone());
         let scope = RequestScope {
             request: None,
             request_id,
             replica: slot.replica.info.clone(),
         };
         let rt = slot.router.rt.clone();
-        rt.spawn(async move {
+        let task = rt.spawn(async move {
             let sink = StreamSink {
                 sender,
                 deployment: slot.router.name.clone(),
@@ -908,6 +1265,7 @@ where
                 let _ = errors.send(Err(err)).await;
             }
         });
+        stop.started(task.abort_handle());
     }
 }
 

@@ -285,6 +285,13 @@ impl Serve {
     /// Sets the HTTP proxy's request timeout (Ray's `request_timeout_s`): a request still running
     /// after `timeout` is cancelled, with every call it started, and answered `408 Request
     /// Timeout`. `None` (the default) waits as long as it takes.
+    ///
+    /// The timeout covers the whole request, streaming responses included: a streaming ingress
+    /// that has not yielded its first item by then is answered `408` like a unary one, and one
+    /// that has is stopped (its stream is dropped, which stops the producer) and its body ends
+    /// with an error: a chunked body is cut off, and Server-Sent Events end with an `error` event
+    /// saying the request timed out. A downstream call's own `.timeout(..)` that an ingress passes
+    /// on with `?` answers `504 Gateway Timeout` instead.
     pub fn set_http_request_timeout(
         &self,
         timeout: Option<std::time::Duration>,
@@ -381,10 +388,19 @@ impl Serve {
 
     /// Stops the instance gracefully: deployments stop admitting new requests (handle calls from
     /// outside fail with [`ErrorKind::ShutDown`]; 503 over HTTP) and the HTTP proxy stops
-    /// accepting connections; requests in flight, and the calls they make, finish (up to
-    /// `timeout`); then the instance shuts down. Blocks the caller. Returns whether everything in
-    /// flight finished in time.
-    pub fn shutdown_graceful(&self, timeout: std::time::Duration) -> bool {
+    /// accepting connections; requests in flight, and the calls they make, finish; then the
+    /// instance shuts down. Blocks the caller. Returns whether everything in flight finished in
+    /// time.
+    ///
+    /// Each deployment gives its requests its own `graceful_shutdown_timeout_s` (default 20 s):
+    /// past it, what still runs or waits there fails with [`ErrorKind::ShutDown`] (saying the
+    /// timeout passed). `timeout` bounds the whole shutdown; `None` waits for the longest of the
+    /// deployments' timeouts: `serve.shutdown_graceful(None)` or
+    /// `serve.shutdown_graceful(Duration::from_secs(5))`.
+    pub fn shutdown_graceful(&self, timeout: impl Into<Option<std::time::Duration>>) -> bool {
+        let timeout = timeout
+            .into()
+            .unwrap_or_else(|| self.inner.registry.graceful_timeout());
         let deadline = std::time::Instant::now() + timeout;
         // Stop admitting: no new outside calls, no new HTTP connections. Calls made on behalf of
         // requests in flight are still served, so those requests can finish.
@@ -413,8 +429,13 @@ impl Serve {
             std::thread::sleep(std::time::Duration::from_millis(5));
             idle = self.inner.registry.in_progress() == 0;
         }
+        if !idle {
+            // Fail what is left with the deployments' own message before the runtime goes.
+            self.inner.registry.stop_all();
+        }
+        let forced = self.inner.registry.forced();
         self.shutdown();
-        drained && idle
+        drained && idle && !forced
     }
 
     /// Stops the instance: running requests are dropped (their callers get an

@@ -92,7 +92,31 @@ impl Registry {
         let apps = self.apps.lock().unwrap_or_else(|p| p.into_inner());
         apps.iter()
             .flat_map(|a| &a.deployments)
-            .for_each(|d| d.close());
+            .for_each(|d| d.clone().close());
+    }
+
+    /// Fails whatever still runs or waits in every deployment.
+    pub(crate) fn stop_all(&self) {
+        let apps = self.apps.lock().unwrap_or_else(|p| p.into_inner());
+        apps.iter()
+            .flat_map(|a| &a.deployments)
+            .for_each(|d| d.stop_now());
+    }
+
+    /// Whether a shutdown's timeout failed requests in any deployment.
+    pub(crate) fn forced(&self) -> bool {
+        let apps = self.apps.lock().unwrap_or_else(|p| p.into_inner());
+        apps.iter().flat_map(|a| &a.deployments).any(|d| d.forced())
+    }
+
+    /// The longest graceful shutdown timeout of any deployment (zero without deployments).
+    pub(crate) fn graceful_timeout(&self) -> std::time::Duration {
+        let apps = self.apps.lock().unwrap_or_else(|p| p.into_inner());
+        apps.iter()
+            .flat_map(|a| &a.deployments)
+            .map(|d| d.graceful_timeout())
+            .max()
+            .unwrap_or_default()
     }
 
     /// Requests waiting or running across every deployment.
@@ -125,6 +149,12 @@ pub struct DeploymentUpdate {
     pub num_replicas: Option<usize>,
     /// A new `user_config`, handed to every replica's `reconfigure` (and to replicas started later).
     pub user_config: Option<serde_json::Value>,
+    /// A new number of requests one replica runs at once; applies to running replicas at once.
+    pub max_ongoing_requests: Option<usize>,
+    /// New resources per replica: replicas are replaced, rolling, by ones that reserve these.
+    pub resources: Option<crate::deployment::ReplicaResources>,
+    /// Replace every replica by a newly constructed one, rolling (e.g. to load a new model file).
+    pub restart: bool,
 }
 
 impl DeploymentUpdate {
@@ -142,6 +172,25 @@ impl DeploymentUpdate {
     /// Sets the `user_config`.
     pub fn user_config(mut self, config: serde_json::Value) -> Self {
         self.user_config = Some(config);
+        self
+    }
+
+    /// Sets how many requests one replica runs at once.
+    pub fn max_ongoing_requests(mut self, n: usize) -> Self {
+        self.max_ongoing_requests = Some(n);
+        self
+    }
+
+    /// Sets the resources each replica reserves (a rolling replacement of the replicas).
+    pub fn resources(mut self, resources: crate::deployment::ReplicaResources) -> Self {
+        self.resources = Some(resources);
+        self
+    }
+
+    /// Replaces every replica by a new one, rolling: each new replica is constructed before an
+    /// old one leaves routing, and the old one finishes its requests.
+    pub fn restart(mut self) -> Self {
+        self.restart = true;
         self
     }
 }

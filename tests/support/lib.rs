@@ -142,6 +142,32 @@ impl Drop for OpenOnDrop {
     }
 }
 
+/// Runs `app` on `serve` with its root deployment's config changed by `change` (as a config file
+/// would change it).
+pub fn run_with<D: serve_core::Deployment>(
+    serve: &serve_core::Serve,
+    app: serve_core::Application<D>,
+    change: impl FnOnce(serve_core::DeploymentConfig) -> serve_core::DeploymentConfig,
+) -> serve_core::DeploymentHandle<D> {
+    let mut configs = app.deployment_configs();
+    let root = configs.pop().expect("an application has a root deployment");
+    configs.push(change(root));
+    serve
+        .run_configured(app, configs)
+        .expect("the application deploys")
+}
+
+/// The sorted ids of the replicas of the first application's first deployment.
+pub fn replica_ids(serve: &serve_core::Serve) -> Vec<usize> {
+    let mut ids: Vec<usize> = serve.status()[0].deployments[0]
+        .replicas
+        .iter()
+        .map(|r| r.replica_id)
+        .collect();
+    ids.sort();
+    ids
+}
+
 /// A minimal HTTP/1.1 client over one connection each, for tests that speak real HTTP to the
 /// proxy (hyper's client connection API: every request is its own TCP connection, so dropping a
 /// response drops the connection, which is how a test plays a client that goes away).

@@ -18,7 +18,8 @@
 //! 3. The handler runs (a sync one through [`run_sync`], so it neither blocks the async workers
 //!    nor is refused blocking waits), and its value becomes the response ([`Responder`]): anything
 //!    [`IntoHttpResponse`], or a `Result` whose error is not a response, which is a 500 with the
-//!    error's message.
+//!    error's message, unless a downstream call's [`ServeError`](crate::ServeError) in it says
+//!    otherwise (503 for back pressure or a stopping instance, 504 for a per-call timeout).
 //!
 //! Everything here is for the generated code (`serve_core::__private`), not public API.
 //!
@@ -34,7 +35,7 @@ use serde::de::{DeserializeOwned, Deserializer, IntoDeserializer, Visitor};
 
 use super::request::Request;
 use super::response::{HttpError, HttpResponse, IntoHttpResponse, Json, StatusCode};
-use crate::error::{BoxError, ServeError};
+use crate::error::BoxError;
 
 /// The path below an application's route prefix that serves the OpenAPI document.
 pub const OPENAPI_PATH: &str = "/openapi.json";
@@ -485,18 +486,13 @@ pub trait RespondFallback {
 impl<R> RespondFallback for Responder<'_, R> {}
 
 /// The response to a route handler's error that is not an [`HttpError`]: 500 with its message.
-/// An `HttpError` inside it (a downstream call's, carried by a [`ServeError`]) keeps its status.
+/// An `HttpError` inside it keeps its status, and a downstream call's
+/// [`ServeError`](crate::ServeError) in it (passed on with `?`, or kept as the source of the
+/// handler's own error) answers by its kind: 503 for back pressure or a stopping instance, 504 for
+/// a `.timeout(..)` that ran out (see
+/// [`handler_error_response`](super::server::handler_error_response)).
 fn server_error(e: BoxError) -> HttpResponse {
-    if let Some(http) = e.downcast_ref::<HttpError>() {
-        return http.clone().into_http_response();
-    }
-    if let Some(serve) = e.downcast_ref::<ServeError>() {
-        return super::server::error_response(serve);
-    }
-    HttpResponse::text(
-        StatusCode::INTERNAL_SERVER_ERROR,
-        format!("Internal Server Error: {e}"),
-    )
+    super::server::handler_error_response(&*e)
 }
 
 // --- the OpenAPI document -------------------------------------------------------------------------

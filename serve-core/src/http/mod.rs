@@ -5,7 +5,25 @@
 //! `(StatusCode, body)`, or a `Result` whose error is an [`HttpError`] for a 4xx). A streaming
 //! `call` (`impl Stream<Item = T>`, with `T` a `String`, `Vec<u8>` or `Json<U>`) answers with a
 //! chunked body, flushed item by item, or Server-Sent Events when the client sends
-//! `Accept: text/event-stream`.
+//! `Accept: text/event-stream`. The response head goes out with the first item.
+//!
+//! A failed `call` answers with a status that says why: an [`HttpError`] anywhere in the error's
+//! source chain keeps its status; a failure of the ingress request itself is the proxy's to answer
+//! (its request timeout `408`, its full queue or a stopping instance `503`); a downstream call's
+//! [`ServeError`](crate::ServeError) that `call` passes on (with `?`, or as the source of its own
+//! error) answers by its kind: `503` for back pressure (`Request dropped due to backpressure`) or
+//! a stopping instance, `504 Gateway Timeout` for a per-call `.timeout(..)` that ran out. Anything
+//! else is a `500` with the error's one line. A stream that fails before its first item gets the
+//! same statuses; after it, a chunked body is cut off and Server-Sent Events end with an `error`
+//! event.
+//!
+//! The request timeout ([`Serve::set_http_request_timeout`]) covers the whole request, streaming
+//! or not: a request that has not answered by then (for a stream: not yielded its first item) is
+//! cancelled with everything it started and answered `408 Request Timeout`; a stream that has is
+//! dropped, which stops its producer, and its body ends as on an error mid-stream (an `error`
+//! event saying the request timed out, for Server-Sent Events).
+//!
+//! [`Serve::set_http_request_timeout`]: crate::Serve::set_http_request_timeout
 //!
 //! For an API of several routes, put `#[ingress]` on the impl block instead of `#[deployment]`:
 //! methods with `#[get("/users/{id}")]`, `#[post("/users")]`, ... take typed path, query and

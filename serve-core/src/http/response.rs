@@ -36,6 +36,8 @@ impl StatusCode {
     pub const INTERNAL_SERVER_ERROR: StatusCode = StatusCode(500);
     /// 503
     pub const SERVICE_UNAVAILABLE: StatusCode = StatusCode(503);
+    /// 504: a call the ingress made downstream timed out (its own `.timeout(..)` ran out).
+    pub const GATEWAY_TIMEOUT: StatusCode = StatusCode(504);
 
     /// A status code from its number; `None` outside `100..=999`.
     pub const fn from_u16(code: u16) -> Option<StatusCode> {

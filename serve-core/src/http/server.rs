@@ -5,10 +5,17 @@
 //! A request's flow: hyper parses it; the proxy reads the body (up to a limit: 413 past it),
 //! builds a [`Request`], picks the application with the longest matching route prefix (404 if
 //! none), and calls the ingress's `call` with it. The call's result becomes the response (see
-//! [`IntoHttpResponse`]); an [`HttpError`] from the method keeps its status, any other failure is a
-//! 500 with a one-line reason. If the client goes away first, hyper drops the handler future, and
-//! dropping it cancels the ingress request and, through it, every downstream call it started.
+//! [`IntoHttpResponse`]); an [`HttpError`] from the method keeps its status, a downstream call's
+//! failure passed on answers by its kind ([`handler_error_response`]), any other failure is a 500
+//! with a one-line reason. A streaming `call`'s response head goes out with its first item. If the
+//! client goes away first, hyper drops the handler future (or the body stream), and dropping it
+//! cancels the ingress request and, through it, every downstream call it started.
+//!
+//! The request timeout (`Serve::set_http_request_timeout`) covers the whole request, counted from
+//! dispatch: a unary call or a stream that has not produced its first item is answered `408`; a
+//! stream past its first item is stopped and its body ends as on an error mid-stream.
 
+use std::error::Error as StdError;
 use std::future::Future;
 use std::net::SocketAddr;
 use std::pin::Pin;
@@ -70,6 +77,11 @@ where
 }
 
 /// An ingress whose `call(&self, req: Request)` streams: each item is flushed as a chunk.
+///
+/// The response head goes out with the first item, so a failure before it (a full queue, an
+/// `HttpError` before anything was yielded, the request timeout) still gets its own status. The
+/// request timeout covers the whole stream: past it the generator is dropped, which stops the
+/// producer on the replica, and the body ends as it does on an error mid-stream.
 pub(crate) struct StreamingIngress<D: Deployment>(pub(crate) DeploymentHandle<D>);
 
 impl<D, T> Ingress for StreamingIngress<D>
@@ -78,27 +90,106 @@ where
     D::Handle: CallStream<Request, Item = T>,
     T: IntoChunk + Send + 'static,
 {
-    fn handle(&self, req: Request, sse: bool, _timeout: Option<Duration>) -> BoxFuture<Reply> {
+    fn handle(&self, req: Request, sse: bool, timeout: Option<Duration>) -> BoxFuture<Reply> {
+        // Counted from dispatch, like the unary path's `.timeout()`.
+        let deadline = timeout.map(Deadline::after);
         let mut items: DeploymentResponseGenerator<T> = self.0.__call_stream(req);
-        let chunks = async_stream::stream! {
-            while let Some(item) = items.next().await {
-                match item {
-                    Ok(value) if sse => yield Ok(sse_event(None, &value.into_chunk())),
-                    Ok(value) => yield Ok(value.into_chunk()),
-                    // Server-Sent Events can say what went wrong, then end cleanly.
-                    Err(e) if sse => {
-                        yield Ok(sse_event(Some("error"), error_text(&e).as_bytes()));
-                        break;
-                    }
-                    // A plain chunked body can only be cut off: the client sees it broken.
-                    Err(e) => {
-                        yield Err(e);
-                        break;
-                    }
-                }
+        Box::pin(async move {
+            let first = match deadline {
+                Some(deadline) => match tokio::time::timeout_at(deadline.at, items.next()).await {
+                    Ok(first) => first,
+                    // Returning drops `items`, which stops the producer.
+                    Err(_) => return Reply::Full(error_response(&deadline.error())),
+                },
+                None => items.next().await,
+            };
+            match first {
+                Some(Ok(first)) => Reply::Stream(Box::pin(chunks(first, items, sse, deadline))),
+                Some(Err(e)) => Reply::Full(error_response(&e)),
+                None => Reply::Stream(Box::pin(futures::stream::empty())),
+            }
+        })
+    }
+}
+
+/// When the proxy's request timeout runs out for one request.
+#[derive(Clone, Copy)]
+struct Deadline {
+    at: tokio::time::Instant,
+    after: Duration,
+}
+
+impl Deadline {
+    fn after(after: Duration) -> Self {
+        Self {
+            at: tokio::time::Instant::now() + after,
+            after,
+        }
+    }
+
+    /// The error of a request that ran out of time: the one a unary ingress's timed-out
+    /// response fails with (`DeploymentResponse::timeout`), so both answer with the same body.
+    fn error(self) -> ServeError {
+        ServeError::new(ErrorKind::Timeout).with_message(format!(
+            "no result within {:?}; the request was cancelled",
+            self.after
+        ))
+    }
+}
+
+/// The body of a streaming response whose `first` item arrived: it, then the rest of `items`
+/// until they end, fail, or the `deadline` passes.
+fn chunks<T: IntoChunk + Send + 'static>(
+    first: T,
+    mut items: DeploymentResponseGenerator<T>,
+    sse: bool,
+    deadline: Option<Deadline>,
+) -> impl Stream<Item = Result<Vec<u8>, ServeError>> + Send {
+    async_stream::stream! {
+        yield Ok(encode(first, sse));
+        let expired = async move {
+            match deadline {
+                Some(deadline) => tokio::time::sleep_until(deadline.at).await,
+                None => std::future::pending().await,
             }
         };
-        Box::pin(async move { Reply::Stream(Box::pin(chunks)) })
+        let mut expired = std::pin::pin!(expired);
+        let failure = loop {
+            let item = tokio::select! {
+                // The deadline first: a producer that is always ready must not outrun it.
+                biased;
+                () = &mut expired => break deadline.map(Deadline::error),
+                item = items.next() => item,
+            };
+            match item {
+                Some(Ok(value)) => yield Ok(encode(value, sse)),
+                Some(Err(e)) => break Some(e),
+                None => break None,
+            }
+        };
+        // Dropping the generator stops the producer (if it still runs) before the client hears.
+        drop(items);
+        match failure {
+            // Server-Sent Events can say what went wrong, then end cleanly.
+            Some(e) if sse => yield Ok(sse_event(Some("error"), error_text(&e).as_bytes())),
+            // A plain chunked body can only be cut off: the client sees it broken. Hyper drops
+            // what it buffered when a body fails, and flushes it when the body is not ready: so
+            // be not ready once first, or the head and the items before the error get lost.
+            Some(e) => {
+                tokio::task::yield_now().await;
+                yield Err(e);
+            }
+            None => {}
+        }
+    }
+}
+
+/// One item as it goes on the wire: its chunk, or a Server-Sent Event carrying it.
+fn encode<T: IntoChunk>(value: T, sse: bool) -> Vec<u8> {
+    if sse {
+        sse_event(None, &value.into_chunk())
+    } else {
+        value.into_chunk()
     }
 }
 
@@ -129,27 +220,81 @@ fn sse_event(kind: Option<&str>, data: &[u8]) -> Vec<u8> {
 }
 
 /// The response a failed ingress call gets.
+///
+/// A failure of the ingress request itself is the proxy's to answer: its request timeout ran out
+/// (408), its queue was full (503, `Request dropped due to backpressure`), it was cancelled or the
+/// instance is stopping (503). Any other failure is what the ingress's own code returned (a
+/// `User` error, a panic): see [`handler_error_response`].
 pub(crate) fn error_response(e: &ServeError) -> HttpResponse {
-    if let Some(http) = e.downcast_ref::<HttpError>() {
-        return http.clone().into_http_response();
-    }
     match e.kind() {
         ErrorKind::Timeout => {
             HttpResponse::text(StatusCode::REQUEST_TIMEOUT, format!("Request Timeout: {e}"))
         }
-        ErrorKind::BackPressure => HttpResponse::text(
-            StatusCode::SERVICE_UNAVAILABLE,
-            "Request dropped due to backpressure",
-        ),
-        ErrorKind::ShutDown | ErrorKind::Cancelled => HttpResponse::text(
-            StatusCode::SERVICE_UNAVAILABLE,
-            format!("Service Unavailable: {e}"),
-        ),
-        _ => HttpResponse::text(
+        ErrorKind::BackPressure => back_pressure(),
+        ErrorKind::ShutDown | ErrorKind::Cancelled => service_unavailable(e),
+        _ => handler_error_response(e),
+    }
+}
+
+/// The response to an error an ingress's code produced: a plain ingress's failed call (its
+/// `User` error, whose source is what `call` returned) or an `#[ingress]` route handler's `Err`.
+///
+/// The error and its source chain are searched, outermost first: an [`HttpError`] keeps its
+/// status; else the first [`ServeError`] of a failed downstream call answers by its kind, as if
+/// the ingress had failed that way itself, except that a downstream `.timeout(..)` that ran out
+/// is `504 Gateway Timeout` (the proxy's own request timeout is the 408). Everything else is a 500
+/// with the error's one line (a cancelled `ServeError` returned as it is stays a 503).
+pub(crate) fn handler_error_response(e: &(dyn StdError + 'static)) -> HttpResponse {
+    if let Some(http) = chain(e).find_map(|err| err.downcast_ref::<HttpError>()) {
+        return http.clone().into_http_response();
+    }
+    let downstream = chain(e)
+        .filter_map(|err| err.downcast_ref::<ServeError>())
+        .map(ServeError::kind)
+        .find(|kind| {
+            matches!(
+                kind,
+                ErrorKind::BackPressure | ErrorKind::ShutDown | ErrorKind::Timeout
+            )
+        });
+    match downstream {
+        Some(ErrorKind::BackPressure) => back_pressure(),
+        Some(ErrorKind::Timeout) => {
+            HttpResponse::text(StatusCode::GATEWAY_TIMEOUT, format!("Gateway Timeout: {e}"))
+        }
+        Some(_) => service_unavailable(e),
+        None if e
+            .downcast_ref::<ServeError>()
+            .is_some_and(|serve| serve.kind() == ErrorKind::Cancelled) =>
+        {
+            service_unavailable(e)
+        }
+        None => HttpResponse::text(
             StatusCode::INTERNAL_SERVER_ERROR,
             format!("Internal Server Error: {e}"),
         ),
     }
+}
+
+/// `e`, then its sources.
+fn chain<'e>(
+    e: &'e (dyn StdError + 'static),
+) -> impl Iterator<Item = &'e (dyn StdError + 'static)> {
+    std::iter::successors(Some(e), |&err| err.source())
+}
+
+fn back_pressure() -> HttpResponse {
+    HttpResponse::text(
+        StatusCode::SERVICE_UNAVAILABLE,
+        "Request dropped due to backpressure",
+    )
+}
+
+fn service_unavailable(e: &dyn std::fmt::Display) -> HttpResponse {
+    HttpResponse::text(
+        StatusCode::SERVICE_UNAVAILABLE,
+        format!("Service Unavailable: {e}"),
+    )
 }
 
 /// A response whose request is cancelled if this is dropped before it completes (the client
@@ -416,6 +561,7 @@ async fn serve_request(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::error::BoxError;
 
     #[test]
     fn prefixes_match_whole_segments() {
@@ -426,6 +572,101 @@ mod tests {
         assert_eq!(normalize_prefix("/api/").unwrap(), "/api");
         assert_eq!(normalize_prefix("/").unwrap(), "/");
         assert!(normalize_prefix("api").is_err());
+    }
+
+    #[derive(Debug)]
+    struct ModelFailed(ServeError);
+    impl std::fmt::Display for ModelFailed {
+        fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+            f.write_str("the model failed")
+        }
+    }
+    impl StdError for ModelFailed {
+        fn source(&self) -> Option<&(dyn StdError + 'static)> {
+            Some(&self.0)
+        }
+    }
+
+    fn answer(response: HttpResponse) -> (u16, String) {
+        let body = String::from_utf8_lossy(response.body()).into_owned();
+        (response.status().as_u16(), body)
+    }
+
+    /// What a plain ingress's `call` fails with when it returned `err`.
+    fn returned(err: BoxError) -> ServeError {
+        let name: std::sync::Arc<str> = "Relay".into();
+        ServeError::user(err).at(&name, "call")
+    }
+
+    #[test]
+    fn the_ingress_requests_own_failures_keep_their_statuses() {
+        let timed_out = Deadline::after(Duration::from_millis(50)).error();
+        assert_eq!(
+            answer(error_response(&timed_out)),
+            (
+                408,
+                "Request Timeout: timed out: no result within 50ms; the request was cancelled"
+                    .into()
+            )
+        );
+        let full = ServeError::back_pressure(1);
+        assert_eq!(
+            answer(error_response(&full)),
+            (503, "Request dropped due to backpressure".into())
+        );
+        assert_eq!(answer(error_response(&ServeError::cancelled())).0, 503);
+        assert_eq!(answer(error_response(&ServeError::shut_down())).0, 503);
+    }
+
+    #[test]
+    fn downstream_failures_passed_on_answer_by_their_kind() {
+        let full = || ServeError::back_pressure(1);
+        let slow = || Deadline::after(Duration::from_millis(50)).error();
+        for err in [
+            returned(Box::new(full())),
+            returned(Box::new(ModelFailed(full()))),
+            returned(Box::new(ModelFailed(ServeError::upstream(full())))),
+        ] {
+            assert_eq!(
+                answer(error_response(&err)),
+                (503, "Request dropped due to backpressure".into()),
+                "{err}"
+            );
+            assert_eq!(answer(handler_error_response(err.source().unwrap())).0, 503);
+        }
+        let err = returned(Box::new(slow()));
+        assert_eq!(
+            answer(error_response(&err)),
+            (
+                504,
+                "Gateway Timeout: Relay.call failed: timed out: no result within 50ms; the request \
+                 was cancelled"
+                    .into()
+            )
+        );
+        assert_eq!(answer(handler_error_response(&slow())).0, 504);
+        let err = returned(Box::new(ModelFailed(ServeError::shut_down())));
+        assert_eq!(answer(error_response(&err)).0, 503);
+
+        // A cancelled downstream call is left as it was: a 500 through a plain ingress, a 503 as
+        // a route handler's own error.
+        let err = returned(Box::new(ServeError::cancelled()));
+        assert_eq!(answer(error_response(&err)).0, 500);
+        assert_eq!(
+            answer(handler_error_response(&ServeError::cancelled())).0,
+            503
+        );
+        // An `HttpError` anywhere in the chain wins; anything else is a 500.
+        let err = returned(Box::new(HttpError::not_found("no user 7")));
+        assert_eq!(answer(error_response(&err)), (404, "no user 7".into()));
+        let err = returned(Box::new(ModelFailed(ServeError::new(ErrorKind::Runtime))));
+        assert_eq!(
+            answer(error_response(&err)),
+            (
+                500,
+                "Internal Server Error: Relay.call failed: the model failed".into()
+            )
+        );
     }
 
     #[test]
