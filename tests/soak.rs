@@ -15,6 +15,10 @@
 //! cancels hung handle calls, gives hung calls a caller-side `.timeout()`, drops HTTP connections
 //! mid-request, lets the proxy's request timeout (408) fire, and bursts past `max_queued_requests`
 //! over handles and HTTP. Hung calls are tracked until they are seen cancelled downstream.
+//! Alongside, every [`RESTART_EVERY`] it restarts `Scorer` and then `Backend`, rolling
+//! (`update_deployment(.., DeploymentUpdate::new().restart())`), and follows each restart until
+//! every replica that ran before it has left routing. A rolling restart must fail no request, so
+//! it has no failure class of its own: a request it breaks counts as lost.
 //!
 //! Every request's outcome is classified: a success (its answer checked), a failure expected for
 //! the fault it met (by `ErrorKind` or HTTP status), or **lost**: no outcome within the deadline,
@@ -33,7 +37,7 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::error::Error as _;
 use std::net::SocketAddr;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -43,6 +47,7 @@ use hyper_util::rt::TokioIo;
 use serde::{Deserialize, Serialize};
 use serve_core::http::{HttpError, Json, Request, StatusCode};
 use serve_core::prelude::*;
+use serve_core::{DeploymentStatus, DeploymentUpdate};
 use serve_test_support::{Gate, PATIENCE};
 use tokio::sync::watch;
 
@@ -68,6 +73,10 @@ const PHASE: Duration = Duration::from_millis(800);
 const FAULT_EVERY: u64 = 8;
 /// In the message of every injected panic (the panic hook keeps them off stderr).
 const INJECTED: &str = "soak: injected panic";
+/// The pause between rounds of rolling restarts (of `Scorer`, then `Backend`).
+const RESTART_EVERY: Duration = Duration::from_millis(700);
+/// The deployments the fault injector restarts, in turn.
+const RESTARTED: [&str; 2] = ["Scorer", "Backend"];
 
 // --- the application ---------------------------------------------------------------------------
 
@@ -312,7 +321,8 @@ impl Backend {
     }
 }
 
-/// `Scorer`'s replicas: how many were constructed, which are alive, which are told to be sick.
+/// `Scorer`'s replicas, by replica id: how many were constructed, which are alive (constructed
+/// and not yet dropped, in routing or draining), which are told to be sick.
 #[derive(Default)]
 pub struct WardState {
     constructed: usize,
@@ -347,9 +357,11 @@ pub struct Scorer {
 #[deployment]
 impl Scorer {
     pub fn new(ward: Ward) -> Self {
-        let mut id = 0;
+        // The runtime's id, so that the injector can tell which replicas are in routing.
+        let id = serve_core::replica_context()
+            .expect("a constructor runs in a replica scope")
+            .replica_id();
         ward.0.send_modify(|s| {
-            id = s.constructed;
             s.constructed += 1;
             s.alive.insert(id);
         });
@@ -524,8 +536,23 @@ struct Tally {
     /// A fault path that did not behave (a replica not replaced, a burst admitting too many).
     problems: Vec<String>,
     slowest_success: Duration,
+    /// Successes recorded while a rolling restart was under way.
+    succeeded_while_restarting: u64,
     replaced: u64,
     slowest_replacement: Duration,
+    /// Rolling restarts, by deployment.
+    restarts: BTreeMap<&'static str, Restarts>,
+}
+
+/// The rolling restarts of one deployment.
+#[derive(Debug, Default)]
+struct Restarts {
+    issued: u64,
+    /// Restarts followed to their end: not `UPDATING`, and only replicas newer than any before.
+    completed: u64,
+    /// Replicas that ran when a restart was issued and had left routing when it completed.
+    replaced: u64,
+    slowest: Duration,
 }
 
 const VIA_HANDLE: &str = "by handle";
@@ -535,6 +562,7 @@ const VIA_FRESH: &str = "over HTTP, a fresh connection each";
 // --- the load ------------------------------------------------------------------------------------
 
 struct Ctx {
+    serve: Serve,
     addr: SocketAddr,
     front: DeploymentHandle<Front>,
     narrow: DeploymentHandle<Narrow>,
@@ -545,6 +573,11 @@ struct Ctx {
     next_id: AtomicU64,
     start: Instant,
     load_until: Instant,
+    /// Rolling restarts under way (from just before one is issued until it is seen complete).
+    restarting: AtomicUsize,
+    /// Held while `Scorer`'s replicas change on purpose (a health replacement or a restart), so
+    /// that a replica made sick is replaced for failing its checks, not retired by a restart.
+    scorer_change: tokio::sync::Mutex<()>,
 }
 
 impl Ctx {
@@ -576,6 +609,9 @@ impl Ctx {
             Outcome::Success => {
                 tally.succeeded += 1;
                 tally.slowest_success = tally.slowest_success.max(took);
+                if self.restarting.load(Ordering::SeqCst) > 0 {
+                    tally.succeeded_while_restarting += 1;
+                }
             }
             Outcome::Failed(label) => *tally.failed.entry(label).or_default() += 1,
             Outcome::Lost(why) => {
@@ -802,8 +838,10 @@ async fn worker(ctx: Arc<Ctx>, via: Via, index: u64, seed: u64) {
 
 // --- the fault injector ---------------------------------------------------------------------------
 
-/// Runs rounds of every injected fault until the load ends (at least one whole round).
+/// Runs rounds of every injected fault until the load ends (at least one whole round), with
+/// rolling restarts at their own pace alongside.
 async fn injector(ctx: Arc<Ctx>, seed: u64) {
+    let restarts = tokio::spawn(rolling_restarts(ctx.clone()));
     let mut rng = Rng::new(seed);
     let pace = Duration::from_millis(100); // spreads the faults over the load; not synchronisation
     loop {
@@ -827,13 +865,136 @@ async fn injector(ctx: Arc<Ctx>, seed: u64) {
             ctx.problem("the 408 probe task failed".into());
         }
         if !ctx.loading() {
-            return;
+            break;
+        }
+    }
+    if restarts.await.is_err() {
+        ctx.problem("the rolling restart task failed".into());
+    }
+}
+
+/// Restarts every deployment of [`RESTARTED`] in turn, every [`RESTART_EVERY`] while the load
+/// lasts (at least one round).
+async fn rolling_restarts(ctx: Arc<Ctx>) {
+    loop {
+        tokio::time::sleep(RESTART_EVERY).await; // spreads the restarts over the load
+        for name in RESTARTED {
+            if name == "Scorer" {
+                let _turn = ctx.scorer_change.lock().await;
+                if let Some(replaced) = rolling_restart(&ctx, name).await {
+                    scorer_drained(&ctx, &replaced).await;
+                }
+            } else {
+                rolling_restart(&ctx, name).await;
+            }
+        }
+        if Instant::now() + RESTART_EVERY >= ctx.load_until {
+            return; // the next round would come after the load
         }
     }
 }
 
-/// Makes one healthy `Scorer` replica fail its health checks; waits until it is replaced.
+/// Restarts deployment `name`, rolling, and follows the restart (polls an external observation)
+/// until it is complete: the deployment is no longer `UPDATING` and every replica in routing is
+/// newer than all that ran before (replica ids grow and are never reused). Returns the ids of
+/// the replicas it replaced, once it is complete.
+async fn rolling_restart(ctx: &Ctx, name: &'static str) -> Option<Vec<usize>> {
+    let Some(before) = deployment_status(&ctx.serve, name) else {
+        ctx.problem(format!("no deployment {name} to restart"));
+        return None;
+    };
+    let old: Vec<usize> = before.replicas.iter().map(|r| r.replica_id).collect();
+    let newest_old = old.iter().copied().max();
+    let started = Instant::now();
+    ctx.restarting.fetch_add(1, Ordering::SeqCst);
+    // `update_deployment` blocks, so it runs on the blocking pool, not on this runtime's workers.
+    let serve = ctx.serve.clone();
+    let issued = tokio::task::spawn_blocking(move || {
+        serve.update_deployment(name, DeploymentUpdate::new().restart())
+    })
+    .await;
+    let completed = match issued {
+        Ok(Ok(())) => {
+            ctx.tally
+                .lock()
+                .unwrap()
+                .restarts
+                .entry(name)
+                .or_default()
+                .issued += 1;
+            restart_completed(ctx, name, newest_old).await
+        }
+        Ok(Err(e)) => {
+            ctx.problem(format!("restarting {name} failed: {e}"));
+            false
+        }
+        Err(e) => {
+            ctx.problem(format!("the task restarting {name} failed: {e}"));
+            false
+        }
+    };
+    ctx.restarting.fetch_sub(1, Ordering::SeqCst);
+    if !completed {
+        return None;
+    }
+    let mut tally = ctx.tally.lock().unwrap();
+    let restarts = tally.restarts.entry(name).or_default();
+    restarts.completed += 1;
+    restarts.replaced += old.len() as u64;
+    restarts.slowest = restarts.slowest.max(started.elapsed());
+    Some(old)
+}
+
+/// Waits (bounded) until a restart of `name` is complete: see [`rolling_restart`].
+async fn restart_completed(ctx: &Ctx, name: &str, newest_old: Option<usize>) -> bool {
+    let until = Instant::now() + PATIENCE;
+    loop {
+        let now = deployment_status(&ctx.serve, name);
+        let complete = now.as_ref().is_some_and(|d| {
+            d.status != "UPDATING"
+                && !d.replicas.is_empty()
+                && d.replicas
+                    .iter()
+                    .all(|r| newest_old.is_none_or(|n| r.replica_id > n))
+        });
+        if complete {
+            return true;
+        }
+        if Instant::now() > until {
+            ctx.problem(format!(
+                "a rolling restart of {name} was not complete after {PATIENCE:?}: {now:?}; \
+                 the newest replica before it: {newest_old:?}"
+            ));
+            return false;
+        }
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+}
+
+/// Waits (bounded) until the `Scorer` replicas a restart replaced have drained and been dropped.
+async fn scorer_drained(ctx: &Ctx, replaced: &[usize]) {
+    let mut rx = ctx.ward.0.subscribe();
+    let drained = tokio::time::timeout(
+        PATIENCE,
+        rx.wait_for(|s| replaced.iter().all(|id| !s.alive.contains(id))),
+    )
+    .await;
+    if !matches!(drained, Ok(Ok(_))) {
+        ctx.problem(format!(
+            "Scorer replicas {replaced:?} left routing in a restart but were not dropped within \
+             {PATIENCE:?}"
+        ));
+    }
+}
+
+/// Makes one healthy `Scorer` replica in routing fail its health checks; waits until it is
+/// replaced.
 async fn replace_scorer_replica(ctx: &Ctx) {
+    let _turn = ctx.scorer_change.lock().await;
+    // Not one that a restart took out of routing and that is still draining.
+    let in_routing: BTreeSet<usize> = deployment_status(&ctx.serve, "Scorer")
+        .map(|d| d.replicas.iter().map(|r| r.replica_id).collect())
+        .unwrap_or_default();
     let mut rx = ctx.ward.0.subscribe();
     let (victim, constructed) = {
         let ward = rx.borrow_and_update();
@@ -841,7 +1002,7 @@ async fn replace_scorer_replica(ctx: &Ctx) {
             .alive
             .iter()
             .copied()
-            .find(|id| !ward.sick.contains(id));
+            .find(|id| in_routing.contains(id) && !ward.sick.contains(id));
         (victim, ward.constructed)
     };
     let Some(victim) = victim else {
@@ -1064,18 +1225,25 @@ struct Scaling {
     downs: usize,
 }
 
-fn backend_replicas(serve: &Serve) -> usize {
+fn deployment_status(serve: &Serve, name: &str) -> Option<DeploymentStatus> {
     serve
         .status()
         .into_iter()
         .flat_map(|a| a.deployments)
-        .find(|d| d.name == "Backend")
-        .map_or(0, |d| d.num_replicas)
+        .find(|d| d.name == name)
 }
 
-/// Samples `Backend`'s replica count every 10 ms until `stop` (polls an external observation).
+/// How many replicas `Backend` runs; `None` while a rolling restart runs one more than its target.
+fn backend_replicas(serve: &Serve) -> Option<usize> {
+    deployment_status(serve, "Backend")
+        .filter(|d| d.status != "UPDATING")
+        .map(|d| d.num_replicas)
+}
+
+/// Samples `Backend`'s replica count every 10 ms until `stop` (polls an external observation),
+/// leaving out rolling restarts.
 fn sample_scaling(serve: Serve, stop: Arc<AtomicBool>) -> Scaling {
-    let first = backend_replicas(&serve);
+    let first = backend_replicas(&serve).unwrap_or(1);
     let mut scaling = Scaling {
         min: first,
         max: first,
@@ -1084,7 +1252,9 @@ fn sample_scaling(serve: Serve, stop: Arc<AtomicBool>) -> Scaling {
     let mut last = first;
     while !stop.load(Ordering::SeqCst) {
         std::thread::sleep(Duration::from_millis(10));
-        let now = backend_replicas(&serve);
+        let Some(now) = backend_replicas(&serve) else {
+            continue;
+        };
         scaling.min = scaling.min.min(now);
         scaling.max = scaling.max.max(now);
         if now > last {
@@ -1161,6 +1331,7 @@ fn soak_mixed_load_with_faults_loses_nothing() {
 
     let start = Instant::now();
     let ctx = Arc::new(Ctx {
+        serve: serve.clone(),
         addr,
         front,
         narrow,
@@ -1171,6 +1342,8 @@ fn soak_mixed_load_with_faults_loses_nothing() {
         next_id: AtomicU64::new(0),
         start,
         load_until: start + Duration::from_secs_f64(seconds),
+        restarting: AtomicUsize::new(0),
+        scorer_change: tokio::sync::Mutex::new(()),
     });
     let stop_sampling = Arc::new(AtomicBool::new(false));
     let sampler = {
@@ -1216,7 +1389,7 @@ fn soak_mixed_load_with_faults_loses_nothing() {
         let idle = Instant::now();
         let mut back_to_min = None;
         while idle.elapsed() < PATIENCE {
-            if backend_replicas(&serve) == 1 {
+            if backend_replicas(&serve) == Some(1) {
                 back_to_min = Some(idle.elapsed());
                 break;
             }
@@ -1264,6 +1437,18 @@ fn soak_mixed_load_with_faults_loses_nothing() {
         "  slowest replacement",
         format!("{:.0?}", tally.slowest_replacement),
     );
+    for (name, restarts) in &tally.restarts {
+        row(
+            &format!("rolling restarts of {name}: issued / completed"),
+            format!("{} / {}", restarts.issued, restarts.completed),
+        );
+        row("  replicas replaced", restarts.replaced.to_string());
+        row("  slowest restart", format!("{:.0?}", restarts.slowest));
+    }
+    row(
+        "successes while a rolling restart was under way",
+        tally.succeeded_while_restarting.to_string(),
+    );
     row(
         "Backend replicas (autoscaling 1..4): min / max seen",
         format!("{} / {}", scaling.min, scaling.max),
@@ -1305,6 +1490,17 @@ fn soak_mixed_load_with_faults_loses_nothing() {
         "fault paths never exercised: {missing:?}"
     );
     assert!(tally.replaced > 0, "no replica was replaced");
+    for name in RESTARTED {
+        let restarts = tally.restarts.get(name);
+        assert!(
+            restarts.is_some_and(|r| r.completed > 0 && r.replaced > 0),
+            "no rolling restart of {name} completed: {restarts:?}"
+        );
+    }
+    assert!(
+        tally.succeeded_while_restarting > 0,
+        "no request succeeded during a rolling restart"
+    );
     assert!(scaling.max > 1, "Backend never scaled up: {scaling:?}");
     assert!(back_to_min.is_some(), "Backend never scaled back down");
     assert_eq!(hangs_left, 0, "hung Backend calls were never cancelled");

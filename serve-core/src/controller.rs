@@ -1,7 +1,7 @@
 //! The deployment controller: keeps a deployment at its target number of healthy replicas.
 //!
-//! One controller task runs per deployment that autoscales or has a `check_health` method. Each
-//! tick it:
+//! One controller task runs per deployment. Each tick (and whenever an update, a new replica or a
+//! request at a deployment with no replica wakes it) it:
 //!
 //! 1. **autoscales** (if configured): measures the load (requests waiting for a replica plus
 //!    requests running), feeds it to the [`AutoscalingPolicy`] and moves the router's *target*

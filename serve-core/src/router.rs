@@ -16,6 +16,11 @@
 //! The slot is a [`Slot`] guard that travels with the request and is released when the request
 //! completes *or is dropped* (cancelled, aborted, runtime shut down), never by a bookkeeping call.
 //! Panics in user code are caught and fail that one request; the replica goes on serving.
+//!
+//! A replica leaves routing (scaled down, replaced, rolled over, the instance stopping) by being
+//! *retired*: it takes no new request, finishes those it runs, and past its deployment's
+//! `graceful_shutdown_timeout_s` fails the ones left. For that a slot also records its request in
+//! the replica's running set (a slab under a short, per-replica lock).
 
 use std::collections::VecDeque;
 use std::future::Future;
@@ -46,7 +51,7 @@ pub(crate) struct Replica<D> {
     health_failures: AtomicUsize,
     /// The resources it holds, given back when it is dropped (after its last request).
     _reservation: Option<Reservation>,
-    /// The rollout generation it was built for (see [`Router::restart`]).
+    /// The rollout generation it was built for (an update that replaces replicas starts a new one).
     generation: u64,
     /// The requests running on it, so a replica stopped past its graceful shutdown timeout can
     /// fail them (keyed by [`Slot::key`]).

@@ -226,10 +226,15 @@ impl Serve {
     }
 
     /// Changes a running deployment without dropping requests: a new `num_replicas` starts new
-    /// replicas before removing any (removed ones finish what they run); a new `user_config`
-    /// reaches every replica's `reconfigure` without restarting it (and replicas started later get
-    /// it too). Returns once every replica was reconfigured; the replica count converges in the
-    /// background (watch [`status`](Self::status)).
+    /// replicas before removing any (removed ones finish what they run, for up to their
+    /// `graceful_shutdown_timeout_s`); a new `user_config` reaches every replica's `reconfigure`
+    /// without restarting it (and replicas started later get it too); a new
+    /// `max_ongoing_requests` applies to the running replicas in place; new `resources` or
+    /// [`DeploymentUpdate::restart`] replace the replicas rolling (a new one is constructed
+    /// before an old one leaves routing). The whole new configuration is checked first: nothing
+    /// changes if it is refused. Returns once every replica was reconfigured; replica counts and
+    /// rollouts converge in the background (watch [`status`](Self::status): `UPDATING` until no
+    /// old replica is left).
     pub fn update_deployment(
         &self,
         name: &str,
