@@ -1,0 +1,221 @@
+//! Instructions per handle call, counted by valgrind's callgrind: a measure of the hot path that,
+//! unlike wall-clock time on a shared machine, barely moves between runs (a few percent, from
+//! thread scheduling), so a change that adds work to every call shows up.
+//!
+//! ```sh
+//! cargo bench -p serve-core --bench instructions
+//! ```
+//!
+//! runs this binary under `valgrind --tool=callgrind` twice per workload, with `SHORT` and `LONG`
+//! calls, and prints `(instructions(LONG) - instructions(SHORT)) / (LONG - SHORT)`: the cost of one
+//! call with start-up and shut-down cancelled out. Without valgrind it says so and exits.
+//!
+//! Workloads (the caller is a current-thread runtime on the main thread, as in `benches/handle.rs`):
+//! * `bare`: a bare tokio mpsc + oneshot round trip to a server task on a multi-threaded runtime;
+//! * `async_hop`: `handle.remote(x).await` on an `async fn` method;
+//! * `sync_hop`: the same on a sync `fn` method (blocking pool);
+//! * `chain`: the seed's Ingress -> Adder -> Multiplier with async leaves.
+
+use std::process::Command;
+
+use serve_core::prelude::*;
+use tokio::sync::{mpsc, oneshot};
+
+const SHORT: u64 = 1_000;
+const LONG: u64 = 11_000;
+
+#[deployment]
+#[derive(Default)]
+pub struct AsyncEcho;
+
+#[deployment]
+impl AsyncEcho {
+    pub async fn call(&self, x: u64) -> u64 {
+        x + 1
+    }
+}
+
+#[deployment]
+#[derive(Default)]
+pub struct SyncEcho;
+
+#[deployment]
+impl SyncEcho {
+    pub fn call(&self, x: u64) -> u64 {
+        x + 1
+    }
+}
+
+#[deployment]
+pub struct Adder {
+    increment: u64,
+}
+
+#[deployment]
+impl Adder {
+    pub fn new(increment: u64) -> Self {
+        Self { increment }
+    }
+    pub async fn call(&self, x: u64) -> u64 {
+        x + self.increment
+    }
+}
+
+#[deployment]
+pub struct Multiplier {
+    multiple: u64,
+}
+
+#[deployment]
+impl Multiplier {
+    pub fn new(multiple: u64) -> Self {
+        Self { multiple }
+    }
+    pub async fn call(&self, x: u64) -> u64 {
+        x * self.multiple
+    }
+}
+
+#[deployment]
+pub struct Ingress {
+    adder: DeploymentHandle<Adder>,
+    multiplier: DeploymentHandle<Multiplier>,
+}
+
+#[deployment]
+impl Ingress {
+    pub fn new(adder: DeploymentHandle<Adder>, multiplier: DeploymentHandle<Multiplier>) -> Self {
+        Self { adder, multiplier }
+    }
+    pub async fn call(&self, x: u64) -> Result<u64, ServeError> {
+        self.multiplier.remote(self.adder.remote(x)).await
+    }
+}
+
+const WORKLOADS: [&str; 4] = ["bare", "async_hop", "sync_hop", "chain"];
+
+/// Runs `calls` calls of `workload` (the child process under valgrind).
+fn run(workload: &str, calls: u64) {
+    let caller = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("a caller runtime");
+    let serve = Serve::start().expect("a serve instance");
+    let sum: u64 = match workload {
+        "bare" => {
+            let server = tokio::runtime::Runtime::new().expect("a server runtime");
+            let (tx, mut rx) = mpsc::channel::<(u64, oneshot::Sender<u64>)>(64);
+            server.spawn(async move {
+                while let Some((x, reply)) = rx.recv().await {
+                    let _ = reply.send(x + 1);
+                }
+            });
+            caller.block_on(async {
+                let mut sum = 0;
+                for x in 0..calls {
+                    let (reply, answer) = oneshot::channel();
+                    tx.send((x, reply)).await.expect("the server runs");
+                    sum += answer.await.expect("the server answers");
+                }
+                sum
+            })
+        }
+        "async_hop" => {
+            let handle = serve.run(AsyncEcho::bind()).expect("deploys");
+            caller.block_on(async {
+                let mut sum = 0;
+                for x in 0..calls {
+                    sum += handle.remote(x).await.expect("answers");
+                }
+                sum
+            })
+        }
+        "sync_hop" => {
+            let handle = serve.run(SyncEcho::bind()).expect("deploys");
+            caller.block_on(async {
+                let mut sum = 0;
+                for x in 0..calls {
+                    sum += handle.remote(x).await.expect("answers");
+                }
+                sum
+            })
+        }
+        "chain" => {
+            let app = Ingress::bind(Adder::bind(1), Multiplier::bind(2));
+            let handle = serve.run(app).expect("deploys");
+            caller.block_on(async {
+                let mut sum = 0;
+                for x in 0..calls {
+                    // (x + 1) * 2
+                    sum += handle.remote(x).await.expect("answers") / 2;
+                }
+                sum
+            })
+        }
+        other => panic!("unknown workload {other}"),
+    };
+    assert_eq!(sum, calls * (calls - 1) / 2 + calls, "every call answered");
+    serve.shutdown();
+}
+
+/// Instructions callgrind counted for one child run, or why there is no count.
+fn count(workload: &str, calls: u64) -> Result<u64, String> {
+    let me = std::env::current_exe().map_err(|e| e.to_string())?;
+    let output = Command::new("valgrind")
+        .args(["--tool=callgrind", "--callgrind-out-file=/dev/null"])
+        .arg(me)
+        .args(["--child", workload, &calls.to_string()])
+        .output()
+        .map_err(|e| format!("valgrind could not be run ({e}); install valgrind"))?;
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    if !output.status.success() {
+        return Err(format!("the run under valgrind failed:\n{stderr}"));
+    }
+    stderr
+        .lines()
+        .find_map(|line| {
+            let (_, count) = line.split_once("Collected :")?;
+            count.trim().parse().ok()
+        })
+        .ok_or_else(|| format!("no instruction count in valgrind's output:\n{stderr}"))
+}
+
+fn main() {
+    let args: Vec<String> = std::env::args().collect();
+    if let [_, flag, workload, calls] = args.as_slice()
+        && flag == "--child"
+    {
+        run(workload, calls.parse().expect("a number of calls"));
+        return;
+    }
+    // `cargo bench` passes `--bench` (and maybe a filter): anything else picks workloads by name.
+    let filter: Vec<&str> = args[1..]
+        .iter()
+        .map(String::as_str)
+        .filter(|a| !a.starts_with("--"))
+        .collect();
+    println!("instructions per call (callgrind; {LONG} - {SHORT} calls)");
+    let mut bare = None;
+    for workload in WORKLOADS {
+        if !filter.is_empty() && !filter.iter().any(|f| workload.contains(f)) {
+            continue;
+        }
+        let per_call = match (count(workload, SHORT), count(workload, LONG)) {
+            (Ok(short), Ok(long)) => long.saturating_sub(short) / (LONG - SHORT),
+            (Err(e), _) | (_, Err(e)) => {
+                println!("{workload}: not counted: {e}");
+                return;
+            }
+        };
+        if workload == "bare" {
+            bare = Some(per_call);
+        }
+        match bare.filter(|_| workload != "bare") {
+            Some(bare) => println!(
+                "{workload:>10}: {per_call:>7} ({:.2}x bare)",
+                per_call as f64 / bare as f64
+            ),
+            None => println!("{workload:>10}: {per_call:>7}"),
+        }
+    }
+}
