@@ -242,8 +242,8 @@ pub(crate) fn error_response(e: &ServeError) -> HttpResponse {
 /// The error and its source chain are searched, outermost first: an [`HttpError`] keeps its
 /// status; else the first [`ServeError`] of a failed downstream call answers by its kind, as if
 /// the ingress had failed that way itself, except that a downstream `.timeout(..)` that ran out
-/// is `504 Gateway Timeout` (the proxy's own request timeout is the 408). Everything else is a 500
-/// with the error's one line (a cancelled `ServeError` returned as it is stays a 503).
+/// is `504 Gateway Timeout` (the proxy's own request timeout is the 408), and a cancelled one is
+/// a 503 (as a cancelled ingress request is). Everything else is a 500 with the error's one line.
 pub(crate) fn handler_error_response(e: &(dyn StdError + 'static)) -> HttpResponse {
     if let Some(http) = chain(e).find_map(|err| err.downcast_ref::<HttpError>()) {
         return http.clone().into_http_response();
@@ -254,7 +254,10 @@ pub(crate) fn handler_error_response(e: &(dyn StdError + 'static)) -> HttpRespon
         .find(|kind| {
             matches!(
                 kind,
-                ErrorKind::BackPressure | ErrorKind::ShutDown | ErrorKind::Timeout
+                ErrorKind::BackPressure
+                    | ErrorKind::ShutDown
+                    | ErrorKind::Timeout
+                    | ErrorKind::Cancelled
             )
         });
     match downstream {
@@ -263,12 +266,6 @@ pub(crate) fn handler_error_response(e: &(dyn StdError + 'static)) -> HttpRespon
             HttpResponse::text(StatusCode::GATEWAY_TIMEOUT, format!("Gateway Timeout: {e}"))
         }
         Some(_) => service_unavailable(e),
-        None if e
-            .downcast_ref::<ServeError>()
-            .is_some_and(|serve| serve.kind() == ErrorKind::Cancelled) =>
-        {
-            service_unavailable(e)
-        }
         None => HttpResponse::text(
             StatusCode::INTERNAL_SERVER_ERROR,
             format!("Internal Server Error: {e}"),
@@ -648,10 +645,10 @@ mod tests {
         let err = returned(Box::new(ModelFailed(ServeError::shut_down())));
         assert_eq!(answer(error_response(&err)).0, 503);
 
-        // A cancelled downstream call is left as it was: a 500 through a plain ingress, a 503 as
-        // a route handler's own error.
+        // A cancelled downstream call is a 503, through a plain ingress and as a route handler's
+        // own error alike.
         let err = returned(Box::new(ServeError::cancelled()));
-        assert_eq!(answer(error_response(&err)).0, 500);
+        assert_eq!(answer(error_response(&err)).0, 503);
         assert_eq!(
             answer(handler_error_response(&ServeError::cancelled())).0,
             503
