@@ -166,6 +166,34 @@ fn a_removed_replica_that_finishes_in_time_fails_nothing() {
     serve.shutdown();
 }
 
+#[test]
+fn a_shutdown_waits_for_and_stops_replicas_that_left_routing_too() {
+    let serve = Serve::start().unwrap();
+    let (entered, release, dropped) = (Counter::new(), Gate::new(), Gate::new());
+    let handle = run_with(
+        &serve,
+        Stuck::bind(entered.clone(), release.clone(), dropped.clone()),
+        |c| c.graceful_shutdown_timeout_s(1.0),
+    );
+    let stuck = handle.remote(true);
+    wait_until("the request started", || entered.get() == 1);
+    // The replica leaves routing (a new one replaces it) and drains its hanging request.
+    serve
+        .update_deployment("Stuck", DeploymentUpdate::new().restart())
+        .unwrap();
+    wait_for(&serve, "the replacement", |d| {
+        d.replicas.len() == 1 && d.replicas[0].replica_id == 1
+    });
+
+    assert!(
+        !serve.shutdown_graceful(None),
+        "the draining replica's request had to be failed"
+    );
+    let err = stuck.result_timeout(PATIENCE).unwrap_err();
+    assert!(err.to_string().contains("was stopped"), "{err}");
+    assert!(dropped.wait_blocking());
+}
+
 // --- rolling restarts ------------------------------------------------------------------------------
 
 /// Counts its constructions (its `generation` is its number, from 1); constructions after the
@@ -294,6 +322,77 @@ fn new_resources_roll_out_even_when_only_an_old_replica_can_make_room() {
         (1, 0.5),
         "nothing changed"
     );
+    serve.shutdown();
+}
+
+/// Four replicas of one GPU each; constructions after the first four wait for `hold`.
+#[deployment(num_replicas = 4, num_gpus = 1, num_cpus = 0)]
+pub struct GpuFleet;
+
+#[deployment]
+impl GpuFleet {
+    pub fn new(built: Counter, hold: Gate) -> Self {
+        if built.incr() >= 4 {
+            assert!(hold.wait_blocking(), "the test never let it build");
+        }
+        Self
+    }
+    pub fn call(&self) -> usize {
+        serve_core::replica_context().unwrap().replica_id()
+    }
+}
+
+#[test]
+fn a_rollout_short_of_resources_replaces_one_replica_at_a_time() {
+    // Every GPU is taken: each new replica needs an old one out of the way first, and no more
+    // than one may be out at a time.
+    let serve = Serve::builder().num_gpus(4.0).start().unwrap();
+    let (built, hold) = (Counter::new(), Gate::new());
+    let handle = serve
+        .run(GpuFleet::bind(built.clone(), hold.clone()))
+        .unwrap();
+    let fewest = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(4));
+    let stop = Gate::new();
+    let watcher = {
+        let (serve, fewest, stop) = (serve.clone(), fewest.clone(), stop.clone());
+        std::thread::spawn(move || {
+            while !stop.is_open() {
+                let n = serve.status()[0].deployments[0].num_replicas;
+                fewest.fetch_min(n, std::sync::atomic::Ordering::SeqCst);
+                std::thread::sleep(Duration::from_millis(1)); // sampling, not synchronisation
+            }
+        })
+    };
+
+    serve
+        .update_deployment("GpuFleet", DeploymentUpdate::new().restart())
+        .unwrap();
+    // The first new replica got the GPU of one old replica and is held in its constructor.
+    wait_until("a new replica constructing", || built.get() == 5);
+    wait_for(&serve, "three replicas serving", |d| d.num_replicas == 3);
+    for _ in 0..10 {
+        handle
+            .remote()
+            .result()
+            .expect("the three old replicas serve");
+    }
+    let status = &serve.status()[0].deployments[0];
+    assert_eq!(
+        status.num_replicas, 3,
+        "no second old replica left: {status:?}"
+    );
+    assert_eq!(status.status, "UPDATING");
+
+    hold.open();
+    wait_for(&serve, "the rollout done", |d| {
+        d.status == "HEALTHY" && d.num_replicas == 4 && d.replicas.iter().all(|r| r.replica_id >= 4)
+    });
+    stop.open();
+    watcher.join().unwrap();
+    // Sampled: a dip may be missed, but one seen is a failure.
+    let fewest = fewest.load(std::sync::atomic::Ordering::SeqCst);
+    assert!(fewest >= 3, "{fewest} replica(s) serving at one point");
+    assert_eq!(built.get(), 8);
     serve.shutdown();
 }
 

@@ -245,7 +245,7 @@ impl<D: Deployment> AnyNode for Node<D> {
                 .with_config(config.clone()),
             );
             router.set_target(initial);
-            placement.set_owner(Arc::downgrade(&router) as _);
+            placement.set_owner(Arc::downgrade(&router) as _, router.wake_signal());
             tracing::info!(
                 deployment = %config.name,
                 replicas = fit,

@@ -83,8 +83,9 @@ struct RunArgs {
     /// limit, or the config file's `http_options.request_timeout_s`].
     #[arg(long)]
     request_timeout_s: Option<f64>,
-    /// How long in-flight requests may take to finish after Ctrl-C / SIGTERM, in seconds
-    /// [default: each deployment's `graceful_shutdown_timeout_s`, 20 s unless configured].
+    /// After Ctrl-C / SIGTERM, stop waiting for in-flight requests after this many seconds in
+    /// all; each deployment also fails its own after its `graceful_shutdown_timeout_s` (20 s
+    /// unless configured) [default: the longest of those].
     #[arg(long)]
     graceful_shutdown_timeout: Option<f64>,
 }
@@ -176,6 +177,15 @@ where
         .or(http_options.host)
         .unwrap_or_else(|| DEFAULT_HOST.into());
     let port = args.port.or(http_options.port).unwrap_or(DEFAULT_PORT);
+    let shutdown_timeout = match args.graceful_shutdown_timeout {
+        Some(s) if s.is_finite() && s >= 0.0 => Some(Duration::from_secs_f64(s.min(1e9))),
+        Some(s) => {
+            return Err(runtime_error(format!(
+                "--graceful-shutdown-timeout must be a number of seconds of at least 0, not {s}"
+            )));
+        }
+        None => None,
+    };
     let request_timeout = match args.request_timeout_s.or(http_options.request_timeout_s) {
         Some(s) if s.is_finite() && s > 0.0 => Some(Duration::from_secs_f64(s)),
         Some(s) => {
@@ -204,14 +214,7 @@ where
     tracing::info!("application is ready at http://{bound}{route_prefix}");
 
     stop.wait();
-    let timeout = args.graceful_shutdown_timeout.map(|s| {
-        Duration::from_secs_f64(if s.is_finite() {
-            s.clamp(0.0, 1e9)
-        } else {
-            0.0
-        })
-    });
-    match timeout {
+    match shutdown_timeout {
         Some(timeout) => {
             tracing::info!("stopping: draining requests in flight (up to {timeout:?})")
         }
@@ -219,7 +222,7 @@ where
             "stopping: draining requests in flight (up to each deployment's graceful_shutdown_timeout_s)"
         ),
     }
-    if serve.shutdown_graceful(timeout) {
+    if serve.shutdown_graceful(shutdown_timeout) {
         tracing::info!("all requests finished; bye");
     } else {
         tracing::warn!("requests still in flight after the graceful shutdown timeout were failed");

@@ -207,8 +207,9 @@ fn reconcile<D: Deployment>(
         }
     }
     // A new replica waiting for resources that only old replicas hold would wait forever: make
-    // room by taking one old replica out (one at a time: none may be draining already).
-    if old > 0 && router.waiting_for_resources() > 0 && router.draining() == 0 {
+    // room by taking one old replica out. One at a time: not while a replica drains, another is
+    // being constructed, or resources already given back wait to be taken.
+    if old > 0 && router.draining() == 0 && router.starved() {
         tracing::info!(
             deployment = router.name(),
             "rolling update: a new replica waits for resources; stopping an old one to make room"

@@ -384,6 +384,11 @@ impl ResourcePool {
         })
     }
 
+    /// Whether `request` would fit now (nothing is reserved).
+    pub(crate) fn fits(&self, request: &ReplicaResources) -> bool {
+        self.inner.state().clone().take(request).is_some()
+    }
+
     /// `Err` (saying what is short) when `request` could not fit even in an empty instance.
     pub(crate) fn check_feasible(&self, request: &ReplicaResources) -> Result<(), String> {
         let empty = self.inner.state().emptied();
@@ -481,6 +486,8 @@ pub(crate) struct Placement {
     building: Arc<AtomicUsize>,
     /// Replicas waiting for resources (pending).
     waiting: AtomicUsize,
+    /// Told when a replica starts waiting (the deployment's controller may make room).
+    on_wait: OnceLock<Arc<tokio::sync::Notify>>,
     /// The deployment (its router); a pending replica of a deployment that is gone gives up.
     owner: OnceLock<Weak<dyn std::any::Any + Send + Sync>>,
     /// Pending replicas already warned about at deploy time (not warned about again).
@@ -530,6 +537,7 @@ impl Placement {
             prepaid: Mutex::new(VecDeque::new()),
             building: Arc::new(AtomicUsize::new(0)),
             waiting: AtomicUsize::new(0),
+            on_wait: OnceLock::new(),
             owner: OnceLock::new(),
             announced: AtomicUsize::new(0),
         }
@@ -557,9 +565,15 @@ impl Placement {
         check_feasible(&self.pool, deployment, request)
     }
 
-    /// Records the deployment the replicas are for: once it is gone, pending replicas give up.
-    pub(crate) fn set_owner(&self, owner: Weak<dyn std::any::Any + Send + Sync>) {
+    /// Records the deployment the replicas are for (once it is gone, pending replicas give up),
+    /// and what to tell when a replica starts waiting for resources.
+    pub(crate) fn set_owner(
+        &self,
+        owner: Weak<dyn std::any::Any + Send + Sync>,
+        on_wait: Arc<tokio::sync::Notify>,
+    ) {
         let _ = self.owner.set(owner);
+        let _ = self.on_wait.set(on_wait);
     }
 
     /// Reserves now for up to `n` replicas (taken by [`take_prepaid`](Self::take_prepaid));
@@ -637,6 +651,9 @@ impl Placement {
             if waiting.is_none() {
                 self.waiting.fetch_add(1, Ordering::SeqCst);
                 waiting = Some(Waiting(&self.waiting));
+                if let Some(on_wait) = self.on_wait.get() {
+                    on_wait.notify_one();
+                }
             }
             if !warned {
                 warned = true;
@@ -682,6 +699,11 @@ impl Placement {
     /// Replicas waiting for resources (pending).
     pub(crate) fn waiting(&self) -> usize {
         self.waiting.load(Ordering::SeqCst)
+    }
+
+    /// Whether a new replica's resources are free now (given back, not yet taken).
+    pub(crate) fn fits_now(&self) -> bool {
+        self.pool.fits(&self.request())
     }
 
     /// Why `pending` replicas do not start (for `status`).

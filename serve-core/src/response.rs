@@ -60,7 +60,7 @@ impl<T: Send> Cancel for Cell<T> {
         if matches!(state.outcome, Outcome::Pending) {
             state.children.push(child);
         } else if matches!(&state.outcome, Outcome::Ready(Err(e))
-            if matches!(e.kind(), ErrorKind::Cancelled | ErrorKind::Timeout))
+            if matches!(e.kind(), ErrorKind::Cancelled | ErrorKind::Timeout | ErrorKind::ShutDown))
         {
             drop(state);
             child.cancel();
@@ -140,17 +140,19 @@ impl<T> Cell<T> {
         self.stop(ServeError::cancelled());
     }
 
-    /// Stops the request with `err` (cancelled, timed out) if it has not finished: aborts its
-    /// task and cancels the requests it started.
-    pub(crate) fn stop(&self, err: ServeError) {
-        if let Some((abort, children)) = self.finish(Err(err)) {
-            if let Some(handle) = abort {
-                handle.abort();
-            }
-            for child in children {
-                child.cancel();
-            }
+    /// Stops the request with `err` (cancelled, timed out, stopped) if it has not finished:
+    /// aborts its task and cancels the requests it started. Returns whether it was still going.
+    pub(crate) fn stop(&self, err: ServeError) -> bool {
+        let Some((abort, children)) = self.finish(Err(err)) else {
+            return false;
+        };
+        if let Some(handle) = abort {
+            handle.abort();
         }
+        for child in children {
+            child.cancel();
+        }
+        true
     }
 
     fn register(state: &mut State<T>, waker: &Waker) {
@@ -396,7 +398,9 @@ impl<T> DeploymentResponse<T> {
             Ok(rt) if on_serve_thread => drop(rt.spawn(timer)),
             _ => match timer_runtime() {
                 Ok(rt) => drop(rt.spawn(timer)),
-                Err(e) => self.consumer.cell.stop(e),
+                Err(e) => {
+                    self.consumer.cell.stop(e);
+                }
             },
         }
         self
@@ -559,6 +563,11 @@ impl<T> GeneratorSender<T> {
     /// Marks the stream as complete, so the consumer does not report a cut-off stream.
     pub(crate) fn finish(self) {
         self.finished.store(true, Ordering::Release);
+    }
+
+    /// The flag [`finish`](Self::finish) sets.
+    pub(crate) fn finished_flag(&self) -> Arc<AtomicBool> {
+        self.finished.clone()
     }
 }
 

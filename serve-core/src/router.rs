@@ -17,10 +17,11 @@
 //! completes *or is dropped* (cancelled, aborted, runtime shut down), never by a bookkeeping call.
 //! Panics in user code are caught and fail that one request; the replica goes on serving.
 //!
-//! A replica leaves routing (scaled down, replaced, rolled over, the instance stopping) by being
-//! *retired*: it takes no new request, finishes those it runs, and past its deployment's
-//! `graceful_shutdown_timeout_s` fails the ones left. For that a slot also records its request in
-//! the replica's running set (a slab under a short, per-replica lock).
+//! A replica leaves routing (scaled down, replaced, rolled over by an update) by being *retired*:
+//! it takes no new request, finishes those it runs, and past its deployment's
+//! `graceful_shutdown_timeout_s` fails the ones left (a stopping instance does the same for every
+//! replica at once). For that a slot also records its request in the replica's running set (a
+//! slab under a short, per-replica lock).
 
 use std::collections::VecDeque;
 use std::future::Future;
@@ -63,12 +64,13 @@ pub(crate) struct Replica<D> {
 
 /// A request running on a replica, as the replica's shutdown sees it.
 pub(crate) trait Stop: Send + Sync {
-    /// Fails the request with `err` (if it has not finished) and stops its task.
-    fn stop(&self, err: ServeError);
+    /// Fails the request with `err` (if it has not finished) and stops its task; returns whether
+    /// it was still going.
+    fn stop(&self, err: ServeError) -> bool;
 }
 
 impl<T: Send> Stop for response::Cell<T> {
-    fn stop(&self, err: ServeError) {
+    fn stop(&self, err: ServeError) -> bool {
         response::Cell::stop(self, err)
     }
 }
@@ -76,22 +78,28 @@ impl<T: Send> Stop for response::Cell<T> {
 /// A streaming request's stop: sends the error down the stream and aborts the producer.
 struct StreamStop<T> {
     tx: tokio::sync::mpsc::Sender<Result<T, ServeError>>,
+    /// Set once the stream ended whole: then there is nothing to stop.
+    finished: Arc<AtomicBool>,
     /// The producer's task once spawned; `None` inside after a stop that came first.
     task: Mutex<Option<Option<AbortHandle>>>,
 }
 
 impl<T: Send> Stop for StreamStop<T> {
-    fn stop(&self, err: ServeError) {
-        // When the buffer is full the consumer sees the cut-off stream's own shut-down error.
-        let _ = self.tx.try_send(Err(err));
+    fn stop(&self, err: ServeError) -> bool {
         let task = self
             .task
             .lock()
             .unwrap_or_else(|p| p.into_inner())
             .replace(None);
+        if self.finished.load(Ordering::Acquire) || matches!(task, Some(None)) {
+            return false;
+        }
+        // When the buffer is full the consumer sees the cut-off stream's own shut-down error.
+        let _ = self.tx.try_send(Err(err));
         if let Some(Some(task)) = task {
             task.abort();
         }
+        true
     }
 }
 
@@ -175,6 +183,9 @@ pub struct Router<D> {
     /// Past this many waiting requests a call fails at once (back pressure); `None`: unlimited.
     max_queued: Option<usize>,
     queue: Mutex<VecDeque<Box<dyn Job<D>>>>,
+    /// Calls refused at a full queue since it was last purged of cancelled calls (changed under
+    /// the `queue` lock).
+    refused_since_purge: AtomicUsize,
     /// `queue.len()`, readable without the lock. Together with `in_flight` it forms a Dekker-style
     /// handshake (both `SeqCst`): a dispatcher publishes "queued" then retries slots; a finishing
     /// request frees its slot then checks "queued". One of the two always sees the other.
@@ -190,21 +201,25 @@ pub struct Router<D> {
     closed: AtomicBool,
     /// Set when a graceful shutdown's time is up: every request is refused.
     stopped: AtomicBool,
-    /// Set when that shutdown failed requests still waiting or running.
-    forced: AtomicBool,
+    /// Requests failed because a graceful shutdown timeout ran out (a retired replica's, or the
+    /// deployment's when the instance stopped).
+    stopped_requests: Arc<AtomicUsize>,
     /// How long a replica taken out of routing may take to finish its requests before they are
     /// failed (`graceful_shutdown_timeout_s`).
     graceful_timeout: std::time::Duration,
     /// The current rollout generation: replicas of an older one are replaced (rolling).
     generation: std::sync::atomic::AtomicU64,
-    /// Replicas out of routing that still finish requests.
-    draining: Arc<AtomicUsize>,
+    /// Replicas out of routing that still finish requests (until they are idle or their
+    /// graceful shutdown timeout ends).
+    retiring: Arc<Mutex<Vec<Arc<Replica<D>>>>>,
     /// Why the deployment is unhealthy (its replicas cannot be constructed), if it is.
     unhealthy: Mutex<Option<String>>,
     /// Whether the replica count is the autoscaler's (then it cannot be set by hand).
     autoscaling: bool,
     /// Updates (`reconfigure` with a new `user_config`) in progress.
     updating: AtomicUsize,
+    /// Held by an update from its check to its last change, so two updates do not interleave.
+    update_lock: tokio::sync::Mutex<()>,
     /// The `user_config` new replicas get (shared with the replica factory).
     user_config: Arc<Mutex<Option<serde_json::Value>>>,
     /// How its replicas get their resources (for the pending count in `status`).
@@ -250,17 +265,15 @@ impl<D> Slot<D> {
 impl<D> Drop for Slot<D> {
     fn drop(&mut self) {
         if let Some(key) = self.key {
-            let mut running = self
+            let request = self
                 .replica
                 .running
                 .lock()
-                .unwrap_or_else(|p| p.into_inner());
-            running.try_remove(key);
+                .unwrap_or_else(|p| p.into_inner())
+                .try_remove(key);
+            drop(request); // outside the lock
         }
-        let left = self.replica.in_flight.fetch_sub(1, Ordering::SeqCst) - 1;
-        if left == 0 && self.replica.retired.load(Ordering::SeqCst) {
-            self.replica.idle.notify_one();
-        }
+        self.replica.release();
         if self.router.queued.load(Ordering::SeqCst) > 0 {
             self.router.drain();
         }
@@ -280,7 +293,7 @@ pub(crate) trait RouterStatus: Send + Sync {
     /// How long its replicas may take to finish their requests when they stop.
     fn graceful_timeout(&self) -> std::time::Duration;
     /// Whether a shutdown's timeout failed requests here.
-    fn forced(&self) -> bool;
+    fn stopped_requests(&self) -> usize;
     /// Requests waiting or running.
     fn in_progress(&self) -> usize;
     /// Applies a change to the running deployment (see `Serve::update_deployment`).
@@ -305,6 +318,7 @@ impl<D: Deployment> RouterStatus for Router<D> {
                     .with_message(message)
                     .in_deployment(&self.name))
             };
+            let _one_at_a_time = self.update_lock.lock().await;
             if update.num_replicas.is_some() && self.autoscaling {
                 return refuse(
                     "the deployment autoscales: change its autoscaling config instead of num_replicas"
@@ -416,8 +430,8 @@ impl<D: Deployment> RouterStatus for Router<D> {
         self.graceful_timeout
     }
 
-    fn forced(&self) -> bool {
-        Router::forced(self)
+    fn stopped_requests(&self) -> usize {
+        self.stopped_requests.load(Ordering::SeqCst)
     }
 
     fn in_progress(&self) -> usize {
@@ -506,6 +520,7 @@ impl<D> Replica<D> {
         }
     }
 
+    /// Takes a slot if one is free and the replica is not retired.
     fn try_reserve(&self, max: usize) -> bool {
         let mut current = self.in_flight.load(Ordering::SeqCst);
         while current < max {
@@ -515,11 +530,28 @@ impl<D> Replica<D> {
                 Ordering::SeqCst,
                 Ordering::SeqCst,
             ) {
-                Ok(_) => return true,
+                Ok(_) => {
+                    // Routing may have read the replica list just before the replica left it.
+                    // `retire` sets `retired` then reads `in_flight`; this the other way round:
+                    // either it waits for this slot, or this sees `retired` and gives it back.
+                    if !self.retired.load(Ordering::SeqCst) {
+                        return true;
+                    }
+                    self.release();
+                    return false;
+                }
                 Err(now) => current = now,
             }
         }
         false
+    }
+
+    /// Gives one slot back; the last one of a retired replica says it is idle.
+    fn release(&self) {
+        let left = self.in_flight.fetch_sub(1, Ordering::SeqCst) - 1;
+        if left == 0 && self.retired.load(Ordering::SeqCst) {
+            self.idle.notify_one();
+        }
     }
 
     fn load(&self) -> usize {
@@ -537,18 +569,18 @@ impl<D> Replica<D> {
             let running = self.running.lock().unwrap_or_else(|p| p.into_inner());
             running.iter().map(|(_, r)| r.clone()).collect()
         };
+        let mut stopped = 0;
         for request in &running {
-            request.stop(
-                ServeError::shut_down()
-                    .with_message(format!(
-                        "replica {} was stopped: the request did not finish within its \
-                         graceful shutdown timeout ({timeout:?})",
-                        self.info.replica_id
-                    ))
-                    .in_deployment(deployment),
-            );
+            let err = ServeError::shut_down()
+                .with_message(format!(
+                    "replica {} was stopped: the request did not finish within its graceful \
+                     shutdown timeout ({timeout:?})",
+                    self.info.replica_id
+                ))
+                .in_deployment(deployment);
+            stopped += usize::from(request.stop(err));
         }
-        running.len()
+        stopped
     }
 }
 
@@ -576,18 +608,20 @@ impl<D: Send + Sync + 'static> Router<D> {
             max_ongoing: AtomicUsize::new(max_ongoing.max(1)),
             max_queued,
             queue: Mutex::new(VecDeque::new()),
+            refused_since_purge: AtomicUsize::new(0),
             queued: AtomicUsize::new(0),
             membership: Mutex::new(()),
             wake: Arc::new(tokio::sync::Notify::new()),
             closed: AtomicBool::new(false),
             stopped: AtomicBool::new(false),
-            forced: AtomicBool::new(false),
+            stopped_requests: Arc::default(),
             graceful_timeout: std::time::Duration::from_secs(20),
             generation: std::sync::atomic::AtomicU64::new(0),
-            draining: Arc::new(AtomicUsize::new(0)),
+            retiring: Arc::default(),
             unhealthy: Mutex::new(None),
             autoscaling: false,
             updating: AtomicUsize::new(0),
+            update_lock: tokio::sync::Mutex::new(()),
             user_config: Arc::default(),
             placement: None,
             rt,
@@ -647,10 +681,19 @@ impl<D> Router<D> {
         self.target.store(n, Ordering::SeqCst);
     }
 
-    /// Requests waiting for a replica plus requests running on one: the load autoscaling sees.
+    /// Requests waiting for a replica plus requests running on one (replicas that left routing
+    /// and still finish requests included): the load autoscaling sees, and what a graceful
+    /// shutdown waits for.
     pub(crate) fn ongoing(&self) -> usize {
         let running: usize = self.replicas.load().iter().map(|r| r.load()).sum();
-        running + self.queued.load(Ordering::SeqCst)
+        let retiring: usize = self
+            .retiring
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .iter()
+            .map(|r| r.load())
+            .sum();
+        running + retiring + self.queued.load(Ordering::SeqCst)
     }
 
     /// What the controller waits on besides its ticker.
@@ -692,17 +735,19 @@ impl<D> Router<D> {
 
     /// Replicas out of routing that still finish their requests.
     pub(crate) fn draining(&self) -> usize {
-        self.draining.load(Ordering::SeqCst)
+        self.retiring
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .len()
     }
 
-    /// Replicas waiting for resources before they can be constructed.
-    pub(crate) fn waiting_for_resources(&self) -> usize {
-        self.placement.as_ref().map_or(0, |p| p.waiting())
-    }
-
-    /// Whether a graceful shutdown's timeout failed requests here.
-    pub(crate) fn forced(&self) -> bool {
-        self.forced.load(Ordering::SeqCst)
+    /// Whether a new replica waits for resources that are not free: replicas wait for them,
+    /// none holds its resources while being constructed, and what a new replica needs is not
+    /// free now (given back but not yet taken counts as free).
+    pub(crate) fn starved(&self) -> bool {
+        self.placement
+            .as_ref()
+            .is_some_and(|p| p.waiting() > 0 && p.building() == 0 && !p.fits_now())
     }
 
     /// The routable replicas now.
@@ -748,16 +793,21 @@ impl<D> Router<D> {
         if replica.in_flight.load(Ordering::SeqCst) == 0 {
             return;
         }
-        /// Counts the replica as draining until dropped.
-        struct Draining(Arc<AtomicUsize>);
-        impl Drop for Draining {
+        /// Keeps the replica in the router's retiring list until dropped.
+        struct Draining<D>(Arc<Mutex<Vec<Arc<Replica<D>>>>>, Arc<Replica<D>>);
+        impl<D> Drop for Draining<D> {
             fn drop(&mut self) {
-                self.0.fetch_sub(1, Ordering::SeqCst);
+                let mut retiring = self.0.lock().unwrap_or_else(|p| p.into_inner());
+                retiring.retain(|r| !Arc::ptr_eq(r, &self.1));
             }
         }
-        self.draining.fetch_add(1, Ordering::SeqCst);
-        let draining = Draining(self.draining.clone());
+        self.retiring
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .push(replica.clone());
+        let draining = Draining(self.retiring.clone(), replica.clone());
         let (timeout, name) = (self.graceful_timeout, self.name.clone());
+        let stopped_requests = self.stopped_requests.clone();
         self.rt.spawn(async move {
             let _draining = draining;
             let idle = async {
@@ -770,6 +820,7 @@ impl<D> Router<D> {
             };
             if tokio::time::timeout(timeout, idle).await.is_err() {
                 let stopped = replica.stop_running(&name, timeout);
+                stopped_requests.fetch_add(stopped, Ordering::SeqCst);
                 tracing::warn!(
                     deployment = %name,
                     replica = replica.id(),
@@ -789,9 +840,8 @@ impl<D> Router<D> {
             self.queued.fetch_sub(queue.len(), Ordering::SeqCst);
             queue.drain(..).collect()
         };
-        if !queued.is_empty() {
-            self.forced.store(true, Ordering::SeqCst);
-        }
+        self.stopped_requests
+            .fetch_add(queued.len(), Ordering::SeqCst);
         for job in queued {
             job.fail(
                 ServeError::shut_down()
@@ -803,11 +853,16 @@ impl<D> Router<D> {
             );
         }
         let mut stopped = 0;
-        for replica in self.replicas.load().iter() {
+        let retiring = self
+            .retiring
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone();
+        for replica in self.replicas.load().iter().chain(&retiring) {
             stopped += replica.stop_running(&self.name, timeout);
         }
+        self.stopped_requests.fetch_add(stopped, Ordering::SeqCst);
         if stopped > 0 {
-            self.forced.store(true, Ordering::SeqCst);
             tracing::warn!(
                 deployment = %self.name,
                 "{stopped} request(s) still running after the graceful shutdown timeout \
@@ -904,11 +959,17 @@ impl<D> Router<D> {
             if let Some(max) = self.max_queued
                 && queue.len() >= max
             {
-                // Requests cancelled while they waited no longer count against the cap.
-                let before = queue.len();
-                queue.retain(|job| !job.abandoned());
-                self.queued
-                    .fetch_sub(before - queue.len(), Ordering::SeqCst);
+                // Requests cancelled while they waited no longer count against the cap. Looking
+                // for them costs a pass over the queue, so under a flood of refusals it is done
+                // once per `len / 8` refusals (at every refusal for a queue of up to 15).
+                let refused = self.refused_since_purge.fetch_add(1, Ordering::Relaxed) + 1;
+                if refused >= (queue.len() / 8).max(1) {
+                    self.refused_since_purge.store(0, Ordering::Relaxed);
+                    let before = queue.len();
+                    queue.retain(|job| !job.abandoned());
+                    self.queued
+                        .fetch_sub(before - queue.len(), Ordering::SeqCst);
+                }
                 if queue.len() >= max {
                     drop(queue);
                     call.fail(ServeError::back_pressure(max).in_deployment(&self.name));
@@ -1246,6 +1307,7 @@ where
         let errors = sender.tx.clone();
         let stop = Arc::new(StreamStop {
             tx: errors.clone(),
+            finished: sender.finished_flag(),
             task: Mutex::new(None),
         });
         slot.track(stop.clone());

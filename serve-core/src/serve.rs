@@ -407,6 +407,7 @@ impl Serve {
             .into()
             .unwrap_or_else(|| self.inner.registry.graceful_timeout());
         let deadline = std::time::Instant::now() + timeout;
+        let stopped_before = self.inner.registry.stopped_requests();
         // Stop admitting: no new outside calls, no new HTTP connections. Calls made on behalf of
         // requests in flight are still served, so those requests can finish.
         self.inner.registry.close_all();
@@ -438,7 +439,7 @@ impl Serve {
             // Fail what is left with the deployments' own message before the runtime goes.
             self.inner.registry.stop_all();
         }
-        let forced = self.inner.registry.forced();
+        let forced = self.inner.registry.stopped_requests() > stopped_before;
         self.shutdown();
         drained && idle && !forced
     }

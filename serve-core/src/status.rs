@@ -103,10 +103,13 @@ impl Registry {
             .for_each(|d| d.stop_now());
     }
 
-    /// Whether a shutdown's timeout failed requests in any deployment.
-    pub(crate) fn forced(&self) -> bool {
+    /// Requests failed because a graceful shutdown timeout ran out, in every deployment so far.
+    pub(crate) fn stopped_requests(&self) -> usize {
         let apps = self.apps.lock().unwrap_or_else(|p| p.into_inner());
-        apps.iter().flat_map(|a| &a.deployments).any(|d| d.forced())
+        apps.iter()
+            .flat_map(|a| &a.deployments)
+            .map(|d| d.stopped_requests())
+            .sum()
     }
 
     /// The longest graceful shutdown timeout of any deployment (zero without deployments).
