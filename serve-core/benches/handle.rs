@@ -33,29 +33,8 @@ use tokio::sync::{mpsc, oneshot};
 
 // --- deployments ----------------------------------------------------------------------------
 
-/// One-replica echo, `async fn` endpoint.
-#[deployment]
-#[derive(Default)]
-pub struct AsyncEcho;
-
-#[deployment]
-impl AsyncEcho {
-    pub async fn call(&self, x: u64) -> u64 {
-        x + 1
-    }
-}
-
-/// One-replica echo, sync `fn` endpoint (runs on the blocking pool).
-#[deployment]
-#[derive(Default)]
-pub struct SyncEcho;
-
-#[deployment]
-impl SyncEcho {
-    pub fn call(&self, x: u64) -> u64 {
-        x + 1
-    }
-}
+mod common;
+use common::{AsyncAdder, AsyncEcho, AsyncIngress, AsyncMultiplier, SyncEcho};
 
 /// Like [`AsyncEcho`], with room for all 64 concurrent requests (no queueing in the router).
 #[deployment(max_ongoing_requests = 64)]
@@ -110,58 +89,6 @@ pub struct Ingress {
 #[deployment]
 impl Ingress {
     pub fn new(adder: DeploymentHandle<Adder>, multiplier: DeploymentHandle<Multiplier>) -> Self {
-        Self { adder, multiplier }
-    }
-    pub async fn call(&self, input: i32) -> Result<i32, ServeError> {
-        let added: DeploymentResponse<i32> = self.adder.remote(input);
-        self.multiplier.remote(added).await
-    }
-}
-
-// The same chain with async leaves.
-
-#[deployment]
-pub struct AsyncAdder {
-    increment: i32,
-}
-
-#[deployment]
-impl AsyncAdder {
-    pub fn new(increment: i32) -> Self {
-        Self { increment }
-    }
-    pub async fn call(&self, val: i32) -> i32 {
-        val + self.increment
-    }
-}
-
-#[deployment]
-pub struct AsyncMultiplier {
-    multiple: i32,
-}
-
-#[deployment]
-impl AsyncMultiplier {
-    pub fn new(multiple: i32) -> Self {
-        Self { multiple }
-    }
-    pub async fn call(&self, val: i32) -> i32 {
-        val * self.multiple
-    }
-}
-
-#[deployment(num_replicas = 2)]
-pub struct AsyncIngress {
-    adder: DeploymentHandle<AsyncAdder>,
-    multiplier: DeploymentHandle<AsyncMultiplier>,
-}
-
-#[deployment]
-impl AsyncIngress {
-    pub fn new(
-        adder: DeploymentHandle<AsyncAdder>,
-        multiplier: DeploymentHandle<AsyncMultiplier>,
-    ) -> Self {
         Self { adder, multiplier }
     }
     pub async fn call(&self, input: i32) -> Result<i32, ServeError> {

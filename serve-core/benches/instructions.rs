@@ -14,7 +14,7 @@
 //! * `bare`: a bare tokio mpsc + oneshot round trip to a server task on a multi-threaded runtime;
 //! * `async_hop`: `handle.remote(x).await` on an `async fn` method;
 //! * `sync_hop`: the same on a sync `fn` method (blocking pool);
-//! * `chain`: the seed's Ingress -> Adder -> Multiplier with async leaves.
+//! * `chain`: the seed's Ingress -> Adder -> Multiplier with async leaves (`common::AsyncIngress`).
 
 use std::process::Command;
 
@@ -24,77 +24,29 @@ use tokio::sync::{mpsc, oneshot};
 const SHORT: u64 = 1_000;
 const LONG: u64 = 11_000;
 
-#[deployment]
-#[derive(Default)]
-pub struct AsyncEcho;
-
-#[deployment]
-impl AsyncEcho {
-    pub async fn call(&self, x: u64) -> u64 {
-        x + 1
-    }
-}
-
-#[deployment]
-#[derive(Default)]
-pub struct SyncEcho;
-
-#[deployment]
-impl SyncEcho {
-    pub fn call(&self, x: u64) -> u64 {
-        x + 1
-    }
-}
-
-#[deployment]
-pub struct Adder {
-    increment: u64,
-}
-
-#[deployment]
-impl Adder {
-    pub fn new(increment: u64) -> Self {
-        Self { increment }
-    }
-    pub async fn call(&self, x: u64) -> u64 {
-        x + self.increment
-    }
-}
-
-#[deployment]
-pub struct Multiplier {
-    multiple: u64,
-}
-
-#[deployment]
-impl Multiplier {
-    pub fn new(multiple: u64) -> Self {
-        Self { multiple }
-    }
-    pub async fn call(&self, x: u64) -> u64 {
-        x * self.multiple
-    }
-}
-
-#[deployment]
-pub struct Ingress {
-    adder: DeploymentHandle<Adder>,
-    multiplier: DeploymentHandle<Multiplier>,
-}
-
-#[deployment]
-impl Ingress {
-    pub fn new(adder: DeploymentHandle<Adder>, multiplier: DeploymentHandle<Multiplier>) -> Self {
-        Self { adder, multiplier }
-    }
-    pub async fn call(&self, x: u64) -> Result<u64, ServeError> {
-        self.multiplier.remote(self.adder.remote(x)).await
-    }
-}
+mod common;
+use common::{AsyncAdder, AsyncEcho, AsyncIngress, AsyncMultiplier, SyncEcho};
 
 const WORKLOADS: [&str; 4] = ["bare", "async_hop", "sync_hop", "chain"];
 
-/// Runs `calls` calls of `workload` (the child process under valgrind).
+/// Awaits `call(x)` for `x` in `0..calls`, one after another, on `caller`; returns the sum of
+/// the answers.
+fn sum_of<F, Fut>(caller: &tokio::runtime::Runtime, calls: u64, mut call: F) -> u64
+where
+    F: FnMut(u64) -> Fut,
+    Fut: std::future::Future<Output = u64>,
+{
+    caller.block_on(async {
+        let mut sum = 0;
+        for x in 0..calls {
+            sum += call(x).await;
+        }
+        sum
+    })
+}
+
+/// Runs `calls` calls of `workload` (the child process under valgrind). Every workload answers
+/// `x + 1` (the chain `(x + 1) * 2`, halved), so the sums are checked alike.
 fn run(workload: &str, calls: u64) {
     let caller = tokio::runtime::Builder::new_current_thread()
         .enable_all()
@@ -110,46 +62,33 @@ fn run(workload: &str, calls: u64) {
                     let _ = reply.send(x + 1);
                 }
             });
-            caller.block_on(async {
-                let mut sum = 0;
-                for x in 0..calls {
-                    let (reply, answer) = oneshot::channel();
-                    tx.send((x, reply)).await.expect("the server runs");
-                    sum += answer.await.expect("the server answers");
-                }
-                sum
+            let tx = &tx;
+            sum_of(&caller, calls, |x| async move {
+                let (reply, answer) = oneshot::channel();
+                tx.send((x, reply)).await.expect("the server runs");
+                answer.await.expect("the server answers")
             })
         }
         "async_hop" => {
             let handle = serve.run(AsyncEcho::bind()).expect("deploys");
-            caller.block_on(async {
-                let mut sum = 0;
-                for x in 0..calls {
-                    sum += handle.remote(x).await.expect("answers");
-                }
-                sum
+            sum_of(&caller, calls, |x| {
+                let answer = handle.remote(x);
+                async { answer.await.expect("answers") }
             })
         }
         "sync_hop" => {
             let handle = serve.run(SyncEcho::bind()).expect("deploys");
-            caller.block_on(async {
-                let mut sum = 0;
-                for x in 0..calls {
-                    sum += handle.remote(x).await.expect("answers");
-                }
-                sum
+            sum_of(&caller, calls, |x| {
+                let answer = handle.remote(x);
+                async { answer.await.expect("answers") }
             })
         }
         "chain" => {
-            let app = Ingress::bind(Adder::bind(1), Multiplier::bind(2));
+            let app = AsyncIngress::bind(AsyncAdder::bind(1), AsyncMultiplier::bind(2));
             let handle = serve.run(app).expect("deploys");
-            caller.block_on(async {
-                let mut sum = 0;
-                for x in 0..calls {
-                    // (x + 1) * 2
-                    sum += handle.remote(x).await.expect("answers") / 2;
-                }
-                sum
+            sum_of(&caller, calls, |x| {
+                let answer = handle.remote(x as i32);
+                async { answer.await.expect("answers") as u64 / 2 }
             })
         }
         other => panic!("unknown workload {other}"),

@@ -62,6 +62,7 @@ mod cli;
 pub mod config;
 mod context;
 mod controller;
+mod counted;
 mod deployment;
 mod error;
 pub mod http;

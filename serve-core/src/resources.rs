@@ -37,6 +37,7 @@ use std::sync::{Arc, Mutex, OnceLock, Weak};
 use serde::{Deserialize, Serialize};
 
 use crate::context::ReplicaInfo;
+use crate::counted::Counted;
 use crate::deployment::ReplicaResources;
 use crate::error::{ErrorKind, ServeError};
 
@@ -499,15 +500,8 @@ pub(crate) struct Placement {
 pub(crate) struct Placed {
     info: Arc<ReplicaInfo>,
     reservation: Reservation,
-    _building: Building,
-}
-
-struct Building(Arc<AtomicUsize>);
-
-impl Drop for Building {
-    fn drop(&mut self) {
-        self.0.fetch_sub(1, Ordering::SeqCst);
-    }
+    /// Counts it as being constructed until the replica takes its parts.
+    _building: Counted<Arc<AtomicUsize>>,
 }
 
 impl Placed {
@@ -621,13 +615,7 @@ impl Placement {
         }
         let mut released = self.pool.inner.released.subscribe();
         let mut warned = false;
-        /// Counts the replica as waiting for resources until dropped.
-        struct Waiting<'a>(&'a AtomicUsize);
-        impl Drop for Waiting<'_> {
-            fn drop(&mut self) {
-                self.0.fetch_sub(1, Ordering::SeqCst);
-            }
-        }
+        // Counts the replica as waiting for resources from its first miss until it returns.
         let mut waiting = None;
         loop {
             released.borrow_and_update();
@@ -649,8 +637,7 @@ impl Placement {
                 return Ok(self.placed(reservation));
             }
             if waiting.is_none() {
-                self.waiting.fetch_add(1, Ordering::SeqCst);
-                waiting = Some(Waiting(&self.waiting));
+                waiting = Some(Counted::new(&self.waiting));
                 if let Some(on_wait) = self.on_wait.get() {
                     on_wait.notify_one();
                 }
@@ -677,7 +664,7 @@ impl Placement {
     }
 
     fn placed(&self, reservation: Reservation) -> Placed {
-        self.building.fetch_add(1, Ordering::SeqCst);
+        let building = Counted::new(self.building.clone());
         let info = ReplicaInfo::new(
             self.app.clone(),
             self.deployment.clone(),
@@ -687,7 +674,7 @@ impl Placement {
         Placed {
             info: Arc::new(info),
             reservation,
-            _building: Building(self.building.clone()),
+            _building: building,
         }
     }
 

@@ -38,6 +38,7 @@ use tokio::task::AbortHandle;
 use crate::args::ArgList;
 use crate::blocking::allow_blocking;
 use crate::context::{self, ReplicaInfo, RequestScope};
+use crate::counted::Counted;
 use crate::deployment::Deployment;
 use crate::error::{BoxError, ServeError};
 use crate::resources::{Assignment, Placed, Placement, Reservation};
@@ -348,15 +349,8 @@ impl<D: Deployment> RouterStatus for Router<D> {
                 placement.check_feasible(&self.name, resources)?;
             }
             if let Some(user_config) = update.user_config {
-                /// Counts the update in progress (status `UPDATING`) until dropped.
-                struct Updating<'a>(&'a AtomicUsize);
-                impl Drop for Updating<'_> {
-                    fn drop(&mut self) {
-                        self.0.fetch_sub(1, Ordering::SeqCst);
-                    }
-                }
-                self.updating.fetch_add(1, Ordering::SeqCst);
-                let _updating = Updating(&self.updating);
+                // Status `UPDATING` while the replicas take it.
+                let _updating = Counted::new(&self.updating);
                 let replicas = self.replicas();
                 let mut hooks = Vec::with_capacity(replicas.len());
                 for replica in replicas.iter() {
@@ -761,13 +755,23 @@ impl<D> Router<D> {
     where
         D: Send + Sync + 'static,
     {
+        self.remove_where(|replicas| {
+            replicas
+                .iter()
+                .position(|r| r.info.replica_id == replica_id)
+        })
+    }
+
+    /// Takes the replica `pick` chooses out of routing and retires it; returns whether there
+    /// was one.
+    fn remove_where(&self, pick: impl FnOnce(&[Arc<Replica<D>>]) -> Option<usize>) -> bool
+    where
+        D: Send + Sync + 'static,
+    {
         let removed = {
             let _membership = self.membership.lock().unwrap_or_else(|p| p.into_inner());
             let mut replicas = Vec::clone(&self.replicas.load());
-            let Some(at) = replicas
-                .iter()
-                .position(|r| r.info.replica_id == replica_id)
-            else {
+            let Some(at) = pick(&replicas) else {
                 return false;
             };
             let removed = replicas.remove(at);
@@ -899,23 +903,13 @@ impl<D> Router<D> {
     where
         D: Send + Sync + 'static,
     {
-        let removed = {
-            let _membership = self.membership.lock().unwrap_or_else(|p| p.into_inner());
-            let mut replicas = Vec::clone(&self.replicas.load());
-            let generation = self.generation();
-            let Some((least, _)) = replicas
-                .iter()
-                .enumerate()
-                .min_by_key(|(_, r)| (r.generation == generation, r.load()))
-            else {
-                return false;
-            };
-            let removed = replicas.remove(least);
-            self.replicas.store(Arc::new(replicas));
-            removed
-        };
-        self.retire(removed);
-        true
+        let generation = self.generation();
+        self.remove_where(|replicas| {
+            (0..replicas.len()).min_by_key(|&i| {
+                let r = &replicas[i];
+                (r.generation == generation, r.load())
+            })
+        })
     }
 
     /// Power of two choices, then any replica with room.

@@ -194,16 +194,7 @@ impl Serve {
         for config in &configs {
             crate::config::check_deployment(config)?;
         }
-        let rt = self.live_handle()?;
-        let task = rt.spawn(app.deploy(rt.clone(), configs, self.inner.resources.clone()));
-        let (handle, deployments) =
-            futures::executor::block_on(task).unwrap_or_else(|_| Err(ServeError::shut_down()))?;
-        self.inner.registry.add(AppRecord {
-            name: handle.deployment_name().to_owned(),
-            route_prefix: None,
-            deployments,
-        });
-        Ok(handle)
+        futures::executor::block_on(self.deploy(app, configs)?)
     }
 
     /// Like [`run`](Self::run), for async code.
@@ -211,18 +202,33 @@ impl Serve {
         &self,
         app: Application<D>,
     ) -> Result<DeploymentHandle<D>, ServeError> {
-        let rt = self.live_handle()?;
         let configs = app.deployment_configs();
-        let (handle, deployments) = rt
-            .spawn(app.deploy(rt.clone(), configs, self.inner.resources.clone()))
-            .await
-            .unwrap_or_else(|_| Err(ServeError::shut_down()))?;
-        self.inner.registry.add(AppRecord {
-            name: handle.deployment_name().to_owned(),
-            route_prefix: None,
-            deployments,
-        });
-        Ok(handle)
+        self.deploy(app, configs)?.await
+    }
+
+    /// Starts deploying `app` with `configs` on the instance's runtime. The future resolves to
+    /// the root deployment's handle once every replica that fits is constructed, and records the
+    /// application (for `status`, updates and shutdown).
+    fn deploy<D: Deployment>(
+        &self,
+        app: Application<D>,
+        configs: Vec<DeploymentConfig>,
+    ) -> Result<impl Future<Output = Result<DeploymentHandle<D>, ServeError>> + use<D>, ServeError>
+    {
+        let rt = self.live_handle()?;
+        let task = rt.spawn(app.deploy(rt.clone(), configs, self.inner.resources.clone()));
+        let registry = self.inner.registry.clone();
+        Ok(async move {
+            let (handle, deployments) = task
+                .await
+                .unwrap_or_else(|_| Err(ServeError::shut_down()))?;
+            registry.add(AppRecord {
+                name: handle.deployment_name().to_owned(),
+                route_prefix: None,
+                deployments,
+            });
+            Ok(handle)
+        })
     }
 
     /// Changes a running deployment without dropping requests: a new `num_replicas` starts new

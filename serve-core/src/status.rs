@@ -87,48 +87,40 @@ impl Registry {
         }
     }
 
+    /// Every deployment of every application, in the order deployed (the list is copied, so
+    /// callers call into deployments without holding the registry's lock).
+    fn deployments(&self) -> Vec<Arc<dyn RouterStatus>> {
+        let apps = self.apps.lock().unwrap_or_else(|p| p.into_inner());
+        apps.iter().flat_map(|a| a.deployments.clone()).collect()
+    }
+
     /// Stops every deployment from admitting new outside requests.
     pub(crate) fn close_all(&self) {
-        let apps = self.apps.lock().unwrap_or_else(|p| p.into_inner());
-        apps.iter()
-            .flat_map(|a| &a.deployments)
-            .for_each(|d| d.clone().close());
+        self.deployments().into_iter().for_each(|d| d.close());
     }
 
     /// Fails whatever still runs or waits in every deployment.
     pub(crate) fn stop_all(&self) {
-        let apps = self.apps.lock().unwrap_or_else(|p| p.into_inner());
-        apps.iter()
-            .flat_map(|a| &a.deployments)
-            .for_each(|d| d.stop_now());
+        self.deployments().iter().for_each(|d| d.stop_now());
     }
 
     /// Requests failed because a graceful shutdown timeout ran out, in every deployment so far.
     pub(crate) fn stopped_requests(&self) -> usize {
-        let apps = self.apps.lock().unwrap_or_else(|p| p.into_inner());
-        apps.iter()
-            .flat_map(|a| &a.deployments)
+        self.deployments()
+            .iter()
             .map(|d| d.stopped_requests())
             .sum()
     }
 
     /// The longest graceful shutdown timeout of any deployment (zero without deployments).
     pub(crate) fn graceful_timeout(&self) -> std::time::Duration {
-        let apps = self.apps.lock().unwrap_or_else(|p| p.into_inner());
-        apps.iter()
-            .flat_map(|a| &a.deployments)
-            .map(|d| d.graceful_timeout())
-            .max()
-            .unwrap_or_default()
+        let timeouts = self.deployments().into_iter().map(|d| d.graceful_timeout());
+        timeouts.max().unwrap_or_default()
     }
 
     /// Requests waiting or running across every deployment.
     pub(crate) fn in_progress(&self) -> usize {
-        let apps = self.apps.lock().unwrap_or_else(|p| p.into_inner());
-        apps.iter()
-            .flat_map(|a| &a.deployments)
-            .map(|d| d.in_progress())
-            .sum()
+        self.deployments().iter().map(|d| d.in_progress()).sum()
     }
 
     pub(crate) fn snapshot(&self) -> Vec<ApplicationStatus> {
@@ -211,10 +203,7 @@ impl Registry {
 
     /// Every deployment's name.
     pub(crate) fn names(&self) -> Vec<String> {
-        let apps = self.apps.lock().unwrap_or_else(|p| p.into_inner());
-        apps.iter()
-            .flat_map(|a| a.deployments.iter())
-            .map(|d| d.name().to_owned())
-            .collect()
+        let deployments = self.deployments();
+        deployments.iter().map(|d| d.name().to_owned()).collect()
     }
 }

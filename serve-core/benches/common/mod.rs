@@ -1,0 +1,81 @@
+//! Deployments shared by the benchmarks (`handle.rs`, `instructions.rs`), so both time the same
+//! code.
+
+use serve_core::prelude::*;
+
+/// One-replica echo, `async fn` endpoint.
+#[deployment]
+#[derive(Default)]
+pub struct AsyncEcho;
+
+#[deployment]
+impl AsyncEcho {
+    pub async fn call(&self, x: u64) -> u64 {
+        x + 1
+    }
+}
+
+/// One-replica echo, sync `fn` endpoint (runs on the blocking pool).
+#[deployment]
+#[derive(Default)]
+pub struct SyncEcho;
+
+#[deployment]
+impl SyncEcho {
+    pub fn call(&self, x: u64) -> u64 {
+        x + 1
+    }
+}
+
+/// The seed's chain with async leaves: `AsyncIngress` (2 replicas) -> `AsyncAdder`, then
+/// `AsyncMultiplier`.
+
+#[deployment]
+pub struct AsyncAdder {
+    increment: i32,
+}
+
+#[deployment]
+impl AsyncAdder {
+    pub fn new(increment: i32) -> Self {
+        Self { increment }
+    }
+    pub async fn call(&self, val: i32) -> i32 {
+        val + self.increment
+    }
+}
+
+#[deployment]
+pub struct AsyncMultiplier {
+    multiple: i32,
+}
+
+#[deployment]
+impl AsyncMultiplier {
+    pub fn new(multiple: i32) -> Self {
+        Self { multiple }
+    }
+    pub async fn call(&self, val: i32) -> i32 {
+        val * self.multiple
+    }
+}
+
+#[deployment(num_replicas = 2)]
+pub struct AsyncIngress {
+    adder: DeploymentHandle<AsyncAdder>,
+    multiplier: DeploymentHandle<AsyncMultiplier>,
+}
+
+#[deployment]
+impl AsyncIngress {
+    pub fn new(
+        adder: DeploymentHandle<AsyncAdder>,
+        multiplier: DeploymentHandle<AsyncMultiplier>,
+    ) -> Self {
+        Self { adder, multiplier }
+    }
+    pub async fn call(&self, input: i32) -> Result<i32, ServeError> {
+        let added: DeploymentResponse<i32> = self.adder.remote(input);
+        self.multiplier.remote(added).await
+    }
+}
