@@ -185,6 +185,28 @@ fn a_config_naming_a_missing_deployment_is_refused_with_the_ones_that_exist() {
 }
 
 #[test]
+fn a_graceful_shutdown_timeout_that_is_not_a_number_of_seconds_is_refused_before_serving() {
+    for bad in ["NaN", "-1"] {
+        let out = Command::new(example_path("hello"))
+            .args([
+                "run",
+                "--port",
+                "0",
+                &format!("--graceful-shutdown-timeout={bad}"),
+            ])
+            .output()
+            .unwrap();
+        assert!(!out.status.success(), "{bad} refused");
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(
+            stderr
+                .contains("--graceful-shutdown-timeout must be a number of seconds of at least 0"),
+            "{stderr}"
+        );
+    }
+}
+
+#[test]
 fn pipeline_runs() {
     example("pipeline");
 }

@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 use serve_core::prelude::*;
-use serve_test_support::{Counter, PATIENCE, replica_ids};
+use serve_test_support::{Counter, PATIENCE, replica_ids, wait_for_deployment};
 
 type Sick = Arc<Mutex<HashSet<usize>>>;
 
@@ -228,18 +228,6 @@ impl Tunable {
     }
 }
 
-fn wait_for_replicas(serve: &Serve, n: usize) {
-    let deadline = std::time::Instant::now() + PATIENCE;
-    while serve.status()[0].deployments[0].num_replicas != n {
-        assert!(
-            std::time::Instant::now() < deadline,
-            "never {n} replicas: {:?}",
-            serve.status()
-        );
-        std::thread::sleep(Duration::from_millis(5)); // polling an external observation
-    }
-}
-
 #[test]
 fn a_running_deployment_takes_a_new_user_config_and_replica_count_without_restarts() {
     let serve = Serve::start().unwrap();
@@ -268,7 +256,7 @@ fn a_running_deployment_takes_a_new_user_config_and_replica_count_without_restar
             serve_core::DeploymentUpdate::new().num_replicas(4),
         )
         .unwrap();
-    wait_for_replicas(&serve, 4);
+    wait_for_deployment(&serve, "Tunable", "4 replicas", |d| d.num_replicas == 4);
     for _ in 0..20 {
         // The new replicas got the current user_config before their first request.
         assert_eq!(
@@ -282,7 +270,7 @@ fn a_running_deployment_takes_a_new_user_config_and_replica_count_without_restar
             serve_core::DeploymentUpdate::new().num_replicas(1),
         )
         .unwrap();
-    wait_for_replicas(&serve, 1);
+    wait_for_deployment(&serve, "Tunable", "1 replica", |d| d.num_replicas == 1);
     assert_eq!(built.get(), 4);
     assert!(handle.remote().result().is_ok());
 }

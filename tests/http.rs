@@ -7,7 +7,7 @@ use serve_core::BoxError;
 use serve_core::http::{HttpError, HttpResponse, Json, Request, StatusCode};
 use serve_core::prelude::*;
 use serve_test_support::http::{next_chunk, open, post_json, send};
-use serve_test_support::{Gate, OpenOnDrop, PATIENCE};
+use serve_test_support::{Gate, OpenOnDrop, Overloaded, PATIENCE};
 
 // --- the seed's hello program, served over HTTP ---------------------------------------------------
 
@@ -62,15 +62,6 @@ async fn bad_bodies_are_4xx_with_the_reason() {
 }
 
 // --- responses, errors, routing --------------------------------------------------------------------
-
-#[derive(Debug)]
-pub struct Overloaded;
-impl std::fmt::Display for Overloaded {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("model overloaded")
-    }
-}
-impl std::error::Error for Overloaded {}
 
 #[deployment]
 #[derive(Default)]

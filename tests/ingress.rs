@@ -9,7 +9,7 @@ use serde_json::{Value, json};
 use serve_core::http::{HttpError, Json, Request, StatusCode};
 use serve_core::prelude::*;
 use serve_test_support::http::{Reply, open, post_json, send};
-use serve_test_support::{Gate, PATIENCE};
+use serve_test_support::{Gate, Overloaded, PATIENCE};
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct User {
@@ -30,15 +30,6 @@ pub enum Order {
     Asc,
     Desc,
 }
-
-#[derive(Debug)]
-pub struct Overloaded;
-impl std::fmt::Display for Overloaded {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("model overloaded")
-    }
-}
-impl std::error::Error for Overloaded {}
 
 /// A downstream deployment the routes call through a handle.
 #[deployment]

@@ -6,29 +6,10 @@
 use std::time::{Duration, Instant};
 
 use serve_core::prelude::*;
-use serve_core::{DeploymentStatus, DeploymentUpdate, ReplicaResources};
-use serve_test_support::{Counter, Gate, OpenOnDrop, PATIENCE, replica_ids, run_with};
-
-/// Polls the status (an outside observation, not synchronisation) until `pred` holds.
-fn wait_for(serve: &Serve, what: &str, pred: impl Fn(&DeploymentStatus) -> bool) {
-    let deadline = Instant::now() + PATIENCE;
-    loop {
-        let status = serve.status();
-        if pred(&status[0].deployments[0]) {
-            return;
-        }
-        assert!(Instant::now() < deadline, "never {what}: {status:?}");
-        std::thread::sleep(Duration::from_millis(5));
-    }
-}
-
-fn wait_until(what: &str, pred: impl Fn() -> bool) {
-    let deadline = Instant::now() + PATIENCE;
-    while !pred() {
-        assert!(Instant::now() < deadline, "never {what}");
-        std::thread::yield_now();
-    }
-}
+use serve_core::{DeploymentUpdate, ReplicaResources};
+use serve_test_support::{
+    Counter, Gate, OpenOnDrop, PATIENCE, replica_ids, run_with, wait_for_deployment, wait_until,
+};
 
 // --- graceful_shutdown_timeout_s -----------------------------------------------------------------
 
@@ -53,10 +34,11 @@ impl Stuck {
     pub async fn call(&self, hang: bool) -> usize {
         let replica = serve_core::replica_context().unwrap().replica_id();
         if hang {
-            let _guard = OpenOnDrop(self.dropped.clone());
+            // Opens `dropped` only if the method is dropped before it returns.
+            let stopped = OpenOnDrop(self.dropped.clone());
             self.entered.incr();
             self.release.wait().await;
-            std::mem::forget(_guard);
+            std::mem::forget(stopped);
         }
         replica
     }
@@ -156,7 +138,7 @@ fn a_removed_replica_that_finishes_in_time_fails_nothing() {
     serve
         .update_deployment("Stuck", DeploymentUpdate::new().num_replicas(1))
         .unwrap();
-    wait_for(&serve, "one replica", |d| d.num_replicas == 1);
+    wait_for_deployment(&serve, "Stuck", "one replica", |d| d.num_replicas == 1);
     release.open();
     for call in calls {
         call.result_timeout(PATIENCE)
@@ -181,7 +163,7 @@ fn a_shutdown_waits_for_and_stops_replicas_that_left_routing_too() {
     serve
         .update_deployment("Stuck", DeploymentUpdate::new().restart())
         .unwrap();
-    wait_for(&serve, "the replacement", |d| {
+    wait_for_deployment(&serve, "Stuck", "the replacement", |d| {
         d.replicas.len() == 1 && d.replicas[0].replica_id == 1
     });
 
@@ -258,7 +240,7 @@ fn a_restart_replaces_replicas_rolling_new_ones_first_and_fails_no_request() {
     }
 
     hold.open();
-    wait_for(&serve, "the rollout done", |d| {
+    wait_for_deployment(&serve, "Model", "the rollout done", |d| {
         d.status == "HEALTHY" && d.num_replicas == 2 && d.replicas.iter().all(|r| r.replica_id > 1)
     });
     stop.open();
@@ -298,7 +280,7 @@ fn new_resources_roll_out_even_when_only_an_old_replica_can_make_room() {
     serve
         .update_deployment("GpuModel", DeploymentUpdate::new().resources(half))
         .unwrap();
-    wait_for(&serve, "the new replica", |d| {
+    wait_for_deployment(&serve, "GpuModel", "the new replica", |d| {
         d.status == "HEALTHY" && d.replicas.len() == 1 && d.replicas[0].replica_id == 1
     });
     assert_eq!(handle.remote().result().unwrap(), (1, 0.5));
@@ -369,7 +351,9 @@ fn a_rollout_short_of_resources_replaces_one_replica_at_a_time() {
         .unwrap();
     // The first new replica got the GPU of one old replica and is held in its constructor.
     wait_until("a new replica constructing", || built.get() == 5);
-    wait_for(&serve, "three replicas serving", |d| d.num_replicas == 3);
+    wait_for_deployment(&serve, "GpuFleet", "three replicas serving", |d| {
+        d.num_replicas == 3
+    });
     for _ in 0..10 {
         handle
             .remote()
@@ -384,7 +368,7 @@ fn a_rollout_short_of_resources_replaces_one_replica_at_a_time() {
     assert_eq!(status.status, "UPDATING");
 
     hold.open();
-    wait_for(&serve, "the rollout done", |d| {
+    wait_for_deployment(&serve, "GpuFleet", "the rollout done", |d| {
         d.status == "HEALTHY" && d.num_replicas == 4 && d.replicas.iter().all(|r| r.replica_id >= 4)
     });
     stop.open();
@@ -393,6 +377,47 @@ fn a_rollout_short_of_resources_replaces_one_replica_at_a_time() {
     let fewest = fewest.load(std::sync::atomic::Ordering::SeqCst);
     assert!(fewest >= 3, "{fewest} replica(s) serving at one point");
     assert_eq!(built.get(), 8);
+    serve.shutdown();
+}
+
+/// Constructs until `free` constructions are done; later ones fail (a bad model file).
+#[deployment]
+pub struct Fragile;
+
+#[deployment]
+impl Fragile {
+    pub fn new(built: Counter, free: usize) -> Result<Self, String> {
+        if built.incr() >= free {
+            return Err("the new model file is corrupt".into());
+        }
+        Ok(Self)
+    }
+    pub fn call(&self) -> usize {
+        serve_core::replica_context().unwrap().replica_id()
+    }
+}
+
+#[test]
+fn a_rollout_whose_new_replicas_cannot_be_built_is_unhealthy_and_the_old_replica_serves() {
+    let serve = Serve::start().unwrap();
+    let built = Counter::new();
+    let handle = serve.run(Fragile::bind(built.clone(), 1)).unwrap();
+    serve
+        .update_deployment("Fragile", DeploymentUpdate::new().restart())
+        .unwrap();
+    wait_for_deployment(&serve, "Fragile", "unhealthy", |d| d.status == "UNHEALTHY");
+    let status = &serve.status()[0].deployments[0];
+    assert!(
+        status
+            .message
+            .as_deref()
+            .is_some_and(|m| m.contains("the new model file is corrupt")),
+        "the constructor's error: {status:?}"
+    );
+    assert_eq!(replica_ids(&serve), [0], "the old replica stays in routing");
+    for _ in 0..5 {
+        assert_eq!(handle.remote().result().unwrap(), 0, "and serves");
+    }
     serve.shutdown();
 }
 

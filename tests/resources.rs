@@ -4,11 +4,10 @@
 
 use std::io::Write;
 use std::sync::{Arc, Condvar, Mutex, OnceLock};
-use std::time::Duration;
 
 use serve_core::prelude::*;
-use serve_core::{AutoscalingConfig, DeploymentStatus, DeploymentUpdate};
-use serve_test_support::{Gate, PATIENCE};
+use serve_core::{AutoscalingConfig, DeploymentUpdate};
+use serve_test_support::{Gate, PATIENCE, deployment_status, wait_for_deployment};
 
 /// What a replica's constructor saw in its replica context.
 #[derive(Debug, Clone, PartialEq)]
@@ -167,31 +166,6 @@ fn run_with<D: serve_core::Deployment>(
     serve.run_configured(app, configs)
 }
 
-fn deployment(serve: &Serve, name: &str) -> DeploymentStatus {
-    serve
-        .status()
-        .into_iter()
-        .flat_map(|a| a.deployments)
-        .find(|d| d.name == name)
-        .unwrap_or_else(|| panic!("no deployment {name}"))
-}
-
-/// Waits (bounded) until the deployment `name` satisfies `pred`: polls an external observation.
-fn wait_until(serve: &Serve, name: &str, what: &str, pred: impl Fn(&DeploymentStatus) -> bool) {
-    let deadline = std::time::Instant::now() + PATIENCE;
-    loop {
-        let status = deployment(serve, name);
-        if pred(&status) {
-            return;
-        }
-        assert!(
-            std::time::Instant::now() < deadline,
-            "timed out waiting for {what}: {status:?}"
-        );
-        std::thread::sleep(Duration::from_millis(10));
-    }
-}
-
 #[derive(Clone, Default)]
 struct Captured(Arc<Mutex<Vec<u8>>>);
 
@@ -253,7 +227,7 @@ fn gpu_replicas_get_distinct_gpus_and_the_one_that_does_not_fit_is_pending() {
     );
 
     // The third is pending, and reported so.
-    let status = deployment(&serve, "GpuModel");
+    let status = deployment_status(&serve, "GpuModel");
     assert_eq!(
         (
             status.num_replicas,
@@ -303,10 +277,10 @@ fn a_pending_replica_starts_when_another_application_gives_its_gpu_back() {
     .unwrap();
 
     // Both GPUs are the holder's: the model runs no replica, and a call waits in its queue.
-    let status = deployment(&serve, "GpuModel");
+    let status = deployment_status(&serve, "GpuModel");
     assert_eq!((status.num_replicas, status.pending_replicas), (0, 2));
     let waiting = model.remote();
-    assert_eq!(deployment(&serve, "GpuModel").queued_requests, 1);
+    assert_eq!(deployment_status(&serve, "GpuModel").queued_requests, 1);
     assert!(started.now().is_empty());
 
     // The holder scales down: the GPU its replica held goes to one pending replica.
@@ -322,7 +296,7 @@ fn a_pending_replica_starts_when_another_application_gives_its_gpu_back() {
     // The queued call ran on it; the other replica is still pending.
     let (replica, gpus, _) = waiting.result_timeout(PATIENCE).unwrap();
     assert_eq!((replica, gpus), (given[0].replica, given[0].gpus.clone()));
-    let status = deployment(&serve, "GpuModel");
+    let status = deployment_status(&serve, "GpuModel");
     assert_eq!(
         (status.num_replicas, status.pending_replicas),
         (1, 1),
@@ -356,7 +330,7 @@ fn a_pending_replica_starts_when_another_application_scales_to_zero() {
         c.num_replicas(1)
     })
     .unwrap();
-    assert_eq!(deployment(&serve, "GpuModel").pending_replicas, 1);
+    assert_eq!(deployment_status(&serve, "GpuModel").pending_replicas, 1);
 
     release.open();
     busy.result_timeout(PATIENCE).unwrap();
@@ -364,10 +338,10 @@ fn a_pending_replica_starts_when_another_application_scales_to_zero() {
     let given = started.wait_for(1);
     assert_eq!(given[0].gpus, [0]);
     assert_eq!(model.remote().result_timeout(PATIENCE).unwrap().1, [0]);
-    wait_until(&serve, "Sleeper", "the sleeper at zero", |d| {
+    wait_for_deployment(&serve, "Sleeper", "the sleeper at zero", |d| {
         d.num_replicas == 0
     });
-    let status = deployment(&serve, "GpuModel");
+    let status = deployment_status(&serve, "GpuModel");
     assert_eq!((status.num_replicas, status.pending_replicas), (1, 0));
 }
 
@@ -439,7 +413,7 @@ fn by_default_cpus_are_not_limited_and_gpus_are_detected() {
             .iter()
             .all(|g| g.cpus.is_empty() && g.asked == (1.0, 0.0))
     );
-    assert_eq!(deployment(&serve, "GpuModel").pending_replicas, 0);
+    assert_eq!(deployment_status(&serve, "GpuModel").pending_replicas, 0);
 }
 
 #[test]

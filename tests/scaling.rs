@@ -2,9 +2,9 @@
 
 use std::time::Duration;
 
+use serve_core::AutoscalingConfig;
 use serve_core::prelude::*;
-use serve_core::{AutoscalingConfig, DeploymentStatus};
-use serve_test_support::{Counter, Gate, PATIENCE, run_with};
+use serve_test_support::{Counter, Gate, PATIENCE, run_with, wait_for_deployment, wait_until};
 
 #[deployment(max_ongoing_requests = 1)]
 pub struct Held {
@@ -126,27 +126,6 @@ fn quick_autoscaling(min: usize, max: usize) -> AutoscalingConfig {
         .downscale_delay_s(0.3)
 }
 
-/// Waits (bounded) until the deployment `name` satisfies `pred`; returns its last status.
-fn wait_for(serve: &Serve, name: &str, what: &str, pred: impl Fn(&DeploymentStatus) -> bool) {
-    let deadline = std::time::Instant::now() + PATIENCE;
-    loop {
-        let status = serve
-            .status()
-            .into_iter()
-            .flat_map(|a| a.deployments)
-            .find(|d| d.name == name)
-            .unwrap();
-        if pred(&status) {
-            return;
-        }
-        assert!(
-            std::time::Instant::now() < deadline,
-            "timed out waiting for {what}: {status:?}"
-        );
-        std::thread::sleep(Duration::from_millis(10)); // polling an external observation
-    }
-}
-
 #[test]
 fn autoscaling_follows_the_load_up_and_down_without_failing_a_request() {
     let serve = Serve::start().unwrap();
@@ -158,8 +137,8 @@ fn autoscaling_follows_the_load_up_and_down_without_failing_a_request() {
 
     // Six requests held at once: load 6 for a target of 1 per replica, clamped to 3 replicas.
     let held: Vec<_> = (0..6).map(|_| handle.remote(true)).collect();
-    wait_for(&serve, "Busy", "3 replicas", |d| d.num_replicas == 3);
-    wait_for(&serve, "Busy", "the status to settle", |d| {
+    wait_for_deployment(&serve, "Busy", "3 replicas", |d| d.num_replicas == 3);
+    wait_for_deployment(&serve, "Busy", "the status to settle", |d| {
         d.status == "HEALTHY"
     });
     release.open();
@@ -167,7 +146,7 @@ fn autoscaling_follows_the_load_up_and_down_without_failing_a_request() {
         assert_eq!(call.result_timeout(PATIENCE).unwrap(), "done");
     }
     // Idle: back down to the minimum, serving all along.
-    wait_for(&serve, "Busy", "1 replica", |d| {
+    wait_for_deployment(&serve, "Busy", "1 replica", |d| {
         d.num_replicas == 1 && d.target_replicas == 1
     });
     assert_eq!(
@@ -208,7 +187,7 @@ fn an_idle_deployment_scales_to_zero_and_back() {
         handle.remote(false).result_timeout(PATIENCE).unwrap(),
         "done"
     );
-    wait_for(&serve, "Busy", "0 replicas", |d| d.num_replicas == 0);
+    wait_for_deployment(&serve, "Busy", "0 replicas", |d| d.num_replicas == 0);
     assert_eq!(
         handle.remote(false).result_timeout(PATIENCE).unwrap(),
         "done"
@@ -379,14 +358,8 @@ fn graceful_shutdown_refuses_new_requests_and_finishes_those_in_flight() {
         ))
         .unwrap();
     let in_flight: Vec<_> = (0..3).map(|i| waiter.remote(i)).collect();
+    wait_until("the requests started", || entered.get() == 3);
     let deadline = std::time::Instant::now() + PATIENCE;
-    while entered.get() < 3 {
-        assert!(
-            std::time::Instant::now() < deadline,
-            "requests never started"
-        );
-        std::thread::yield_now();
-    }
 
     let stopping = serve.clone();
     let shutdown = std::thread::spawn(move || stopping.shutdown_graceful(PATIENCE));

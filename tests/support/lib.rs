@@ -168,6 +168,59 @@ pub fn replica_ids(serve: &serve_core::Serve) -> Vec<usize> {
     ids
 }
 
+/// A user error for ingresses to return: its message is `model overloaded`.
+#[derive(Debug)]
+pub struct Overloaded;
+
+impl std::fmt::Display for Overloaded {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("model overloaded")
+    }
+}
+
+impl std::error::Error for Overloaded {}
+
+/// The status of the deployment called `name` (in any application); panics if there is none.
+pub fn deployment_status(serve: &serve_core::Serve, name: &str) -> serve_core::DeploymentStatus {
+    serve
+        .status()
+        .into_iter()
+        .flat_map(|a| a.deployments)
+        .find(|d| d.name == name)
+        .unwrap_or_else(|| panic!("no deployment {name}"))
+}
+
+/// Polls the status of deployment `name` (an outside observation, not synchronisation) until it
+/// satisfies `pred`; fails the test, showing the last status, after [`PATIENCE`].
+pub fn wait_for_deployment(
+    serve: &serve_core::Serve,
+    name: &str,
+    what: &str,
+    pred: impl Fn(&serve_core::DeploymentStatus) -> bool,
+) {
+    let deadline = std::time::Instant::now() + PATIENCE;
+    loop {
+        let status = deployment_status(serve, name);
+        if pred(&status) {
+            return;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "timed out waiting for {what}: {status:?}"
+        );
+        std::thread::sleep(Duration::from_millis(5));
+    }
+}
+
+/// Spins (yielding the thread) until `pred` holds; fails the test after [`PATIENCE`].
+pub fn wait_until(what: &str, pred: impl Fn() -> bool) {
+    let deadline = std::time::Instant::now() + PATIENCE;
+    while !pred() {
+        assert!(std::time::Instant::now() < deadline, "never {what}");
+        std::thread::yield_now();
+    }
+}
+
 /// A minimal HTTP/1.1 client over one connection each, for tests that speak real HTTP to the
 /// proxy (hyper's client connection API: every request is its own TCP connection, so dropping a
 /// response drops the connection, which is how a test plays a client that goes away).
