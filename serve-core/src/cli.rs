@@ -28,11 +28,14 @@ use std::time::Duration;
 
 use clap::{Parser, Subcommand, ValueEnum};
 
+use crate::api::deployment::Deployment;
+use crate::api::handle::CallOne;
 use crate::config::{ApplicationConfig, ServeConfig};
-use crate::deployment::{CallOne, Deployment};
+use crate::control::application::Application;
+use crate::control::status::ApplicationStatus;
 use crate::error::{ErrorKind, ServeError};
 use crate::http::{IntoHttpResponse, Request};
-use crate::{Application, ApplicationStatus, Serve};
+use crate::serve::Serve;
 
 #[derive(Parser, Debug)]
 #[command(

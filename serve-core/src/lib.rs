@@ -44,51 +44,51 @@
 //! # Ok::<(), ServeError>(())
 //! ```
 //!
-//! How a request flows: a stub call (`handle.method.remote(..)`, [`deployment`]) builds the
-//! argument tuple ([`IntoArg`]); the deployment's router picks a replica by power of two choices or
-//! queues the request FIFO when every replica is at `max_ongoing_requests`; the replica runs the
-//! method (async methods on the async workers, sync ones on the blocking pool) and writes the
-//! outcome into the request's [`DeploymentResponse`].
+//! How the crate is built: layers that import one way only, lowest first — `util` (locks,
+//! seconds, panics, blocking) → `error` → [`config`] (deployment options and their one
+//! validation, config files) → `request` (responses, arguments, request context) → `dataplane`
+//! (the request path: replicas, picker, queue, slots, invocation) → `api` ([`Deployment`],
+//! [`DeploymentHandle`]) → `control` (applications, controller, autoscaling, health, updates,
+//! placement, status) → [`http`] (the proxy) → `serve` ([`Serve`], tasks) → `cli`. A test
+//! (`serve-core/tests/layers.rs`) fails on an import against that order or an import cycle.
+//! `ARCHITECTURE.md` at the repository's root walks one request through these files.
 
 #![warn(missing_docs)]
 
 extern crate self as serve_core;
 
-mod application;
-mod args;
-pub mod autoscaling;
-mod blocking;
+mod api;
+#[cfg(feature = "cli")]
 mod cli;
 pub mod config;
-mod context;
-mod controller;
-mod counted;
-mod deployment;
+mod control;
+mod dataplane;
 mod error;
+pub mod guide;
 pub mod http;
-pub mod resources;
-mod response;
-mod router;
+mod request;
 mod serve;
-mod status;
-mod task;
+mod util;
 
-pub use application::Application;
-pub use args::{Arg, IntoArg};
-pub use autoscaling::AutoscalingConfig;
+pub use api::deployment::Deployment;
+pub use api::handle::DeploymentHandle;
+#[cfg(feature = "cli")]
 pub use cli::main;
-pub use context::{ReplicaContext, replica_context};
-pub use deployment::{
-    DEFAULT_MAX_ONGOING_REQUESTS, Deployment, DeploymentConfig, DeploymentHandle, ReplicaResources,
+pub use config::{
+    AutoscalingConfig, DEFAULT_MAX_ONGOING_REQUESTS, DeploymentConfig, ReplicaResources,
 };
+pub use control::application::Application;
+pub use control::autoscaling;
+pub use control::resources::{self, InstanceResources};
+pub use control::status::{ApplicationStatus, DeploymentStatus, ReplicaStatus};
+pub use control::update::DeploymentUpdate;
 pub use error::{BoxError, ErrorKind, ServeError};
-pub use resources::InstanceResources;
-pub use response::{
-    BlockingIter, DeploymentResponse, DeploymentResponseGenerator, ObjectRef, ObjectRefFuture,
-};
+pub use request::args::{Arg, IntoArg};
+pub use request::context::{ReplicaContext, replica_context};
+pub use request::generator::{BlockingIter, DeploymentResponseGenerator};
+pub use request::response::{DeploymentResponse, ObjectRef, ObjectRefFuture};
 pub use serve::{Serve, ServeBuilder, run, shutdown};
 pub use serve_macros::{delete, deployment, get, ingress, patch, post, put, remote};
-pub use status::{ApplicationStatus, DeploymentStatus, DeploymentUpdate, ReplicaStatus};
 
 /// Re-exported for writing streaming methods: `stream!` / `try_stream!` build an
 /// `impl Stream` from a block with `yield`.
@@ -111,17 +111,21 @@ pub mod prelude {
 /// What the macros' expansions use. Not public API: names and signatures change without notice.
 #[doc(hidden)]
 pub mod __private {
-    pub use crate::application::{AppRef, Application, BuildContext, Constructor};
-    pub use crate::args::{Arg, ArgList, IntoArg, assert_arg};
-    pub use crate::autoscaling::AutoscalingConfig;
-    pub use crate::deployment::{
-        CallOne, CallStream, Deployment, DeploymentConfig, DeploymentDefaults, HandleStubs, Hook,
-        assert_deployment_type, hook_async, hook_sync, user_config,
+    pub use crate::api::deployment::HandleStubs;
+    pub use crate::api::deployment::{
+        Deployment, DeploymentDefaults, Hook, assert_deployment_type, hook_async, hook_sync,
+        user_config,
     };
+    pub use crate::api::handle::{CallOne, CallStream};
+    pub use crate::config::{AutoscalingConfig, DeploymentConfig};
+    pub use crate::control::application::{AppRef, Application, BuildContext, Constructor};
+    pub use crate::dataplane::router::RequestRouter;
+    pub use crate::dataplane::sink::StreamSink;
     pub use crate::error::{BoxError, ServeError};
-    pub use crate::response::{DeploymentResponse, DeploymentResponseGenerator, ObjectRef};
-    pub use crate::router::{Router, StreamSink};
-    pub use crate::task::{spawn_task_async, spawn_task_sync};
+    pub use crate::request::args::{Arg, ArgList, IntoArg, assert_arg};
+    pub use crate::request::generator::DeploymentResponseGenerator;
+    pub use crate::request::response::{DeploymentResponse, ObjectRef};
+    pub use crate::serve::task::{spawn_task_async, spawn_task_sync};
     pub use serde_json::Value as JsonValue;
     pub use std::sync::Arc;
     // `#[ingress]`: the routing `call` and its route table (see `http::ingress`).

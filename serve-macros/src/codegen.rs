@@ -188,7 +188,7 @@ impl<'a> ImplGen<'a> {
             pub struct #handle {
                 #(#fields)*
                 #[doc(hidden)]
-                __serve_router: #p::Arc<#p::Router<#ty>>,
+                __serve_router: #p::Arc<#p::RequestRouter<#ty>>,
             }
         }
     }
@@ -222,13 +222,13 @@ impl<'a> ImplGen<'a> {
         quote! {
             #[automatically_derived]
             impl #p::HandleStubs<#ty> for #handle {
-                fn __from_router(router: #p::Arc<#p::Router<#ty>>) -> Self {
+                fn __from_router(router: #p::Arc<#p::RequestRouter<#ty>>) -> Self {
                     Self {
                         #(#fields)*
                         __serve_router: router,
                     }
                 }
-                fn __router(&self) -> &#p::Arc<#p::Router<#ty>> {
+                fn __router(&self) -> &#p::Arc<#p::RequestRouter<#ty>> {
                     &self.__serve_router
                 }
             }
@@ -323,7 +323,7 @@ impl<'a> ImplGen<'a> {
             #[doc = #struct_doc]
             #(#cfgs)*
             pub struct #stub {
-                __serve_router: #p::Arc<#p::Router<#ty>>,
+                __serve_router: #p::Arc<#p::RequestRouter<#ty>>,
             }
 
             #(#cfgs)*
@@ -357,11 +357,11 @@ impl<'a> ImplGen<'a> {
         let router = quote!(&self.__serve_router);
         match (m.output.kind, m.asyncness) {
             (Kind::Unary, Asyncness::Sync) => quote! {
-                #p::Router::call_sync(#router, #name, #packed,
+                #p::RequestRouter::call_sync(#router, #name, #packed,
                     move |__serve_this: &#ty, #unpacked| #wrap(#ty::#ident(__serve_this #(, #names)*)))
             },
             (Kind::Unary, Asyncness::Async) => quote! {
-                #p::Router::call_async(#router, #name, #packed,
+                #p::RequestRouter::call_async(#router, #name, #packed,
                     move |__serve_this: #p::Arc<#ty>, #unpacked| async move {
                         #wrap(#ty::#ident(&*__serve_this #(, #names)*).await)
                     })
@@ -375,7 +375,7 @@ impl<'a> ImplGen<'a> {
                 };
                 let wait = (asyncness == Asyncness::Async).then(|| quote!(.await));
                 quote! {
-                    #p::Router::call_stream(#router, #name, #packed,
+                    #p::RequestRouter::call_stream(#router, #name, #packed,
                         move |__serve_this: #p::Arc<#ty>, #unpacked, __serve_sink: #p::StreamSink<#value>| async move {
                             __serve_sink.#drive(#ty::#ident(&*__serve_this #(, #names)*) #wait).await
                         })
@@ -635,7 +635,7 @@ mod tests {
                 "pub numbers: IngressNumbersStub",
                 "pub later: IngressLaterStub",
                 "pub r#type: IngressTypeStub",
-                " __serve_router: ::serve_core::__private::Arc<::serve_core::__private::Router<Ingress>>",
+                " __serve_router: ::serve_core::__private::Arc<::serve_core::__private::RequestRouter<Ingress>>",
             ]
         );
         let deployment = impls_of(&out, "Ingress")
@@ -653,17 +653,17 @@ mod tests {
     fn stubs_call_the_router_by_kind_and_fallibility() {
         let out = ingress();
         let call = remote_body(&out, "IngressCallStub");
-        assert!(call.contains("Router::call_async(&self.__serve_router,\"call\",(::serve_core::__private::IntoArg::into_arg(input),)"));
+        assert!(call.contains("RequestRouter::call_async(&self.__serve_router,\"call\",(::serve_core::__private::IntoArg::into_arg(input),)"));
         assert!(call.contains(
             "::serve_core::__private::fallible(Ingress::call(&*__serve_this,input).await)"
         ));
 
         let sync = remote_body(&out, "IngressSyncOneStub");
-        assert!(sync.contains("Router::call_sync("));
+        assert!(sync.contains("RequestRouter::call_sync("));
         assert!(sync.contains("|__serve_this:&Ingress,(a,b,):(String,u8,)|::serve_core::__private::infallible(Ingress::sync_one(__serve_this,a,b))"));
 
         let numbers = remote_body(&out, "IngressNumbersStub");
-        assert!(numbers.contains("Router::call_stream("));
+        assert!(numbers.contains("RequestRouter::call_stream("));
         assert!(numbers.contains("__serve_sink:::serve_core::__private::StreamSink<u32>"));
         assert!(
             numbers.contains(

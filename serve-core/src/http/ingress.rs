@@ -268,7 +268,7 @@ pub fn run_sync<R>(f: impl FnOnce() -> R) -> R {
     let multi_thread = tokio::runtime::Handle::try_current()
         .is_ok_and(|h| h.runtime_flavor() == tokio::runtime::RuntimeFlavor::MultiThread);
     if multi_thread {
-        tokio::task::block_in_place(|| crate::blocking::allow_blocking(f))
+        tokio::task::block_in_place(|| crate::util::blocking::allow_blocking(f))
     } else {
         f()
     }

@@ -68,6 +68,6 @@ pub use server::MAX_BODY_BYTES;
 pub(crate) use server::{Ingress, Proxy, StreamingIngress, UnaryIngress};
 
 /// Checks a route prefix before anything is deployed for it.
-pub(crate) fn server_prefix_check(prefix: &str) -> Result<(), crate::ServeError> {
+pub(crate) fn server_prefix_check(prefix: &str) -> Result<(), crate::error::ServeError> {
     server::normalize_prefix(prefix).map(drop)
 }

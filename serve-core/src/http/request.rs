@@ -188,7 +188,7 @@ impl Request {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::http::StatusCode;
+    use crate::http::response::StatusCode;
 
     #[derive(Debug, Deserialize)]
     struct Greeting {

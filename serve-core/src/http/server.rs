@@ -29,10 +29,13 @@ use futures::{Stream, StreamExt};
 
 use super::request::Request;
 use super::response::{HttpError, HttpResponse, IntoChunk, IntoHttpResponse, StatusCode};
-use crate::deployment::{CallOne, CallStream, Deployment, DeploymentHandle};
+use crate::api::deployment::Deployment;
+use crate::api::handle::{CallOne, CallStream, DeploymentHandle};
+use crate::control::registry::Registry;
 use crate::error::{ErrorKind, ServeError};
-use crate::response::{DeploymentResponse, DeploymentResponseGenerator};
-use crate::status::Registry;
+use crate::request::generator::DeploymentResponseGenerator;
+use crate::request::response::DeploymentResponse;
+use crate::util::sync::{Lock, ReadWrite};
 
 /// The largest request body the proxy reads (16 MiB); larger bodies get 413.
 pub const MAX_BODY_BYTES: usize = 16 * 1024 * 1024;
@@ -386,7 +389,7 @@ impl Proxy {
                 .with_graceful_shutdown(shutdown)
                 .await;
         });
-        *proxy.server.lock().unwrap_or_else(|p| p.into_inner()) = Some(server);
+        *proxy.server.locked() = Some(server);
         Ok(proxy)
     }
 
@@ -416,7 +419,7 @@ impl Proxy {
     /// its response and the connections closed. Returns whether that happened in time.
     pub(crate) async fn drain(&self, timeout: std::time::Duration) -> bool {
         self.stop();
-        let server = self.server.lock().unwrap_or_else(|p| p.into_inner()).take();
+        let server = self.server.locked().take();
         match server {
             Some(server) => tokio::time::timeout(timeout, server).await.is_ok(),
             None => true,
@@ -431,7 +434,7 @@ impl Proxy {
         ingress: Arc<dyn Ingress>,
     ) -> Result<(), ServeError> {
         let prefix = normalize_prefix(prefix)?;
-        let mut routes = self.routes.write().unwrap_or_else(|p| p.into_inner());
+        let mut routes = self.routes.write_locked();
         if let Some(taken) = routes.iter().find(|r| r.prefix == prefix) {
             return Err(ServeError::new(ErrorKind::Runtime).with_message(format!(
                 "route prefix `{prefix}` is already served by `{}`",
@@ -455,7 +458,7 @@ impl Proxy {
         match path {
             "/-/healthz" => Some(HttpResponse::text(StatusCode::OK, "success")),
             "/-/routes" => {
-                let routes = self.routes.read().unwrap_or_else(|p| p.into_inner());
+                let routes = self.routes.read_locked();
                 let map: serde_json::Map<String, serde_json::Value> = routes
                     .iter()
                     .map(|r| (r.prefix.clone(), r.app.clone().into()))
@@ -472,7 +475,7 @@ impl Proxy {
 
     /// The application serving `path`, and its route prefix.
     fn route(&self, path: &str) -> Option<(Arc<dyn Ingress>, String)> {
-        let routes = self.routes.read().unwrap_or_else(|p| p.into_inner());
+        let routes = self.routes.read_locked();
         routes
             .iter()
             .find(|r| matches(&r.prefix, path))

@@ -8,28 +8,24 @@
 //! deployment's serve instance); from outside any runtime, on the process-wide default instance.
 
 use std::future::Future;
-use std::panic::AssertUnwindSafe;
 
-use futures::FutureExt;
-
-use crate::args::ArgList;
-use crate::blocking::allow_blocking;
-use crate::context;
 use crate::error::{BoxError, ServeError};
-use crate::response::{self, Completer, ObjectRef};
-use crate::serve;
+use crate::request::args::ArgList;
+use crate::request::context;
+use crate::request::response::{self, Completer, ObjectRef};
+use crate::util::panic::{self, Panic};
 
 fn runtime() -> Result<tokio::runtime::Handle, ServeError> {
     match tokio::runtime::Handle::try_current() {
         Ok(handle) => Ok(handle),
-        Err(_) => Ok(serve::default_instance()?.handle().clone()),
+        Err(_) => Ok(super::default_instance()?.handle().clone()),
     }
 }
 
 fn finish<T>(
     name: &'static str,
     completer: Completer<T>,
-    outcome: Result<Result<T, BoxError>, Box<dyn std::any::Any + Send>>,
+    outcome: Result<Result<T, BoxError>, Panic>,
 ) {
     let result = match outcome {
         Ok(Ok(value)) => Ok(value),
@@ -58,8 +54,7 @@ where
         }
     };
     let run = move |values: A::Values, completer: Completer<T>| {
-        let outcome =
-            allow_blocking(|| std::panic::catch_unwind(AssertUnwindSafe(move || f(values))));
+        let outcome = panic::catch_sync(move || f(values));
         finish(name, completer, outcome);
     };
     match args.ready() {
@@ -98,7 +93,7 @@ where
             rt.spawn(async move {
                 match args.resolve().await {
                     Ok(values) => {
-                        let outcome = AssertUnwindSafe(f(values)).catch_unwind().await;
+                        let outcome = panic::catch_async(f(values)).await;
                         finish(name, completer, outcome);
                     }
                     Err(e) => completer.complete(Err(e.in_task(name))),

@@ -2,20 +2,17 @@
 //!
 //! Ray Serve raises "Sync methods should not be called from within an asyncio event loop" when
 //! `.result()` is used inside an async deployment. We do the same: a blocking wait on a thread
-//! that is running a tokio runtime's async code returns [`ErrorKind::BlockingInAsync`] instead of
-//! blocking (which could starve or deadlock the runtime). Threads on which blocking is fine are
-//! those outside any runtime, and the blocking-pool threads on which the runtime runs synchronous
-//! deployment methods, constructors and tasks (marked by [`allow_blocking`]).
-//!
-//! [`ErrorKind::BlockingInAsync`]: crate::ErrorKind::BlockingInAsync
+//! that is running a tokio runtime's async code fails (with `ErrorKind::BlockingInAsync`, see
+//! `request::response`) instead of blocking, which could starve or deadlock the runtime. Threads
+//! on which blocking is fine are those outside any runtime, and the blocking-pool threads on which
+//! the runtime runs synchronous deployment methods, constructors and tasks (marked by
+//! [`allow_blocking`]).
 
 use std::cell::Cell;
 use std::sync::Arc;
 use std::task::{Context, Poll, Wake, Waker};
 use std::thread::Thread;
 use std::time::Instant;
-
-use crate::error::ServeError;
 
 thread_local! {
     static BLOCKING_ALLOWED: Cell<bool> = const { Cell::new(false) };
@@ -51,12 +48,9 @@ pub(crate) fn allow_blocking<R>(f: impl FnOnce() -> R) -> R {
     f()
 }
 
-/// Fails if the current thread runs async code of a tokio runtime.
-pub(crate) fn check_may_block(what: &str) -> Result<(), ServeError> {
-    if tokio::runtime::Handle::try_current().is_ok() && !BLOCKING_ALLOWED.with(Cell::get) {
-        return Err(ServeError::blocking_in_async(what));
-    }
-    Ok(())
+/// Whether the current thread may block: it runs no async code of a tokio runtime.
+pub(crate) fn may_block() -> bool {
+    tokio::runtime::Handle::try_current().is_err() || BLOCKING_ALLOWED.with(Cell::get)
 }
 
 struct ThreadWaker(Thread);
@@ -102,15 +96,14 @@ mod tests {
 
     #[test]
     fn blocking_is_refused_on_a_runtime_thread_but_allowed_in_blocking_sections() {
-        assert!(check_may_block("x").is_ok());
+        assert!(may_block());
         let rt = tokio::runtime::Builder::new_current_thread()
             .build()
             .unwrap();
         rt.block_on(async {
-            let err = check_may_block("result()").unwrap_err();
-            assert!(err.to_string().contains("use `.await` instead"), "{err}");
-            assert!(allow_blocking(|| check_may_block("x")).is_ok());
-            assert!(check_may_block("x").is_err(), "the allowance is scoped");
+            assert!(!may_block());
+            assert!(allow_blocking(may_block));
+            assert!(!may_block(), "the allowance is scoped");
         });
     }
 }

@@ -19,9 +19,8 @@ use std::cell::RefCell;
 use std::future::Future;
 use std::sync::Arc;
 
-use crate::deployment::ReplicaResources;
-use crate::resources::Assignment;
-use crate::response::Cancel;
+use super::response::{Cancel, format_request_id};
+use crate::config::ReplicaResources;
 
 /// Where a replica runs: its application, deployment and id, and the resources it was given (one
 /// per replica, shared).
@@ -45,6 +44,32 @@ impl ReplicaInfo {
             deployment,
             replica_id,
             assigned,
+        }
+    }
+}
+
+/// What a replica was given: its request and the CPU and GPU ids it holds.
+#[derive(Debug, Clone)]
+pub(crate) struct Assignment {
+    pub(crate) cpu_ids: Vec<usize>,
+    pub(crate) gpu_ids: Vec<usize>,
+    pub(crate) cuda_visible_devices: String,
+    pub(crate) resources: ReplicaResources,
+}
+
+impl Assignment {
+    /// Nothing reserved (a replica made without a pool, in unit tests).
+    #[cfg(test)]
+    pub(crate) fn none() -> Self {
+        Self {
+            cpu_ids: Vec::new(),
+            gpu_ids: Vec::new(),
+            cuda_visible_devices: String::new(),
+            resources: ReplicaResources {
+                num_cpus: 0.0,
+                num_gpus: 0.0,
+                custom: Default::default(),
+            },
         }
     }
 }
@@ -107,10 +132,6 @@ pub(crate) fn current() -> Option<RequestScope> {
 /// The request id of the current scope, or a new one for a call made outside any request.
 pub(crate) fn request_id_for_new_call(scope: Option<&RequestScope>) -> u64 {
     scope.map_or_else(|| fastrand::u64(..), |s| s.request_id)
-}
-
-pub(crate) fn format_request_id(id: u64) -> String {
-    format!("{id:016x}")
 }
 
 fn span(scope: &RequestScope) -> tracing::Span {

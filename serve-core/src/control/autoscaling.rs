@@ -34,147 +34,8 @@
 use std::collections::VecDeque;
 use std::time::{Duration, Instant};
 
-use serde::{Deserialize, Serialize};
-
-/// Autoscaling settings, with Ray Serve's names and defaults. Set in code with
-/// `#[deployment(autoscaling(min_replicas = 1, max_replicas = 8, target_ongoing_requests = 2))]`.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-#[non_exhaustive]
-pub struct AutoscalingConfig {
-    /// Never fewer replicas than this (default 1; 0 allows scaling to zero).
-    #[serde(default = "defaults::min_replicas")]
-    pub min_replicas: usize,
-    /// Never more replicas than this (default 1).
-    #[serde(default = "defaults::max_replicas")]
-    pub max_replicas: usize,
-    /// How many replicas to start with (default: `min_replicas`, or 1 when that is 0).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub initial_replicas: Option<usize>,
-    /// The ongoing requests (queued at callers plus running) per replica to aim for (default 2).
-    #[serde(default = "defaults::target_ongoing_requests")]
-    pub target_ongoing_requests: f64,
-    /// How long a decision to add replicas must hold before it is applied, in seconds (default 30).
-    #[serde(default = "defaults::upscale_delay_s")]
-    pub upscale_delay_s: f64,
-    /// How long a decision to remove replicas must hold before it is applied, in seconds
-    /// (default 600).
-    #[serde(default = "defaults::downscale_delay_s")]
-    pub downscale_delay_s: f64,
-    /// Over how long the load is averaged, in seconds (default 30).
-    #[serde(default = "defaults::look_back_period_s")]
-    pub look_back_period_s: f64,
-    /// How often the load is measured, in seconds (default 10).
-    #[serde(default = "defaults::metrics_interval_s")]
-    pub metrics_interval_s: f64,
-    /// Multiplies each upscaling step (default 1: go straight to the desired count).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub upscaling_factor: Option<f64>,
-    /// Multiplies each downscaling step (default 1).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub downscaling_factor: Option<f64>,
-}
-
-mod defaults {
-    pub(super) fn min_replicas() -> usize {
-        1
-    }
-    pub(super) fn max_replicas() -> usize {
-        1
-    }
-    pub(super) fn target_ongoing_requests() -> f64 {
-        2.0
-    }
-    pub(super) fn upscale_delay_s() -> f64 {
-        30.0
-    }
-    pub(super) fn downscale_delay_s() -> f64 {
-        600.0
-    }
-    pub(super) fn look_back_period_s() -> f64 {
-        30.0
-    }
-    pub(super) fn metrics_interval_s() -> f64 {
-        10.0
-    }
-}
-
-impl Default for AutoscalingConfig {
-    fn default() -> Self {
-        Self {
-            min_replicas: defaults::min_replicas(),
-            max_replicas: defaults::max_replicas(),
-            initial_replicas: None,
-            target_ongoing_requests: defaults::target_ongoing_requests(),
-            upscale_delay_s: defaults::upscale_delay_s(),
-            downscale_delay_s: defaults::downscale_delay_s(),
-            look_back_period_s: defaults::look_back_period_s(),
-            metrics_interval_s: defaults::metrics_interval_s(),
-            upscaling_factor: None,
-            downscaling_factor: None,
-        }
-    }
-}
-
-impl AutoscalingConfig {
-    /// Sets `min_replicas`.
-    pub fn min_replicas(mut self, n: usize) -> Self {
-        self.min_replicas = n;
-        self
-    }
-    /// Sets `max_replicas`.
-    pub fn max_replicas(mut self, n: usize) -> Self {
-        self.max_replicas = n;
-        self
-    }
-    /// Sets `initial_replicas`.
-    pub fn initial_replicas(mut self, n: usize) -> Self {
-        self.initial_replicas = Some(n);
-        self
-    }
-    /// Sets `target_ongoing_requests`.
-    pub fn target_ongoing_requests(mut self, n: f64) -> Self {
-        self.target_ongoing_requests = n;
-        self
-    }
-    /// Sets `upscale_delay_s`.
-    pub fn upscale_delay_s(mut self, s: f64) -> Self {
-        self.upscale_delay_s = s;
-        self
-    }
-    /// Sets `downscale_delay_s`.
-    pub fn downscale_delay_s(mut self, s: f64) -> Self {
-        self.downscale_delay_s = s;
-        self
-    }
-    /// Sets `look_back_period_s`.
-    pub fn look_back_period_s(mut self, s: f64) -> Self {
-        self.look_back_period_s = s;
-        self
-    }
-    /// Sets `metrics_interval_s`.
-    pub fn metrics_interval_s(mut self, s: f64) -> Self {
-        self.metrics_interval_s = s;
-        self
-    }
-    /// Sets `upscaling_factor`.
-    pub fn upscaling_factor(mut self, f: f64) -> Self {
-        self.upscaling_factor = Some(f);
-        self
-    }
-    /// Sets `downscaling_factor`.
-    pub fn downscaling_factor(mut self, f: f64) -> Self {
-        self.downscaling_factor = Some(f);
-        self
-    }
-
-    /// The replicas a deployment starts with.
-    pub fn initial(&self) -> usize {
-        self.initial_replicas
-            .unwrap_or(self.min_replicas.max(1))
-            .clamp(self.min_replicas, self.max_replicas.max(self.min_replicas))
-    }
-}
+pub use crate::config::AutoscalingConfig;
+use crate::util::time;
 
 /// Tolerance when rounding a replica count up, so that floating-point noise (`4.0000001`) does not
 /// add a replica.
@@ -190,14 +51,10 @@ fn ceil_replicas(x: f64) -> usize {
     (x - ROUNDING_EPSILON).ceil().max(0.0) as usize
 }
 
-/// A number of seconds from the config as a [`Duration`]: negative or NaN is zero, too large is
-/// [`Duration::MAX`].
+/// A number of seconds from the (validated) config as a [`Duration`]; what is not a duration is
+/// zero.
 fn secs(s: f64) -> Duration {
-    if s.is_nan() || s <= 0.0 {
-        Duration::ZERO
-    } else {
-        Duration::try_from_secs_f64(s).unwrap_or(Duration::MAX)
-    }
+    time::seconds(s).unwrap_or(Duration::ZERO)
 }
 
 /// Which way a pending change goes.
@@ -574,24 +431,6 @@ mod tests {
         let mut p = AutoscalingPolicy::new(config().max_replicas(20).target_ongoing_requests(0.3));
         p.record(clock.at(0.0), 3);
         assert_eq!(p.desired(clock.at(0.0), 1), 10);
-    }
-
-    #[test]
-    fn initial_of_the_config() {
-        assert_eq!(AutoscalingConfig::default().initial(), 1);
-        assert_eq!(config().min_replicas(3).initial(), 3);
-        assert_eq!(config().min_replicas(0).initial(), 1);
-        assert_eq!(config().initial_replicas(4).initial(), 4);
-        assert_eq!(config().min_replicas(0).initial_replicas(0).initial(), 0);
-        assert_eq!(config().min_replicas(2).initial_replicas(1).initial(), 2);
-        assert_eq!(config().max_replicas(5).initial_replicas(9).initial(), 5);
-        assert_eq!(
-            AutoscalingConfig::default()
-                .min_replicas(0)
-                .max_replicas(0)
-                .initial(),
-            0
-        );
     }
 
     #[test]

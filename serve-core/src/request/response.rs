@@ -1,5 +1,5 @@
-//! The caller's side of a request: [`DeploymentResponse`], [`ObjectRef`] and
-//! [`DeploymentResponseGenerator`].
+//! The caller's side of a unary request: [`DeploymentResponse`] and [`ObjectRef`] (a streaming
+//! request's is [`DeploymentResponseGenerator`](super::generator::DeploymentResponseGenerator)).
 //!
 //! A unary request owns one shared result cell (one allocation). The replica (or task) writes the
 //! outcome into it through a [`Completer`]; every [`DeploymentResponse`] / [`ObjectRef`] that refers to
@@ -10,17 +10,16 @@
 
 use std::future::{Future, IntoFuture};
 use std::pin::Pin;
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, OnceLock};
 use std::task::{Context, Poll, Waker};
 use std::time::{Duration, Instant};
 
-use futures::Stream;
-use tokio::sync::mpsc;
 use tokio::task::AbortHandle;
 
-use crate::blocking;
 use crate::error::{ErrorKind, ServeError};
+use crate::util::blocking;
+use crate::util::sync::Lock;
 
 enum Outcome<T> {
     Pending,
@@ -85,7 +84,7 @@ impl<T> Cell<T> {
 
     fn lock(&self) -> std::sync::MutexGuard<'_, State<T>> {
         // A poisoned lock only means a waker panicked while we held it; the state is still whole.
-        self.state.lock().unwrap_or_else(|p| p.into_inner())
+        self.state.locked()
     }
 
     /// Writes the outcome if none was written yet; returns whether this call wrote it.
@@ -284,13 +283,28 @@ pub(crate) fn pending<T>(request_id: u64) -> (Completer<T>, Consumer<T>) {
     )
 }
 
+/// A request id as logs and `request_id()` show it: 16 hex digits.
+pub(crate) fn format_request_id(id: u64) -> String {
+    format!("{id:016x}")
+}
+
+/// Fails with `ErrorKind::BlockingInAsync` when the current thread runs async code of a tokio
+/// runtime, where blocking could starve or deadlock it.
+pub(crate) fn check_may_block(what: &str) -> Result<(), ServeError> {
+    if blocking::may_block() {
+        Ok(())
+    } else {
+        Err(ServeError::blocking_in_async(what))
+    }
+}
+
 /// Blocks the current thread on a consumer, up to `deadline`.
 fn block_on_consumer<T>(
     consumer: &Consumer<T>,
     deadline: Option<Instant>,
     what: &str,
 ) -> Result<T, ServeError> {
-    blocking::check_may_block(what)?;
+    check_may_block(what)?;
     let mut poll = |cx: &mut Context<'_>| consumer.poll_take(cx);
     match blocking::block_on_poll(&mut poll, deadline) {
         Some(result) => result,
@@ -363,7 +377,7 @@ impl<T> DeploymentResponse<T> {
     /// The request's id (also in its log lines and in the replica context of the method it runs),
     /// shared by the calls made on its behalf.
     pub fn request_id(&self) -> String {
-        crate::context::format_request_id(self.consumer.cell.request_id)
+        format_request_id(self.consumer.cell.request_id)
     }
 
     /// Cancels the request: if it has not finished, it is stopped (a request still waiting for a
@@ -532,131 +546,6 @@ impl<'a, T: Clone> IntoFuture for &'a ObjectRef<T> {
         ObjectRefFuture {
             cell: &self.consumer.cell,
         }
-    }
-}
-
-/// Capacity of a streaming request's channel: how far a producer may run ahead of its consumer.
-pub(crate) const STREAM_BUFFER: usize = 16;
-
-/// The items of a streaming handle call, as they are produced.
-///
-/// In async code it is a [`Stream`] of `Result<T, ServeError>` (`while let Some(item) =
-/// gen.next().await`); in synchronous code iterate it (`for item in gen`), which blocks for each
-/// item. An error ends the stream after the items produced before it. Dropping the generator stops
-/// the producer on the replica.
-///
-/// A generator cannot be passed to another handle call, and a unary method's
-/// [`DeploymentResponse`] is not a stream: the compiler checks both.
-#[must_use = "streams do nothing unless consumed; dropping this stops the producer"]
-pub struct DeploymentResponseGenerator<T> {
-    rx: mpsc::Receiver<Result<T, ServeError>>,
-    finished: Arc<AtomicBool>,
-    ended: bool,
-}
-
-pub(crate) struct GeneratorSender<T> {
-    pub(crate) tx: mpsc::Sender<Result<T, ServeError>>,
-    finished: Arc<AtomicBool>,
-}
-
-impl<T> GeneratorSender<T> {
-    /// Marks the stream as complete, so the consumer does not report a cut-off stream.
-    pub(crate) fn finish(self) {
-        self.finished.store(true, Ordering::Release);
-    }
-
-    /// The flag [`finish`](Self::finish) sets.
-    pub(crate) fn finished_flag(&self) -> Arc<AtomicBool> {
-        self.finished.clone()
-    }
-}
-
-pub(crate) fn generator<T>() -> (GeneratorSender<T>, DeploymentResponseGenerator<T>) {
-    let (tx, rx) = mpsc::channel(STREAM_BUFFER);
-    let finished = Arc::new(AtomicBool::new(false));
-    (
-        GeneratorSender {
-            tx,
-            finished: finished.clone(),
-        },
-        DeploymentResponseGenerator {
-            rx,
-            finished,
-            ended: false,
-        },
-    )
-}
-
-impl<T> DeploymentResponseGenerator<T> {
-    fn poll_item(&mut self, cx: &mut Context<'_>) -> Poll<Option<Result<T, ServeError>>> {
-        if self.ended {
-            return Poll::Ready(None);
-        }
-        match self.rx.poll_recv(cx) {
-            Poll::Ready(Some(Err(e))) => {
-                self.ended = true;
-                Poll::Ready(Some(Err(e)))
-            }
-            Poll::Ready(None) => {
-                self.ended = true;
-                if self.finished.load(Ordering::Acquire) {
-                    Poll::Ready(None)
-                } else {
-                    // The producer went away without finishing: its task was dropped.
-                    Poll::Ready(Some(Err(ServeError::shut_down())))
-                }
-            }
-            other => other,
-        }
-    }
-}
-
-impl<T> Stream for DeploymentResponseGenerator<T> {
-    type Item = Result<T, ServeError>;
-
-    fn poll_next(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
-        self.get_mut().poll_item(cx)
-    }
-}
-
-impl<T> std::fmt::Debug for DeploymentResponseGenerator<T> {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("DeploymentResponseGenerator")
-            .field("ended", &self.ended)
-            .finish()
-    }
-}
-
-/// Blocking iterator over a [`DeploymentResponseGenerator`], for synchronous code.
-///
-/// On an async runtime thread it yields one [`ErrorKind::BlockingInAsync`] error and ends.
-pub struct BlockingIter<T> {
-    generator: DeploymentResponseGenerator<T>,
-}
-
-impl<T> Iterator for BlockingIter<T> {
-    type Item = Result<T, ServeError>;
-
-    fn next(&mut self) -> Option<Self::Item> {
-        if self.generator.ended {
-            return None;
-        }
-        if let Err(e) = blocking::check_may_block("iterating a DeploymentResponseGenerator") {
-            self.generator.ended = true;
-            return Some(Err(e));
-        }
-        let generator = &mut self.generator;
-        let mut poll = |cx: &mut Context<'_>| generator.poll_item(cx);
-        blocking::block_on_poll(&mut poll, None).flatten()
-    }
-}
-
-impl<T> IntoIterator for DeploymentResponseGenerator<T> {
-    type Item = Result<T, ServeError>;
-    type IntoIter = BlockingIter<T>;
-
-    fn into_iter(self) -> Self::IntoIter {
-        BlockingIter { generator: self }
     }
 }
 

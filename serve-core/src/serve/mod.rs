@@ -9,21 +9,29 @@
 //! [`Serve::builder`] sets the instance's resources (CPUs, GPUs, custom resources) before it
 //! starts; see [`resources`](crate::resources).
 
-use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
 
 use std::net::SocketAddr;
 
-use crate::application::Application;
-use crate::blocking;
-use crate::deployment::{CallOne, CallStream, DeploymentConfig};
-use crate::deployment::{Deployment, DeploymentHandle};
+use crate::api::deployment::Deployment;
+use crate::api::handle::{CallOne, CallStream, DeploymentHandle};
+use crate::config::DeploymentConfig;
+use crate::control::application::Application;
+use crate::control::registry::{AppRecord, Registry};
+use crate::control::resources::{InstanceResources, ResourcePool};
+use crate::control::status::ApplicationStatus;
+use crate::control::update::DeploymentUpdate;
 use crate::error::{ErrorKind, ServeError};
 use crate::http::{
     self, Ingress, IntoChunk, IntoHttpResponse, Proxy, Request, StreamingIngress, UnaryIngress,
 };
-use crate::resources::{self, InstanceResources, ResourcePool};
-use crate::status::{AppRecord, ApplicationStatus, DeploymentUpdate, Registry};
+use crate::util::blocking;
+use crate::util::sync::{self, Lock};
+
+mod builder;
+pub(crate) mod task;
+
+pub use builder::ServeBuilder;
 
 struct Inner {
     runtime: Mutex<Option<tokio::runtime::Runtime>>,
@@ -35,11 +43,7 @@ struct Inner {
 
 impl Drop for Inner {
     fn drop(&mut self) {
-        let runtime = self
-            .runtime
-            .get_mut()
-            .unwrap_or_else(|p| p.into_inner())
-            .take();
+        let runtime = sync::into_value(&mut self.runtime).take();
         if let Some(runtime) = runtime {
             // `shutdown_background` never blocks, so it is safe from any thread, async ones included.
             runtime.shutdown_background();
@@ -130,11 +134,7 @@ impl Serve {
 
     /// Whether [`shutdown`](Self::shutdown) has not been called yet.
     pub fn is_running(&self) -> bool {
-        self.inner
-            .runtime
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .is_some()
+        self.inner.runtime.locked().is_some()
     }
 
     fn live_handle(&self) -> Result<tokio::runtime::Handle, ServeError> {
@@ -192,7 +192,7 @@ impl Serve {
             )));
         }
         for config in &configs {
-            crate::config::check_deployment(config)?;
+            config.validate()?;
         }
         futures::executor::block_on(self.deploy(app, configs)?)
     }
@@ -277,7 +277,7 @@ impl Serve {
         if blocking::on_serve_async_thread() {
             return Err(ServeError::blocking_in_async("Serve::start_http"));
         }
-        let mut http = self.inner.http.lock().unwrap_or_else(|p| p.into_inner());
+        let mut http = self.inner.http.locked();
         if let Some(proxy) = &*http {
             return Err(ServeError::new(ErrorKind::Runtime).with_message(format!(
                 "the HTTP proxy already listens on {}",
@@ -313,12 +313,12 @@ impl Serve {
 
     /// The address the HTTP proxy listens on, once [`start_http`](Self::start_http) ran.
     pub fn http_addr(&self) -> Option<SocketAddr> {
-        let http = self.inner.http.lock().unwrap_or_else(|p| p.into_inner());
+        let http = self.inner.http.locked();
         http.as_ref().map(|proxy| proxy.addr())
     }
 
     fn proxy(&self) -> Result<Arc<Proxy>, ServeError> {
-        let http = self.inner.http.lock().unwrap_or_else(|p| p.into_inner());
+        let http = self.inner.http.locked();
         http.clone().ok_or_else(|| {
             ServeError::new(ErrorKind::Runtime)
                 .with_message("the HTTP proxy is not started: call `start_http` first")
@@ -417,12 +417,7 @@ impl Serve {
         // Stop admitting: no new outside calls, no new HTTP connections. Calls made on behalf of
         // requests in flight are still served, so those requests can finish.
         self.inner.registry.close_all();
-        let proxy = self
-            .inner
-            .http
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .take();
+        let proxy = self.inner.http.locked().take();
         let drained = match (proxy, self.live_handle()) {
             (Some(proxy), Ok(rt)) if !blocking::on_serve_async_thread() => {
                 futures::executor::block_on(rt.spawn(async move { proxy.drain(timeout).await }))
@@ -454,21 +449,10 @@ impl Serve {
     /// [`ErrorKind::ShutDown`] error) and later calls through its handles fail the same way.
     /// Returns at once; safe to call from any thread, more than once.
     pub fn shutdown(&self) {
-        if let Some(proxy) = self
-            .inner
-            .http
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .take()
-        {
+        if let Some(proxy) = self.inner.http.locked().take() {
             proxy.stop();
         }
-        let runtime = self
-            .inner
-            .runtime
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .take();
+        let runtime = self.inner.runtime.locked().take();
         if let Some(runtime) = runtime {
             runtime.shutdown_background();
         }
@@ -479,85 +463,11 @@ impl Serve {
     }
 }
 
-/// The most CPUs or GPUs an instance may be given.
-const MAX_DEVICES: f64 = 65536.0;
-
-/// Sets up a [`Serve`] instance's resources before it starts: [`Serve::builder`].
-///
-/// ```
-/// use serve_core::prelude::*;
-///
-/// let serve = Serve::builder().num_cpus(8.0).num_gpus(2.0).resource("a100", 2.0).start()?;
-/// assert_eq!(serve.total_resources().num_gpus, 2.0);
-/// assert_eq!(serve.available_resources().custom["a100"], 2.0);
-/// # Ok::<(), ServeError>(())
-/// ```
-#[derive(Debug, Clone, Default)]
-pub struct ServeBuilder {
-    num_cpus: Option<f64>,
-    num_gpus: Option<f64>,
-    custom: BTreeMap<String, f64>,
-}
-
 impl ServeBuilder {
-    /// The CPUs replicas reserve from (fractions allowed). Unset, CPUs are not limited and replicas
-    /// get no CPU ids; [`resources::detect_cpus`] gives the machine's count.
-    pub fn num_cpus(mut self, n: f64) -> Self {
-        self.num_cpus = Some(n);
-        self
-    }
-
-    /// The GPUs replicas reserve from (default: [`resources::detect_gpus`]).
-    pub fn num_gpus(mut self, n: f64) -> Self {
-        self.num_gpus = Some(n);
-        self
-    }
-
-    /// Adds a custom resource (e.g. `"a100", 4.0`), reserved by deployments with
-    /// `resources(a100 = 1)`.
-    pub fn resource(mut self, name: impl Into<String>, amount: f64) -> Self {
-        self.custom.insert(name.into(), amount);
-        self
-    }
-
     /// Starts the instance. Fails on a negative or non-finite amount, an empty resource name, or a
     /// custom resource named `CPU` or `GPU`.
     pub fn start(self) -> Result<Serve, ServeError> {
-        let invalid = |what: String| Err(ServeError::new(ErrorKind::Runtime).with_message(what));
-        let amounts = self
-            .num_cpus
-            .map(|n| ("num_cpus".to_owned(), n))
-            .into_iter()
-            .chain(self.num_gpus.map(|n| ("num_gpus".to_owned(), n)))
-            .chain(
-                self.custom
-                    .iter()
-                    .map(|(k, v)| (format!("resource `{k}`"), *v)),
-            );
-        for (what, amount) in amounts {
-            if !amount.is_finite() || amount < 0.0 {
-                return invalid(format!(
-                    "{what} must be a number of at least 0, not {amount}"
-                ));
-            }
-        }
-        // CPUs and GPUs are numbered devices: keep their count sane.
-        for (what, amount) in [("num_cpus", self.num_cpus), ("num_gpus", self.num_gpus)] {
-            if amount.is_some_and(|n| n > MAX_DEVICES) {
-                return invalid(format!("{what} must be at most {MAX_DEVICES}"));
-            }
-        }
-        for name in self.custom.keys() {
-            if name.is_empty() || name == "CPU" || name == "GPU" {
-                return invalid(format!(
-                    "`{name}` is not a custom resource name (use `num_cpus` / `num_gpus` for CPUs and GPUs)"
-                ));
-            }
-        }
-        let labels = resources::detected_gpu_labels();
-        let num_gpus = self.num_gpus.unwrap_or(labels.len() as f64);
-        let pool = ResourcePool::new(self.num_cpus, num_gpus, &self.custom, labels);
-        Serve::start_with(pool)
+        Serve::start_with(self.pool()?)
     }
 }
 
@@ -565,7 +475,7 @@ static DEFAULT: Mutex<Option<Serve>> = Mutex::new(None);
 
 /// The process-wide default instance, started on first use.
 pub(crate) fn default_instance() -> Result<Serve, ServeError> {
-    let mut default = DEFAULT.lock().unwrap_or_else(|p| p.into_inner());
+    let mut default = DEFAULT.locked();
     match &*default {
         Some(serve) if serve.is_running() => Ok(serve.clone()),
         _ => {
@@ -601,7 +511,7 @@ pub fn run<D: Deployment>(app: Application<D>) -> Result<DeploymentHandle<D>, Se
 
 /// Shuts the process-wide default instance down (a later [`run`] starts a new one).
 pub fn shutdown() {
-    let serve = DEFAULT.lock().unwrap_or_else(|p| p.into_inner()).take();
+    let serve = DEFAULT.locked().take();
     if let Some(serve) = serve {
         serve.shutdown();
     }

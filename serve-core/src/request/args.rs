@@ -16,8 +16,8 @@ use std::future::poll_fn;
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
+use super::response::{Consumer, DeploymentResponse, ObjectRef};
 use crate::error::ServeError;
-use crate::response::{Consumer, DeploymentResponse, ObjectRef};
 
 /// One argument of a handle call: the value itself, or a pending request that produces it.
 pub struct Arg<T>(ArgInner<T>);

@@ -14,21 +14,20 @@ use std::any::Any;
 use std::collections::{HashMap, HashSet};
 use std::future::Future;
 use std::marker::PhantomData;
-use std::panic::AssertUnwindSafe;
 use std::pin::Pin;
 use std::sync::Arc;
 
-use futures::FutureExt;
-
-use crate::blocking::allow_blocking;
-use crate::context::{self, ReplicaInfo};
-use crate::controller;
-use crate::deployment::{Deployment, DeploymentConfig, DeploymentHandle};
+use super::managed::ManagedDeployment;
+use super::placement;
+use super::resources::ResourcePool;
+use crate::api::deployment::Deployment;
+use crate::api::handle::DeploymentHandle;
+use crate::config::DeploymentConfig;
 use crate::error::{BoxError, ErrorKind, ServeError};
-use crate::resources::{self, Placement, ResourcePool};
-use crate::router::{NewReplica, Router, RouterStatus};
+use crate::request::context::{self, ReplicaInfo};
+use crate::util::panic;
 
-type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
+pub(crate) type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
 
 /// How one replica of a deployment is built: the generated `bind` returns one per replica.
 #[doc(hidden)]
@@ -49,7 +48,7 @@ impl<D> Constructor<D> {
     }
 
     /// The constructor of `replica`: it sees its replica (and resources) in `replica_context()`.
-    fn in_replica(self, replica: Arc<ReplicaInfo>) -> Self
+    pub(crate) fn in_replica(self, replica: Arc<ReplicaInfo>) -> Self
     where
         D: 'static,
     {
@@ -59,23 +58,16 @@ impl<D> Constructor<D> {
         }
     }
 
-    async fn construct(self, rt: &tokio::runtime::Handle) -> Result<D, ServeError>
+    pub(crate) async fn construct(self, rt: &tokio::runtime::Handle) -> Result<D, ServeError>
     where
         D: Send + 'static,
     {
         let outcome = match self {
-            Self::Sync(f) => {
-                match rt
-                    .spawn_blocking(move || {
-                        allow_blocking(|| std::panic::catch_unwind(AssertUnwindSafe(f)))
-                    })
-                    .await
-                {
-                    Ok(outcome) => outcome,
-                    Err(_) => return Err(ServeError::shut_down()),
-                }
-            }
-            Self::Async(fut) => AssertUnwindSafe(fut).catch_unwind().await,
+            Self::Sync(f) => match panic::on_blocking_pool(rt, f).await {
+                Some(outcome) => outcome,
+                None => return Err(ServeError::shut_down()),
+            },
+            Self::Async(fut) => panic::catch_async(fut).await,
         };
         match outcome {
             Ok(Ok(instance)) => Ok(instance),
@@ -94,7 +86,7 @@ impl<D> Constructor<D> {
 pub struct BuildContext {
     handles: HashMap<usize, Arc<dyn Any + Send + Sync>>,
     /// The instance's resources, which replicas reserve from.
-    pool: ResourcePool,
+    pub(crate) pool: ResourcePool,
 }
 
 impl BuildContext {
@@ -110,14 +102,14 @@ impl BuildContext {
 
 type CtorFn<D> = dyn Fn(&BuildContext) -> Constructor<D> + Send + Sync;
 
-struct Node<D> {
-    config: DeploymentConfig,
-    children: Vec<AppRef>,
-    ctor: Box<CtorFn<D>>,
+pub(crate) struct Node<D> {
+    pub(crate) config: DeploymentConfig,
+    pub(crate) children: Vec<AppRef>,
+    pub(crate) ctor: Box<CtorFn<D>>,
 }
 
 /// A type-erased node of the application graph.
-trait AnyNode: Send + Sync {
+pub(crate) trait AnyNode: Send + Sync {
     fn id(&self) -> usize;
     fn config(&self) -> &DeploymentConfig;
     fn children(&self) -> &[AppRef];
@@ -131,142 +123,9 @@ trait AnyNode: Send + Sync {
 }
 
 /// A deployed node: its handle (a `DeploymentHandle<D>`, type-erased) and its router's status.
-struct Deployed {
-    handle: Arc<dyn Any + Send + Sync>,
-    status: Arc<dyn RouterStatus>,
-}
-
-/// Builds one more replica of a deployment (for autoscaling and recovery): constructs it and
-/// hands it its `user_config`.
-/// It waits (pending) until the replica's resources are free, which it holds from then on.
-pub(crate) type ReplicaFactory<D> =
-    Arc<dyn Fn() -> BoxFuture<'static, Result<NewReplica<D>, ServeError>> + Send + Sync>;
-
-impl<D: Deployment> AnyNode for Node<D> {
-    fn id(&self) -> usize {
-        self as *const Self as *const () as usize
-    }
-
-    fn config(&self) -> &DeploymentConfig {
-        &self.config
-    }
-
-    fn children(&self) -> &[AppRef] {
-        &self.children
-    }
-
-    fn deploy(
-        self: Arc<Self>,
-        ctx: BuildContext,
-        app: Arc<str>,
-        config: DeploymentConfig,
-        rt: tokio::runtime::Handle,
-    ) -> BoxFuture<'static, Result<Deployed, ServeError>> {
-        Box::pin(async move {
-            let name: Arc<str> = Arc::from(config.name.as_str());
-            // The current user_config: updates reach replicas constructed later too.
-            let user_config = Arc::new(std::sync::Mutex::new(config.user_config.clone()));
-            let placement = Arc::new(Placement::new(
-                ctx.pool.clone(),
-                config.resources.clone(),
-                app.clone(),
-                name.clone(),
-            ));
-            let factory: ReplicaFactory<D> = {
-                let (node, ctx, rt, name) = (self.clone(), ctx, rt.clone(), name.clone());
-                let user_config = user_config.clone();
-                let placement = placement.clone();
-                Arc::new(move || {
-                    let constructor = (node.ctor)(&ctx);
-                    let user_config = user_config
-                        .lock()
-                        .unwrap_or_else(|p| p.into_inner())
-                        .clone();
-                    let (rt, name) = (rt.clone(), name.clone());
-                    let (placement, prepaid) = (placement.clone(), placement.take_prepaid());
-                    Box::pin(async move {
-                        // Resources first (pending while they are short), held from here on.
-                        let placed = placement.place(prepaid).await?;
-                        let instance = Arc::new(
-                            constructor
-                                .in_replica(placed.info().clone())
-                                .construct(&rt)
-                                .await
-                                .map_err(|e| e.in_deployment(&name))?,
-                        );
-                        // A replica gets its user_config before it takes any request.
-                        if let Some(config) = user_config {
-                            let Some(hook) = D::__reconfigure(&instance, config) else {
-                                return Err(ServeError::new(ErrorKind::Constructor)
-                                    .with_message(
-                                        "a user_config is set, but the deployment has no \
-                                         `reconfigure` method to take it",
-                                    )
-                                    .in_deployment(&name));
-                            };
-                            hook.await.map_err(|e| {
-                                ServeError::new(ErrorKind::Constructor)
-                                    .with_message("reconfigure failed")
-                                    .with_source(e)
-                                    .in_deployment(&name)
-                            })?;
-                        }
-                        Ok(NewReplica {
-                            instance,
-                            placed: Some(placed),
-                            generation: 0,
-                        })
-                    })
-                })
-            };
-            let initial = match &config.autoscaling {
-                Some(autoscaling) => autoscaling.initial(),
-                None => config.num_replicas,
-            };
-            // The replicas that fit now are constructed now; the controller starts the others
-            // (pending) when resources are given back.
-            let fit = placement.reserve_upfront(initial);
-            let constructors: Vec<_> = (0..fit).map(|_| factory()).collect();
-            let mut instances = Vec::with_capacity(constructors.len());
-            for result in futures::future::join_all(constructors).await {
-                instances.push(result?);
-            }
-            let router = Arc::new(
-                Router::new(
-                    app,
-                    name,
-                    instances,
-                    config.max_ongoing_requests,
-                    config.max_queued_requests,
-                    rt.clone(),
-                )
-                .with_settings(config.autoscaling.is_some(), user_config)
-                .with_placement(placement.clone())
-                .with_config(config.clone()),
-            );
-            router.set_target(initial);
-            placement.set_owner(Arc::downgrade(&router) as _, router.wake_signal());
-            tracing::info!(
-                deployment = %config.name,
-                replicas = fit,
-                pending = initial - fit,
-                max_ongoing_requests = config.max_ongoing_requests,
-                "deployment is up: {fit} replica(s) running, {} pending",
-                initial - fit,
-            );
-            // Every deployment gets a controller: it applies target changes (autoscaling,
-            // `Serve::update_deployment`) and runs health checks.
-            rt.spawn(controller::run(
-                Arc::downgrade(&router),
-                factory,
-                config.clone(),
-            ));
-            Ok(Deployed {
-                handle: Arc::new(DeploymentHandle::<D>::from_router(router.clone())),
-                status: router,
-            })
-        })
-    }
+pub(crate) struct Deployed {
+    pub(crate) handle: Arc<dyn Any + Send + Sync>,
+    pub(crate) status: Arc<dyn ManagedDeployment>,
 }
 
 /// A reference to any node of an application graph (a child of a bound deployment).
@@ -350,13 +209,13 @@ impl<D: Deployment> Application<D> {
         rt: tokio::runtime::Handle,
         configs: Vec<DeploymentConfig>,
         pool: ResourcePool,
-    ) -> Result<(DeploymentHandle<D>, Vec<Arc<dyn RouterStatus>>), ServeError> {
+    ) -> Result<(DeploymentHandle<D>, Vec<Arc<dyn ManagedDeployment>>), ServeError> {
         let order = post_order(&self.__node());
         // The application is named after its root (ingress) deployment.
         let app: Arc<str> = Arc::from(configs.last().map_or("", |c| c.name.as_str()));
         // A replica that could never fit fails the whole application before anything is deployed.
         for config in &configs {
-            resources::check_feasible(&pool, &config.name, &config.resources)?;
+            placement::check_feasible(&pool, &config.name, &config.resources)?;
         }
         let mut ctx = BuildContext {
             handles: HashMap::new(),

@@ -1,0 +1,98 @@
+//! [`DeploymentHandle`]: the typed client of a deployment, and the traits the generated handle
+//! types implement.
+
+use std::fmt;
+use std::ops::Deref;
+use std::sync::Arc;
+
+use super::deployment::{Deployment, HandleStubs};
+use crate::dataplane::router::RequestRouter;
+use crate::request::generator::DeploymentResponseGenerator;
+use crate::request::response::DeploymentResponse;
+
+/// A typed handle to a running deployment: `handle.method.remote(args)` sends a request to one of
+/// its replicas and returns a [`DeploymentResponse`](crate::DeploymentResponse) (or a
+/// [`DeploymentResponseGenerator`](crate::DeploymentResponseGenerator) for a streaming method);
+/// `handle.remote(args)` calls the method named `call`.
+///
+/// Argument and return types are those of the method, checked by the compiler. A handle is cheap to
+/// clone and can be shared between threads; all clones route to the same replicas.
+///
+/// A constructor parameter of type `DeploymentHandle<D>` is bound with an
+/// [`Application<D>`](crate::Application); the runtime passes in the handle of the deployed `D`.
+pub struct DeploymentHandle<D: Deployment> {
+    stubs: D::Handle,
+}
+
+impl<D: Deployment> DeploymentHandle<D> {
+    pub(crate) fn from_router(router: Arc<RequestRouter<D>>) -> Self {
+        Self {
+            stubs: D::Handle::__from_router(router),
+        }
+    }
+
+    pub(crate) fn router(&self) -> &Arc<RequestRouter<D>> {
+        self.stubs.__router()
+    }
+
+    /// The deployment's name within its application (made unique: `Inner`, `Inner_1`, ..).
+    pub fn deployment_name(&self) -> &str {
+        self.router().name()
+    }
+
+    /// How many replicas serve this deployment.
+    pub fn num_replicas(&self) -> usize {
+        self.router().num_replicas()
+    }
+}
+
+impl<D: Deployment> Deref for DeploymentHandle<D> {
+    type Target = D::Handle;
+
+    fn deref(&self) -> &D::Handle {
+        &self.stubs
+    }
+}
+
+impl<D: Deployment> Clone for DeploymentHandle<D> {
+    fn clone(&self) -> Self {
+        Self {
+            stubs: self.stubs.clone(),
+        }
+    }
+}
+
+impl<D: Deployment> fmt::Debug for DeploymentHandle<D> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("DeploymentHandle")
+            .field("deployment", &self.deployment_name())
+            .finish()
+    }
+}
+
+/// How the runtime calls a deployment's one-argument `call` method without knowing the deployment:
+/// implemented on the generated handle type when `call` is unary and takes one argument `A`.
+#[doc(hidden)]
+#[diagnostic::on_unimplemented(
+    message = "the deployment behind `{Self}` has no `call` method taking one `{A}`",
+    label = "its `call` must take exactly one `{A}` argument",
+    note = "an HTTP ingress deployment needs `fn call(&self, req: Request) -> R` (or an `async fn`), where `R` is a response type such as `String`, `Json<T>` or `HttpResponse`"
+)]
+pub trait CallOne<A> {
+    /// What `call` returns.
+    type Output;
+    fn __call_one(&self, arg: A) -> DeploymentResponse<Self::Output>;
+}
+
+/// Like [`CallOne`], for a streaming `call` method with one argument `A`.
+#[doc(hidden)]
+#[diagnostic::on_unimplemented(
+    message = "the deployment behind `{Self}` has no streaming `call` method taking one `{A}`",
+    label = "its `call` must take exactly one `{A}` and return `impl Stream<Item = T>`",
+    note = "a streaming HTTP ingress needs `fn call(&self, req: Request) -> impl Stream<Item = T> + Send`, where `T` is `String`, `Vec<u8>` or `Json<U>`"
+)]
+pub trait CallStream<A> {
+    /// The stream's item type.
+    type Item;
+    fn __call_stream(&self, arg: A) -> DeploymentResponseGenerator<Self::Item>;
+}

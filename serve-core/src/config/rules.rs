@@ -1,0 +1,1 @@
+//! The rules of deployment options (placeholder; filled in by the validation step).

@@ -1,0 +1,72 @@
+//! [`ManagedDeployment`]: a running deployment as the instance controls it, whatever its type.
+
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::time::Duration;
+
+use super::state::DeploymentState;
+use super::status::DeploymentStatus;
+use super::update::DeploymentUpdate;
+use crate::api::deployment::Deployment;
+use crate::error::ServeError;
+
+/// A deployment's live state (for `status`) and the instance's controls over it.
+pub(crate) trait ManagedDeployment: Send + Sync {
+    fn name(&self) -> &str;
+    fn status(&self) -> DeploymentStatus;
+    /// Stops admitting new outside requests (calls made on behalf of requests in flight still
+    /// run, so those requests can finish); after the deployment's graceful shutdown timeout,
+    /// fails whatever still runs or waits.
+    fn close(self: Arc<Self>);
+    /// Fails at once whatever still runs or waits, as `close` does after the timeout.
+    fn stop_now(&self);
+    /// How long its replicas may take to finish their requests when they stop.
+    fn graceful_timeout(&self) -> Duration;
+    /// Whether a shutdown's timeout failed requests here.
+    fn stopped_requests(&self) -> usize;
+    /// Requests waiting or running.
+    fn in_progress(&self) -> usize;
+    /// Applies a change to the running deployment (see `Serve::update_deployment`).
+    fn update(
+        self: Arc<Self>,
+        update: DeploymentUpdate,
+    ) -> Pin<Box<dyn Future<Output = Result<(), ServeError>> + Send>>;
+}
+
+impl<D: Deployment> ManagedDeployment for DeploymentState<D> {
+    fn name(&self) -> &str {
+        DeploymentState::name(self)
+    }
+
+    fn status(&self) -> DeploymentStatus {
+        DeploymentState::status(self)
+    }
+
+    fn close(self: Arc<Self>) {
+        self.router.close();
+    }
+
+    fn stop_now(&self) {
+        self.router.stop_all();
+    }
+
+    fn graceful_timeout(&self) -> Duration {
+        self.router.graceful_timeout()
+    }
+
+    fn stopped_requests(&self) -> usize {
+        self.router.stopped_requests()
+    }
+
+    fn in_progress(&self) -> usize {
+        self.router.ongoing()
+    }
+
+    fn update(
+        self: Arc<Self>,
+        update: DeploymentUpdate,
+    ) -> Pin<Box<dyn Future<Output = Result<(), ServeError>> + Send>> {
+        Box::pin(DeploymentState::update(self, update))
+    }
+}

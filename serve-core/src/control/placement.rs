@@ -1,0 +1,294 @@
+//! [`Placement`]: how the replicas of one deployment get their resources from the instance's
+//! [`ResourcePool`], now or (pending) when a reservation elsewhere is given back; and the one
+//! place replicas are numbered.
+
+use std::collections::VecDeque;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex, OnceLock};
+
+use super::resources::{InstanceResources, Reservation, ResourcePool};
+use crate::config::ReplicaResources;
+use crate::error::{ErrorKind, ServeError};
+use crate::request::context::ReplicaInfo;
+use crate::util::counted::Counted;
+use crate::util::sync::Lock;
+
+/// How the replicas of one deployment get their resources: now, or (pending) when a reservation
+/// elsewhere is given back. Numbers the replicas too, so a constructor already knows its replica.
+pub(crate) struct Placement {
+    pool: ResourcePool,
+    /// What each new replica reserves (an update may change it: later replicas reserve the new
+    /// amounts, running ones keep what they hold).
+    request: Mutex<ReplicaResources>,
+    app: Arc<str>,
+    deployment: Arc<str>,
+    next_id: AtomicUsize,
+    /// Reserved at deploy time for the initial replicas, taken by their constructions.
+    prepaid: Mutex<VecDeque<Reservation>>,
+    /// Replicas holding a reservation whose constructor has not finished.
+    building: Arc<AtomicUsize>,
+    /// Replicas waiting for resources (pending).
+    waiting: AtomicUsize,
+    /// Told when a replica starts waiting (the deployment's controller may make room).
+    on_wait: OnceLock<Arc<tokio::sync::Notify>>,
+    /// Set when the deployment is gone: a pending replica gives up.
+    closed: tokio::sync::watch::Sender<bool>,
+    /// Pending replicas already warned about at deploy time (not warned about again).
+    announced: AtomicUsize,
+}
+
+/// A replica's place: its identity and what it was given, held while it is constructed and then
+/// by the replica itself.
+pub(crate) struct Placed {
+    info: Arc<ReplicaInfo>,
+    reservation: Reservation,
+    /// Counts it as being constructed until the replica takes its parts.
+    _building: Counted<Arc<AtomicUsize>>,
+}
+
+impl Placed {
+    pub(crate) fn info(&self) -> &Arc<ReplicaInfo> {
+        &self.info
+    }
+
+    /// The replica's identity and its reservation; it no longer counts as being constructed.
+    pub(crate) fn into_parts(self) -> (Arc<ReplicaInfo>, Reservation) {
+        (self.info, self.reservation)
+    }
+}
+
+impl Placement {
+    pub(crate) fn new(
+        pool: ResourcePool,
+        request: ReplicaResources,
+        app: Arc<str>,
+        deployment: Arc<str>,
+    ) -> Self {
+        Self {
+            pool,
+            request: Mutex::new(request),
+            app,
+            deployment,
+            next_id: AtomicUsize::new(0),
+            prepaid: Mutex::new(VecDeque::new()),
+            building: Arc::new(AtomicUsize::new(0)),
+            waiting: AtomicUsize::new(0),
+            on_wait: OnceLock::new(),
+            closed: tokio::sync::watch::Sender::new(false),
+            announced: AtomicUsize::new(0),
+        }
+    }
+
+    /// What each new replica reserves.
+    pub(crate) fn request(&self) -> ReplicaResources {
+        self.request.locked().clone()
+    }
+
+    /// Changes what replicas placed from now on reserve.
+    pub(crate) fn set_request(&self, request: ReplicaResources) {
+        *self.request.locked() = request;
+    }
+
+    /// Fails (with what is short) when one replica asking for `request` could never fit.
+    pub(crate) fn check_feasible(
+        &self,
+        deployment: &str,
+        request: &ReplicaResources,
+    ) -> Result<(), ServeError> {
+        check_feasible(&self.pool, deployment, request)
+    }
+
+    /// Says what to tell when a replica starts waiting for resources.
+    pub(crate) fn set_on_wait(&self, on_wait: Arc<tokio::sync::Notify>) {
+        let _ = self.on_wait.set(on_wait);
+    }
+
+    /// The deployment is gone: pending replicas give up, and no new replica is placed.
+    pub(crate) fn close(&self) {
+        self.closed.send_replace(true);
+    }
+
+    /// Reserves now for up to `n` replicas (taken by [`take_prepaid`](Self::take_prepaid));
+    /// returns how many fit, with a warning naming what is missing for the others.
+    pub(crate) fn reserve_upfront(&self, n: usize) -> usize {
+        let mut prepaid = self.prepaid.locked();
+        let request = self.request();
+        for _ in 0..n {
+            match self.pool.reserve(&request) {
+                Some(reservation) => prepaid.push_back(reservation),
+                None => break,
+            }
+        }
+        let fit = prepaid.len();
+        if fit < n {
+            self.announced.fetch_add(n - fit, Ordering::SeqCst);
+            tracing::warn!(
+                deployment = %self.deployment,
+                "{} of {n} replica(s) are pending: each needs {} and the instance is short of it \
+                 ({}); they start when resources are released",
+                n - fit,
+                describe(&request),
+                self.pool.shortfall(&request),
+            );
+        }
+        fit
+    }
+
+    /// A place reserved up front, numbered now (so initial replicas are numbered in order).
+    pub(crate) fn take_prepaid(&self) -> Option<Placed> {
+        let reservation = self.prepaid.locked().pop_front()?;
+        Some(self.placed(reservation))
+    }
+
+    /// `prepaid`, or a place as soon as the resources are free: while they are not, the replica
+    /// is *pending* (with a warning naming what is missing). Fails only when the deployment is
+    /// gone.
+    pub(crate) async fn place(&self, prepaid: Option<Placed>) -> Result<Placed, ServeError> {
+        if let Some(placed) = prepaid {
+            return Ok(placed);
+        }
+        let mut released = self.pool.released();
+        let mut closed = self.closed.subscribe();
+        let mut warned = false;
+        // Counts the replica as waiting for resources from its first miss until it returns.
+        let mut waiting = None;
+        loop {
+            released.borrow_and_update();
+            if *closed.borrow_and_update() {
+                return Err(ServeError::shut_down().in_deployment(&self.deployment));
+            }
+            let request = self.request();
+            if let Some(reservation) = self.pool.reserve(&request) {
+                if warned {
+                    tracing::info!(
+                        deployment = %self.deployment,
+                        "a pending replica got its resources and starts"
+                    );
+                }
+                return Ok(self.placed(reservation));
+            }
+            if waiting.is_none() {
+                waiting = Some(Counted::new(&self.waiting));
+                if let Some(on_wait) = self.on_wait.get() {
+                    on_wait.notify_one();
+                }
+            }
+            if !warned {
+                warned = true;
+                let announced = self
+                    .announced
+                    .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| n.checked_sub(1))
+                    .is_ok();
+                if !announced {
+                    tracing::warn!(
+                        deployment = %self.deployment,
+                        "a replica is pending: it needs {} and the instance is short of it ({}); \
+                         it starts when resources are released",
+                        describe(&request),
+                        self.pool.shortfall(&request),
+                    );
+                }
+            }
+            // The pool and `self` outlive this wait, so neither sender is dropped.
+            tokio::select! {
+                _ = released.changed() => {}
+                _ = closed.changed() => {}
+            }
+        }
+    }
+
+    fn placed(&self, reservation: Reservation) -> Placed {
+        let building = Counted::new(self.building.clone());
+        let info = ReplicaInfo::new(
+            self.app.clone(),
+            self.deployment.clone(),
+            self.next_id.fetch_add(1, Ordering::SeqCst),
+            reservation.assignment().clone(),
+        );
+        Placed {
+            info: Arc::new(info),
+            reservation,
+            _building: building,
+        }
+    }
+
+    /// Replicas holding their resources whose constructor has not finished.
+    pub(crate) fn building(&self) -> usize {
+        self.building.load(Ordering::SeqCst)
+    }
+
+    /// Replicas waiting for resources (pending).
+    pub(crate) fn waiting(&self) -> usize {
+        self.waiting.load(Ordering::SeqCst)
+    }
+
+    /// Whether a new replica's resources are free now (given back, not yet taken).
+    pub(crate) fn fits_now(&self) -> bool {
+        self.pool.fits(&self.request())
+    }
+
+    /// Why `pending` replicas do not start (for `status`).
+    pub(crate) fn pending_message(&self, pending: usize) -> String {
+        let request = self.request();
+        let short = self.pool.shortfall(&request);
+        let short = if short.is_empty() {
+            String::new()
+        } else {
+            format!(" ({short})")
+        };
+        format!(
+            "{pending} replica(s) pending: each needs {}; the instance has {} free{short}",
+            describe(&request),
+            describe_instance(&self.pool.available()),
+        )
+    }
+}
+
+/// Fails (with what is short) when one replica of `deployment` could never fit in `pool`.
+pub(crate) fn check_feasible(
+    pool: &ResourcePool,
+    deployment: &str,
+    request: &ReplicaResources,
+) -> Result<(), ServeError> {
+    pool.check_feasible(request).map_err(|short| {
+        ServeError::new(ErrorKind::Runtime)
+            .with_message(format!(
+                "a replica of `{deployment}` needs {} but could never fit in this instance ({short}); \
+                 give the instance more with `Serve::builder()` (`.num_cpus(n)`, `.num_gpus(n)`, \
+                 `.resource(name, n)`)",
+                describe(request),
+            ))
+            .in_deployment(&Arc::from(deployment))
+    })
+}
+
+/// `{CPU: 1, GPU: 0.5, a100: 1}`.
+fn describe(request: &ReplicaResources) -> String {
+    let mut parts = vec![format!("CPU: {}", request.num_cpus)];
+    if request.num_gpus > 0.0 {
+        parts.push(format!("GPU: {}", request.num_gpus));
+    }
+    parts.extend(
+        request
+            .custom
+            .iter()
+            .filter(|(_, amount)| **amount > 0.0)
+            .map(|(name, amount)| format!("{name}: {amount}")),
+    );
+    format!("{{{}}}", parts.join(", "))
+}
+
+fn describe_instance(resources: &InstanceResources) -> String {
+    let mut parts = Vec::new();
+    if let Some(cpus) = resources.num_cpus {
+        parts.push(format!("CPU: {cpus}"));
+    }
+    parts.push(format!("GPU: {}", resources.num_gpus));
+    parts.extend(
+        resources
+            .custom
+            .iter()
+            .map(|(name, amount)| format!("{name}: {amount}")),
+    );
+    format!("{{{}}}", parts.join(", "))
+}

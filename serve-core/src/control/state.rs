@@ -1,0 +1,283 @@
+//! [`DeploymentState`]: one deployment as the control plane runs it — its request router, the
+//! replica count it heads for, its rollout generation, its placement, and what `status` reports.
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+
+use super::placement::{Placed, Placement};
+use super::status::{DeploymentStatus, ReplicaStatus};
+use crate::config::DeploymentConfig;
+use crate::dataplane::replica::{LocalReplica, Replica};
+use crate::dataplane::router::RequestRouter;
+use crate::util::sync::Lock;
+
+/// A constructed replica on its way into routing, with its place (identity and resources).
+pub(crate) struct NewReplica<D> {
+    pub(crate) instance: Arc<D>,
+    pub(crate) placed: Placed,
+}
+
+/// What the control plane keeps of each routable replica.
+#[derive(Debug, Clone, Copy, Default)]
+struct ReplicaRecord {
+    /// The rollout generation it was built for (an update that replaces replicas starts a new one).
+    generation: u64,
+    /// Health checks failed in a row.
+    health_failures: usize,
+}
+
+/// One running deployment.
+pub(crate) struct DeploymentState<D> {
+    pub(crate) router: Arc<RequestRouter<D>>,
+    /// The replica count the deployment is heading for (autoscaling and updates change it).
+    target: AtomicUsize,
+    /// The current rollout generation: replicas of an older one are replaced (rolling).
+    generation: AtomicU64,
+    /// By replica id, for the replicas in routing.
+    records: Mutex<HashMap<usize, ReplicaRecord>>,
+    /// Why the deployment is unhealthy (its replicas cannot be constructed), if it is.
+    unhealthy: Mutex<Option<String>>,
+    /// Whether the replica count is the autoscaler's (then it cannot be set by hand).
+    pub(crate) autoscaling: bool,
+    /// Updates (`reconfigure` with a new `user_config`) in progress.
+    pub(crate) updating: AtomicUsize,
+    /// Held by an update from its check to its last change, so two updates do not interleave.
+    pub(crate) update_lock: tokio::sync::Mutex<()>,
+    /// The `user_config` new replicas get (shared with the replica factory).
+    pub(crate) user_config: Arc<Mutex<Option<serde_json::Value>>>,
+    /// How its replicas get their resources.
+    pub(crate) placement: Arc<Placement>,
+    /// Its configuration as last deployed or updated (updates are checked against it).
+    pub(crate) config: Mutex<DeploymentConfig>,
+}
+
+impl<D: Send + Sync + 'static> DeploymentState<D> {
+    /// The state of a deployment deployed with `config`, routing through `router` (whose
+    /// replicas are the initial ones, of generation 0).
+    pub(crate) fn new(
+        router: Arc<RequestRouter<D>>,
+        config: DeploymentConfig,
+        user_config: Arc<Mutex<Option<serde_json::Value>>>,
+        placement: Arc<Placement>,
+        target: usize,
+    ) -> Self {
+        let records = router
+            .replicas()
+            .iter()
+            .map(|r| (r.info().replica_id, ReplicaRecord::default()))
+            .collect();
+        Self {
+            router,
+            target: AtomicUsize::new(target),
+            generation: AtomicU64::new(0),
+            records: Mutex::new(records),
+            unhealthy: Mutex::new(None),
+            autoscaling: config.autoscaling.is_some(),
+            updating: AtomicUsize::new(0),
+            update_lock: tokio::sync::Mutex::new(()),
+            user_config,
+            placement,
+            config: Mutex::new(config),
+        }
+    }
+
+    /// Builds the routable replica of a constructed one: it holds its reservation until it is
+    /// dropped, after its last request.
+    pub(crate) fn local_replica(new: NewReplica<D>) -> Arc<dyn Replica<D>> {
+        let (info, reservation) = new.placed.into_parts();
+        Arc::new(LocalReplica::new(
+            info,
+            new.instance,
+            Some(Box::new(reservation)),
+        ))
+    }
+
+    /// Adds a constructed replica of `generation` to routing.
+    pub(crate) fn add_replica(&self, new: NewReplica<D>, generation: u64) {
+        self.router.add_replica(|| {
+            let replica = Self::local_replica(new);
+            let record = ReplicaRecord {
+                generation,
+                health_failures: 0,
+            };
+            self.records
+                .locked()
+                .insert(replica.info().replica_id, record);
+            replica
+        });
+    }
+
+    /// Takes a replica out of routing: one of an older generation if any (a rolling update),
+    /// else the least loaded. It finishes the requests it runs and is dropped after the last
+    /// one. Returns whether there was one.
+    pub(crate) fn remove_replica(&self) -> bool {
+        let generation = self.generation();
+        self.remove_where(|replicas, records| {
+            (0..replicas.len()).min_by_key(|&i| {
+                let r = &replicas[i];
+                let current = records
+                    .get(&r.info().replica_id)
+                    .is_some_and(|rec| rec.generation == generation);
+                (current, r.slots().load())
+            })
+        })
+    }
+
+    /// Takes the replica `replica_id` out of routing (a failed one); it finishes what it runs.
+    pub(crate) fn remove_replica_id(&self, replica_id: usize) -> bool {
+        self.remove_where(|replicas, _| {
+            replicas
+                .iter()
+                .position(|r| r.info().replica_id == replica_id)
+        })
+    }
+
+    fn remove_where(
+        &self,
+        pick: impl FnOnce(&[Arc<dyn Replica<D>>], &HashMap<usize, ReplicaRecord>) -> Option<usize>,
+    ) -> bool {
+        // Lock order: the router's membership, then the records.
+        let removed = self.router.remove_where(|replicas| {
+            let records = self.records.locked();
+            pick(replicas, &records)
+        });
+        match removed {
+            Some(replica) => {
+                self.records.locked().remove(&replica.info().replica_id);
+                true
+            }
+            None => false,
+        }
+    }
+
+    /// Records one health check of `replica_id`; returns how many failed in a row.
+    pub(crate) fn record_health(&self, replica_id: usize, healthy: bool) -> usize {
+        let mut records = self.records.locked();
+        let Some(record) = records.get_mut(&replica_id) else {
+            return 0;
+        };
+        record.health_failures = if healthy {
+            0
+        } else {
+            record.health_failures + 1
+        };
+        record.health_failures
+    }
+}
+
+impl<D> DeploymentState<D> {
+    /// The deployment's name.
+    pub(crate) fn name(&self) -> &str {
+        self.router.name()
+    }
+
+    /// The replica count the deployment is heading for.
+    pub(crate) fn target(&self) -> usize {
+        self.target.load(Ordering::SeqCst)
+    }
+
+    pub(crate) fn set_target(&self, n: usize) {
+        self.target.store(n, Ordering::SeqCst);
+    }
+
+    /// The current rollout generation: replicas built for an older one are replaced.
+    pub(crate) fn generation(&self) -> u64 {
+        self.generation.load(Ordering::SeqCst)
+    }
+
+    /// Starts a new rollout generation: every replica is replaced, rolling.
+    pub(crate) fn next_generation(&self) {
+        self.generation.fetch_add(1, Ordering::SeqCst);
+    }
+
+    /// Routable replicas, and how many of them were built for the current generation.
+    pub(crate) fn running_and_current(&self) -> (usize, usize) {
+        let generation = self.generation();
+        let replicas = self.router.replicas();
+        let records = self.records.locked();
+        let current = replicas
+            .iter()
+            .filter(|r| {
+                records
+                    .get(&r.info().replica_id)
+                    .is_some_and(|rec| rec.generation == generation)
+            })
+            .count();
+        (replicas.len(), current)
+    }
+
+    /// Marks the deployment unhealthy (`Some(reason)`) or healthy again (`None`).
+    pub(crate) fn set_unhealthy(&self, reason: Option<String>) {
+        *self.unhealthy.locked() = reason;
+    }
+
+    /// Whether a new replica waits for resources that are not free: replicas wait for them,
+    /// none holds its resources while being constructed, and what a new replica needs is not
+    /// free now (given back but not yet taken counts as free).
+    pub(crate) fn starved(&self) -> bool {
+        let p = &self.placement;
+        p.waiting() > 0 && p.building() == 0 && !p.fits_now()
+    }
+
+    /// What `status` reports of the deployment.
+    pub(crate) fn status(&self) -> DeploymentStatus {
+        // Under the router's membership, a replica joining routing is counted once (built or
+        // running).
+        let (replicas, building) = self
+            .router
+            .with_membership(|replicas| (replicas.to_vec(), self.placement.building()));
+        let target = self.target();
+        // Short of the target and not being constructed: waiting for resources.
+        let pending = target.saturating_sub(replicas.len() + building);
+        let unhealthy = self.unhealthy.locked().clone();
+        let generation = self.generation();
+        let records = self.records.locked().clone();
+        let record = |r: &Arc<dyn Replica<D>>| {
+            records
+                .get(&r.info().replica_id)
+                .copied()
+                .unwrap_or_default()
+        };
+        let updating = self.updating.load(Ordering::SeqCst) > 0
+            || replicas.iter().any(|r| record(r).generation != generation);
+        let status = match (&unhealthy, replicas.len().cmp(&target)) {
+            (Some(_), _) => "UNHEALTHY",
+            (None, _) if updating => "UPDATING",
+            (None, std::cmp::Ordering::Less) => "UPSCALING",
+            (None, std::cmp::Ordering::Greater) => "DOWNSCALING",
+            (None, std::cmp::Ordering::Equal) => "HEALTHY",
+        };
+        DeploymentStatus {
+            name: self.name().to_string(),
+            status: status.into(),
+            message: unhealthy
+                .or_else(|| (pending > 0).then(|| self.placement.pending_message(pending))),
+            num_replicas: replicas.len(),
+            pending_replicas: pending,
+            target_replicas: target,
+            max_ongoing_requests: self.router.max_ongoing(),
+            queued_requests: self.router.queued(),
+            replicas: replicas
+                .iter()
+                .map(|replica| ReplicaStatus {
+                    replica_id: replica.info().replica_id,
+                    state: if record(replica).health_failures > 0 {
+                        "UNHEALTHY"
+                    } else {
+                        "RUNNING"
+                    }
+                    .into(),
+                    ongoing_requests: replica.slots().load(),
+                })
+                .collect(),
+        }
+    }
+}
+
+impl<D> Drop for DeploymentState<D> {
+    fn drop(&mut self) {
+        // Pending replicas of a deployment that is gone give up.
+        self.placement.close();
+    }
+}

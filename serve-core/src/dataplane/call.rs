@@ -1,0 +1,184 @@
+//! One request of a given kind waiting for its arguments and a slot: [`UnaryCall`] (a sync or
+//! async method, differing only in how it is [invoked](super::invoke)) and [`StreamCall`]. Each
+//! owns its request's result cell or stream channel, so it can tell whether anybody still wants
+//! it, and fail it when an argument failed.
+
+use std::future::Future;
+use std::marker::PhantomData;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+
+use tokio::task::AbortHandle;
+
+use super::invoke::Invoke;
+use super::queue::Job;
+use super::replica::{Endpoint, Stop};
+use super::sink::StreamSink;
+use super::slot::Slot;
+use crate::error::ServeError;
+use crate::request::context::{self, RequestScope};
+use crate::request::generator::GeneratorSender;
+use crate::request::response::Completer;
+use crate::util::panic;
+use crate::util::sync::Lock;
+
+/// A request waiting for its arguments and a slot.
+pub(crate) trait Call<D>: Send + 'static {
+    type Values: Send + 'static;
+    /// Nobody wants the result any more (cancelled, or a stream whose consumer left): such a
+    /// request is dropped without running or taking a slot.
+    fn abandoned(&self) -> bool;
+    /// An argument's request failed, or the request was refused: the method is never invoked.
+    fn fail(self, err: ServeError);
+    /// Runs the method on the slot's replica; the slot is released when the request ends.
+    fn run(self, values: Self::Values, slot: Slot<D>);
+}
+
+impl<D, C: Call<D>> Job<D> for (C, C::Values) {
+    fn abandoned(&self) -> bool {
+        self.0.abandoned()
+    }
+
+    fn fail(self: Box<Self>, err: ServeError) {
+        self.0.fail(err)
+    }
+
+    fn run(self: Box<Self>, slot: Slot<D>) {
+        let (call, values) = *self;
+        call.run(values, slot)
+    }
+}
+
+/// A call to a unary (sync or async) method.
+pub(crate) struct UnaryCall<T, I, V> {
+    pub(crate) completer: Completer<T>,
+    pub(crate) method: &'static str,
+    pub(crate) invoke: I,
+    pub(crate) _values: PhantomData<fn(V)>,
+}
+
+impl<D, T, I, V> Call<D> for UnaryCall<T, I, V>
+where
+    T: Send + 'static,
+    V: Send + 'static,
+    I: Invoke<D, V, T>,
+{
+    type Values = V;
+
+    fn abandoned(&self) -> bool {
+        self.completer.cell().is_done()
+    }
+
+    fn fail(self, err: ServeError) {
+        self.completer.complete(Err(err));
+    }
+
+    fn run(self, values: V, mut slot: Slot<D>) {
+        let cell = self.completer.cell().clone();
+        slot.track(cell.clone());
+        let abort = self
+            .invoke
+            .invoke(values, slot, self.completer, self.method);
+        cell.set_abort(abort);
+    }
+}
+
+/// A call to a streaming method: `f` drives the method's stream into a [`StreamSink`].
+pub(crate) struct StreamCall<T, F, V> {
+    pub(crate) request_id: u64,
+    pub(crate) sender: GeneratorSender<T>,
+    pub(crate) method: &'static str,
+    pub(crate) f: F,
+    pub(crate) _values: PhantomData<fn(V)>,
+}
+
+impl<D, T, F, V, Fut> Call<D> for StreamCall<T, F, V>
+where
+    D: Send + Sync + 'static,
+    T: Send + 'static,
+    V: Send + 'static,
+    F: FnOnce(Arc<D>, V, StreamSink<T>) -> Fut + Send + 'static,
+    Fut: Future<Output = ()> + Send + 'static,
+{
+    type Values = V;
+
+    fn abandoned(&self) -> bool {
+        self.sender.tx.is_closed()
+    }
+
+    fn fail(self, err: ServeError) {
+        // The channel is empty: nothing was sent before the arguments resolved.
+        let _ = self.sender.tx.try_send(Err(err));
+    }
+
+    fn run(self, values: V, mut slot: Slot<D>) {
+        let Self {
+            sender,
+            method,
+            f,
+            request_id,
+            ..
+        } = self;
+        let errors = sender.tx.clone();
+        let stop = Arc::new(StreamStop {
+            tx: errors.clone(),
+            finished: sender.finished_flag(),
+            task: Mutex::new(None),
+        });
+        slot.track(stop.clone());
+        let scope = RequestScope {
+            request: None,
+            request_id,
+            replica: slot.replica().info().clone(),
+        };
+        let task = slot.runtime().clone().spawn(async move {
+            let sink = StreamSink::new(sender, slot.deployment().clone(), method);
+            let instance = match slot.endpoint() {
+                Endpoint::Local(instance) => instance.clone(),
+            };
+            let produce = panic::catch_async(f(instance, values, sink));
+            let result = context::in_scope(scope, produce).await;
+            if let Err(panic) = result {
+                let err = ServeError::panic(panic).at(slot.deployment(), method);
+                drop(slot);
+                let _ = errors.send(Err(err)).await;
+            }
+        });
+        stop.started(task.abort_handle());
+    }
+}
+
+/// A streaming request's stop: sends the error down the stream and aborts the producer.
+struct StreamStop<T> {
+    tx: tokio::sync::mpsc::Sender<Result<T, ServeError>>,
+    /// Set once the stream ended whole: then there is nothing to stop.
+    finished: Arc<AtomicBool>,
+    /// The producer's task once spawned; `None` inside after a stop that came first.
+    task: Mutex<Option<Option<AbortHandle>>>,
+}
+
+impl<T: Send> Stop for StreamStop<T> {
+    fn stop(&self, err: ServeError) -> bool {
+        let task = self.task.locked().replace(None);
+        if self.finished.load(Ordering::Acquire) || matches!(task, Some(None)) {
+            return false;
+        }
+        // When the buffer is full the consumer sees the cut-off stream's own shut-down error.
+        let _ = self.tx.try_send(Err(err));
+        if let Some(Some(task)) = task {
+            task.abort();
+        }
+        true
+    }
+}
+
+impl<T> StreamStop<T> {
+    /// Records the producer's task; aborts it at once if the stream was stopped already.
+    fn started(&self, handle: AbortHandle) {
+        let mut task = self.task.locked();
+        match &*task {
+            Some(None) => handle.abort(),
+            _ => *task = Some(Some(handle)),
+        }
+    }
+}

@@ -1,0 +1,476 @@
+//! [`RequestRouter`]: the request path of one deployment — its routable replicas, its queue, and
+//! the calls the generated stubs make.
+
+use std::future::Future;
+use std::marker::PhantomData;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use arc_swap::ArcSwap;
+
+use super::call::{Call, StreamCall, UnaryCall};
+use super::invoke::{AsyncFn, Invoke, SyncFn};
+use super::picker::{PowerOfTwoChoices, ReplicaPicker};
+use super::queue::RequestQueue;
+use super::replica::Replica;
+use super::sink::StreamSink;
+use super::slot::{Slot, SlotSource};
+use crate::error::{BoxError, ServeError};
+use crate::request::args::ArgList;
+use crate::request::context::{self, RequestScope};
+use crate::request::generator::{self, DeploymentResponseGenerator};
+use crate::request::response::{self, DeploymentResponse};
+use crate::util::sync::Lock;
+
+/// The replicas a router routes to (copy on write).
+pub(crate) type ReplicaSet<D> = Arc<Vec<Arc<dyn Replica<D>>>>;
+
+/// What a router needs to know of its deployment's configuration.
+#[derive(Debug, Clone)]
+pub(crate) struct RouterSettings {
+    /// Slots per replica (`max_ongoing_requests`).
+    pub(crate) max_ongoing: usize,
+    /// Waiting requests past which a call fails at once (`max_queued_requests`).
+    pub(crate) max_queued: Option<usize>,
+    /// How long a replica taken out of routing may take to finish its requests before they are
+    /// failed (`graceful_shutdown_timeout_s`).
+    pub(crate) graceful_timeout: Duration,
+}
+
+/// Routes the requests of one deployment to its replicas.
+#[doc(hidden)]
+pub struct RequestRouter<D> {
+    name: Arc<str>,
+    /// The replicas that take new requests. Replaced whole (copy on write) when replicas come and
+    /// go, so routing reads it without a lock; a removed replica finishes what it runs, since each
+    /// request's slot holds the replica.
+    replicas: ArcSwap<Vec<Arc<dyn Replica<D>>>>,
+    picker: Box<dyn ReplicaPicker<D>>,
+    /// Slots per replica (changed in place by an update).
+    max_ongoing: AtomicUsize,
+    queue: RequestQueue<D>,
+    /// Serialises changes to `replicas` (routing itself never takes it).
+    membership: Mutex<()>,
+    /// Told when a request waits at a deployment with no replica, so whoever manages the
+    /// replicas (the controller) starts one at once.
+    wake: Arc<tokio::sync::Notify>,
+    /// Set by a graceful shutdown: new outside requests are refused.
+    closed: AtomicBool,
+    /// Set when a graceful shutdown's time is up: every request is refused.
+    stopped: AtomicBool,
+    /// Requests failed because a graceful shutdown timeout ran out (a retired replica's, or the
+    /// deployment's when the instance stopped).
+    stopped_requests: Arc<AtomicUsize>,
+    graceful_timeout: Duration,
+    /// Replicas out of routing that still finish requests (until they are idle or their
+    /// graceful shutdown timeout ends).
+    retiring: Arc<Mutex<Vec<Arc<dyn Replica<D>>>>>,
+    rt: tokio::runtime::Handle,
+}
+
+impl<D: Send + Sync + 'static> RequestRouter<D> {
+    /// A router over `replicas`, dispatching on `rt`.
+    pub(crate) fn new(
+        name: Arc<str>,
+        replicas: Vec<Arc<dyn Replica<D>>>,
+        settings: RouterSettings,
+        rt: tokio::runtime::Handle,
+    ) -> Self {
+        Self {
+            name,
+            replicas: ArcSwap::from_pointee(replicas),
+            picker: Box::new(PowerOfTwoChoices::default()),
+            max_ongoing: AtomicUsize::new(settings.max_ongoing.max(1)),
+            queue: RequestQueue::new(settings.max_queued),
+            membership: Mutex::new(()),
+            wake: Arc::new(tokio::sync::Notify::new()),
+            closed: AtomicBool::new(false),
+            stopped: AtomicBool::new(false),
+            stopped_requests: Arc::default(),
+            graceful_timeout: settings.graceful_timeout,
+            retiring: Arc::default(),
+            rt,
+        }
+    }
+}
+
+impl<D> RequestRouter<D> {
+    /// The deployment's name.
+    pub(crate) fn name(&self) -> &str {
+        &self.name
+    }
+
+    /// How many replicas take requests now.
+    pub(crate) fn num_replicas(&self) -> usize {
+        self.replicas.load().len()
+    }
+
+    /// The routable replicas now.
+    pub(crate) fn replicas(&self) -> ReplicaSet<D> {
+        self.replicas.load_full()
+    }
+
+    /// Calls `f` with the routable replicas while no replica joins or leaves (so a replica that
+    /// joins routing is seen either as built or as running, never as neither).
+    pub(crate) fn with_membership<R>(&self, f: impl FnOnce(&[Arc<dyn Replica<D>>]) -> R) -> R {
+        let _membership = self.membership.locked();
+        f(&self.replicas.load())
+    }
+
+    /// Requests waiting for a replica.
+    pub(crate) fn queued(&self) -> usize {
+        self.queue.len()
+    }
+
+    /// Requests waiting for a replica plus requests running on one (replicas that left routing
+    /// and still finish requests included): the load autoscaling sees, and what a graceful
+    /// shutdown waits for.
+    pub(crate) fn ongoing(&self) -> usize {
+        let running: usize = self.replicas.load().iter().map(|r| r.slots().load()).sum();
+        let retiring: usize = self
+            .retiring
+            .locked()
+            .iter()
+            .map(|r| r.slots().load())
+            .sum();
+        running + retiring + self.queue.len()
+    }
+
+    /// Replicas out of routing that still finish their requests.
+    pub(crate) fn draining(&self) -> usize {
+        self.retiring.locked().len()
+    }
+
+    /// Slots per replica.
+    pub(crate) fn max_ongoing(&self) -> usize {
+        self.max_ongoing.load(Ordering::Relaxed)
+    }
+
+    /// What is told when a request waits at a deployment with no replica.
+    pub(crate) fn wake_signal(&self) -> Arc<tokio::sync::Notify> {
+        self.wake.clone()
+    }
+
+    /// How long its replicas may take to finish their requests when they stop.
+    pub(crate) fn graceful_timeout(&self) -> Duration {
+        self.graceful_timeout
+    }
+
+    /// Requests failed because a graceful shutdown timeout ran out.
+    pub(crate) fn stopped_requests(&self) -> usize {
+        self.stopped_requests.load(Ordering::SeqCst)
+    }
+}
+
+impl<D: Send + Sync + 'static> RequestRouter<D> {
+    /// Sets the slots per replica; queued requests take new slots at once.
+    pub(crate) fn set_max_ongoing(self: &Arc<Self>, n: usize) {
+        self.max_ongoing.store(n.max(1), Ordering::SeqCst);
+        self.drain();
+    }
+
+    /// Adds the replica `build` makes (it runs while no other replica joins or leaves); queued
+    /// requests start on it at once.
+    pub(crate) fn add_replica(self: &Arc<Self>, build: impl FnOnce() -> Arc<dyn Replica<D>>) {
+        {
+            let _membership = self.membership.locked();
+            let mut replicas = Vec::clone(&self.replicas.load());
+            replicas.push(build());
+            self.replicas.store(Arc::new(replicas));
+        }
+        self.drain();
+    }
+
+    /// Takes the replica `pick` chooses out of routing and retires it (it finishes what it runs,
+    /// see [`retire`](Self::retire)); returns it, if `pick` chose one.
+    pub(crate) fn remove_where(
+        &self,
+        pick: impl FnOnce(&[Arc<dyn Replica<D>>]) -> Option<usize>,
+    ) -> Option<Arc<dyn Replica<D>>> {
+        let removed = {
+            let _membership = self.membership.locked();
+            let mut replicas = Vec::clone(&self.replicas.load());
+            let at = pick(&replicas)?;
+            let removed = replicas.remove(at);
+            self.replicas.store(Arc::new(replicas));
+            removed
+        };
+        self.retire(removed.clone());
+        Some(removed)
+    }
+
+    /// Lets a replica taken out of routing finish its requests for up to the graceful shutdown
+    /// timeout; past it, the requests still running on it fail with [`ErrorKind::ShutDown`]
+    /// (an async method is dropped at its next `.await`; a synchronous one cannot be interrupted
+    /// and runs to its end, its result discarded). The replica (and the resources it holds) is
+    /// dropped after its last request.
+    ///
+    /// [`ErrorKind::ShutDown`]: crate::ErrorKind::ShutDown
+    fn retire(&self, replica: Arc<dyn Replica<D>>) {
+        if !replica.slots().retire() {
+            return;
+        }
+        /// Keeps the replica in the router's retiring list until dropped.
+        struct Draining<D>(Arc<Mutex<Vec<Arc<dyn Replica<D>>>>>, Arc<dyn Replica<D>>);
+        impl<D> Drop for Draining<D> {
+            fn drop(&mut self) {
+                self.0.locked().retain(|r| !Arc::ptr_eq(r, &self.1));
+            }
+        }
+        self.retiring.locked().push(replica.clone());
+        let draining = Draining(self.retiring.clone(), replica.clone());
+        let timeout = self.graceful_timeout;
+        let stopped_requests = self.stopped_requests.clone();
+        self.rt.spawn(async move {
+            let _draining = draining;
+            if tokio::time::timeout(timeout, replica.slots().idle())
+                .await
+                .is_err()
+            {
+                let info = replica.info();
+                let stopped = replica.slots().stop_running(info, timeout);
+                stopped_requests.fetch_add(stopped, Ordering::SeqCst);
+                tracing::warn!(
+                    deployment = %info.deployment,
+                    replica = info.replica_id,
+                    "replica stopped: {stopped} request(s) still running after the graceful \
+                     shutdown timeout ({timeout:?}) were failed"
+                );
+            }
+        });
+    }
+
+    /// Stops admitting new outside requests (calls made on behalf of requests in flight still
+    /// run, so those requests can finish); after the graceful shutdown timeout, fails whatever
+    /// still runs or waits.
+    pub(crate) fn close(self: &Arc<Self>) {
+        if self.closed.swap(true, Ordering::SeqCst) {
+            return;
+        }
+        let timeout = self.graceful_timeout;
+        let router = Arc::downgrade(self);
+        self.rt.spawn(async move {
+            tokio::time::sleep(timeout).await;
+            if let Some(router) = router.upgrade() {
+                router.stop_all();
+            }
+        });
+    }
+
+    /// Past a graceful shutdown's timeout: refuses every call, fails the requests still
+    /// waiting for a replica and those still running on one.
+    pub(crate) fn stop_all(&self) {
+        let timeout = self.graceful_timeout;
+        self.stopped.store(true, Ordering::SeqCst);
+        let queued = self.queue.take_all();
+        self.stopped_requests
+            .fetch_add(queued.len(), Ordering::SeqCst);
+        for job in queued {
+            job.fail(
+                ServeError::shut_down()
+                    .with_message(format!(
+                        "the deployment shut down ({timeout:?} graceful shutdown timeout) before a \
+                         replica took the request"
+                    ))
+                    .in_deployment(&self.name),
+            );
+        }
+        let retiring = self.retiring.locked().clone();
+        let mut stopped = 0;
+        for replica in self.replicas.load().iter().chain(&retiring) {
+            stopped += replica.slots().stop_running(replica.info(), timeout);
+        }
+        self.stopped_requests.fetch_add(stopped, Ordering::SeqCst);
+        if stopped > 0 {
+            tracing::warn!(
+                deployment = %self.name,
+                "{stopped} request(s) still running after the graceful shutdown timeout \
+                 ({timeout:?}) were failed"
+            );
+        }
+    }
+
+    /// A slot on a replica with room, as the picker chooses.
+    fn reserve(&self) -> Option<Arc<dyn Replica<D>>> {
+        let replicas = self.replicas.load();
+        self.picker
+            .reserve(&replicas, self.max_ongoing.load(Ordering::Relaxed))
+    }
+
+    /// Runs `call` with a slot now, or queues it (FIFO) until one frees up; fails it at once when
+    /// the queue is full.
+    fn dispatch<C: Call<D>>(self: &Arc<Self>, call: C, values: C::Values) {
+        if self.queue.len() == 0
+            && let Some(replica) = self.reserve()
+        {
+            call.run(values, Slot::new(self.clone(), replica));
+            return;
+        }
+        if let Err((job, err)) = self.queue.push(Box::new((call, values))) {
+            job.fail(err.in_deployment(&self.name));
+            return;
+        }
+        if self.replicas.load().is_empty() {
+            // Scaled to zero: wake the controller rather than wait for its next measurement.
+            self.wake.notify_one();
+        }
+        self.drain();
+    }
+
+    /// Hands free slots to queued requests, oldest first.
+    fn drain(self: &Arc<Self>) {
+        // Run outside the queue's lock: a job may drop its slot at once, which drains again.
+        while let Some((job, replica)) = self.queue.pop_with(|| self.reserve()) {
+            job.run(Slot::new(self.clone(), replica));
+        }
+    }
+
+    /// Dispatches `call` once every argument is resolved: at once when all are plain values (the
+    /// fast path), else from a task that waits for the upstream requests first.
+    fn submit<C, A>(
+        self: &Arc<Self>,
+        method: &'static str,
+        call: C,
+        args: A,
+        scope: Option<&RequestScope>,
+    ) where
+        C: Call<D>,
+        A: ArgList<Values = C::Values>,
+    {
+        if (scope.is_none() && self.closed.load(Ordering::Relaxed))
+            || self.stopped.load(Ordering::Relaxed)
+        {
+            call.fail(
+                ServeError::shut_down()
+                    .with_message("the deployment is shutting down and takes no new requests")
+                    .at(&self.name, method),
+            );
+            return;
+        }
+        match args.ready() {
+            Ok(values) => self.dispatch(call, values),
+            Err(args) => {
+                let router = self.clone();
+                self.rt.spawn(async move {
+                    match args.resolve().await {
+                        Ok(values) if !call.abandoned() => router.dispatch(call, values),
+                        Ok(_) => {}
+                        Err(e) => call.fail(e.at(&router.name, method)),
+                    }
+                });
+            }
+        }
+    }
+
+    fn call_unary<A, T, I>(
+        self: &Arc<Self>,
+        method: &'static str,
+        args: A,
+        invoke: I,
+    ) -> DeploymentResponse<T>
+    where
+        A: ArgList,
+        T: Send + 'static,
+        I: Invoke<D, A::Values, T>,
+    {
+        let scope = context::current();
+        let request_id = context::request_id_for_new_call(scope.as_ref());
+        let (completer, consumer) = response::pending::<T>(request_id);
+        if let Some(parent) = scope.as_ref().and_then(|s| s.request.as_ref()) {
+            // Started on behalf of another request: cancelled with it.
+            parent.adopt(completer.cell().clone());
+        }
+        let call = UnaryCall {
+            completer,
+            method,
+            invoke,
+            _values: PhantomData,
+        };
+        self.submit(method, call, args, scope.as_ref());
+        DeploymentResponse::from_consumer(consumer)
+    }
+
+    /// Calls a synchronous method: it runs on the blocking pool.
+    pub fn call_sync<A, T, F>(
+        self: &Arc<Self>,
+        method: &'static str,
+        args: A,
+        f: F,
+    ) -> DeploymentResponse<T>
+    where
+        A: ArgList,
+        T: Send + 'static,
+        F: FnOnce(&D, A::Values) -> Result<T, BoxError> + Send + 'static,
+    {
+        self.call_unary(method, args, SyncFn(f))
+    }
+
+    /// Calls an `async fn` method: it runs as a task on the async workers.
+    pub fn call_async<A, T, F, Fut>(
+        self: &Arc<Self>,
+        method: &'static str,
+        args: A,
+        f: F,
+    ) -> DeploymentResponse<T>
+    where
+        A: ArgList,
+        T: Send + 'static,
+        F: FnOnce(Arc<D>, A::Values) -> Fut + Send + 'static,
+        Fut: Future<Output = Result<T, BoxError>> + Send + 'static,
+    {
+        self.call_unary(method, args, AsyncFn(f))
+    }
+
+    /// Calls a streaming method: `f` drives the method's stream into the sink; items reach the
+    /// caller's generator as they are produced.
+    pub fn call_stream<A, T, F, Fut>(
+        self: &Arc<Self>,
+        method: &'static str,
+        args: A,
+        f: F,
+    ) -> DeploymentResponseGenerator<T>
+    where
+        A: ArgList,
+        T: Send + 'static,
+        F: FnOnce(Arc<D>, A::Values, StreamSink<T>) -> Fut + Send + 'static,
+        Fut: Future<Output = ()> + Send + 'static,
+    {
+        let scope = context::current();
+        let request_id = context::request_id_for_new_call(scope.as_ref());
+        let (sender, generator) = generator::generator::<T>();
+        let call = StreamCall {
+            request_id,
+            sender,
+            method,
+            f,
+            _values: PhantomData,
+        };
+        self.submit(method, call, args, scope.as_ref());
+        generator
+    }
+}
+
+impl<D: Send + Sync + 'static> SlotSource<D> for RequestRouter<D> {
+    #[inline]
+    fn deployment(&self) -> &Arc<str> {
+        &self.name
+    }
+
+    #[inline]
+    fn runtime(&self) -> &tokio::runtime::Handle {
+        &self.rt
+    }
+
+    #[inline]
+    fn has_waiting(&self) -> bool {
+        self.queue.len() > 0
+    }
+
+    fn slot_freed(self: Arc<Self>) {
+        self.drain();
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,76 @@
+//! [`Slot`]: a reserved place on one replica, held by the request that runs in it and released
+//! when that request completes *or is dropped* (cancelled, aborted, the runtime shut down), never
+//! by a bookkeeping call that could be forgotten.
+
+use std::sync::Arc;
+
+use super::replica::{Endpoint, Replica, Stop};
+
+/// Whoever hands out slots (a deployment's router), as the slots see it.
+pub(crate) trait SlotSource<D>: Send + Sync {
+    /// The deployment's name, for errors and logs.
+    fn deployment(&self) -> &Arc<str>;
+    /// The runtime the deployment's requests run on.
+    fn runtime(&self) -> &tokio::runtime::Handle;
+    /// Whether requests wait for a slot.
+    fn has_waiting(&self) -> bool;
+    /// A slot was given back: hand free slots to the waiting requests, oldest first.
+    fn slot_freed(self: Arc<Self>);
+}
+
+/// A reserved place on one replica, released on drop.
+pub(crate) struct Slot<D> {
+    source: Arc<dyn SlotSource<D>>,
+    replica: Arc<dyn Replica<D>>,
+    /// The request's entry in the replica's running set, once tracked.
+    key: Option<usize>,
+}
+
+impl<D> Slot<D> {
+    /// A slot already reserved on `replica` (see `Slots::try_reserve`).
+    pub(crate) fn new(source: Arc<dyn SlotSource<D>>, replica: Arc<dyn Replica<D>>) -> Self {
+        Self {
+            source,
+            replica,
+            key: None,
+        }
+    }
+
+    /// The replica it is on.
+    pub(crate) fn replica(&self) -> &Arc<dyn Replica<D>> {
+        &self.replica
+    }
+
+    /// Where the request runs.
+    pub(crate) fn endpoint(&self) -> Endpoint<'_, D> {
+        self.replica.endpoint()
+    }
+
+    /// The deployment's name.
+    pub(crate) fn deployment(&self) -> &Arc<str> {
+        self.source.deployment()
+    }
+
+    /// The runtime the request runs on.
+    pub(crate) fn runtime(&self) -> &tokio::runtime::Handle {
+        self.source.runtime()
+    }
+
+    /// Records the request running in this slot, so stopping the replica can fail it.
+    pub(crate) fn track(&mut self, request: Arc<dyn Stop>) {
+        self.key = Some(self.replica.slots().track(request));
+    }
+}
+
+impl<D> Drop for Slot<D> {
+    fn drop(&mut self) {
+        let slots = self.replica.slots();
+        if let Some(key) = self.key {
+            slots.untrack(key);
+        }
+        slots.release();
+        if self.source.has_waiting() {
+            self.source.clone().slot_freed();
+        }
+    }
+}

@@ -1,0 +1,49 @@
+//! The user guide: how to build, serve, scale and operate applications with `serve-core`, one
+//! chapter per module below.
+//!
+//! The chapters are the Markdown files under `serve-core/docs/`, included here so that rustdoc
+//! renders them and every Rust example in them runs as a doc test (`cargo test -p serve-core
+//! --doc`): the guide cannot drift from the API. Read them here (`cargo doc -p serve-core
+//! --open`, then `serve_core::guide`) or as Markdown, on GitHub or in an editor. Links between
+//! chapters point to the Markdown files, so they work on GitHub; here, use the list below.
+//!
+//! 1. [`getting_started`]: a first deployment; `bind` and `Application`, handles,
+//!    `DeploymentResponse`, object refs and `#[remote]` tasks.
+//! 2. [`composition`]: Ray Serve's seed programs (hello, chain, stream, object ref), the Python
+//!    next to the Rust, in full.
+//! 3. [`streaming`]: streaming methods and response generators.
+//! 4. [`http`]: serving over HTTP: the ingress, `#[ingress]` routes, several applications on one
+//!    server, streaming responses, client disconnects, health and status endpoints.
+//! 5. [`cli_and_config`]: the `serve` command line (`run`, `config`, `status`) and YAML/TOML
+//!    config files.
+//! 6. [`scaling`]: scaling and reliability: the knobs, autoscaling, back pressure, timeouts,
+//!    cancellation, health checks, `reconfigure` and updates, graceful shutdown, the replica
+//!    context, deployment states and what a caller sees when something fails.
+//! 7. [`concepts`]: the reference: deployment options, replicas and routing, resources, errors,
+//!    `&self` methods and serve instances.
+//! 8. [`benchmarks`]: what a handle call and an HTTP request cost, in time and in instructions,
+//!    and the soak test.
+
+#[doc = include_str!("../docs/getting-started.md")]
+pub mod getting_started {}
+
+#[doc = include_str!("../docs/composition.md")]
+pub mod composition {}
+
+#[doc = include_str!("../docs/streaming.md")]
+pub mod streaming {}
+
+#[doc = include_str!("../docs/http.md")]
+pub mod http {}
+
+#[doc = include_str!("../docs/cli-and-config.md")]
+pub mod cli_and_config {}
+
+#[doc = include_str!("../docs/scaling.md")]
+pub mod scaling {}
+
+#[doc = include_str!("../docs/concepts.md")]
+pub mod concepts {}
+
+#[doc = include_str!("../docs/benchmarks.md")]
+pub mod benchmarks {}

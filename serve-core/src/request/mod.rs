@@ -1,0 +1,17 @@
+//! The request layer: what one request is, on the caller's side and on the replica's.
+//!
+//! * [`response`]: a unary request's result cell, written once by the replica (a `Completer`) and
+//!   read by every [`DeploymentResponse`](response::DeploymentResponse) and
+//!   [`ObjectRef`](response::ObjectRef) of it; cancelling it cancels what it started;
+//! * [`generator`]: a streaming request's bounded channel and the caller's
+//!   [`DeploymentResponseGenerator`](generator::DeploymentResponseGenerator);
+//! * [`args`]: a call's arguments, values or responses still to resolve (chaining);
+//! * [`context`]: the request and replica a piece of code runs for (request ids, recursive
+//!   cancellation, `replica_context()`).
+//!
+//! Nothing here knows how a request finds a replica: that is the data plane, one layer up.
+
+pub(crate) mod args;
+pub(crate) mod context;
+pub(crate) mod generator;
+pub(crate) mod response;
