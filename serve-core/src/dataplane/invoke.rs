@@ -38,6 +38,7 @@ where
     T: Send + 'static,
     F: FnOnce(&D, V) -> Result<T, BoxError> + Send + 'static,
 {
+    #[inline]
     fn invoke(
         self,
         values: V,
@@ -72,6 +73,7 @@ where
     F: FnOnce(Arc<D>, V) -> Fut + Send + 'static,
     Fut: Future<Output = Result<T, BoxError>> + Send + 'static,
 {
+    #[inline]
     fn invoke(
         self,
         values: V,

@@ -33,6 +33,7 @@ impl PowerOfTwoChoices {
         }
     }
 
+    #[inline]
     fn below(&self, k: usize) -> usize {
         match &self.rng {
             None => fastrand::usize(..k),

@@ -80,6 +80,7 @@ impl Slots {
     }
 
     /// Takes a slot if one of `max` is free and the replica is not retired.
+    #[inline]
     pub(crate) fn try_reserve(&self, max: usize) -> bool {
         let mut current = self.in_flight.load(Ordering::SeqCst);
         while current < max {
@@ -106,6 +107,7 @@ impl Slots {
     }
 
     /// Gives one slot back; the last one of a retired replica says it is idle.
+    #[inline]
     pub(crate) fn release(&self) {
         let left = self.in_flight.fetch_sub(1, Ordering::SeqCst) - 1;
         if left == 0 && self.retired.load(Ordering::SeqCst) {
@@ -114,11 +116,13 @@ impl Slots {
     }
 
     /// Records a request running in one of its slots; returns the key to [`untrack`](Self::untrack) it.
+    #[inline(always)]
     pub(crate) fn track(&self, request: Arc<dyn Stop>) -> usize {
         self.running.locked().insert(request)
     }
 
     /// Forgets a request that finished.
+    #[inline(always)]
     pub(crate) fn untrack(&self, key: usize) {
         let request = self.running.locked().try_remove(key);
         drop(request); // outside the lock

@@ -28,6 +28,7 @@ pub(crate) struct Slot<D> {
 
 impl<D> Slot<D> {
     /// A slot already reserved on `replica` (see `Slots::try_reserve`).
+    #[inline]
     pub(crate) fn new(source: Arc<dyn SlotSource<D>>, replica: Arc<dyn Replica<D>>) -> Self {
         Self {
             source,
@@ -37,26 +38,31 @@ impl<D> Slot<D> {
     }
 
     /// The replica it is on.
+    #[inline]
     pub(crate) fn replica(&self) -> &Arc<dyn Replica<D>> {
         &self.replica
     }
 
     /// Where the request runs.
+    #[inline]
     pub(crate) fn endpoint(&self) -> Endpoint<'_, D> {
         self.replica.endpoint()
     }
 
     /// The deployment's name.
+    #[inline]
     pub(crate) fn deployment(&self) -> &Arc<str> {
         self.source.deployment()
     }
 
     /// The runtime the request runs on.
+    #[inline]
     pub(crate) fn runtime(&self) -> &tokio::runtime::Handle {
         self.source.runtime()
     }
 
     /// Records the request running in this slot, so stopping the replica can fail it.
+    #[inline]
     pub(crate) fn track(&mut self, request: Arc<dyn Stop>) {
         self.key = Some(self.replica.slots().track(request));
     }
