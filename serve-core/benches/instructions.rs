@@ -10,6 +10,12 @@
 //! calls, and prints `(instructions(LONG) - instructions(SHORT)) / (LONG - SHORT)`: the cost of one
 //! call with start-up and shut-down cancelled out. Without valgrind it says so and exits.
 //!
+//! Next to the total it prints serve-core's *own* instructions per call: the self cost of every
+//! function whose name is in `serve_core` (callgrind_annotate's per-function counts), without
+//! tokio, libc or the caller. The total moves by 5-10% between runs, because it depends on
+//! whether threads park between calls; the own count moves by a few instructions, so it is the
+//! guard against a change that makes serve-core's hot path heavier.
+//!
 //! Workloads (the caller is a current-thread runtime on the main thread, as in `benches/handle.rs`):
 //! * `bare`: a bare tokio mpsc + oneshot round trip to a server task on a multi-threaded runtime;
 //! * `async_hop`: `handle.remote(x).await` on an `async fn` method;
@@ -97,11 +103,17 @@ fn run(workload: &str, calls: u64) {
     serve.shutdown();
 }
 
-/// Instructions callgrind counted for one child run, or why there is no count.
-fn count(workload: &str, calls: u64) -> Result<u64, String> {
+/// Instructions callgrind counted for one child run, all of them and serve-core's own, or why
+/// there is no count.
+fn count(workload: &str, calls: u64) -> Result<(u64, u64), String> {
     let me = std::env::current_exe().map_err(|e| e.to_string())?;
+    let out = std::env::temp_dir().join(format!(
+        "serve-instructions-{}-{workload}-{calls}.out",
+        std::process::id()
+    ));
     let output = Command::new("valgrind")
-        .args(["--tool=callgrind", "--callgrind-out-file=/dev/null"])
+        .arg("--tool=callgrind")
+        .arg(format!("--callgrind-out-file={}", out.display()))
         .arg(me)
         .args(["--child", workload, &calls.to_string()])
         .output()
@@ -110,13 +122,38 @@ fn count(workload: &str, calls: u64) -> Result<u64, String> {
     if !output.status.success() {
         return Err(format!("the run under valgrind failed:\n{stderr}"));
     }
-    stderr
+    let total = stderr
         .lines()
         .find_map(|line| {
             let (_, count) = line.split_once("Collected :")?;
             count.trim().parse().ok()
         })
-        .ok_or_else(|| format!("no instruction count in valgrind's output:\n{stderr}"))
+        .ok_or_else(|| format!("no instruction count in valgrind's output:\n{stderr}"))?;
+    let own = own_instructions(&out);
+    let _ = std::fs::remove_file(&out);
+    Ok((total, own?))
+}
+
+/// The self cost of the functions in `serve_core`, from callgrind_annotate's per-function list.
+fn own_instructions(out: &std::path::Path) -> Result<u64, String> {
+    let output = Command::new("callgrind_annotate")
+        .args(["--threshold=100", "--inclusive=no"])
+        .arg(out)
+        .output()
+        .map_err(|e| format!("callgrind_annotate could not be run ({e})"))?;
+    let text = String::from_utf8_lossy(&output.stdout);
+    // Lines such as `1,606,000 ( 2.29%)  ???:serve_core::router::Router<D>::reserve [..]`.
+    Ok(text
+        .lines()
+        .filter(|line| line.contains("serve_core"))
+        .filter_map(|line| {
+            line.split_whitespace()
+                .next()?
+                .replace(',', "")
+                .parse::<u64>()
+                .ok()
+        })
+        .sum())
 }
 
 fn main() {
@@ -139,8 +176,11 @@ fn main() {
         if !filter.is_empty() && !filter.iter().any(|f| workload.contains(f)) {
             continue;
         }
-        let per_call = match (count(workload, SHORT), count(workload, LONG)) {
-            (Ok(short), Ok(long)) => long.saturating_sub(short) / (LONG - SHORT),
+        let (per_call, own) = match (count(workload, SHORT), count(workload, LONG)) {
+            (Ok(short), Ok(long)) => (
+                long.0.saturating_sub(short.0) / (LONG - SHORT),
+                long.1.saturating_sub(short.1) / (LONG - SHORT),
+            ),
             (Err(e), _) | (_, Err(e)) => {
                 println!("{workload}: not counted: {e}");
                 return;
@@ -151,7 +191,7 @@ fn main() {
         }
         match bare.filter(|_| workload != "bare") {
             Some(bare) => println!(
-                "{workload:>10}: {per_call:>7} ({:.2}x bare)",
+                "{workload:>10}: {per_call:>7} ({:.2}x bare), serve-core's own: {own:>5}",
                 per_call as f64 / bare as f64
             ),
             None => println!("{workload:>10}: {per_call:>7}"),
