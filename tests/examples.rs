@@ -171,13 +171,19 @@ fn a_config_naming_a_missing_deployment_is_refused_with_the_ones_that_exist() {
         .args(["run", "--port", "0", "--config", path.to_str().unwrap()])
         .output()
         .unwrap();
-    let _ = std::fs::remove_file(path);
+    let _ = std::fs::remove_file(&path);
     assert!(!out.status.success());
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(
         stderr.contains("no deployment `GermanResponder`"),
         "{stderr}"
     );
+    // The file and the line of the entry.
+    let at = format!(
+        "invalid configuration: {}:4: application `hello` has no deployment",
+        path.display()
+    );
+    assert!(stderr.contains(&at), "{stderr}");
     assert!(
         stderr.contains("SpanishResponder, FrenchResponder, LanguageClassifier"),
         "{stderr}"

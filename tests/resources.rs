@@ -421,23 +421,23 @@ fn the_builder_checks_its_amounts() {
     for (builder, expected) in [
         (
             Serve::builder().num_cpus(-1.0),
-            "num_cpus must be a number of at least 0",
+            "`num_cpus` must be a number of at least 0, not -1",
         ),
         (
             Serve::builder().num_gpus(f64::NAN),
-            "num_gpus must be a number of at least 0",
+            "`num_gpus` must be a number of at least 0, not NaN",
         ),
         (
             Serve::builder().resource("GPU", 1.0),
-            "`GPU` is not a custom resource name",
+            "`resources`: `GPU` is not a custom resource: use `num_gpus`",
         ),
         (
             Serve::builder().resource("a100", -2.0),
-            "resource `a100` must be",
+            "`resources.a100` must be a number of at least 0, not -2",
         ),
         (
             Serve::builder().num_gpus(1e9),
-            "num_gpus must be at most 65536",
+            "`num_gpus` must be at most 65536, not 1000000000",
         ),
     ] {
         let err = builder.start().unwrap_err();

@@ -24,18 +24,18 @@
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::process::ExitCode;
-use std::time::Duration;
 
 use clap::{Parser, Subcommand, ValueEnum};
 
 use crate::api::deployment::Deployment;
 use crate::api::handle::CallOne;
-use crate::config::{ApplicationConfig, ServeConfig};
+use crate::config::{ApplicationConfig, ConfigFile, ServeConfig, rules};
 use crate::control::application::Application;
 use crate::control::status::ApplicationStatus;
 use crate::error::{ErrorKind, ServeError};
 use crate::http::{IntoHttpResponse, Request};
 use crate::serve::Serve;
+use crate::util::time;
 
 #[derive(Parser, Debug)]
 #[command(
@@ -137,6 +137,10 @@ fn runtime_error(message: String) -> ServeError {
     ServeError::new(ErrorKind::Runtime).with_message(message)
 }
 
+fn config_error(message: String) -> ServeError {
+    ServeError::new(ErrorKind::Config).with_message(message)
+}
+
 fn app_name<D: Deployment>(app: &Application<D>) -> String {
     app.deployment_configs()
         .last()
@@ -165,39 +169,38 @@ where
     D::Handle: CallOne<Request, Output = R>,
     R: IntoHttpResponse + Send + 'static,
 {
-    let file = args.config.as_ref().map(ServeConfig::load).transpose()?;
+    let file = args.config.as_ref().map(ConfigFile::load).transpose()?;
     let http_options = file
         .as_ref()
-        .and_then(|f| f.http_options.clone())
+        .and_then(|f| f.config.http_options.clone())
         .unwrap_or_default();
-    let app_config: Option<&ApplicationConfig> = file.as_ref().and_then(|f| f.applications.first());
+    let app_config: Option<&ApplicationConfig> =
+        file.as_ref().and_then(|f| f.config.applications.first());
     let mut configs = app.deployment_configs();
-    if let Some(app_config) = app_config {
-        app_config.apply(&mut configs)?;
+    if let Some(file) = &file {
+        file.apply(0, &mut configs)?;
     }
     let host = args
         .host
         .or(http_options.host)
         .unwrap_or_else(|| DEFAULT_HOST.into());
     let port = args.port.or(http_options.port).unwrap_or(DEFAULT_PORT);
-    let shutdown_timeout = match args.graceful_shutdown_timeout {
-        Some(s) if s.is_finite() && s >= 0.0 => Some(Duration::from_secs_f64(s.min(1e9))),
-        Some(s) => {
-            return Err(runtime_error(format!(
-                "--graceful-shutdown-timeout must be a number of seconds of at least 0, not {s}"
-            )));
-        }
-        None => None,
-    };
-    let request_timeout = match args.request_timeout_s.or(http_options.request_timeout_s) {
-        Some(s) if s.is_finite() && s > 0.0 => Some(Duration::from_secs_f64(s)),
-        Some(s) => {
-            return Err(runtime_error(format!(
-                "request_timeout_s must be a positive number of seconds, not {s}"
-            )));
-        }
-        None => None,
-    };
+    let shutdown_timeout = (args.graceful_shutdown_timeout)
+        .map(|s| {
+            time::seconds(s).map_err(|_| {
+                config_error(format!(
+                    "--graceful-shutdown-timeout must be a number of seconds of at least 0, not {s}"
+                ))
+            })
+        })
+        .transpose()?;
+    // The file's value was checked when it was read; the flag's is checked here, by the same rule.
+    if let Some(s) = args.request_timeout_s {
+        rules::number("request_timeout_s", "--request-timeout-s", s).map_err(config_error)?;
+    }
+    let request_timeout = (args.request_timeout_s.or(http_options.request_timeout_s))
+        .map(|s| time::seconds(s).map_err(|e| config_error(e.to_string())))
+        .transpose()?;
     let route_prefix = args
         .route_prefix
         .or_else(|| app_config.map(|a| a.route_prefix.clone()))

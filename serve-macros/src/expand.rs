@@ -75,7 +75,10 @@ mod tests {
         assert_eq!(str_of(&out.items[0]), str_of(&user_struct));
         assert_eq!(
             compile_errors(&out),
-            ["`num_replicas` must be at least 1", GENERIC_DEPLOYMENT]
+            [
+                "`num_replicas` must be at least 1, not 0",
+                GENERIC_DEPLOYMENT
+            ]
         );
         let config = impls_of(&out, "Svc");
         assert_eq!(config.len(), 1);

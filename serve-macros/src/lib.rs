@@ -18,6 +18,14 @@ mod model;
 mod options;
 mod parse;
 mod remote;
+// The rules of deployment options, shared with serve-core, which keeps them: this crate cannot
+// depend on serve-core (serve-core depends on it, to re-export the macros), so it compiles the
+// same file. That file is std-only and names nothing through `crate::` or `super::` for this
+// reason. Not every rule is a compile-time one (`-1` as unlimited is a config file's): some go
+// unused here.
+#[path = "../../serve-core/src/config/rules.rs"]
+#[allow(dead_code)]
+mod rules;
 mod util;
 
 #[cfg(test)]

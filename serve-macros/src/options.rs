@@ -6,6 +6,10 @@
 //! Keys are `custom_keyword!`s read through `lookahead1()`, so a misspelled key's error lists every
 //! valid key (inside `autoscaling(..)`, every autoscaling key). Syntax errors stop the parse; value
 //! errors (duplicates, values out of range, options that contradict each other) are all collected.
+//!
+//! What a value must be, and the message when it is not, come from the rules every way of setting
+//! options shares (`crate::rules`, serve-core's `config/rules.rs`); this module only puts each
+//! message on the span of the value it is about.
 
 use proc_macro2::{Literal, Span, TokenStream};
 use quote::ToTokens;
@@ -14,6 +18,7 @@ use syn::parse::{Parse, ParseStream, Parser};
 use syn::punctuated::Punctuated;
 use syn::{Ident, LitFloat, LitInt, LitStr, Token};
 
+use crate::rules;
 use crate::util::{Errors, plain_name};
 
 mod kw {
@@ -163,26 +168,18 @@ impl Number {
         lit
     }
 
-    fn error(&self, message: String) -> syn::Error {
-        syn::Error::new_spanned(&self.tokens, message)
-    }
-
-    fn check(self, key: &str, ok: fn(f64) -> bool, requirement: &str) -> syn::Result<Self> {
-        if !self.value.is_finite() {
-            Err(self.error(format!("`{key}` must be a finite number")))
-        } else if !ok(self.value) {
-            Err(self.error(format!("`{key}` must be {requirement}")))
-        } else {
-            Ok(self)
+    /// The value, or the error of `result` (a rule's verdict on it) over all of it (`-` included).
+    fn ruled(self, result: Result<(), String>) -> syn::Result<Self> {
+        match result {
+            Ok(()) => Ok(self),
+            Err(message) => Err(syn::Error::new_spanned(&self.tokens, message)),
         }
     }
 
-    fn positive(self, key: &str) -> syn::Result<Self> {
-        self.check(key, |v| v > 0.0, "greater than 0")
-    }
-
-    fn non_negative(self, key: &str) -> syn::Result<Self> {
-        self.check(key, |v| v >= 0.0, "at least 0")
+    /// The value of option `key`, by its rule.
+    fn checked(self, key: &str) -> syn::Result<Self> {
+        let verdict = rules::number(key, key, self.value);
+        self.ruled(verdict)
     }
 }
 
@@ -455,37 +452,36 @@ pub(crate) fn parse(args: TokenStream) -> syn::Result<DeploymentOptions> {
                     "max_queued_requests" => &mut o.max_queued_requests,
                     _ => unreachable!("{UNREACHABLE}"),
                 };
-                *field = errors.take(count(key, &lit, 1));
+                *field = errors.take(count(key, &lit));
             }
             Value::Number(n) => {
-                let (field, checked) = match key {
-                    "health_check_period_s" => (&mut o.health_check_period_s, n.positive(key)),
-                    "health_check_timeout_s" => (&mut o.health_check_timeout_s, n.positive(key)),
-                    "graceful_shutdown_timeout_s" => {
-                        (&mut o.graceful_shutdown_timeout_s, n.positive(key))
-                    }
-                    "num_cpus" => (&mut o.num_cpus, n.non_negative(key)),
-                    "num_gpus" => (&mut o.num_gpus, n.non_negative(key)),
+                let field = match key {
+                    "health_check_period_s" => &mut o.health_check_period_s,
+                    "health_check_timeout_s" => &mut o.health_check_timeout_s,
+                    "graceful_shutdown_timeout_s" => &mut o.graceful_shutdown_timeout_s,
+                    "num_cpus" => &mut o.num_cpus,
+                    "num_gpus" => &mut o.num_gpus,
                     _ => unreachable!("{UNREACHABLE}"),
                 };
-                *field = errors.take(checked);
+                *field = errors.take(n.checked(key));
             }
             Value::Resources(list) => o.resources = resources(list, &mut errors),
             Value::Autoscaling(list) => o.autoscaling = Some(autoscaling(list, &mut errors)),
         }
     }
     if let (Some(span), Some(_)) = (seen.get("num_replicas"), seen.get("autoscaling")) {
-        errors.push(syn::Error::new(
-            span,
-            "`num_replicas` cannot be combined with `autoscaling(..)`: with autoscaling the \
-             number of replicas follows the load; set the starting count with \
-             `autoscaling(initial_replicas = N)`",
-        ));
+        let message = rules::replicas_with_autoscaling(
+            "num_replicas",
+            "autoscaling(..)",
+            "autoscaling(initial_replicas = N)",
+        );
+        errors.push(syn::Error::new(span, message));
     }
     errors.finish(options)
 }
 
-/// The custom resources, each named once, none of them `CPU` or `GPU`, amounts at least 0.
+/// The custom resources, each named once, by the rules of their names and amounts (not `CPU` or
+/// `GPU`, at least 0).
 fn resources(list: Vec<Resource>, errors: &mut Errors) -> Vec<Resource> {
     let mut seen = Seen::default();
     let mut out = Vec::new();
@@ -493,21 +489,12 @@ fn resources(list: Vec<Resource>, errors: &mut Errors) -> Vec<Resource> {
         if !seen.first(&r.name, r.name_span, errors) {
             continue;
         }
-        let reserved = match r.name.as_str() {
-            "" => Some("a resource name must not be empty".to_owned()),
-            "CPU" | "GPU" => Some(format!(
-                "`{}` is not a custom resource: use `num_{}s = ..` instead",
-                r.name,
-                r.name.to_lowercase()
-            )),
-            _ => None,
-        };
-        if let Some(message) = reserved {
+        if let Err(message) = rules::resource_name("", &r.name) {
             errors.push(syn::Error::new(r.name_span, message));
             continue;
         }
-        let name = format!("resources({})", r.name);
-        if let Some(amount) = errors.take(r.amount.non_negative(&name)) {
+        let verdict = rules::resource_amount(&format!("resources({})", r.name), r.amount.value);
+        if let Some(amount) = errors.take(r.amount.ruled(verdict)) {
             out.push(Resource { amount, ..r });
         }
     }
@@ -526,26 +513,26 @@ fn autoscaling(list: Vec<Entry>, errors: &mut Errors) -> AutoscalingOptions {
         }
         match value {
             Value::Int(lit) => {
-                let (field, min) = match key {
-                    "min_replicas" => (&mut a.min_replicas, 0),
-                    "max_replicas" => (&mut a.max_replicas, 1),
-                    "initial_replicas" => (&mut a.initial_replicas, 0),
+                let field = match key {
+                    "min_replicas" => &mut a.min_replicas,
+                    "max_replicas" => &mut a.max_replicas,
+                    "initial_replicas" => &mut a.initial_replicas,
                     _ => unreachable!("{UNREACHABLE}"),
                 };
-                *field = own.take(count(key, &lit, min));
+                *field = own.take(count(key, &lit));
             }
             Value::Number(n) => {
-                let (field, checked) = match key {
-                    "target_ongoing_requests" => (&mut a.target_ongoing_requests, n.positive(key)),
-                    "upscale_delay_s" => (&mut a.upscale_delay_s, n.non_negative(key)),
-                    "downscale_delay_s" => (&mut a.downscale_delay_s, n.non_negative(key)),
-                    "look_back_period_s" => (&mut a.look_back_period_s, n.positive(key)),
-                    "metrics_interval_s" => (&mut a.metrics_interval_s, n.positive(key)),
-                    "upscaling_factor" => (&mut a.upscaling_factor, n.positive(key)),
-                    "downscaling_factor" => (&mut a.downscaling_factor, n.positive(key)),
+                let field = match key {
+                    "target_ongoing_requests" => &mut a.target_ongoing_requests,
+                    "upscale_delay_s" => &mut a.upscale_delay_s,
+                    "downscale_delay_s" => &mut a.downscale_delay_s,
+                    "look_back_period_s" => &mut a.look_back_period_s,
+                    "metrics_interval_s" => &mut a.metrics_interval_s,
+                    "upscaling_factor" => &mut a.upscaling_factor,
+                    "downscaling_factor" => &mut a.downscaling_factor,
                     _ => unreachable!("{UNREACHABLE}"),
                 };
-                *field = own.take(checked);
+                *field = own.take(n.checked(key));
             }
             _ => unreachable!("{UNREACHABLE}"),
         }
@@ -558,460 +545,36 @@ fn autoscaling(list: Vec<Entry>, errors: &mut Errors) -> AutoscalingOptions {
     a
 }
 
-/// `min_replicas <= max_replicas` and `min_replicas <= initial_replicas <= max_replicas`, with the
-/// defaults (1 and 1) for the ones not given.
+/// `min_replicas <= max_replicas` and `min_replicas <= initial_replicas <= max_replicas`, with Ray's
+/// defaults for the ones not given: the rule's error on the value of the key it blames.
 fn replica_bounds(a: &AutoscalingOptions) -> Option<syn::Error> {
-    let min = a.min_replicas.as_ref().map_or(1, |c| c.value);
-    let max = a.max_replicas.as_ref().map_or(1, |c| c.value);
-    if min > max {
-        return Some(match (&a.max_replicas, &a.min_replicas) {
-            (Some(m), _) => syn::Error::new(
-                m.span,
-                format!("`max_replicas` ({max}) must be at least `min_replicas` ({min})"),
-            ),
-            (None, Some(m)) => syn::Error::new(
-                m.span,
-                format!(
-                    "`min_replicas` ({min}) is more than `max_replicas` (1 by default); \
-                     set `max_replicas` too"
-                ),
-            ),
-            (None, None) => unreachable!("the defaults are 1 and 1"),
-        });
-    }
-    let initial = a.initial_replicas.as_ref()?;
-    (initial.value < min || initial.value > max).then(|| {
-        syn::Error::new(
-            initial.span,
-            format!(
-                "`initial_replicas` ({}) must be between `min_replicas` ({min}) and \
-                 `max_replicas` ({max})",
-                initial.value
-            ),
-        )
+    let value = |c: &Option<Count>| c.as_ref().map(|c| c.value);
+    let bounds = rules::replica_bounds(
+        "",
+        value(&a.min_replicas),
+        value(&a.max_replicas),
+        value(&a.initial_replicas),
+    );
+    let (blame, message) = bounds.err()?;
+    let blamed = match blame {
+        rules::Blame::Min => &a.min_replicas,
+        rules::Blame::Max => &a.max_replicas,
+        rules::Blame::Initial => &a.initial_replicas,
+    };
+    // The rule blames a key that was given: a default is never out of bounds on its own.
+    let span = blamed.as_ref().map_or_else(Span::call_site, |c| c.span);
+    Some(syn::Error::new(span, message))
+}
+
+/// The value of the integer option `key`, by its rule (a minimum).
+fn count(key: &str, lit: &LitInt) -> syn::Result<Count> {
+    let value = lit.base10_parse::<u64>()?;
+    rules::count(key, key, value).map_err(|message| syn::Error::new(lit.span(), message))?;
+    Ok(Count {
+        value,
+        span: lit.span(),
     })
 }
 
-/// An integer option's value, which must be at least `min`.
-fn count(key: &str, lit: &LitInt, min: u64) -> syn::Result<Count> {
-    match lit.base10_parse::<u64>()? {
-        value if value < min => Err(syn::Error::new(
-            lit.span(),
-            format!("`{key}` must be at least {min}"),
-        )),
-        value => Ok(Count {
-            value,
-            span: lit.span(),
-        }),
-    }
-}
-
 #[cfg(test)]
-mod tests {
-    use super::*;
-    use quote::quote;
-
-    fn messages(args: TokenStream) -> Vec<String> {
-        match parse(args) {
-            Ok(_) => Vec::new(),
-            Err(e) => e.into_iter().map(|e| e.to_string()).collect(),
-        }
-    }
-
-    fn setters(list: Vec<(&'static str, Literal)>) -> Vec<(&'static str, String)> {
-        list.into_iter().map(|(k, l)| (k, l.to_string())).collect()
-    }
-
-    const ALL_KEYS: &str = "expected one of: `name`, `num_replicas`, `max_ongoing_requests`, \
-        `max_queued_requests`, `autoscaling`, `health_check_period_s`, `health_check_timeout_s`, \
-        `graceful_shutdown_timeout_s`, `num_cpus`, `num_gpus`, `resources`";
-
-    const AUTOSCALING_KEYS: &str = "expected one of: `min_replicas`, `max_replicas`, \
-        `initial_replicas`, `target_ongoing_requests`, `upscale_delay_s`, `downscale_delay_s`, \
-        `look_back_period_s`, `metrics_interval_s`, `upscaling_factor`, `downscaling_factor`";
-
-    #[test]
-    fn all_options_are_read() {
-        let o = parse(quote!(
-            name = "Add",
-            num_replicas = 2,
-            max_ongoing_requests = 10,
-        ))
-        .unwrap();
-        assert_eq!(o.name.unwrap().value(), "Add");
-        assert_eq!(o.num_replicas.unwrap().value, 2);
-        assert_eq!(o.max_ongoing_requests.unwrap().value, 10);
-    }
-
-    #[test]
-    fn the_scaling_and_resource_options_are_read() {
-        let o = parse(quote!(
-            max_queued_requests = 100,
-            health_check_period_s = 5,
-            health_check_timeout_s = 2.5,
-            graceful_shutdown_timeout_s = 1e1,
-            num_cpus = 0.5,
-            num_gpus = 0,
-            resources(a100 = 1, "accelerator_type:A100" = 0.25, r#type = 2),
-            autoscaling(
-                min_replicas = 0,
-                max_replicas = 8,
-                target_ongoing_requests = 3
-            ),
-        ))
-        .unwrap();
-        assert_eq!(
-            setters(o.setters()),
-            [
-                ("max_queued_requests", "100".to_owned()),
-                ("health_check_period_s", "5.0".to_owned()),
-                ("health_check_timeout_s", "2.5".to_owned()),
-                ("graceful_shutdown_timeout_s", "10.0".to_owned()),
-                ("num_cpus", "0.5".to_owned()),
-                ("num_gpus", "0.0".to_owned()),
-            ]
-        );
-        let resources: Vec<_> = o
-            .resources
-            .iter()
-            .map(|r| (r.name.as_str(), r.amount.value))
-            .collect();
-        assert_eq!(
-            resources,
-            [
-                ("a100", 1.0),
-                ("accelerator_type:A100", 0.25),
-                ("type", 2.0)
-            ]
-        );
-        assert_eq!(
-            setters(o.autoscaling.unwrap().setters()),
-            [
-                ("min_replicas", "0".to_owned()),
-                ("max_replicas", "8".to_owned()),
-                ("target_ongoing_requests", "3.0".to_owned()),
-            ]
-        );
-    }
-
-    #[test]
-    fn every_autoscaling_key_is_read_in_the_configs_order() {
-        let o = parse(quote!(autoscaling(
-            downscaling_factor = 0.5,
-            upscaling_factor = 2,
-            metrics_interval_s = 1,
-            look_back_period_s = 4,
-            downscale_delay_s = 0,
-            upscale_delay_s = 0.5,
-            target_ongoing_requests = 1.5,
-            initial_replicas = 3,
-            max_replicas = 4,
-            min_replicas = 2,
-        )))
-        .unwrap();
-        let keys: Vec<_> = setters(o.autoscaling.unwrap().setters())
-            .into_iter()
-            .map(|(k, v)| format!("{k}={v}"))
-            .collect();
-        assert_eq!(
-            keys,
-            [
-                "min_replicas=2",
-                "max_replicas=4",
-                "initial_replicas=3",
-                "target_ongoing_requests=1.5",
-                "upscale_delay_s=0.5",
-                "downscale_delay_s=0.0",
-                "look_back_period_s=4.0",
-                "metrics_interval_s=1.0",
-                "upscaling_factor=2.0",
-                "downscaling_factor=0.5",
-            ]
-        );
-    }
-
-    #[test]
-    fn empty_autoscaling_turns_it_on_with_the_defaults() {
-        let o = parse(quote!(autoscaling())).unwrap();
-        assert!(o.autoscaling.unwrap().setters().is_empty());
-    }
-
-    #[test]
-    fn no_options_means_all_defaults() {
-        let o = parse(TokenStream::new()).unwrap();
-        assert!(o.name.is_none() && o.num_replicas.is_none() && o.max_ongoing_requests.is_none());
-        assert!(o.setters().is_empty() && o.autoscaling.is_none() && o.resources.is_empty());
-    }
-
-    #[test]
-    fn an_unknown_key_lists_every_valid_key() {
-        assert_eq!(messages(quote!(replicas = 2)), [ALL_KEYS]);
-        assert_eq!(messages(quote!(user_config = "{}")), [ALL_KEYS]);
-    }
-
-    #[test]
-    fn an_unknown_autoscaling_key_lists_every_autoscaling_key() {
-        assert_eq!(
-            messages(quote!(autoscaling(
-                min_replicas = 1,
-                target_num_replicas = 2
-            ))),
-            [AUTOSCALING_KEYS]
-        );
-        assert_eq!(
-            messages(quote!(autoscaling(num_replicas = 2))),
-            [AUTOSCALING_KEYS]
-        );
-    }
-
-    #[test]
-    fn a_repeated_key_is_reported_once_per_repeat() {
-        assert_eq!(
-            messages(quote!(
-                num_replicas = 1,
-                num_replicas = 2,
-                name = "a",
-                name = "b"
-            )),
-            [
-                "`num_replicas` may only be specified once",
-                "`name` may only be specified once"
-            ]
-        );
-        assert_eq!(
-            messages(quote!(
-                autoscaling(max_replicas = 2, max_replicas = 3),
-                resources(a = 1, a = 2),
-                resources(),
-                autoscaling(),
-                num_cpus = 1,
-                num_cpus = 1,
-            )),
-            [
-                "`max_replicas` may only be specified once",
-                "`a` may only be specified once",
-                "`resources` may only be specified once",
-                "`autoscaling` may only be specified once",
-                "`num_cpus` may only be specified once",
-            ]
-        );
-    }
-
-    #[test]
-    fn a_repeat_of_an_invalid_key_is_still_a_repeat() {
-        assert_eq!(
-            messages(quote!(num_replicas = 0, num_replicas = 2)),
-            [
-                "`num_replicas` must be at least 1",
-                "`num_replicas` may only be specified once"
-            ]
-        );
-    }
-
-    #[test]
-    fn values_are_validated_and_all_errors_collected() {
-        assert_eq!(
-            messages(quote!(
-                name = "",
-                num_replicas = 0,
-                max_ongoing_requests = 0,
-                max_queued_requests = 0,
-            )),
-            [
-                "`name` must not be empty",
-                "`num_replicas` must be at least 1",
-                "`max_ongoing_requests` must be at least 1",
-                "`max_queued_requests` must be at least 1",
-            ]
-        );
-        assert_eq!(
-            messages(quote!(
-                health_check_period_s = 0,
-                health_check_timeout_s = -1,
-                graceful_shutdown_timeout_s = 0.0,
-                num_cpus = -0.5,
-                num_gpus = -1,
-                resources(a100 = -1, CPU = 1, GPU = 1, "" = 1, ok = 0),
-            )),
-            [
-                "`health_check_period_s` must be greater than 0",
-                "`health_check_timeout_s` must be greater than 0",
-                "`graceful_shutdown_timeout_s` must be greater than 0",
-                "`num_cpus` must be at least 0",
-                "`num_gpus` must be at least 0",
-                "`resources(a100)` must be at least 0",
-                "`CPU` is not a custom resource: use `num_cpus = ..` instead",
-                "`GPU` is not a custom resource: use `num_gpus = ..` instead",
-                "a resource name must not be empty",
-            ]
-        );
-        assert_eq!(
-            messages(quote!(num_cpus = 1e999)),
-            ["`num_cpus` must be a finite number"]
-        );
-    }
-
-    #[test]
-    fn zero_amounts_are_allowed_and_not_negative() {
-        let o = parse(quote!(num_gpus = -0, num_cpus = 0)).unwrap();
-        assert_eq!(
-            setters(o.setters()),
-            [
-                ("num_cpus", "0.0".to_owned()),
-                ("num_gpus", "0.0".to_owned())
-            ]
-        );
-    }
-
-    #[test]
-    fn autoscaling_values_are_validated_one_by_one() {
-        assert_eq!(
-            messages(quote!(autoscaling(
-                max_replicas = 0,
-                target_ongoing_requests = 0,
-                upscale_delay_s = -1,
-                downscale_delay_s = -0.5,
-                look_back_period_s = 0,
-                metrics_interval_s = 0,
-                upscaling_factor = 0,
-                downscaling_factor = -1,
-            ))),
-            [
-                "`max_replicas` must be at least 1",
-                "`target_ongoing_requests` must be greater than 0",
-                "`upscale_delay_s` must be at least 0",
-                "`downscale_delay_s` must be at least 0",
-                "`look_back_period_s` must be greater than 0",
-                "`metrics_interval_s` must be greater than 0",
-                "`upscaling_factor` must be greater than 0",
-                "`downscaling_factor` must be greater than 0",
-            ]
-        );
-    }
-
-    #[test]
-    fn autoscaling_replica_counts_are_validated_together() {
-        assert_eq!(
-            messages(quote!(autoscaling(min_replicas = 4, max_replicas = 2))),
-            ["`max_replicas` (2) must be at least `min_replicas` (4)"]
-        );
-        assert_eq!(
-            messages(quote!(autoscaling(min_replicas = 2))),
-            [
-                "`min_replicas` (2) is more than `max_replicas` (1 by default); set `max_replicas` too"
-            ]
-        );
-        assert_eq!(
-            messages(quote!(autoscaling(
-                min_replicas = 1,
-                max_replicas = 4,
-                initial_replicas = 5
-            ))),
-            ["`initial_replicas` (5) must be between `min_replicas` (1) and `max_replicas` (4)"]
-        );
-        assert_eq!(
-            messages(quote!(autoscaling(max_replicas = 4, initial_replicas = 0))),
-            ["`initial_replicas` (0) must be between `min_replicas` (1) and `max_replicas` (4)"]
-        );
-        // Scale to zero: min 0, start at 0.
-        assert!(parse(quote!(autoscaling(min_replicas = 0, initial_replicas = 0))).is_ok());
-        // An invalid count is not compared with the others as its default.
-        assert_eq!(
-            messages(quote!(autoscaling(min_replicas = 3, max_replicas = 0))),
-            ["`max_replicas` must be at least 1"]
-        );
-    }
-
-    #[test]
-    fn num_replicas_and_autoscaling_exclude_each_other() {
-        let expected = "`num_replicas` cannot be combined with `autoscaling(..)`: with autoscaling \
-            the number of replicas follows the load; set the starting count with \
-            `autoscaling(initial_replicas = N)`";
-        assert_eq!(
-            messages(quote!(num_replicas = 2, autoscaling(max_replicas = 4))),
-            [expected]
-        );
-        assert_eq!(
-            messages(quote!(autoscaling(), num_replicas = 2)),
-            [expected]
-        );
-    }
-
-    #[test]
-    fn a_missing_value_shows_the_expected_form() {
-        for args in [
-            quote!(num_replicas),
-            quote!(num_replicas =),
-            quote!(num_replicas, name = "a"),
-            quote!(num_replicas = , name = "a"),
-        ] {
-            assert_eq!(
-                messages(args.clone()),
-                ["`num_replicas` needs a value: `num_replicas = 2`"],
-                "for `{args}`"
-            );
-        }
-        assert_eq!(
-            messages(quote!(name)),
-            ["`name` needs a value: `name = \"Add\"`"]
-        );
-        assert_eq!(messages(quote!(num_replicas: 2)), ["expected `=`"]);
-        assert_eq!(
-            messages(quote!(health_check_period_s)),
-            ["`health_check_period_s` needs a value: `health_check_period_s = 10`"]
-        );
-        assert_eq!(
-            messages(quote!(autoscaling(max_replicas =))),
-            ["`max_replicas` needs a value: `max_replicas = 8`"]
-        );
-        assert_eq!(
-            messages(quote!(resources(a100))),
-            ["`a100` needs a value: `a100 = 1`"]
-        );
-    }
-
-    #[test]
-    fn nested_options_need_their_parentheses() {
-        for args in [
-            quote!(autoscaling),
-            quote!(autoscaling = true),
-            quote!(autoscaling, num_cpus = 1),
-        ] {
-            assert_eq!(
-                messages(args.clone()),
-                [
-                    "`autoscaling` takes its settings in parentheses: `autoscaling(min_replicas = 1, max_replicas = 8)`"
-                ],
-                "for `{args}`"
-            );
-        }
-        assert_eq!(
-            messages(quote!(resources = 1)),
-            ["`resources` takes its settings in parentheses: `resources(accelerator = 1)`"]
-        );
-        assert_eq!(
-            messages(quote!(resources(1 = 2))),
-            ["expected identifier or string literal"]
-        );
-    }
-
-    #[test]
-    fn a_value_of_the_wrong_kind_is_a_syntax_error() {
-        assert_eq!(
-            messages(quote!(num_replicas = "2")),
-            ["expected integer literal"]
-        );
-        assert_eq!(
-            messages(quote!(autoscaling(min_replicas = 1.5))),
-            ["expected integer literal"]
-        );
-        assert_eq!(
-            messages(quote!(num_cpus = "1")),
-            ["expected integer literal or floating point literal"]
-        );
-        assert_eq!(
-            messages(quote!(autoscaling(upscale_delay_s = true))),
-            ["expected integer literal or floating point literal"]
-        );
-    }
-}
+mod tests;

@@ -913,7 +913,10 @@ mod tests {
         let model = deployment_struct(quote!(num_replicas = 0), &item, &mut errors);
         assert_eq!(
             messages(errors.into_error().unwrap()),
-            ["`num_replicas` must be at least 1", GENERIC_DEPLOYMENT]
+            [
+                "`num_replicas` must be at least 1, not 0",
+                GENERIC_DEPLOYMENT
+            ]
         );
         assert!(
             model.options.num_replicas.is_none(),

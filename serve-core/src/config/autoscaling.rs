@@ -43,11 +43,13 @@ pub struct AutoscalingConfig {
 }
 
 mod defaults {
+    use crate::config::rules;
+
     pub(super) fn min_replicas() -> usize {
-        1
+        rules::DEFAULT_MIN_REPLICAS as usize
     }
     pub(super) fn max_replicas() -> usize {
-        1
+        rules::DEFAULT_MAX_REPLICAS as usize
     }
     pub(super) fn target_ongoing_requests() -> f64 {
         2.0

@@ -31,7 +31,9 @@
 //!
 //! Unknown keys are errors that name the key and its position in the file; a deployment the
 //! application does not have is an error that lists the ones it has; values out of range are
-//! errors that name the deployment and the key.
+//! errors that name the deployment, the key and its line (``hello.yaml:14: deployment
+//! `SpanishResponder`: ..``). Values are checked by the same rules as `#[deployment(..)]` options
+//! and [`DeploymentConfig::validate`] (`rules.rs`), with the file's key names.
 
 use std::collections::BTreeMap;
 use std::path::Path;
@@ -40,10 +42,14 @@ use serde::{Deserialize, Serialize};
 
 use super::autoscaling::AutoscalingConfig;
 use super::deployment::DeploymentConfig;
-use super::validate::{
-    check_autoscaling, check_custom_resources, config_error, non_negative, positive,
-};
+use super::rules;
+use super::validate::{Invalid, Keys, check, config_error};
 use crate::error::ServeError;
+use lines::Format;
+use source::{Mistake, Source};
+
+mod lines;
+mod source;
 
 /// A whole config file.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -141,55 +147,67 @@ pub struct RayActorOptions {
 }
 
 impl ServeConfig {
-    /// Reads a config file: YAML (`.yaml`, `.yml`) or TOML (`.toml`).
+    /// Reads a config file: YAML (`.yaml`, `.yml`) or TOML (`.toml`). A value out of range is an
+    /// error that names the file, the line, the deployment and the key:
+    /// ``hello.yaml:14: deployment `SpanishResponder`: `health_check_period_s` must be a number
+    /// greater than 0, not 0``.
     pub fn load(path: impl AsRef<Path>) -> Result<Self, ServeError> {
-        let path = path.as_ref();
-        let text = std::fs::read_to_string(path).map_err(|e| {
-            config_error(format!("cannot read config file {}: {e}", path.display()))
-        })?;
-        let parsed = match path.extension().and_then(|e| e.to_str()) {
-            Some("toml") => Self::from_toml(&text),
-            Some("yaml" | "yml") => Self::from_yaml(&text),
-            _ => Err(config_error(
-                "a config file ends in .yaml, .yml or .toml".into(),
-            )),
-        };
-        parsed.map_err(|e| {
-            config_error(format!(
-                "{}: {}",
-                path.display(),
-                e.message().unwrap_or_default()
-            ))
-        })
+        ConfigFile::load(path).map(|file| file.config)
     }
 
-    /// Parses YAML.
+    /// Parses YAML. A value out of range is an error that names the line (``line 14: deployment
+    /// `SpanishResponder`: ..``).
     pub fn from_yaml(text: &str) -> Result<Self, ServeError> {
-        let config: Self =
-            serde_yaml_ng::from_str(text).map_err(|e| config_error(e.to_string()))?;
-        config.validate()
+        Self::read(&Source::new(None, text.to_owned(), Format::Yaml))
     }
 
-    /// Parses TOML.
+    /// Parses TOML, with errors as [`from_yaml`](Self::from_yaml)'s.
     pub fn from_toml(text: &str) -> Result<Self, ServeError> {
-        let config: Self = toml::from_str(text).map_err(|e| config_error(e.to_string()))?;
-        config.validate()
+        Self::read(&Source::new(None, text.to_owned(), Format::Toml))
     }
 
-    fn validate(self) -> Result<Self, ServeError> {
+    /// Parses `source` and checks every value.
+    fn read(source: &Source) -> Result<Self, ServeError> {
+        let parsed = match source.format {
+            Format::Yaml => serde_yaml_ng::from_str(source.text()).map_err(|e| e.to_string()),
+            Format::Toml => toml::from_str(source.text()).map_err(|e| e.to_string()),
+        };
+        let config: Self = parsed.map_err(|e| source.error(&e))?;
+        config.check().map_err(|m| source.locate(m))?;
+        Ok(config)
+    }
+
+    /// Every value by the rules of its key (`rules.rs`); deployment entries as
+    /// `DeploymentEntry::check` checks them.
+    fn check(&self) -> Result<(), Mistake> {
+        let timeout = self.http_options.as_ref().and_then(|h| h.request_timeout_s);
+        if let Some(seconds) = timeout {
+            let key = "http_options.request_timeout_s";
+            rules::number("request_timeout_s", key, seconds).map_err(|message| Mistake {
+                app: None,
+                deployment: None,
+                key: Some(key.to_owned()),
+                message,
+            })?;
+        }
         for app in &self.applications {
             if !app.route_prefix.starts_with('/') {
-                return Err(config_error(format!(
-                    "application `{}`: route_prefix `{}` must start with `/`",
-                    app.name, app.route_prefix
-                )));
+                return Err(Mistake {
+                    app: Some(app.name.clone()),
+                    deployment: None,
+                    key: Some("route_prefix".to_owned()),
+                    message: format!(
+                        "application `{}`: route_prefix `{}` must start with `/`",
+                        app.name, app.route_prefix
+                    ),
+                });
             }
             for d in &app.deployments {
                 d.check()
-                    .map_err(|e| config_error(format!("deployment `{}`: {e}", d.name)))?;
+                    .map_err(|e| Mistake::in_deployment(&app.name, &d.name, e))?;
             }
         }
-        Ok(self)
+        Ok(())
     }
 
     /// The full configuration of one application, every deployment with every option: what the
@@ -264,53 +282,69 @@ impl DeploymentEntry {
         }
     }
 
-    /// Each value in range, and not both `num_replicas` and `autoscaling_config`.
-    fn check(&self) -> Result<(), String> {
-        if self.num_replicas == Some(0) || self.max_ongoing_requests == Some(0) {
-            return Err("num_replicas and max_ongoing_requests must be at least 1".into());
-        }
+    /// Each value by the rules of its key (`rules.rs`), named as the file names it
+    /// (`autoscaling_config.min_replicas`, `ray_actor_options.num_cpus`): the entry applied to a
+    /// default configuration, checked as [`DeploymentConfig::validate`] checks one. And not both
+    /// `num_replicas` and `autoscaling_config`; `max_queued_requests` may be `-1` (unlimited).
+    fn check(&self) -> Result<(), Invalid> {
         if self.num_replicas.is_some() && self.autoscaling_config.is_some() {
-            return Err(
-                "`num_replicas` and `autoscaling_config` cannot both be set: with \
-                 autoscaling the number of replicas follows the load; set the starting count \
-                 with `autoscaling_config.initial_replicas`"
-                    .into(),
-            );
+            return Err(replicas_with_autoscaling());
         }
-        if let Some(n) = self.max_queued_requests
-            && n != -1
-            && n < 1
-        {
-            return Err(format!(
-                "`max_queued_requests` must be -1 (unlimited) or at least 1, not {n}"
-            ));
+        if let Some(n) = self.max_queued_requests {
+            let key = "max_queued_requests";
+            rules::count_or_unlimited(key, key, n).map_err(|m| Invalid::new(key, m))?;
         }
-        let seconds = [
-            ("health_check_period_s", self.health_check_period_s),
-            ("health_check_timeout_s", self.health_check_timeout_s),
-            (
-                "graceful_shutdown_timeout_s",
-                self.graceful_shutdown_timeout_s,
-            ),
-        ];
-        for (key, value) in seconds {
-            value.map_or(Ok(()), |v| positive(key, v))?;
+        let mut config = DeploymentConfig::new(self.name.clone());
+        self.apply_to(&mut config);
+        check(&config, Keys::FILE)
+    }
+
+    /// Sets each value given on `config` (checked values: see `check`).
+    fn apply_to(&self, config: &mut DeploymentConfig) {
+        if let Some(autoscaling) = &self.autoscaling_config {
+            config.autoscaling = Some(autoscaling.clone());
         }
-        if let Some(a) = &self.autoscaling_config {
-            check_autoscaling("autoscaling_config.", a)?;
+        if let Some(n) = self.num_replicas {
+            config.num_replicas = n;
         }
-        if let Some(r) = &self.ray_actor_options {
-            let prefix = "ray_actor_options.";
-            r.num_cpus
-                .map_or(Ok(()), |v| non_negative(&format!("{prefix}num_cpus"), v))?;
-            r.num_gpus
-                .map_or(Ok(()), |v| non_negative(&format!("{prefix}num_gpus"), v))?;
-            if let Some(custom) = &r.resources {
-                check_custom_resources(prefix, custom)?;
+        if let Some(n) = self.max_ongoing_requests {
+            config.max_ongoing_requests = n;
+        }
+        if let Some(n) = self.max_queued_requests {
+            // -1 is unlimited; `check` lets through no other negative value.
+            config.max_queued_requests = usize::try_from(n).ok();
+        }
+        if let Some(s) = self.health_check_period_s {
+            config.health_check_period_s = s;
+        }
+        if let Some(s) = self.health_check_timeout_s {
+            config.health_check_timeout_s = s;
+        }
+        if let Some(s) = self.graceful_shutdown_timeout_s {
+            config.graceful_shutdown_timeout_s = s;
+        }
+        if let Some(value) = &self.user_config {
+            config.user_config = Some(value.clone());
+        }
+        if let Some(options) = &self.ray_actor_options {
+            let resources = &mut config.resources;
+            resources.num_cpus = options.num_cpus.unwrap_or(resources.num_cpus);
+            resources.num_gpus = options.num_gpus.unwrap_or(resources.num_gpus);
+            if let Some(custom) = &options.resources {
+                resources.custom = custom.clone();
             }
         }
-        Ok(())
     }
+}
+
+/// `num_replicas` for a deployment that autoscales, in a config file's words.
+fn replicas_with_autoscaling() -> Invalid {
+    let message = rules::replicas_with_autoscaling(
+        "num_replicas",
+        "autoscaling_config",
+        "autoscaling_config.initial_replicas",
+    );
+    Invalid::new("num_replicas", message)
 }
 
 impl ApplicationConfig {
@@ -322,633 +356,82 @@ impl ApplicationConfig {
     /// `num_replicas` for a deployment that autoscales (in its code or in the file) is an error,
     /// as in Ray Serve.
     pub fn apply(&self, configs: &mut [DeploymentConfig]) -> Result<(), ServeError> {
+        self.apply_entries(configs).map_err(Mistake::into_error)
+    }
+
+    fn apply_entries(&self, configs: &mut [DeploymentConfig]) -> Result<(), Mistake> {
         for entry in &self.deployments {
-            entry
-                .check()
-                .map_err(|e| config_error(format!("deployment `{}`: {e}", entry.name)))?;
+            let mistake = |invalid| Mistake::in_deployment(&self.name, &entry.name, invalid);
+            entry.check().map_err(mistake)?;
             let Some(config) = configs.iter_mut().find(|c| c.name == entry.name) else {
                 let names: Vec<&str> = configs.iter().map(|c| c.name.as_str()).collect();
-                return Err(config_error(format!(
-                    "application `{}` has no deployment `{}`; its deployments are: {}",
-                    self.name,
-                    entry.name,
-                    names.join(", ")
-                )));
+                return Err(Mistake {
+                    app: Some(self.name.clone()),
+                    deployment: Some(entry.name.clone()),
+                    key: Some("name".to_owned()),
+                    message: format!(
+                        "application `{}` has no deployment `{}`; its deployments are: {}",
+                        self.name,
+                        entry.name,
+                        names.join(", ")
+                    ),
+                });
             };
-            if let Some(autoscaling) = &entry.autoscaling_config {
-                config.autoscaling = Some(autoscaling.clone());
+            if entry.num_replicas.is_some() && config.autoscaling.is_some() {
+                return Err(mistake(replicas_with_autoscaling()));
             }
-            if let Some(n) = entry.num_replicas {
-                if config.autoscaling.is_some() {
-                    return Err(config_error(format!(
-                        "deployment `{}` autoscales, so its `num_replicas` cannot be set: set \
-                         its `autoscaling_config` (e.g. `initial_replicas`, `min_replicas`, \
-                         `max_replicas`) instead",
-                        entry.name
-                    )));
-                }
-                config.num_replicas = n;
-            }
-            if let Some(n) = entry.max_ongoing_requests {
-                config.max_ongoing_requests = n;
-            }
-            if let Some(n) = entry.max_queued_requests {
-                // `check` let through only -1 and counts of at least 1.
-                config.max_queued_requests = usize::try_from(n).ok();
-            }
-            if let Some(s) = entry.health_check_period_s {
-                config.health_check_period_s = s;
-            }
-            if let Some(s) = entry.health_check_timeout_s {
-                config.health_check_timeout_s = s;
-            }
-            if let Some(s) = entry.graceful_shutdown_timeout_s {
-                config.graceful_shutdown_timeout_s = s;
-            }
-            if let Some(value) = &entry.user_config {
-                config.user_config = Some(value.clone());
-            }
-            if let Some(options) = &entry.ray_actor_options {
-                if let Some(n) = options.num_cpus {
-                    config.resources.num_cpus = n;
-                }
-                if let Some(n) = options.num_gpus {
-                    config.resources.num_gpus = n;
-                }
-                if let Some(custom) = &options.resources {
-                    config.resources.custom = custom.clone();
-                }
-            }
+            entry.apply_to(config);
         }
         Ok(())
     }
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
+/// A config file as read: its values, and its text, so that what applying it finds wrong names
+/// the file and the line too. The command line reads its `--config` with this.
+#[derive(Debug, Clone)]
+pub(crate) struct ConfigFile {
+    pub(crate) config: ServeConfig,
+    source: Source,
+}
 
-    fn defaults() -> Vec<DeploymentConfig> {
-        vec![
-            DeploymentConfig::new("SpanishResponder"),
-            DeploymentConfig::new("FrenchResponder"),
-            DeploymentConfig::new("LanguageClassifier"),
-        ]
+impl ConfigFile {
+    /// Reads a config file, as [`ServeConfig::load`].
+    pub(crate) fn load(path: impl AsRef<Path>) -> Result<Self, ServeError> {
+        let path = path.as_ref();
+        let text = std::fs::read_to_string(path).map_err(|e| {
+            config_error(format!("cannot read config file {}: {e}", path.display()))
+        })?;
+        let format = match path.extension().and_then(|e| e.to_str()) {
+            Some("toml") => Format::Toml,
+            Some("yaml" | "yml") => Format::Yaml,
+            _ => {
+                return Err(config_error(format!(
+                    "{}: a config file ends in .yaml, .yml or .toml",
+                    path.display()
+                )));
+            }
+        };
+        let source = Source::new(Some(path), text, format);
+        let config = ServeConfig::read(&source)?;
+        Ok(Self { config, source })
     }
 
-    #[test]
-    fn yaml_and_toml_override_the_defaults() {
-        let yaml = "applications:\n- name: hello\n  deployments:\n  - name: SpanishResponder\n    num_replicas: 3\n";
-        let toml = "[[applications]]\nname = \"hello\"\n[[applications.deployments]]\nname = \"SpanishResponder\"\nnum_replicas = 3\n";
-        for config in [
-            ServeConfig::from_yaml(yaml).unwrap(),
-            ServeConfig::from_toml(toml).unwrap(),
-        ] {
-            let app = &config.applications[0];
-            assert_eq!(app.route_prefix, "/");
-            let mut configs = defaults();
-            app.apply(&mut configs).unwrap();
-            assert_eq!(configs[0].num_replicas, 3);
-            assert_eq!(
-                configs[0].max_ongoing_requests, 5,
-                "untouched values keep the default"
-            );
-            assert_eq!(configs[1].num_replicas, 1);
-        }
-    }
-
-    #[test]
-    fn unknown_keys_name_the_key_and_its_position() {
-        let yaml = "applications:\n- name: hello\n  deployments:\n  - name: SpanishResponder\n    num_replica: 3\n";
-        let err = ServeConfig::from_yaml(yaml).unwrap_err().to_string();
-        assert!(err.contains("unknown field `num_replica`"), "{err}");
-        assert!(err.contains("line 5"), "{err}");
-
-        let toml = "[[applications]]\nname = \"hello\"\nroute_prefx = \"/\"\n";
-        let err = ServeConfig::from_toml(toml).unwrap_err().to_string();
-        assert!(err.contains("unknown field `route_prefx`"), "{err}");
-        assert!(err.contains("line 3"), "{err}");
-    }
-
-    #[test]
-    fn a_deployment_that_does_not_exist_lists_the_ones_that_do() {
-        let yaml = "applications:\n- name: hello\n  deployments:\n  - name: GermanResponder\n    num_replicas: 2\n";
-        let config = ServeConfig::from_yaml(yaml).unwrap();
-        let err = config.applications[0]
-            .apply(&mut defaults())
-            .unwrap_err()
-            .to_string();
-        assert!(err.contains("no deployment `GermanResponder`"), "{err}");
-        assert!(
-            err.contains("SpanishResponder, FrenchResponder, LanguageClassifier"),
-            "{err}"
-        );
-    }
-
-    #[test]
-    fn printed_config_reads_back_the_same() {
-        let config = ServeConfig::for_application("hello", "/", "127.0.0.1", 8000, &defaults());
-        assert_eq!(ServeConfig::from_yaml(&config.to_yaml()).unwrap(), config);
-        assert_eq!(
-            ServeConfig::from_toml(&config.to_toml().unwrap()).unwrap(),
-            config
-        );
-    }
-
-    #[test]
-    fn http_options_take_a_request_timeout() {
-        let yaml = "http_options:\n  port: 9000\n  request_timeout_s: 2.5\napplications: []\n";
-        let options = ServeConfig::from_yaml(yaml).unwrap().http_options.unwrap();
-        assert_eq!(
-            (options.port, options.request_timeout_s),
-            (Some(9000), Some(2.5))
-        );
-    }
-
-    #[test]
-    fn zero_replicas_is_refused() {
-        let yaml = "applications:\n- name: hello\n  deployments:\n  - name: SpanishResponder\n    num_replicas: 0\n";
-        assert!(ServeConfig::from_yaml(yaml).is_err());
-    }
-
-    /// The same file as YAML and as TOML: every new key of a deployment entry.
-    const FULL_YAML: &str = "\
-applications:
-- name: hello
-  deployments:
-  - name: SpanishResponder
-    max_queued_requests: 100
-    health_check_period_s: 0.5
-    health_check_timeout_s: 3
-    graceful_shutdown_timeout_s: 7.25
-    user_config:
-      greeting: Hola
-      weights: [0.1, 2]
-      nested: {enabled: true, missing: null}
-    ray_actor_options:
-      num_cpus: 0.5
-      num_gpus: 1
-      resources: {a100: 1, \"accelerator_type:A100\": 0.25}
-  - name: FrenchResponder
-    max_queued_requests: -1
-    user_config: 3
-    autoscaling_config:
-      min_replicas: 0
-      max_replicas: 8
-      target_ongoing_requests: 1.5
-      upscale_delay_s: 0
-      downscaling_factor: 0.5
-";
-
-    const FULL_TOML: &str = r#"
-[[applications]]
-name = "hello"
-
-[[applications.deployments]]
-name = "SpanishResponder"
-max_queued_requests = 100
-health_check_period_s = 0.5
-health_check_timeout_s = 3
-graceful_shutdown_timeout_s = 7.25
-user_config = { greeting = "Hola", weights = [0.1, 2], nested = { enabled = true } }
-ray_actor_options = { num_cpus = 0.5, num_gpus = 1, resources = { a100 = 1, "accelerator_type:A100" = 0.25 } }
-
-[[applications.deployments]]
-name = "FrenchResponder"
-max_queued_requests = -1
-user_config = 3
-
-[applications.deployments.autoscaling_config]
-min_replicas = 0
-max_replicas = 8
-target_ongoing_requests = 1.5
-upscale_delay_s = 0
-downscaling_factor = 0.5
-"#;
-
-    fn applied(config: &ServeConfig) -> Vec<DeploymentConfig> {
-        let mut configs = defaults();
-        configs[0].max_queued_requests = Some(3); // a code value that the file keeps
-        configs[1].max_queued_requests = Some(3); // and one that it lifts
-        configs[0].resources.custom.insert("tpu".into(), 1.0); // replaced by the file's set
-        config.applications[0].apply(&mut configs).unwrap();
-        configs
-    }
-
-    #[test]
-    fn every_deployment_key_is_read_and_applied_from_yaml_and_toml() {
-        let yaml = applied(&ServeConfig::from_yaml(FULL_YAML).unwrap());
-        let toml = applied(&ServeConfig::from_toml(FULL_TOML).unwrap());
-        for (format, configs) in [("yaml", &yaml), ("toml", &toml)] {
-            let spanish = &configs[0];
-            assert_eq!(spanish.max_queued_requests, Some(100), "{format}");
-            assert_eq!(spanish.health_check_period_s, 0.5, "{format}");
-            assert_eq!(spanish.health_check_timeout_s, 3.0, "{format}");
-            assert_eq!(spanish.graceful_shutdown_timeout_s, 7.25, "{format}");
-            assert_eq!(spanish.resources.num_cpus, 0.5, "{format}");
-            assert_eq!(spanish.resources.num_gpus, 1.0, "{format}");
-            let custom: Vec<_> = spanish.resources.custom.iter().collect();
-            assert_eq!(
-                custom,
-                [
-                    (&"a100".to_owned(), &1.0),
-                    (&"accelerator_type:A100".to_owned(), &0.25)
-                ],
-                "{format}: the file's resources replace the code's"
-            );
-            let user_config = spanish.user_config.as_ref().unwrap();
-            assert_eq!(user_config["greeting"], "Hola", "{format}");
-            assert_eq!(
-                user_config["weights"],
-                serde_json::json!([0.1, 2]),
-                "{format}"
-            );
-            assert_eq!(user_config["nested"]["enabled"], true, "{format}");
-            assert!(spanish.autoscaling.is_none(), "{format}");
-            assert_eq!(spanish.num_replicas, 1, "{format}");
-
-            let french = &configs[1];
-            assert_eq!(
-                french.max_queued_requests, None,
-                "{format}: -1 is unlimited"
-            );
-            assert_eq!(french.user_config, Some(serde_json::json!(3)), "{format}");
-            let expected = AutoscalingConfig::default()
-                .min_replicas(0)
-                .max_replicas(8)
-                .target_ongoing_requests(1.5)
-                .upscale_delay_s(0.0)
-                .downscaling_factor(0.5);
-            assert_eq!(french.autoscaling, Some(expected), "{format}");
-            assert_eq!(french.health_check_period_s, 10.0, "{format}: untouched");
-            assert_eq!(french.resources, Default::default(), "{format}: untouched");
-
-            assert_eq!(configs[2], DeploymentConfig::new("LanguageClassifier"));
-        }
-        // YAML has null, TOML does not: otherwise the two files say the same.
-        let mut yaml = yaml;
-        let nested = &mut yaml[0].user_config.as_mut().unwrap()["nested"];
-        nested.as_object_mut().unwrap().remove("missing");
-        assert_eq!(yaml, toml);
-    }
-
-    #[test]
-    fn an_autoscaling_config_replaces_the_codes_whole() {
-        let mut configs = defaults();
-        configs[1] = DeploymentConfig::new("FrenchResponder").autoscaling(
-            AutoscalingConfig::default()
-                .max_replicas(4)
-                .upscale_delay_s(1.0)
-                .upscaling_factor(2.0),
-        );
-        let yaml = "applications:\n- name: hello\n  deployments:\n  - name: FrenchResponder\n    autoscaling_config: {max_replicas: 6}\n";
-        ServeConfig::from_yaml(yaml).unwrap().applications[0]
-            .apply(&mut configs)
-            .unwrap();
-        assert_eq!(
-            configs[1].autoscaling,
-            Some(AutoscalingConfig::default().max_replicas(6)),
-            "keys not in the file take Ray's defaults, not the code's"
-        );
-        // And a file can turn autoscaling on for a deployment whose code has a fixed count.
-        let yaml = "applications:\n- name: hello\n  deployments:\n  - name: SpanishResponder\n    autoscaling_config: {}\n";
-        ServeConfig::from_yaml(yaml).unwrap().applications[0]
-            .apply(&mut configs)
-            .unwrap();
-        assert_eq!(configs[0].autoscaling, Some(AutoscalingConfig::default()));
-    }
-
-    #[test]
-    fn num_replicas_for_a_deployment_that_autoscales_is_an_error() {
-        let mut configs = defaults();
-        configs[1] = DeploymentConfig::new("FrenchResponder")
-            .autoscaling(AutoscalingConfig::default().max_replicas(4));
-        let yaml = "applications:\n- name: hello\n  deployments:\n  - name: FrenchResponder\n    num_replicas: 2\n";
-        let err = ServeConfig::from_yaml(yaml).unwrap().applications[0]
-            .apply(&mut configs)
-            .unwrap_err()
-            .to_string();
-        assert!(
-            err.contains(
-                "deployment `FrenchResponder` autoscales, so its `num_replicas` cannot be set"
-            ),
-            "{err}"
-        );
-        assert!(err.contains("autoscaling_config"), "{err}");
-
-        let toml = "[[applications]]\nname = \"hello\"\n[[applications.deployments]]\nname = \"SpanishResponder\"\nnum_replicas = 2\nautoscaling_config = { max_replicas = 4 }\n";
-        let err = ServeConfig::from_toml(toml).unwrap_err().to_string();
-        assert!(
-            err.contains("deployment `SpanishResponder`: `num_replicas` and `autoscaling_config` cannot both be set"),
-            "{err}"
-        );
-    }
-
-    #[test]
-    fn unknown_nested_keys_name_the_key_and_its_position() {
-        let yaml = "applications:\n- name: hello\n  deployments:\n  - name: FrenchResponder\n    autoscaling_config:\n      min_replicas: 1\n      max_replica: 3\n";
-        let err = ServeConfig::from_yaml(yaml).unwrap_err().to_string();
-        assert!(err.contains("unknown field `max_replica`"), "{err}");
-        assert!(err.contains("line 7"), "{err}");
-        assert!(
-            err.contains("`max_replicas`"),
-            "lists the valid keys: {err}"
-        );
-
-        let yaml = "applications:\n- name: hello\n  deployments:\n  - name: FrenchResponder\n    ray_actor_options:\n      num_cpu: 1\n";
-        let err = ServeConfig::from_yaml(yaml).unwrap_err().to_string();
-        assert!(err.contains("unknown field `num_cpu`"), "{err}");
-        assert!(err.contains("line 6"), "{err}");
-
-        let toml = "[[applications]]\nname = \"hello\"\n[[applications.deployments]]\nname = \"SpanishResponder\"\n[applications.deployments.ray_actor_options]\nnum_cpus = 1\nmemory = 2\n";
-        let err = ServeConfig::from_toml(toml).unwrap_err().to_string();
-        assert!(err.contains("unknown field `memory`"), "{err}");
-        assert!(err.contains("line 7"), "{err}");
-
-        let toml = "[[applications]]\nname = \"hello\"\n[[applications.deployments]]\nname = \"SpanishResponder\"\nautoscaling_config = { target_num_ongoing_requests_per_replica = 2 }\n";
-        let err = ServeConfig::from_toml(toml).unwrap_err().to_string();
-        assert!(
-            err.contains("unknown field `target_num_ongoing_requests_per_replica`"),
-            "{err}"
-        );
-        assert!(err.contains("line 5"), "{err}");
-    }
-
-    /// The error of a YAML file whose one deployment entry has `body` (indented by 4).
-    fn entry_error(body: &str) -> String {
-        let yaml = format!(
-            "applications:\n- name: hello\n  deployments:\n  - name: SpanishResponder\n{body}"
-        );
-        match ServeConfig::from_yaml(&yaml) {
-            Ok(_) => panic!("accepted:\n{yaml}"),
-            Err(e) => e.to_string(),
-        }
-    }
-
-    #[test]
-    fn values_out_of_range_name_the_deployment_and_the_key() {
-        let cases = [
-            (
-                "    max_queued_requests: 0\n",
-                "`max_queued_requests` must be -1 (unlimited) or at least 1, not 0",
-            ),
-            (
-                "    max_queued_requests: -2\n",
-                "`max_queued_requests` must be -1 (unlimited) or at least 1, not -2",
-            ),
-            (
-                "    health_check_period_s: 0\n",
-                "`health_check_period_s` must be a number greater than 0, not 0",
-            ),
-            (
-                "    health_check_timeout_s: -1\n",
-                "`health_check_timeout_s` must be a number greater than 0, not -1",
-            ),
-            (
-                "    graceful_shutdown_timeout_s: .nan\n",
-                "`graceful_shutdown_timeout_s` must be a number greater than 0, not NaN",
-            ),
-            (
-                "    ray_actor_options: {num_cpus: -0.5}\n",
-                "`ray_actor_options.num_cpus` must be a number of at least 0, not -0.5",
-            ),
-            (
-                "    ray_actor_options: {num_gpus: .inf}\n",
-                "`ray_actor_options.num_gpus` must be a number of at least 0, not inf",
-            ),
-            (
-                "    ray_actor_options: {resources: {a100: -1}}\n",
-                "`ray_actor_options.resources.a100` must be a number of at least 0, not -1",
-            ),
-            (
-                "    ray_actor_options: {resources: {GPU: 1}}\n",
-                "`ray_actor_options.resources`: `GPU` is not a custom resource: use `ray_actor_options.num_gpus`",
-            ),
-            (
-                "    autoscaling_config: {max_replicas: 0, min_replicas: 0}\n",
-                "`autoscaling_config.max_replicas` must be at least 1",
-            ),
-            (
-                "    autoscaling_config: {min_replicas: 3, max_replicas: 2}\n",
-                "`autoscaling_config.min_replicas` (3) must not be more than `autoscaling_config.max_replicas` (2)",
-            ),
-            (
-                "    autoscaling_config: {min_replicas: 2}\n",
-                "`autoscaling_config.min_replicas` (2) must not be more than `autoscaling_config.max_replicas` (1)",
-            ),
-            (
-                "    autoscaling_config: {max_replicas: 4, initial_replicas: 5}\n",
-                "`autoscaling_config.initial_replicas` (5) must be between `autoscaling_config.min_replicas` (1) and `autoscaling_config.max_replicas` (4)",
-            ),
-            (
-                "    autoscaling_config: {target_ongoing_requests: 0}\n",
-                "`autoscaling_config.target_ongoing_requests` must be a number greater than 0, not 0",
-            ),
-            (
-                "    autoscaling_config: {downscale_delay_s: -1}\n",
-                "`autoscaling_config.downscale_delay_s` must be a number of at least 0, not -1",
-            ),
-            (
-                "    autoscaling_config: {metrics_interval_s: 0}\n",
-                "`autoscaling_config.metrics_interval_s` must be a number greater than 0, not 0",
-            ),
-            (
-                "    autoscaling_config: {upscaling_factor: 0}\n",
-                "`autoscaling_config.upscaling_factor` must be a number greater than 0, not 0",
-            ),
-        ];
-        for (body, expected) in cases {
-            let err = entry_error(body);
-            assert!(
-                err.contains(&format!("deployment `SpanishResponder`: {expected}")),
-                "for {body:?}: {err}"
-            );
-        }
-        // Floats where integers belong are type errors, with a position.
-        let err = entry_error("    max_queued_requests: 1.5\n");
-        assert!(err.contains("line 5"), "{err}");
-        let err = entry_error("    autoscaling_config: {min_replicas: -1}\n");
-        assert!(err.contains("line 5"), "{err}");
-        // TOML's nan and inf are refused too.
-        let toml = "[[applications]]\nname = \"hello\"\n[[applications.deployments]]\nname = \"SpanishResponder\"\nhealth_check_period_s = inf\n";
-        let err = ServeConfig::from_toml(toml).unwrap_err().to_string();
-        assert!(
-            err.contains("`health_check_period_s` must be a number greater than 0, not inf"),
-            "{err}"
-        );
-    }
-
-    /// Code configurations with every option away from its default.
-    fn tuned() -> Vec<DeploymentConfig> {
-        vec![
-            DeploymentConfig::new("SpanishResponder")
-                .num_replicas(3)
-                .max_ongoing_requests(7)
-                .max_queued_requests(11)
-                .health_check_period_s(0.1)
-                .health_check_timeout_s(2.5)
-                .graceful_shutdown_timeout_s(1e-3)
-                .num_cpus(0.25)
-                .num_gpus(1.0)
-                .resource("a100", 0.5)
-                .resource("accelerator_type:A100", 1.0)
-                .user_config(serde_json::json!({"greeting": "Hola", "weights": [0.1, 2, -3], "deep": {"x": [{"y": 1}]}})),
-            DeploymentConfig::new("FrenchResponder").autoscaling(
-                AutoscalingConfig::default()
-                    .min_replicas(0)
-                    .max_replicas(8)
-                    .initial_replicas(2)
-                    .target_ongoing_requests(1.5)
-                    .upscale_delay_s(0.3)
-                    .downscale_delay_s(600.0)
-                    .look_back_period_s(3.0)
-                    .metrics_interval_s(0.7)
-                    .upscaling_factor(2.0)
-                    .downscaling_factor(0.1),
-            ),
-            // Factors and initial_replicas left to their defaults; the user_config a scalar.
-            DeploymentConfig::new("LanguageClassifier")
-                .autoscaling(AutoscalingConfig::default().max_replicas(2))
-                .user_config(serde_json::json!("plain")),
-        ]
-    }
-
-    #[test]
-    fn printed_config_has_every_option_and_round_trips() {
-        let code = tuned();
-        let config = ServeConfig::for_application("hello", "/", "127.0.0.1", 8000, &code);
-        let yaml = config.to_yaml();
-        let toml = config.to_toml().unwrap();
-        for key in [
-            "max_ongoing_requests",
-            "max_queued_requests",
-            "health_check_period_s",
-            "health_check_timeout_s",
-            "graceful_shutdown_timeout_s",
-            "user_config",
-            "autoscaling_config",
-            "min_replicas",
-            "max_replicas",
-            "initial_replicas",
-            "target_ongoing_requests",
-            "upscale_delay_s",
-            "downscale_delay_s",
-            "look_back_period_s",
-            "metrics_interval_s",
-            "upscaling_factor",
-            "downscaling_factor",
-            "ray_actor_options",
-            "num_cpus",
-            "num_gpus",
-            "resources",
-            "a100",
-        ] {
-            assert!(yaml.contains(key), "{key} in\n{yaml}");
-            assert!(toml.contains(key), "{key} in\n{toml}");
-        }
-        let from_yaml = ServeConfig::from_yaml(&yaml).unwrap();
-        let from_toml = ServeConfig::from_toml(&toml).unwrap();
-        assert_eq!(from_yaml, config, "{yaml}");
-        assert_eq!(from_toml, config, "{toml}");
-
-        // Applied to defaults, the printed file gives back the code's configurations.
-        for printed in [from_yaml, from_toml] {
-            let mut configs: Vec<_> = code
-                .iter()
-                .map(|c| DeploymentConfig::new(c.name.clone()))
-                .collect();
-            printed.applications[0].apply(&mut configs).unwrap();
-            let mut expected = code.clone();
-            // Printed as the values they stand for.
-            let defaulted = expected[2].autoscaling.as_mut().unwrap();
-            defaulted.upscaling_factor = Some(1.0);
-            defaulted.downscaling_factor = Some(1.0);
-            assert_eq!(configs, expected);
-        }
-    }
-
-    #[test]
-    fn printed_defaults_are_the_defaults() {
-        let config = ServeConfig::for_application("hello", "/", "127.0.0.1", 8000, &defaults());
-        let entry = &config.applications[0].deployments[0];
-        assert_eq!(entry.num_replicas, Some(1));
-        assert_eq!(
-            entry.max_queued_requests,
-            Some(-1),
-            "unlimited, as Ray spells it"
-        );
-        assert_eq!(entry.health_check_period_s, Some(10.0));
-        assert_eq!(entry.health_check_timeout_s, Some(30.0));
-        assert_eq!(entry.graceful_shutdown_timeout_s, Some(20.0));
-        assert_eq!(entry.user_config, None);
-        assert_eq!(entry.autoscaling_config, None);
-        assert_eq!(
-            entry.ray_actor_options,
-            Some(RayActorOptions {
-                num_cpus: Some(1.0),
-                num_gpus: Some(0.0),
-                resources: Some(BTreeMap::new()),
-            })
-        );
-        let mut configs = defaults();
-        config.applications[0].apply(&mut configs).unwrap();
-        assert_eq!(configs, defaults());
-    }
-
-    #[test]
-    fn a_null_in_user_config_prints_as_yaml_but_not_as_toml() {
-        let code = [DeploymentConfig::new("SpanishResponder")
-            .user_config(serde_json::json!({"threshold": null}))];
-        let config = ServeConfig::for_application("hello", "/", "127.0.0.1", 8000, &code);
-        assert_eq!(ServeConfig::from_yaml(&config.to_yaml()).unwrap(), config);
-        let err = config.to_toml().unwrap_err().to_string();
-        assert!(err.contains("TOML has no null: write it as YAML"), "{err}");
-    }
-
-    #[test]
-    fn a_hand_built_configuration_is_checked_too() {
-        let ok = DeploymentConfig::new("A")
-            .max_queued_requests(1)
-            .num_gpus(0.0)
-            .autoscaling(AutoscalingConfig::default().min_replicas(0));
-        ok.validate().unwrap();
-        let cases = [
-            (
-                DeploymentConfig::new("A").num_replicas(0),
-                "num_replicas and max_ongoing_requests must be at least 1",
-            ),
-            (
-                DeploymentConfig::new("A").max_queued_requests(0),
-                "`max_queued_requests` must be at least 1",
-            ),
-            (
-                DeploymentConfig::new("A").health_check_timeout_s(f64::NAN),
-                "`health_check_timeout_s` must be a number greater than 0, not NaN",
-            ),
-            (
-                DeploymentConfig::new("A").graceful_shutdown_timeout_s(0.0),
-                "`graceful_shutdown_timeout_s` must be a number greater than 0, not 0",
-            ),
-            (
-                DeploymentConfig::new("A").num_cpus(-1.0),
-                "`num_cpus` must be a number of at least 0, not -1",
-            ),
-            (
-                DeploymentConfig::new("A").resource("CPU", 1.0),
-                "`resources`: `CPU` is not a custom resource: use `num_cpus`",
-            ),
-            (
-                DeploymentConfig::new("A")
-                    .autoscaling(AutoscalingConfig::default().min_replicas(2)),
-                "`autoscaling.min_replicas` (2) must not be more than `autoscaling.max_replicas` (1)",
-            ),
-        ];
-        for (config, expected) in cases {
-            let err = config.validate().unwrap_err().to_string();
-            assert!(
-                err.contains(&format!("deployment `A`: {expected}")),
-                "{err}"
-            );
+    /// Applies the entries of application `app` (an index into `config.applications`) to
+    /// `configs`, as [`ApplicationConfig::apply`] does.
+    #[cfg_attr(not(feature = "cli"), allow(dead_code))]
+    pub(crate) fn apply(
+        &self,
+        app: usize,
+        configs: &mut [DeploymentConfig],
+    ) -> Result<(), ServeError> {
+        match self.config.applications.get(app) {
+            Some(app) => app
+                .apply_entries(configs)
+                .map_err(|m| self.source.locate(m)),
+            None => Ok(()),
         }
     }
 }
+
+#[cfg(test)]
+mod tests;

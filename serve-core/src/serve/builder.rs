@@ -2,6 +2,7 @@
 
 use std::collections::BTreeMap;
 
+use crate::config::rules;
 use crate::control::resources::{ResourcePool, detected_gpu_labels};
 #[cfg(doc)]
 use crate::control::resources::{detect_cpus, detect_gpus};
@@ -49,40 +50,25 @@ impl ServeBuilder {
         self
     }
 
-    /// The instance's resources as set, checked: fails on a negative or non-finite amount, an
-    /// empty resource name, or a custom resource named `CPU` or `GPU`. (`start` is next to
+    /// The instance's resources as set, checked by the rules deployments' resources follow
+    /// (`config/rules.rs`: amounts finite and at least 0; custom resources neither unnamed nor
+    /// `CPU`/`GPU`), and at most [`MAX_DEVICES`] CPUs and GPUs. (`start` is next to
     /// [`Serve`](crate::Serve), which it makes.)
     pub(crate) fn pool(self) -> Result<ResourcePool, ServeError> {
-        let invalid = |what: String| Err(ServeError::new(ErrorKind::Runtime).with_message(what));
-        let amounts = self
-            .num_cpus
-            .map(|n| ("num_cpus".to_owned(), n))
-            .into_iter()
-            .chain(self.num_gpus.map(|n| ("num_gpus".to_owned(), n)))
-            .chain(
-                self.custom
-                    .iter()
-                    .map(|(k, v)| (format!("resource `{k}`"), *v)),
-            );
-        for (what, amount) in amounts {
-            if !amount.is_finite() || amount < 0.0 {
-                return invalid(format!(
-                    "{what} must be a number of at least 0, not {amount}"
-                ));
+        let invalid = |what: String| ServeError::new(ErrorKind::Runtime).with_message(what);
+        for (key, amount) in [("num_cpus", self.num_cpus), ("num_gpus", self.num_gpus)] {
+            let Some(amount) = amount else { continue };
+            rules::number(key, key, amount).map_err(invalid)?;
+            // CPUs and GPUs are numbered devices: keep their count sane.
+            if amount > MAX_DEVICES {
+                return Err(invalid(format!(
+                    "`{key}` must be at most {MAX_DEVICES}, not {amount}"
+                )));
             }
         }
-        // CPUs and GPUs are numbered devices: keep their count sane.
-        for (what, amount) in [("num_cpus", self.num_cpus), ("num_gpus", self.num_gpus)] {
-            if amount.is_some_and(|n| n > MAX_DEVICES) {
-                return invalid(format!("{what} must be at most {MAX_DEVICES}"));
-            }
-        }
-        for name in self.custom.keys() {
-            if name.is_empty() || name == "CPU" || name == "GPU" {
-                return invalid(format!(
-                    "`{name}` is not a custom resource name (use `num_cpus` / `num_gpus` for CPUs and GPUs)"
-                ));
-            }
+        for (name, amount) in &self.custom {
+            rules::resource_name("", name).map_err(invalid)?;
+            rules::resource_amount(&format!("resources.{name}"), *amount).map_err(invalid)?;
         }
         let labels = detected_gpu_labels();
         let num_gpus = self.num_gpus.unwrap_or(labels.len() as f64);
