@@ -209,19 +209,22 @@ fn a_restart_replaces_replicas_rolling_new_ones_first_and_fails_no_request() {
     let old = replica_ids(&serve);
     assert_eq!(old.len(), 2);
 
-    // Load throughout the rollout: every call must succeed.
-    let stop = Gate::new();
+    // Load throughout the rollout: every call must succeed. The rollout starts once the load
+    // has served its first call, so the load overlaps it however slowly the thread starts.
+    let (stop, loading) = (Gate::new(), Gate::new());
     let load = {
-        let (handle, stop) = (handle.clone(), stop.clone());
+        let (handle, stop, loading) = (handle.clone(), stop.clone(), loading.clone());
         std::thread::spawn(move || {
             let mut served = 0;
             while !stop.is_open() {
                 handle.remote().result().expect("no request fails");
                 served += 1;
+                loading.open();
             }
             served
         })
     };
+    assert!(loading.wait_blocking(), "the load started");
 
     serve
         .update_deployment("Model", DeploymentUpdate::new().restart())
