@@ -38,6 +38,7 @@ use super::state::{DeploymentState, NewReplica};
 use crate::api::deployment::Deployment;
 use crate::config::DeploymentConfig;
 use crate::error::ServeError;
+use crate::util::counted::Counted;
 use crate::util::time;
 
 /// Builds one more replica of a deployment (for autoscaling, recovery and rollouts): places it
@@ -55,7 +56,7 @@ pub(crate) const MAX_CONSTRUCTION_FAILURES: usize = 3;
 /// Replicas being constructed, and constructions that failed in a row.
 #[derive(Default)]
 struct Construction {
-    starting: AtomicUsize,
+    starting: Arc<AtomicUsize>,
     failures: AtomicUsize,
 }
 
@@ -146,6 +147,11 @@ fn reconcile<D: Deployment>(
 ) {
     let target = state.target();
     let generation = state.generation();
+    // `starting` before `running`: a replica that joins routing in between is counted twice
+    // (one start too few, made up at the next tick, which its joining triggers) rather than
+    // not at all (one start too many), since a construction leaves `starting` only once its
+    // replica is in routing.
+    let starting = construction.starting.load(Ordering::SeqCst);
     let (mut running, mut current) = state.running_and_current();
     // Stop only running replicas (old generation first); extra ones still starting are stopped
     // once they run.
@@ -159,7 +165,6 @@ fn reconcile<D: Deployment>(
         running -= 1;
     }
     let old = running - current;
-    let starting = construction.starting.load(Ordering::SeqCst);
     if construction.failures.load(Ordering::SeqCst) < MAX_CONSTRUCTION_FAILURES {
         let mut to_start = target.saturating_sub(current + starting);
         if old > 0 {
@@ -191,12 +196,12 @@ fn start_replica<D: Deployment>(
     construction: &Arc<Construction>,
     generation: u64,
 ) {
-    construction.starting.fetch_add(1, Ordering::SeqCst);
+    // Counts as starting until it is in routing (or failed, or dropped).
+    let starting = Counted::new(construction.starting.clone());
     let (state, factory, construction) =
         (Arc::downgrade(state), factory.clone(), construction.clone());
     tokio::spawn(async move {
         let built = factory().await;
-        construction.starting.fetch_sub(1, Ordering::SeqCst);
         let Some(state) = state.upgrade() else {
             return;
         };
@@ -209,6 +214,7 @@ fn start_replica<D: Deployment>(
                 }
                 // Else an update started a newer generation while it was built: dropped.
                 // Either way the controller looks again at once (a rolling update goes on).
+                drop(starting);
                 state.router.wake_signal().notify_one();
             }
             Err(e) => {
@@ -223,6 +229,7 @@ fn start_replica<D: Deployment>(
                     )));
                 }
                 // Retry on the next tick, without waiting for a new measurement.
+                drop(starting);
                 state.router.wake_signal().notify_one();
             }
         }
