@@ -102,16 +102,9 @@ pub(crate) fn item_head(item: &Item) -> TokenStream {
     }
 }
 
-/// `#[deployment]` on an impl block. `None` when the block itself is unusable (a trait impl, a
-/// generic impl, a type that is not a plain path); otherwise the model of everything valid in it.
-pub(crate) fn deployment_impl(
-    args: TokenStream,
-    item: &ItemImpl,
-    errors: &mut Errors,
-) -> Option<DeploymentImpl> {
-    if !args.is_empty() {
-        errors.push(syn::Error::new_spanned(&args, OPTIONS_ON_IMPL));
-    }
+/// The deployment type an impl block is for; `None` (with the error) for a trait impl, a generic
+/// impl, or a type that is not a plain path.
+fn deployment_type(item: &ItemImpl, errors: &mut Errors) -> Option<syn::Path> {
     if let Some((_, path, for_token)) = &item.trait_ {
         errors.push(syn::Error::new_spanned(
             quote!(#path #for_token),
@@ -134,6 +127,20 @@ pub(crate) fn deployment_impl(
         errors.push(syn::Error::new_spanned(&seg.arguments, GENERIC_DEPLOYMENT));
         return None;
     }
+    Some(self_ty)
+}
+
+/// `#[deployment]` on an impl block. `None` when the block itself is unusable (a trait impl, a
+/// generic impl, a type that is not a plain path); otherwise the model of everything valid in it.
+pub(crate) fn deployment_impl(
+    args: TokenStream,
+    item: &ItemImpl,
+    errors: &mut Errors,
+) -> Option<DeploymentImpl> {
+    if !args.is_empty() {
+        errors.push(syn::Error::new_spanned(&args, OPTIONS_ON_IMPL));
+    }
+    let self_ty = deployment_type(item, errors)?;
     let ident = self_ty.segments.last()?.ident.clone();
 
     let mut constructor = Constructor::Default;

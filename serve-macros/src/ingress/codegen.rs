@@ -6,7 +6,7 @@ use quote::{format_ident, quote, quote_spanned};
 use syn::spanned::Spanned;
 
 use super::openapi;
-use crate::model::{ArgSource, Asyncness, IngressImpl, PathSegment, Route};
+use crate::model::{ArgSource, Asyncness, IngressImpl, PathSegment, Route, RouteArg};
 use crate::util::{plain_name, private};
 
 /// Everything generated for an `#[ingress]` impl block (the user's impl is emitted by the caller).
@@ -103,6 +103,43 @@ fn route_table(model: &IngressImpl) -> TokenStream {
     }
 }
 
+/// How the route argument `arg` is taken from the request: `None` for the request itself (which
+/// cannot fail), else an expression giving `Result<T, rejection>`.
+fn extraction(arg: &RouteArg) -> Option<TokenStream> {
+    let p = private();
+    // Every token at the user's type (the path is written out, not `#p`, whose tokens keep the
+    // call site's span): a type that cannot be parsed is reported there.
+    let parser = |ty: &syn::Type| {
+        quote_spanned! {ty.span()=>
+            (&&&::serve_core::__private::ParamType::<#ty>::NEW).__serve_parser()
+        }
+    };
+    Some(match &arg.source {
+        ArgSource::Request => return None,
+        ArgSource::Path { name, index } => {
+            let parser = parser(&arg.ty);
+            quote!(#p::PathParams::get(&__serve_path, #index, #name, #parser))
+        }
+        ArgSource::Query {
+            name,
+            optional: Some(inner),
+        } => {
+            let parser = parser(inner);
+            quote!(#p::QueryParams::optional(&__serve_query, #name, #parser))
+        }
+        ArgSource::Query {
+            name,
+            optional: None,
+        } => {
+            let parser = parser(&arg.ty);
+            quote!(#p::QueryParams::required(&__serve_query, #name, #parser))
+        }
+        ArgSource::Body(inner) => {
+            quote_spanned!(arg.ty.span()=> ::serve_core::__private::json_body::<#inner>(&request))
+        }
+    })
+}
+
 /// The match arm of route `id`: extract every argument (collecting all failures), call the
 /// handler, turn its value into the response.
 fn arm(id: usize, route: &Route) -> TokenStream {
@@ -119,43 +156,14 @@ fn arm(id: usize, route: &Route) -> TokenStream {
     let mut extracted: Vec<(Ident, TokenStream)> = Vec::new();
     let mut call_args = Vec::new();
     for (i, arg) in route.args.iter().enumerate() {
-        // Every token at the user's type (the path is written out, not `#p`, whose tokens keep
-        // the call site's span): a type that cannot be parsed is reported there.
-        let parser = |ty: &syn::Type| {
-            quote_spanned! {ty.span()=>
-                (&&&::serve_core::__private::ParamType::<#ty>::NEW).__serve_parser()
+        match extraction(arg) {
+            None => call_args.push(quote!(request)),
+            Some(extraction) => {
+                let v = var(i);
+                call_args.push(quote!(#v));
+                extracted.push((v, extraction));
             }
-        };
-        let extraction = match &arg.source {
-            ArgSource::Request => {
-                call_args.push(quote!(request));
-                continue;
-            }
-            ArgSource::Path { name, index } => {
-                let parser = parser(&arg.ty);
-                quote!(#p::PathParams::get(&__serve_path, #index, #name, #parser))
-            }
-            ArgSource::Query {
-                name,
-                optional: Some(inner),
-            } => {
-                let parser = parser(inner);
-                quote!(#p::QueryParams::optional(&__serve_query, #name, #parser))
-            }
-            ArgSource::Query {
-                name,
-                optional: None,
-            } => {
-                let parser = parser(&arg.ty);
-                quote!(#p::QueryParams::required(&__serve_query, #name, #parser))
-            }
-            ArgSource::Body(inner) => {
-                quote_spanned!(arg.ty.span()=> ::serve_core::__private::json_body::<#inner>(&request))
-            }
-        };
-        let v = var(i);
-        call_args.push(quote!(#v));
-        extracted.push((v, extraction));
+        }
     }
 
     let handler = &route.handler;

@@ -169,35 +169,12 @@ pub(crate) fn schema(ty: &Type) -> Json {
     };
     let inner = first_type_arg(segment);
     let name = segment.ident.to_string();
+    if inner.is_none()
+        && let Some(scalar) = scalar_schema(&name)
+    {
+        return Json::Object(scalar);
+    }
     let schema = match (name.as_str(), inner) {
-        ("i8" | "i16" | "i32", None) => {
-            let mut s = typed("integer");
-            s.push(("format", Json::str("int32")));
-            s
-        }
-        ("i64", None) => {
-            let mut s = typed("integer");
-            s.push(("format", Json::str("int64")));
-            s
-        }
-        ("i128" | "isize", None) => typed("integer"),
-        ("u8" | "u16" | "u32" | "u64" | "u128" | "usize", None) => {
-            let mut s = typed("integer");
-            s.push(("minimum", Json::Int(0)));
-            s
-        }
-        ("f32", None) => {
-            let mut s = typed("number");
-            s.push(("format", Json::str("float")));
-            s
-        }
-        ("f64", None) => {
-            let mut s = typed("number");
-            s.push(("format", Json::str("double")));
-            s
-        }
-        ("bool", None) => typed("boolean"),
-        ("String" | "str" | "char", None) => typed("string"),
         ("Vec" | "VecDeque" | "HashSet" | "BTreeSet", Some(inner)) => {
             vec![("type", Json::str("array")), ("items", schema(inner))]
         }
@@ -230,6 +207,28 @@ pub(crate) fn schema(ty: &Type) -> Json {
         _ => return titled(ty),
     };
     Json::Object(schema)
+}
+
+/// The schema entries of a scalar type named `name` (`i32`, `f64`, `String`, ..), if it is one.
+fn scalar_schema(name: &str) -> Option<Vec<(&'static str, Json)>> {
+    let typed = |name: &str, extra: Option<(&'static str, Json)>| {
+        let mut s = vec![("type", Json::str(name))];
+        s.extend(extra);
+        s
+    };
+    Some(match name {
+        "i8" | "i16" | "i32" => typed("integer", Some(("format", Json::str("int32")))),
+        "i64" => typed("integer", Some(("format", Json::str("int64")))),
+        "i128" | "isize" => typed("integer", None),
+        "u8" | "u16" | "u32" | "u64" | "u128" | "usize" => {
+            typed("integer", Some(("minimum", Json::Int(0))))
+        }
+        "f32" => typed("number", Some(("format", Json::str("float")))),
+        "f64" => typed("number", Some(("format", Json::str("double")))),
+        "bool" => typed("boolean", None),
+        "String" | "str" | "char" => typed("string", None),
+        _ => return None,
+    })
 }
 
 /// `{"title": "crate::NewUser"}`: a type the macro cannot see into.
