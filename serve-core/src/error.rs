@@ -4,16 +4,24 @@
 //! failure it is ([`ErrorKind`]) and keeps the underlying cause reachable: a user's own error type is
 //! kept as the [`std::error::Error::source`] and can be recovered with [`ServeError::downcast_ref`].
 //! Errors are cheap to clone (clones of one response each get the same error).
+//!
+//! A `ServeError` is `Serialize` and `Deserialize`, so it can cross a process boundary: the kind,
+//! deployment, method and message survive, and so does the cause chain, link by link. A cause
+//! that is itself a `ServeError` comes back as one (an upstream failure still says what failed
+//! upstream); any other cause (a user's own error type) comes back as a [`RemoteError`] carrying
+//! its message, since its type cannot cross.
 
 use std::error::Error as StdError;
 use std::fmt;
 use std::sync::Arc;
 
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
+
 /// A boxed error as returned by user code.
 pub type BoxError = Box<dyn StdError + Send + Sync + 'static>;
 
 /// What kind of failure a [`ServeError`] reports.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[non_exhaustive]
 pub enum ErrorKind {
     /// The method returned `Err(e)`; `e` is the error's source.
@@ -50,7 +58,7 @@ pub enum ErrorKind {
 pub struct ServeError {
     kind: ErrorKind,
     deployment: Option<Arc<str>>,
-    method: Option<&'static str>,
+    method: Option<Name>,
     message: Option<Arc<str>>,
     source: Option<Arc<dyn StdError + Send + Sync + 'static>>,
 }
@@ -68,12 +76,12 @@ impl ServeError {
 
     pub(crate) fn at(mut self, deployment: &Arc<str>, method: &'static str) -> Self {
         self.deployment = Some(deployment.clone());
-        self.method = Some(method);
+        self.method = Some(Name::Static(method));
         self
     }
 
     pub(crate) fn in_task(mut self, name: &'static str) -> Self {
-        self.method = Some(name);
+        self.method = Some(Name::Static(name));
         self
     }
 
@@ -148,7 +156,7 @@ impl ServeError {
 
     /// The method (or task) the failure happened in, if any.
     pub fn method(&self) -> Option<&str> {
-        self.method
+        self.method.as_ref().map(Name::as_str)
     }
 
     /// Finds an error of type `E` in this error's cause chain.
@@ -183,7 +191,7 @@ impl ServeError {
 
 impl fmt::Display for ServeError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match (&self.deployment, self.method) {
+        match (&self.deployment, self.method()) {
             (Some(d), Some(m)) => write!(f, "{d}.{m} ")?,
             (Some(d), None) => write!(f, "{d} ")?,
             (None, Some(m)) => write!(f, "{m} ")?,
@@ -223,6 +231,130 @@ impl fmt::Debug for ServeError {
             .field("message", &self.message)
             .field("source", &self.source)
             .finish()
+    }
+}
+
+/// A method's or task's name: the generated code's `&'static str`, or a name that came from
+/// another process.
+#[derive(Debug, Clone)]
+enum Name {
+    Static(&'static str),
+    Shared(Arc<str>),
+}
+
+impl Name {
+    fn as_str(&self) -> &str {
+        match self {
+            Name::Static(name) => name,
+            Name::Shared(name) => name,
+        }
+    }
+}
+
+/// The cause of an error that crossed a process boundary, when it was not a [`ServeError`]: its
+/// message (the original's `Display`) and, in turn, its own cause. The original type did not
+/// cross, so `downcast_ref::<YourError>()` finds nothing on the far side; match on
+/// [`to_string`](ToString::to_string) or on the [`ErrorKind`] instead.
+#[derive(Debug, Clone)]
+pub struct RemoteError {
+    message: String,
+    source: Option<Arc<dyn StdError + Send + Sync + 'static>>,
+}
+
+impl RemoteError {
+    /// The original error's message.
+    pub fn message(&self) -> &str {
+        &self.message
+    }
+}
+
+impl fmt::Display for RemoteError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.message)
+    }
+}
+
+impl StdError for RemoteError {
+    fn source(&self) -> Option<&(dyn StdError + 'static)> {
+        self.source
+            .as_deref()
+            .map(|e| e as &(dyn StdError + 'static))
+    }
+}
+
+/// How a [`ServeError`] crosses a process boundary.
+#[derive(Serialize, Deserialize)]
+struct WireError {
+    kind: ErrorKind,
+    deployment: Option<String>,
+    method: Option<String>,
+    message: Option<String>,
+    source: Option<Box<WireCause>>,
+}
+
+/// One link of a cause chain on the wire.
+#[derive(Serialize, Deserialize)]
+enum WireCause {
+    Serve(WireError),
+    Other {
+        message: String,
+        source: Option<Box<WireCause>>,
+    },
+}
+
+impl WireCause {
+    fn of(error: &(dyn StdError + 'static)) -> Self {
+        match error.downcast_ref::<ServeError>() {
+            Some(serve) => WireCause::Serve(WireError::of(serve)),
+            None => WireCause::Other {
+                message: error.to_string(),
+                source: error.source().map(|s| Box::new(WireCause::of(s))),
+            },
+        }
+    }
+
+    fn into_error(self) -> Arc<dyn StdError + Send + Sync + 'static> {
+        match self {
+            WireCause::Serve(wire) => Arc::new(wire.into_error()),
+            WireCause::Other { message, source } => Arc::new(RemoteError {
+                message,
+                source: source.map(|s| s.into_error()),
+            }),
+        }
+    }
+}
+
+impl WireError {
+    fn of(error: &ServeError) -> Self {
+        WireError {
+            kind: error.kind,
+            deployment: error.deployment.as_deref().map(str::to_owned),
+            method: error.method().map(str::to_owned),
+            message: error.message.as_deref().map(str::to_owned),
+            source: error.source().map(|s| Box::new(WireCause::of(s))),
+        }
+    }
+
+    fn into_error(self) -> ServeError {
+        ServeError {
+            kind: self.kind,
+            deployment: self.deployment.map(Arc::from),
+            method: self.method.map(|m| Name::Shared(Arc::from(m))),
+            message: self.message.map(Arc::from),
+            source: self.source.map(|s| s.into_error()),
+        }
+    }
+}
+
+impl Serialize for ServeError {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        WireError::of(self).serialize(serializer)
+    }
+}
+
+impl<'de> Deserialize<'de> for ServeError {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        WireError::deserialize(deserializer).map(WireError::into_error)
     }
 }
 
@@ -278,5 +410,43 @@ mod tests {
         assert_eq!(err.to_string(), "panicked: boom");
         let err = ServeError::panic(Box::new(String::from("bang")));
         assert_eq!(err.to_string(), "panicked: bang");
+    }
+
+    fn across(err: &ServeError) -> ServeError {
+        serde_json::from_str(&serde_json::to_string(err).unwrap()).unwrap()
+    }
+
+    #[test]
+    fn an_error_crosses_a_process_boundary_with_its_kind_place_and_message() {
+        let err = ServeError::user(Box::new(Overflow)).at(&Arc::from("Adder"), "call");
+        let back = across(&err);
+        assert_eq!(back.kind(), ErrorKind::User);
+        assert_eq!(back.deployment(), Some("Adder"));
+        assert_eq!(back.method(), Some("call"));
+        assert_eq!(back.to_string(), err.to_string());
+        // The user's type stays behind; its message crosses.
+        assert!(back.downcast_ref::<Overflow>().is_none());
+        let remote = back.downcast_ref::<RemoteError>().unwrap();
+        assert_eq!(remote.message(), "overflow");
+        assert_eq!(back.root_cause().unwrap().to_string(), "overflow");
+
+        let err = ServeError::back_pressure(3).in_deployment(&Arc::from("Model"));
+        let back = across(&err);
+        assert_eq!(back.kind(), ErrorKind::BackPressure);
+        assert_eq!(back.message(), err.message());
+        assert_eq!(back.to_string(), err.to_string());
+    }
+
+    #[test]
+    fn an_upstream_error_crosses_as_a_chain_of_serve_errors() {
+        let inner = ServeError::user(Box::new(Overflow)).at(&Arc::from("Adder"), "call");
+        let err = ServeError::upstream(inner).at(&Arc::from("Multiplier"), "call");
+        let back = across(&err);
+        assert_eq!(back.kind(), ErrorKind::Upstream);
+        assert_eq!(back.to_string(), err.to_string());
+        let upstream = back.downcast_ref::<ServeError>().unwrap();
+        assert_eq!(upstream.kind(), ErrorKind::User);
+        assert_eq!(upstream.deployment(), Some("Adder"));
+        assert_eq!(back.root_cause().unwrap().to_string(), "overflow");
     }
 }

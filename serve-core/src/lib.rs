@@ -82,7 +82,7 @@ pub use control::autoscaling;
 pub use control::resources::{self, InstanceResources};
 pub use control::status::{ApplicationStatus, DeploymentStatus, ReplicaStatus};
 pub use control::update::DeploymentUpdate;
-pub use error::{BoxError, ErrorKind, ServeError};
+pub use error::{BoxError, ErrorKind, RemoteError, ServeError};
 pub use request::args::{Arg, IntoArg};
 pub use request::context::{ReplicaContext, replica_context};
 pub use request::generator::{BlockingIter, DeploymentResponseGenerator};
