@@ -1,5 +1,9 @@
 //! Helpers shared by the integration tests: signals that tests and deployments use to wait for
-//! each other (instead of sleeping), and counters to observe what ran.
+//! each other (instead of sleeping), counters to observe what ran, and a real `nats-server` for
+//! the cluster-mode tests ([`NatsServer`]).
+
+pub mod nats;
+pub use nats::{NatsOptions, NatsServer};
 
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Condvar, Mutex};
