@@ -48,6 +48,9 @@ pub enum ErrorKind {
     Config,
     /// The runtime itself could not do what was asked (e.g. it could not start its threads).
     Runtime,
+    /// A value could not be encoded or decoded to cross to another process (a malformed message,
+    /// or the two ends built from different code), or a method called by name does not exist.
+    Wire,
 }
 
 /// The error of a handle call, a task, or of starting an application.
@@ -210,6 +213,7 @@ impl fmt::Display for ServeError {
             ErrorKind::Runtime => "runtime error",
             ErrorKind::Config => "invalid configuration",
             ErrorKind::BackPressure => "Request dropped due to backpressure",
+            ErrorKind::Wire => "could not cross to another process",
         };
         f.write_str(what)?;
         if let Some(message) = &self.message {

@@ -111,11 +111,12 @@ pub mod prelude {
 /// What the macros' expansions use. Not public API: names and signatures change without notice.
 #[doc(hidden)]
 pub mod __private {
-    pub use crate::api::deployment::HandleStubs;
     pub use crate::api::deployment::{
         Deployment, DeploymentDefaults, Hook, assert_deployment_type, hook_async, hook_sync,
         user_config,
     };
+    pub use crate::api::deployment::{HandleStubs, unknown_method};
+    pub use crate::api::encoded::{EncodedResponse, EncodedUnary};
     pub use crate::api::handle::{CallOne, CallStream};
     pub use crate::config::{AutoscalingConfig, DeploymentConfig};
     pub use crate::control::application::{AppRef, Application, BuildContext, Constructor};
@@ -123,6 +124,7 @@ pub mod __private {
     pub use crate::dataplane::sink::StreamSink;
     pub use crate::error::{BoxError, ServeError};
     pub use crate::request::args::{Arg, ArgList, IntoArg, assert_arg};
+    pub use crate::request::codec::{Wire, WireFallback, WireViaSerde};
     pub use crate::request::generator::DeploymentResponseGenerator;
     pub use crate::request::response::{DeploymentResponse, ObjectRef};
     pub use crate::serve::task::{spawn_task_async, spawn_task_sync};

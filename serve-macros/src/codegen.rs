@@ -214,6 +214,7 @@ impl<'a> ImplGen<'a> {
 
     fn handle_stubs(&self) -> TokenStream {
         let (p, ty, handle) = (&self.p, &self.ty, &self.handle);
+        let call_encoded = self.call_encoded();
         let fields = self.model.methods.iter().map(|m| {
             let (ident, cfgs) = (&m.ident, &m.cfgs);
             let stub = self.stub_ident(m);
@@ -230,6 +231,51 @@ impl<'a> ImplGen<'a> {
                 }
                 fn __router(&self) -> &#p::Arc<#p::RequestRouter<#ty>> {
                     &self.__serve_router
+                }
+                #call_encoded
+            }
+        }
+    }
+
+    /// `__call_encoded`: a call by method name with the argument tuple encoded, made through the
+    /// method's own stub, its result or items encoded. Encoders and decoders are picked with
+    /// `Wire` (autoref specialization), so a non-serde type gets only `assert_arg`'s error.
+    fn call_encoded(&self) -> TokenStream {
+        let p = &self.p;
+        let arms = self.model.methods.iter().map(|m| {
+            let (ident, cfgs, name) = (&m.ident, &m.cfgs, m.name());
+            let names: Vec<_> = m.args.iter().map(|a| &a.name).collect();
+            let tys: Vec<_> = m.args.iter().map(|a| self.user_ty(&a.ty)).collect();
+            let value = self.value_ty(&m.output);
+            let response = match m.output.kind {
+                Kind::Unary => quote!(unary),
+                Kind::Streaming => quote!(stream),
+            };
+            quote! {
+                #(#cfgs)*
+                #name => {
+                    let (#(#names,)*): (#(#tys,)*) =
+                        (&&#p::Wire::<(#(#tys,)*)>::NEW).__serve_decoder()(__serve_args)?;
+                    ::core::result::Result::Ok(#p::EncodedResponse::#response(
+                        self.#ident.remote(#(#names),*),
+                        (&&#p::Wire::<#value>::NEW).__serve_encoder(),
+                    ))
+                }
+            }
+        });
+        quote! {
+            fn __call_encoded(
+                &self,
+                __serve_method: &str,
+                __serve_args: &[u8],
+            ) -> ::core::result::Result<#p::EncodedResponse, #p::ServeError> {
+                #[allow(unused_imports)]
+                use ::serve_core::__private::{WireFallback as _, WireViaSerde as _};
+                match __serve_method {
+                    #(#arms)*
+                    _ => ::core::result::Result::Err(
+                        #p::unknown_method(&self.__serve_router, __serve_method),
+                    ),
                 }
             }
         }

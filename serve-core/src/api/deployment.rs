@@ -3,9 +3,10 @@
 
 use std::sync::Arc;
 
+use super::encoded::EncodedResponse;
 use crate::config::DeploymentConfig;
 use crate::dataplane::router::RequestRouter;
-use crate::error::{BoxError, ServeError};
+use crate::error::{BoxError, ErrorKind, ServeError};
 use crate::util::panic;
 
 /// The defaults set by `#[deployment(..)]` on the struct.
@@ -91,4 +92,14 @@ pub fn assert_deployment_type<T: Send + Sync + 'static>() {}
 pub trait HandleStubs<D>: Clone + Send + Sync + 'static {
     fn __from_router(router: Arc<RequestRouter<D>>) -> Self;
     fn __router(&self) -> &Arc<RequestRouter<D>>;
+    /// Calls `method` with its argument tuple encoded in `args` (see `api::encoded`).
+    fn __call_encoded(&self, method: &str, args: &[u8]) -> Result<EncodedResponse, ServeError>;
+}
+
+/// The error of a call by name to a method the deployment does not have.
+#[doc(hidden)]
+pub fn unknown_method<D>(router: &Arc<RequestRouter<D>>, method: &str) -> ServeError {
+    ServeError::new(ErrorKind::Wire)
+        .with_message(format!("the deployment has no method `{method}`"))
+        .in_deployment(&Arc::from(router.name()))
 }

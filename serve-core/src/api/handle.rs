@@ -6,7 +6,9 @@ use std::ops::Deref;
 use std::sync::Arc;
 
 use super::deployment::{Deployment, HandleStubs};
+use super::encoded::EncodedResponse;
 use crate::dataplane::router::RequestRouter;
+use crate::error::ServeError;
 use crate::request::generator::DeploymentResponseGenerator;
 use crate::request::response::DeploymentResponse;
 
@@ -43,6 +45,15 @@ impl<D: Deployment> DeploymentHandle<D> {
     /// How many replicas serve this deployment.
     pub fn num_replicas(&self) -> usize {
         self.router().num_replicas()
+    }
+
+    /// Calls `method` with its argument tuple encoded in `args` (postcard), and encodes what it
+    /// returns: how a replica serves a caller in another process. The call goes through this
+    /// handle like any other (queueing, slots, cancellation, request context). A method the
+    /// deployment does not have, or arguments that do not decode, fail with `ErrorKind::Wire`.
+    #[doc(hidden)]
+    pub fn call_encoded(&self, method: &str, args: &[u8]) -> Result<EncodedResponse, ServeError> {
+        self.stubs.__call_encoded(method, args)
     }
 }
 

@@ -12,6 +12,7 @@
 //! Nothing here knows how a request finds a replica: that is the data plane, one layer up.
 
 pub(crate) mod args;
+pub(crate) mod codec;
 pub(crate) mod context;
 pub(crate) mod generator;
 pub(crate) mod response;
