@@ -22,7 +22,7 @@
 //! 7. [`concepts`]: the reference: deployment options, replicas and routing, resources, errors,
 //!    `&self` methods and serve instances.
 //! 8. [`benchmarks`]: what a handle call and an HTTP request cost, in time and in instructions,
-//!    and the soak test.
+//!    the soak test, and the wire format chosen for calls between processes.
 
 #[doc = include_str!("../docs/getting-started.md")]
 pub mod getting_started {}
