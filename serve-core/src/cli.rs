@@ -29,7 +29,7 @@ use clap::{Parser, Subcommand, ValueEnum};
 
 use crate::api::deployment::Deployment;
 use crate::api::handle::CallOne;
-use crate::config::{ApplicationConfig, ConfigFile, ServeConfig, rules};
+use crate::config::{ApplicationConfig, ConfigFile, ServeConfig, config_error, rules};
 use crate::control::application::Application;
 use crate::control::status::ApplicationStatus;
 use crate::error::{ErrorKind, ServeError};
@@ -135,10 +135,6 @@ where
 
 fn runtime_error(message: String) -> ServeError {
     ServeError::new(ErrorKind::Runtime).with_message(message)
-}
-
-fn config_error(message: String) -> ServeError {
-    ServeError::new(ErrorKind::Config).with_message(message)
 }
 
 fn app_name<D: Deployment>(app: &Application<D>) -> String {

@@ -101,5 +101,5 @@ pub trait HandleStubs<D>: Clone + Send + Sync + 'static {
 pub fn unknown_method<D>(router: &Arc<RequestRouter<D>>, method: &str) -> ServeError {
     ServeError::new(ErrorKind::Wire)
         .with_message(format!("the deployment has no method `{method}`"))
-        .in_deployment(&Arc::from(router.name()))
+        .in_deployment(router.name())
 }

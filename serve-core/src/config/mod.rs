@@ -30,3 +30,4 @@ pub(crate) use file::ConfigFile;
 pub use file::{
     ApplicationConfig, DeploymentEntry, HttpOptionsConfig, RayActorOptions, ServeConfig,
 };
+pub(crate) use validate::config_error;

@@ -124,7 +124,7 @@ fn autoscale<D: Deployment>(
     let decided = policy.decide(now, target);
     if decided != target {
         tracing::info!(
-            deployment = state.name(),
+            deployment = %state.name(),
             from = target,
             to = decided,
             "autoscaling: {} to {decided} replica(s)",
@@ -182,7 +182,7 @@ fn reconcile<D: Deployment>(
     // being constructed, or resources already given back wait to be taken.
     if old > 0 && state.router.draining() == 0 && state.starved() {
         tracing::info!(
-            deployment = state.name(),
+            deployment = %state.name(),
             "rolling update: a new replica waits for resources; stopping an old one to make room"
         );
         state.remove_replica();
@@ -220,7 +220,7 @@ fn start_replica<D: Deployment>(
             Err(e) => {
                 let failures = construction.failures.fetch_add(1, Ordering::SeqCst) + 1;
                 tracing::error!(
-                    deployment = state.name(),
+                    deployment = %state.name(),
                     "a new replica could not be constructed ({failures} in a row): {e}"
                 );
                 if failures >= MAX_CONSTRUCTION_FAILURES {

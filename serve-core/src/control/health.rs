@@ -22,7 +22,7 @@ pub(crate) async fn check_health<D: Deployment>(state: &DeploymentState<D>, time
                 Ok(Ok(())) => true,
                 Ok(Err(e)) => {
                     tracing::warn!(
-                        deployment = state.name(),
+                        deployment = %state.name(),
                         replica = replica.info().replica_id,
                         "health check failed: {e}"
                     );
@@ -30,7 +30,7 @@ pub(crate) async fn check_health<D: Deployment>(state: &DeploymentState<D>, time
                 }
                 Err(_) => {
                     tracing::warn!(
-                        deployment = state.name(),
+                        deployment = %state.name(),
                         replica = replica.info().replica_id,
                         "health check timed out after {timeout:?}"
                     );
@@ -46,7 +46,7 @@ pub(crate) async fn check_health<D: Deployment>(state: &DeploymentState<D>, time
             && state.remove_replica_id(id)
         {
             tracing::error!(
-                deployment = state.name(),
+                deployment = %state.name(),
                 replica = replica.info().replica_id,
                 "replica failed {HEALTH_FAILURES_TO_REPLACE} health checks in a row: replacing it"
             );

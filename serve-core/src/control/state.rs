@@ -168,7 +168,7 @@ impl<D: Send + Sync + 'static> DeploymentState<D> {
 
 impl<D> DeploymentState<D> {
     /// The deployment's name.
-    pub(crate) fn name(&self) -> &str {
+    pub(crate) fn name(&self) -> &Arc<str> {
         self.router.name()
     }
 
@@ -232,15 +232,16 @@ impl<D> DeploymentState<D> {
         let pending = target.saturating_sub(replicas.len() + building);
         let unhealthy = self.unhealthy.locked().clone();
         let generation = self.generation();
-        let records = self.records.locked().clone();
-        let record = |r: &Arc<dyn Replica<D>>| {
-            records
-                .get(&r.info().replica_id)
-                .copied()
-                .unwrap_or_default()
+        let records: Vec<ReplicaRecord> = {
+            let records = self.records.locked();
+            let record = |r: &Arc<dyn Replica<D>>| records.get(&r.info().replica_id).copied();
+            replicas
+                .iter()
+                .map(|r| record(r).unwrap_or_default())
+                .collect()
         };
         let updating = self.updating.load(Ordering::SeqCst) > 0
-            || replicas.iter().any(|r| record(r).generation != generation);
+            || records.iter().any(|r| r.generation != generation);
         let status = match (&unhealthy, replicas.len().cmp(&target)) {
             (Some(_), _) => "UNHEALTHY",
             (None, _) if updating => "UPDATING",
@@ -260,9 +261,10 @@ impl<D> DeploymentState<D> {
             queued_requests: self.router.queued(),
             replicas: replicas
                 .iter()
-                .map(|replica| ReplicaStatus {
+                .zip(&records)
+                .map(|(replica, record)| ReplicaStatus {
                     replica_id: replica.info().replica_id,
-                    state: if record(replica).health_failures > 0 {
+                    state: if record.health_failures > 0 {
                         "UNHEALTHY"
                     } else {
                         "RUNNING"

@@ -74,7 +74,7 @@ impl<D: Deployment> DeploymentState<D> {
         let refuse = |message: &str| {
             Err(ServeError::new(ErrorKind::Runtime)
                 .with_message(message.to_owned())
-                .in_deployment(&Arc::from(self.name())))
+                .in_deployment(self.name()))
         };
         let _one_at_a_time = self.update_lock.lock().await;
         if update.num_replicas.is_some() && self.autoscaling {
@@ -129,7 +129,7 @@ impl<D: Deployment> DeploymentState<D> {
     /// keeps it for replicas started later.
     async fn reconfigure(&self, user_config: &serde_json::Value) -> Result<(), ServeError> {
         let _updating = Counted::new(&self.updating);
-        let name: Arc<str> = Arc::from(self.name());
+        let name = self.name();
         let replicas = self.router.replicas();
         let mut hooks = Vec::with_capacity(replicas.len());
         for replica in replicas.iter() {
@@ -141,7 +141,7 @@ impl<D: Deployment> DeploymentState<D> {
                         .with_message(
                             "the deployment has no `reconfigure` method to take a user_config",
                         )
-                        .in_deployment(&name));
+                        .in_deployment(name));
                 }
             }
         }
@@ -151,7 +151,7 @@ impl<D: Deployment> DeploymentState<D> {
                 return Err(ServeError::new(ErrorKind::User)
                     .with_message("reconfigure failed")
                     .with_source(e)
-                    .in_deployment(&name));
+                    .in_deployment(name));
             }
         }
         Ok(())

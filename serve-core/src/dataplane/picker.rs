@@ -82,15 +82,9 @@ fn two_choices(n: usize, mut rand: impl FnMut(usize) -> usize) -> (usize, usize)
 mod tests {
     use super::*;
     use crate::dataplane::replica::LocalReplica;
-    use crate::request::context::{Assignment, ReplicaInfo};
 
     fn replicas(n: usize) -> Vec<Arc<dyn Replica<()>>> {
-        (0..n)
-            .map(|id| {
-                let info = ReplicaInfo::new("App".into(), "T".into(), id, Assignment::none());
-                Arc::new(LocalReplica::new(Arc::new(info), Arc::new(()), None)) as _
-            })
-            .collect()
+        (0..n).map(LocalReplica::unplaced).collect()
     }
 
     #[test]

@@ -194,6 +194,16 @@ impl<D> LocalReplica<D> {
     }
 }
 
+#[cfg(test)]
+impl LocalReplica<()> {
+    /// A replica numbered `replica_id` that holds no resources, for the data plane's own tests.
+    pub(crate) fn unplaced(replica_id: usize) -> Arc<dyn Replica<()>> {
+        use crate::request::context::Assignment;
+        let info = ReplicaInfo::new("App".into(), "T".into(), replica_id, Assignment::none());
+        Arc::new(LocalReplica::new(Arc::new(info), Arc::new(()), None))
+    }
+}
+
 impl<D: Send + Sync + 'static> Replica<D> for LocalReplica<D> {
     #[inline]
     fn info(&self) -> &Arc<ReplicaInfo> {

@@ -97,7 +97,7 @@ impl<D: Send + Sync + 'static> RequestRouter<D> {
 
 impl<D> RequestRouter<D> {
     /// The deployment's name.
-    pub(crate) fn name(&self) -> &str {
+    pub(crate) fn name(&self) -> &Arc<str> {
         &self.name
     }
 

@@ -3,7 +3,6 @@ use std::sync::atomic::AtomicUsize;
 
 use super::*;
 use crate::dataplane::replica::LocalReplica;
-use crate::request::context::{Assignment, ReplicaInfo};
 
 /// A request for the router's own tests: runs a closure with the slot.
 struct TestCall<F, A> {
@@ -34,9 +33,21 @@ fn submit(
     r.dispatch(TestCall { run, abandoned }, ());
 }
 
-fn replica(id: usize) -> Arc<dyn Replica<()>> {
-    let info = ReplicaInfo::new("App".into(), "T".into(), id, Assignment::none());
-    Arc::new(LocalReplica::new(Arc::new(info), Arc::new(()), None))
+/// Submits a request that only counts that it ran; `abandoned` says whether anyone still wants it.
+fn count_runs(
+    r: &Arc<RequestRouter<()>>,
+    abandoned: impl Fn() -> bool + Send + 'static,
+) -> Arc<AtomicUsize> {
+    let ran = Arc::new(AtomicUsize::new(0));
+    let counter = ran.clone();
+    submit(
+        r,
+        move |_slot| {
+            counter.fetch_add(1, Ordering::SeqCst);
+        },
+        abandoned,
+    );
+    ran
 }
 
 fn router(replicas: usize, max: usize, rt: &tokio::runtime::Runtime) -> Arc<RequestRouter<()>> {
@@ -45,7 +56,7 @@ fn router(replicas: usize, max: usize, rt: &tokio::runtime::Runtime) -> Arc<Requ
         max_queued: None,
         graceful_timeout: Duration::from_secs(20),
     };
-    let replicas = (0..replicas).map(replica).collect();
+    let replicas = (0..replicas).map(LocalReplica::unplaced).collect();
     Arc::new(RequestRouter::new(
         Arc::from("T"),
         replicas,
@@ -73,19 +84,9 @@ fn removed_replicas_take_no_new_requests_and_added_ones_drain_the_queue() {
         let held = held.clone();
         submit(&r, move |slot| held.lock().unwrap().push(slot), || false);
     }
-    let ran = Arc::new(AtomicUsize::new(0));
-    {
-        let ran = ran.clone();
-        submit(
-            &r,
-            move |_slot| {
-                ran.fetch_add(1, Ordering::SeqCst);
-            },
-            || false,
-        );
-    }
+    let ran = count_runs(&r, || false);
     assert_eq!(ran.load(Ordering::SeqCst), 0, "queued behind the held slot");
-    r.add_replica(|| replica(1));
+    r.add_replica(|| LocalReplica::unplaced(1));
     assert_eq!(
         ran.load(Ordering::SeqCst),
         1,
@@ -140,17 +141,7 @@ fn abandoned_jobs_are_skipped_without_a_slot() {
         let held = held.clone();
         submit(&r, move |slot| *held.lock().unwrap() = Some(slot), || false);
     }
-    let ran = Arc::new(AtomicUsize::new(0));
-    {
-        let ran = ran.clone();
-        submit(
-            &r,
-            move |_slot| {
-                ran.fetch_add(1, Ordering::SeqCst);
-            },
-            || true,
-        );
-    }
+    let ran = count_runs(&r, || true);
     held.lock().unwrap().take();
     assert_eq!(ran.load(Ordering::SeqCst), 0);
     assert_eq!(r.queued(), 0);
