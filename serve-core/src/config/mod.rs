@@ -30,4 +30,5 @@ pub(crate) use file::ConfigFile;
 pub use file::{
     ApplicationConfig, DeploymentEntry, HttpOptionsConfig, RayActorOptions, ServeConfig,
 };
+#[cfg(feature = "cli")]
 pub(crate) use validate::config_error;
