@@ -51,6 +51,9 @@ pub enum ErrorKind {
     /// A value could not be encoded or decoded to cross to another process (a malformed message,
     /// or the two ends built from different code), or a method called by name does not exist.
     Wire,
+    /// The replica that took the request, or its whole node, stopped answering (the process
+    /// died, or lost its connection to the cluster) before the request completed.
+    Unavailable,
 }
 
 /// The error of a handle call, a task, or of starting an application.
@@ -126,6 +129,10 @@ impl ServeError {
         Self::new(ErrorKind::BackPressure).with_message(format!(
             "{max_queued} requests are already waiting (max_queued_requests)"
         ))
+    }
+
+    pub(crate) fn unavailable(message: impl Into<Arc<str>>) -> Self {
+        Self::new(ErrorKind::Unavailable).with_message(message)
     }
 
     pub(crate) fn cancelled() -> Self {
@@ -214,6 +221,7 @@ impl fmt::Display for ServeError {
             ErrorKind::Config => "invalid configuration",
             ErrorKind::BackPressure => "Request dropped due to backpressure",
             ErrorKind::Wire => "could not cross to another process",
+            ErrorKind::Unavailable => "was not completed: its replica is unreachable",
         };
         f.write_str(what)?;
         if let Some(message) = &self.message {

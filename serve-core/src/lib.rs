@@ -68,6 +68,7 @@ pub mod guide;
 pub mod http;
 mod request;
 mod serve;
+mod transport;
 mod util;
 
 pub use api::deployment::Deployment;
@@ -116,7 +117,7 @@ pub mod __private {
         user_config,
     };
     pub use crate::api::deployment::{HandleStubs, unknown_method};
-    pub use crate::api::encoded::{EncodedResponse, EncodedUnary};
+    pub use crate::request::encoded::{EncodedResponse, EncodedUnary};
     pub use crate::api::handle::{CallOne, CallStream};
     pub use crate::config::{AutoscalingConfig, DeploymentConfig};
     pub use crate::control::application::{AppRef, Application, BuildContext, Constructor};
@@ -124,7 +125,7 @@ pub mod __private {
     pub use crate::dataplane::sink::StreamSink;
     pub use crate::error::{BoxError, ServeError};
     pub use crate::request::args::{Arg, ArgList, IntoArg, assert_arg};
-    pub use crate::request::codec::{Wire, WireFallback, WireViaSerde};
+    pub use crate::request::codec::{CallWire, Wire, WireFallback, WireViaSerde};
     pub use crate::request::generator::DeploymentResponseGenerator;
     pub use crate::request::response::{DeploymentResponse, ObjectRef};
     pub use crate::serve::task::{spawn_task_async, spawn_task_sync};

@@ -44,6 +44,7 @@ const LAYERS: &[&str] = &[
     "error",
     "config",
     "request",
+    "transport",
     "dataplane",
     "api",
     "control",

@@ -401,19 +401,24 @@ impl<'a> ImplGen<'a> {
         let unpacked = quote!((#(#names,)*): (#(#tys,)*));
         let wrap = reply(m.output.fallible);
         let router = quote!(&self.__serve_router);
-        match (m.output.kind, m.asyncness) {
+        let value = self.value_ty(&m.output);
+        // Used only when the picked replica is in another process.
+        let wire = quote!(#p::CallWire {
+            args: (&&#p::Wire::<(#(#tys,)*)>::NEW).__serve_encoder(),
+            result: (&&#p::Wire::<#value>::NEW).__serve_decoder(),
+        });
+        let call = match (m.output.kind, m.asyncness) {
             (Kind::Unary, Asyncness::Sync) => quote! {
                 #p::RequestRouter::call_sync(#router, #name, #packed,
-                    move |__serve_this: &#ty, #unpacked| #wrap(#ty::#ident(__serve_this #(, #names)*)))
+                    move |__serve_this: &#ty, #unpacked| #wrap(#ty::#ident(__serve_this #(, #names)*)), #wire)
             },
             (Kind::Unary, Asyncness::Async) => quote! {
                 #p::RequestRouter::call_async(#router, #name, #packed,
                     move |__serve_this: #p::Arc<#ty>, #unpacked| async move {
                         #wrap(#ty::#ident(&*__serve_this #(, #names)*).await)
-                    })
+                    }, #wire)
             },
             (Kind::Streaming, asyncness) => {
-                let value = self.value_ty(&m.output);
                 let drive = if m.output.fallible {
                     quote!(drive_fallible)
                 } else {
@@ -424,9 +429,14 @@ impl<'a> ImplGen<'a> {
                     #p::RequestRouter::call_stream(#router, #name, #packed,
                         move |__serve_this: #p::Arc<#ty>, #unpacked, __serve_sink: #p::StreamSink<#value>| async move {
                             __serve_sink.#drive(#ty::#ident(&*__serve_this #(, #names)*) #wait).await
-                        })
+                        }, #wire)
                 }
             }
+        };
+        quote! {
+            #[allow(unused_imports)]
+            use ::serve_core::__private::{WireFallback as _, WireViaSerde as _};
+            #call
         }
     }
 

@@ -3,7 +3,7 @@
 
 use std::sync::Arc;
 
-use super::encoded::EncodedResponse;
+use crate::request::encoded::EncodedResponse;
 use crate::config::DeploymentConfig;
 use crate::dataplane::router::RequestRouter;
 use crate::error::{BoxError, ErrorKind, ServeError};

@@ -6,11 +6,12 @@ use std::ops::Deref;
 use std::sync::Arc;
 
 use super::deployment::{Deployment, HandleStubs};
-use super::encoded::EncodedResponse;
+use crate::request::encoded::EncodedResponse;
 use crate::dataplane::router::RequestRouter;
 use crate::error::ServeError;
 use crate::request::generator::DeploymentResponseGenerator;
 use crate::request::response::DeploymentResponse;
+use crate::transport::Served;
 
 /// A typed handle to a running deployment: `handle.method.remote(args)` sends a request to one of
 /// its replicas and returns a [`DeploymentResponse`](crate::DeploymentResponse) (or a
@@ -53,6 +54,12 @@ impl<D: Deployment> DeploymentHandle<D> {
     /// deployment does not have, or arguments that do not decode, fail with `ErrorKind::Wire`.
     #[doc(hidden)]
     pub fn call_encoded(&self, method: &str, args: &[u8]) -> Result<EncodedResponse, ServeError> {
+        self.stubs.__call_encoded(method, args)
+    }
+}
+
+impl<D: Deployment> Served for DeploymentHandle<D> {
+    fn call_encoded(&self, method: &str, args: &[u8]) -> Result<EncodedResponse, ServeError> {
         self.stubs.__call_encoded(method, args)
     }
 }

@@ -4,5 +4,4 @@
 //! down); nothing here knows how replicas are started or scaled.
 
 pub(crate) mod deployment;
-pub(crate) mod encoded;
 pub(crate) mod handle;

@@ -14,6 +14,7 @@
 //! [`Serve::update_deployment`]: crate::Serve::update_deployment
 
 pub(crate) mod autoscaling;
+pub(crate) mod cluster;
 mod deployment;
 #[cfg(feature = "config-file")]
 mod file;
@@ -23,6 +24,7 @@ pub(crate) mod rules;
 mod validate;
 
 pub use autoscaling::AutoscalingConfig;
+pub use cluster::{ClusterOptions, MISSED_HEARTBEATS};
 pub use deployment::{DEFAULT_MAX_ONGOING_REQUESTS, DeploymentConfig, ReplicaResources};
 #[cfg(feature = "cli")]
 pub(crate) use file::ConfigFile;

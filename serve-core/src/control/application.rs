@@ -19,7 +19,7 @@ use std::sync::Arc;
 
 use super::managed::ManagedDeployment;
 use super::placement;
-use super::resources::ResourcePool;
+use super::nodes::NodeSet;
 use crate::api::deployment::Deployment;
 use crate::api::handle::DeploymentHandle;
 use crate::config::DeploymentConfig;
@@ -85,8 +85,8 @@ impl<D> Constructor<D> {
 #[derive(Clone)]
 pub struct BuildContext {
     handles: HashMap<usize, Arc<dyn Any + Send + Sync>>,
-    /// The instance's resources, which replicas reserve from.
-    pub(crate) pool: ResourcePool,
+    /// The nodes replicas are placed on (this process alone, unless in cluster mode).
+    pub(crate) nodes: Arc<NodeSet>,
 }
 
 impl BuildContext {
@@ -208,18 +208,18 @@ impl<D: Deployment> Application<D> {
         self,
         rt: tokio::runtime::Handle,
         configs: Vec<DeploymentConfig>,
-        pool: ResourcePool,
+        nodes: Arc<NodeSet>,
     ) -> Result<(DeploymentHandle<D>, Vec<Arc<dyn ManagedDeployment>>), ServeError> {
         let order = post_order(&self.__node());
         // The application is named after its root (ingress) deployment.
         let app: Arc<str> = Arc::from(configs.last().map_or("", |c| c.name.as_str()));
         // A replica that could never fit fails the whole application before anything is deployed.
         for config in &configs {
-            placement::check_feasible(&pool, &config.name, &config.resources)?;
+            placement::check_feasible(&nodes, &config.name, &config.resources)?;
         }
         let mut ctx = BuildContext {
             handles: HashMap::new(),
-            pool,
+            nodes,
         };
         let mut statuses = Vec::with_capacity(order.len());
         for (node, config) in order.iter().zip(configs) {

@@ -2,6 +2,7 @@
 //! initial replicas (constructed in parallel; those that do not fit wait, pending), its request
 //! router, its state and its controller.
 
+use std::any::Any;
 use std::sync::{Arc, Mutex};
 
 use super::application::{AnyNode, AppRef, BoxFuture, BuildContext, Deployed, Node};
@@ -11,7 +12,10 @@ use super::state::{DeploymentState, NewReplica};
 use crate::api::deployment::Deployment;
 use crate::api::handle::DeploymentHandle;
 use crate::config::DeploymentConfig;
+use crate::dataplane::replica::{LocalReplica, RemoteReplica, Replica};
 use crate::dataplane::router::{RequestRouter, RouterSettings};
+use crate::request::context::ReplicaInfo;
+use crate::transport::Served;
 use crate::error::{ErrorKind, ServeError};
 use crate::util::sync::Lock;
 use crate::util::time;
@@ -54,7 +58,7 @@ async fn deploy<D: Deployment>(
     // The current user_config: updates reach replicas constructed later too.
     let user_config = Arc::new(Mutex::new(config.user_config.clone()));
     let placement = Arc::new(Placement::new(
-        ctx.pool.clone(),
+        ctx.nodes.clone(),
         config.resources.clone(),
         app,
         name.clone(),
@@ -68,10 +72,20 @@ async fn deploy<D: Deployment>(
     // (pending) when resources are given back.
     let fit = placement.reserve_upfront(initial);
     let constructors: Vec<_> = (0..fit).map(|_| factory()).collect();
-    let mut replicas = Vec::with_capacity(constructors.len());
+    let mut built = Vec::with_capacity(constructors.len());
     for result in futures::future::join_all(constructors).await {
-        replicas.push(DeploymentState::local_replica(result?));
+        built.push(result?);
     }
+    let mut published = Vec::new();
+    let replicas = built
+        .into_iter()
+        .map(|new| {
+            if let Some(guard) = new.published {
+                published.push((new.replica.info().replica_id, guard));
+            }
+            new.replica
+        })
+        .collect();
     let settings = RouterSettings {
         max_ongoing: config.max_ongoing_requests,
         max_queued: config.max_queued_requests,
@@ -87,6 +101,9 @@ async fn deploy<D: Deployment>(
         placement,
         initial,
     ));
+    for (id, guard) in published {
+        state.keep_published(id, guard);
+    }
     tracing::info!(
         deployment = %config.name,
         replicas = fit,
@@ -104,7 +121,9 @@ async fn deploy<D: Deployment>(
     })
 }
 
-/// Builds replicas of `node` one at a time: see [`ReplicaFactory`].
+/// Builds replicas of `node` one at a time: see [`ReplicaFactory`]. A replica placed on this
+/// process is constructed here (and, in cluster mode, made callable from the other nodes); one
+/// placed on another node is constructed there, and reached through the request plane.
 fn replica_factory<D: Deployment>(
     node: Arc<Node<D>>,
     ctx: BuildContext,
@@ -114,7 +133,7 @@ fn replica_factory<D: Deployment>(
 ) -> ReplicaFactory<D> {
     let (rt, user_config, placement) = (rt.clone(), user_config.clone(), placement.clone());
     Arc::new(move || {
-        let constructor = (node.ctor)(&ctx);
+        let (node, ctx) = (node.clone(), ctx.clone());
         let user_config = user_config.locked().clone();
         let (rt, placement) = (rt.clone(), placement.clone());
         let prepaid = placement.take_prepaid();
@@ -122,30 +141,89 @@ fn replica_factory<D: Deployment>(
             // Resources first (pending while they are short), held from here on.
             let placed = placement.place(prepaid).await?;
             let name = placed.info().deployment.clone();
-            let instance = constructor
-                .in_replica(placed.info().clone())
-                .construct(&rt)
-                .await
-                .map_err(|e| e.in_deployment(&name))?;
-            let instance = Arc::new(instance);
-            // A replica gets its user_config before it takes any request.
-            if let Some(config) = user_config {
-                let Some(hook) = D::__reconfigure(&instance, config) else {
-                    return Err(ServeError::new(ErrorKind::Constructor)
-                        .with_message(
-                            "a user_config is set, but the deployment has no `reconfigure` \
-                             method to take it",
-                        )
+            if !ctx.nodes.is_local(placed.node()) {
+                let Some(cluster) = ctx.nodes.cluster() else {
+                    return Err(ServeError::new(ErrorKind::Runtime)
+                        .with_message("a replica was placed on another node outside cluster mode")
                         .in_deployment(&name));
                 };
-                hook.await.map_err(|e| {
-                    ServeError::new(ErrorKind::Constructor)
-                        .with_message("reconfigure failed")
-                        .with_source(e)
-                        .in_deployment(&name)
-                })?;
+                let started = cluster
+                    .start_remote(placed.node(), placed.info(), user_config)
+                    .await?;
+                let (info, held) = placed.into_parts();
+                let held: Box<dyn Any + Send + Sync> = Box::new((held, started.guard));
+                let replica = RemoteReplica::new(info, started.endpoint, Some(held));
+                return Ok(NewReplica {
+                    replica: Arc::new(replica),
+                    published: None,
+                });
             }
-            Ok(NewReplica { instance, placed })
+            let instance = construct(&node, &ctx, placed.info(), user_config, &rt).await?;
+            let (info, held) = placed.into_parts();
+            let replica: Arc<dyn Replica<D>> = Arc::new(LocalReplica::new(
+                info.clone(),
+                instance,
+                Some(Box::new(held)),
+            ));
+            let published = ctx.nodes.cluster().map(|cluster| {
+                let served = serving_handle(&name, &replica, &rt);
+                cluster.publish_local(&info, served)
+            });
+            Ok(NewReplica { replica, published })
         })
     })
+}
+
+/// Constructs the instance of replica `info` of `node` and hands it its `user_config`.
+pub(crate) async fn construct<D: Deployment>(
+    node: &Node<D>,
+    ctx: &BuildContext,
+    info: &Arc<ReplicaInfo>,
+    user_config: Option<serde_json::Value>,
+    rt: &tokio::runtime::Handle,
+) -> Result<Arc<D>, ServeError> {
+    let name = &info.deployment;
+    let instance = (node.ctor)(ctx)
+        .in_replica(info.clone())
+        .construct(rt)
+        .await
+        .map_err(|e| e.in_deployment(name))?;
+    let instance = Arc::new(instance);
+    // A replica gets its user_config before it takes any request.
+    if let Some(config) = user_config {
+        let Some(hook) = D::__reconfigure(&instance, config) else {
+            return Err(ServeError::new(ErrorKind::Constructor)
+                .with_message(
+                    "a user_config is set, but the deployment has no `reconfigure` method to \
+                     take it",
+                )
+                .in_deployment(name));
+        };
+        hook.await.map_err(|e| {
+            ServeError::new(ErrorKind::Constructor)
+                .with_message("reconfigure failed")
+                .with_source(e)
+                .in_deployment(name)
+        })?;
+    }
+    Ok(instance)
+}
+
+/// What serves `replica` to callers on other nodes: a handle whose router holds only that
+/// replica. It shares the replica's slots with this node's own router, so local and remote
+/// callers see one load; it does not queue (each caller's router already held the request
+/// back until the replica had a free slot in its view), so a replica called by several nodes at
+/// once may run more than `max_ongoing_requests` (at most that many per calling node).
+pub(crate) fn serving_handle<D: Deployment>(
+    name: &Arc<str>,
+    replica: &Arc<dyn Replica<D>>,
+    rt: &tokio::runtime::Handle,
+) -> Arc<dyn Served> {
+    let settings = RouterSettings {
+        max_ongoing: usize::MAX,
+        max_queued: None,
+        graceful_timeout: std::time::Duration::ZERO,
+    };
+    let router = RequestRouter::new(name.clone(), vec![replica.clone()], settings, rt.clone());
+    Arc::new(DeploymentHandle::<D>::from_router(Arc::new(router)))
 }

@@ -15,7 +15,10 @@ pub(crate) const HEALTH_FAILURES_TO_REPLACE: usize = 3;
 pub(crate) async fn check_health<D: Deployment>(state: &DeploymentState<D>, timeout: Duration) {
     let replicas = state.router.replicas();
     let checks = replicas.iter().map(|replica| async move {
-        let Endpoint::Local(instance) = replica.endpoint();
+        // A replica in another process is checked by its own node, which reports it.
+        let Endpoint::Local(instance) = replica.endpoint() else {
+            return (replica, true);
+        };
         let healthy = match D::__check_health(instance) {
             None => true,
             Some(check) => match tokio::time::timeout(timeout, check).await {

@@ -2,10 +2,11 @@
 //! [`ResourcePool`], now or (pending) when a reservation elsewhere is given back; and the one
 //! place replicas are numbered.
 
-use std::collections::VecDeque;
+use std::collections::{HashMap, VecDeque};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, OnceLock};
 
+use super::nodes::{Node, NodeSet};
 use super::resources::{InstanceResources, Reservation, ResourcePool};
 use crate::config::ReplicaResources;
 use crate::error::{ErrorKind, ServeError};
@@ -16,7 +17,7 @@ use crate::util::sync::Lock;
 /// How the replicas of one deployment get their resources: now, or (pending) when a reservation
 /// elsewhere is given back. Numbers the replicas too, so a constructor already knows its replica.
 pub(crate) struct Placement {
-    pool: ResourcePool,
+    nodes: Arc<NodeSet>,
     /// What each new replica reserves (an update may change it: later replicas reserve the new
     /// amounts, running ones keep what they hold).
     request: Mutex<ReplicaResources>,
@@ -24,7 +25,9 @@ pub(crate) struct Placement {
     deployment: Arc<str>,
     next_id: AtomicUsize,
     /// Reserved at deploy time for the initial replicas, taken by their constructions.
-    prepaid: Mutex<VecDeque<Reservation>>,
+    prepaid: Mutex<VecDeque<(Arc<Node>, Reservation)>>,
+    /// Replicas of the deployment per node id (placed and not yet dropped), so replicas spread.
+    on_node: Arc<Mutex<HashMap<Arc<str>, usize>>>,
     /// Replicas holding a reservation whose constructor has not finished.
     building: Arc<AtomicUsize>,
     /// Replicas waiting for resources (pending).
@@ -41,9 +44,45 @@ pub(crate) struct Placement {
 /// by the replica itself.
 pub(crate) struct Placed {
     info: Arc<ReplicaInfo>,
-    reservation: Reservation,
+    node: Arc<Node>,
+    held: Held,
     /// Counts it as being constructed until the replica takes its parts.
     _building: Counted<Arc<AtomicUsize>>,
+}
+
+/// What a placed replica holds for its lifetime: its reservation on its node, and its place in
+/// the count of the deployment's replicas on that node.
+pub(crate) struct Held {
+    _reservation: Reservation,
+    _count: NodeCount,
+}
+
+/// One replica counted on a node; uncounted when dropped.
+struct NodeCount {
+    counts: Arc<Mutex<HashMap<Arc<str>, usize>>>,
+    node: Arc<str>,
+}
+
+impl NodeCount {
+    fn new(counts: &Arc<Mutex<HashMap<Arc<str>, usize>>>, node: &Arc<str>) -> Self {
+        *counts.locked().entry(node.clone()).or_default() += 1;
+        Self {
+            counts: counts.clone(),
+            node: node.clone(),
+        }
+    }
+}
+
+impl Drop for NodeCount {
+    fn drop(&mut self) {
+        let mut counts = self.counts.locked();
+        if let Some(n) = counts.get_mut(&self.node) {
+            *n -= 1;
+            if *n == 0 {
+                counts.remove(&self.node);
+            }
+        }
+    }
 }
 
 impl Placed {
@@ -51,21 +90,27 @@ impl Placed {
         &self.info
     }
 
-    /// The replica's identity and its reservation; it no longer counts as being constructed.
-    pub(crate) fn into_parts(self) -> (Arc<ReplicaInfo>, Reservation) {
-        (self.info, self.reservation)
+    /// The node it was placed on.
+    pub(crate) fn node(&self) -> &Arc<Node> {
+        &self.node
+    }
+
+    /// The replica's identity and what it holds; it no longer counts as being constructed.
+    pub(crate) fn into_parts(self) -> (Arc<ReplicaInfo>, Held) {
+        (self.info, self.held)
     }
 }
 
 impl Placement {
     pub(crate) fn new(
-        pool: ResourcePool,
+        nodes: Arc<NodeSet>,
         request: ReplicaResources,
         app: Arc<str>,
         deployment: Arc<str>,
     ) -> Self {
         Self {
-            pool,
+            nodes,
+            on_node: Arc::default(),
             request: Mutex::new(request),
             app,
             deployment,
@@ -95,7 +140,36 @@ impl Placement {
         deployment: &str,
         request: &ReplicaResources,
     ) -> Result<(), ServeError> {
-        check_feasible(&self.pool, deployment, request)
+        check_feasible(&self.nodes, deployment, request)
+    }
+
+    /// This process's pool.
+    fn pool(&self) -> &ResourcePool {
+        &self.nodes.local().pool
+    }
+
+    /// Reserves `request` on a node where it fits now: the node with the fewest replicas of the
+    /// deployment, workers before this process on ties (in cluster mode the head also runs the
+    /// controller and the HTTP proxy).
+    fn reserve_somewhere(&self, request: &ReplicaResources) -> Option<(Arc<Node>, Reservation)> {
+        if self.nodes.cluster().is_none() {
+            let local = self.nodes.local();
+            return local.pool.reserve(request).map(|r| (local.clone(), r));
+        }
+        let nodes = self.nodes.all();
+        let mut order: Vec<(usize, usize)> = {
+            let counts = self.on_node.locked();
+            nodes
+                .iter()
+                .enumerate()
+                .map(|(i, n)| (counts.get(&n.id).copied().unwrap_or(0), i))
+                .collect()
+        };
+        order.sort_unstable();
+        order.into_iter().find_map(|(_, i)| {
+            let node = &nodes[i];
+            node.pool.reserve(request).map(|r| (node.clone(), r))
+        })
     }
 
     /// Says what to tell when a replica starts waiting for resources.
@@ -114,8 +188,8 @@ impl Placement {
         let mut prepaid = self.prepaid.locked();
         let request = self.request();
         for _ in 0..n {
-            match self.pool.reserve(&request) {
-                Some(reservation) => prepaid.push_back(reservation),
+            match self.reserve_somewhere(&request) {
+                Some(placed) => prepaid.push_back(placed),
                 None => break,
             }
         }
@@ -128,7 +202,7 @@ impl Placement {
                  ({}); they start when resources are released",
                 n - fit,
                 describe(&request),
-                self.pool.shortfall(&request),
+                self.shortfall(&request),
             );
         }
         fit
@@ -136,8 +210,8 @@ impl Placement {
 
     /// A place reserved up front, numbered now (so initial replicas are numbered in order).
     pub(crate) fn take_prepaid(&self) -> Option<Placed> {
-        let reservation = self.prepaid.locked().pop_front()?;
-        Some(self.placed(reservation))
+        let (node, reservation) = self.prepaid.locked().pop_front()?;
+        Some(self.placed(node, reservation))
     }
 
     /// `prepaid`, or a place as soon as the resources are free: while they are not, the replica
@@ -147,25 +221,27 @@ impl Placement {
         if let Some(placed) = prepaid {
             return Ok(placed);
         }
-        let mut released = self.pool.released();
+        let mut released = self.pool().released();
+        let mut joined = self.nodes.changed();
         let mut closed = self.closed.subscribe();
         let mut warned = false;
         // Counts the replica as waiting for resources from its first miss until it returns.
         let mut waiting = None;
         loop {
             released.borrow_and_update();
+            joined.borrow_and_update();
             if *closed.borrow_and_update() {
                 return Err(ServeError::shut_down().in_deployment(&self.deployment));
             }
             let request = self.request();
-            if let Some(reservation) = self.pool.reserve(&request) {
+            if let Some((node, reservation)) = self.reserve_somewhere(&request) {
                 if warned {
                     tracing::info!(
                         deployment = %self.deployment,
                         "a pending replica got its resources and starts"
                     );
                 }
-                return Ok(self.placed(reservation));
+                return Ok(self.placed(node, reservation));
             }
             if waiting.is_none() {
                 waiting = Some(Counted::new(&self.waiting));
@@ -185,31 +261,53 @@ impl Placement {
                         "a replica is pending: it needs {} and the instance is short of it ({}); \
                          it starts when resources are released",
                         describe(&request),
-                        self.pool.shortfall(&request),
+                        self.shortfall(&request),
                     );
                 }
             }
             // The pool and `self` outlive this wait, so neither sender is dropped.
             tokio::select! {
                 _ = released.changed() => {}
+                _ = joined.changed() => {}
                 _ = closed.changed() => {}
             }
         }
     }
 
-    fn placed(&self, reservation: Reservation) -> Placed {
+    fn placed(&self, node: Arc<Node>, reservation: Reservation) -> Placed {
         let building = Counted::new(self.building.clone());
+        let node_name = if self.nodes.is_local(&node) {
+            self.nodes.local_name()
+        } else {
+            Some(node.name.clone())
+        };
         let info = ReplicaInfo::new(
             self.app.clone(),
             self.deployment.clone(),
             self.next_id.fetch_add(1, Ordering::SeqCst),
             reservation.assignment().clone(),
-        );
+        )
+        .on_node(node_name);
+        let count = NodeCount::new(&self.on_node, &node.id);
         Placed {
             info: Arc::new(info),
-            reservation,
+            node,
+            held: Held {
+                _reservation: reservation,
+                _count: count,
+            },
             _building: building,
         }
+    }
+
+    /// What of `request` is short now (on this process; in cluster mode, on every node).
+    fn shortfall(&self, request: &ReplicaResources) -> String {
+        let here = self.pool().shortfall(request);
+        if self.nodes.cluster().is_none() {
+            return here;
+        }
+        let others = self.nodes.all().len() - 1;
+        format!("here: {here}; no other of the cluster's {others} other node(s) has it free")
     }
 
     /// Replicas holding their resources whose constructor has not finished.
@@ -224,13 +322,14 @@ impl Placement {
 
     /// Whether a new replica's resources are free now (given back, not yet taken).
     pub(crate) fn fits_now(&self) -> bool {
-        self.pool.fits(&self.request())
+        let request = self.request();
+        self.nodes.all().iter().any(|n| n.pool.fits(&request))
     }
 
     /// Why `pending` replicas do not start (for `status`).
     pub(crate) fn pending_message(&self, pending: usize) -> String {
         let request = self.request();
-        let short = self.pool.shortfall(&request);
+        let short = self.shortfall(&request);
         let short = if short.is_empty() {
             String::new()
         } else {
@@ -239,18 +338,23 @@ impl Placement {
         format!(
             "{pending} replica(s) pending: each needs {}; the instance has {} free{short}",
             describe(&request),
-            describe_instance(&self.pool.available()),
+            describe_instance(&self.pool().available()),
         )
     }
 }
 
-/// Fails (with what is short) when one replica of `deployment` could never fit in `pool`.
+/// Fails (with what is short) when one replica of `deployment` could never fit in this process.
+/// In cluster mode it always passes: a node it fits on may join later (until then the replica
+/// is pending, and `status` says what it needs).
 pub(crate) fn check_feasible(
-    pool: &ResourcePool,
+    nodes: &NodeSet,
     deployment: &str,
     request: &ReplicaResources,
 ) -> Result<(), ServeError> {
-    pool.check_feasible(request).map_err(|short| {
+    if nodes.cluster().is_some() {
+        return Ok(());
+    }
+    nodes.local().pool.check_feasible(request).map_err(|short| {
         ServeError::new(ErrorKind::Runtime)
             .with_message(format!(
                 "a replica of `{deployment}` needs {} but could never fit in this instance ({short}); \

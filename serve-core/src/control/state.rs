@@ -1,21 +1,23 @@
 //! [`DeploymentState`]: one deployment as the control plane runs it — its request router, the
 //! replica count it heads for, its rollout generation, its placement, and what `status` reports.
 
+use std::any::Any;
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 
-use super::placement::{Placed, Placement};
+use super::placement::Placement;
 use super::status::{DeploymentStatus, ReplicaStatus};
 use crate::config::DeploymentConfig;
-use crate::dataplane::replica::{LocalReplica, Replica};
+use crate::dataplane::replica::Replica;
 use crate::dataplane::router::RequestRouter;
 use crate::util::sync::Lock;
 
-/// A constructed replica on its way into routing, with its place (identity and resources).
+/// A constructed replica on its way into routing (holding its place: identity and resources).
 pub(crate) struct NewReplica<D> {
-    pub(crate) instance: Arc<D>,
-    pub(crate) placed: Placed,
+    pub(crate) replica: Arc<dyn Replica<D>>,
+    /// In cluster mode, keeps a replica of this node listed for (and callable from) the others.
+    pub(crate) published: Option<Box<dyn Any + Send + Sync>>,
 }
 
 /// What the control plane keeps of each routable replica.
@@ -36,6 +38,9 @@ pub(crate) struct DeploymentState<D> {
     generation: AtomicU64,
     /// By replica id, for the replicas in routing.
     records: Mutex<HashMap<usize, ReplicaRecord>>,
+    /// By replica id: what keeps this node's replicas callable from other nodes (cluster mode);
+    /// dropped when the replica leaves routing.
+    published: Mutex<HashMap<usize, Box<dyn Any + Send + Sync>>>,
     /// Why the deployment is unhealthy (its replicas cannot be constructed), if it is.
     unhealthy: Mutex<Option<String>>,
     /// Whether the replica count is the autoscaler's (then it cannot be set by hand).
@@ -72,6 +77,7 @@ impl<D: Send + Sync + 'static> DeploymentState<D> {
             target: AtomicUsize::new(target),
             generation: AtomicU64::new(0),
             records: Mutex::new(records),
+            published: Mutex::default(),
             unhealthy: Mutex::new(None),
             autoscaling: config.autoscaling.is_some(),
             updating: AtomicUsize::new(0),
@@ -82,30 +88,27 @@ impl<D: Send + Sync + 'static> DeploymentState<D> {
         }
     }
 
-    /// Builds the routable replica of a constructed one: it holds its reservation until it is
-    /// dropped, after its last request.
-    pub(crate) fn local_replica(new: NewReplica<D>) -> Arc<dyn Replica<D>> {
-        let (info, reservation) = new.placed.into_parts();
-        Arc::new(LocalReplica::new(
-            info,
-            new.instance,
-            Some(Box::new(reservation)),
-        ))
+    /// Keeps what publishes replica `id` (an initial one) to other nodes until it leaves
+    /// routing.
+    pub(crate) fn keep_published(&self, id: usize, published: Box<dyn Any + Send + Sync>) {
+        self.published.locked().insert(id, published);
     }
 
     /// Adds a constructed replica of `generation` to routing.
     pub(crate) fn add_replica(&self, new: NewReplica<D>, generation: u64) {
+        let NewReplica { replica, published } = new;
+        let id = replica.info().replica_id;
         self.router.add_replica(|| {
-            let replica = Self::local_replica(new);
             let record = ReplicaRecord {
                 generation,
                 health_failures: 0,
             };
-            self.records
-                .locked()
-                .insert(replica.info().replica_id, record);
+            self.records.locked().insert(id, record);
             replica
         });
+        if let Some(published) = published {
+            self.published.locked().insert(id, published);
+        }
     }
 
     /// Takes a replica out of routing: one of an older generation if any (a rolling update),
@@ -144,7 +147,10 @@ impl<D: Send + Sync + 'static> DeploymentState<D> {
         });
         match removed {
             Some(replica) => {
-                self.records.locked().remove(&replica.info().replica_id);
+                let id = replica.info().replica_id;
+                self.records.locked().remove(&id);
+                let published = self.published.locked().remove(&id);
+                drop(published);
                 true
             }
             None => false,

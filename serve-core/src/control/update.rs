@@ -133,7 +133,10 @@ impl<D: Deployment> DeploymentState<D> {
         let replicas = self.router.replicas();
         let mut hooks = Vec::with_capacity(replicas.len());
         for replica in replicas.iter() {
-            let Endpoint::Local(instance) = replica.endpoint();
+            // A replica in another process gets it from its own node.
+            let Endpoint::Local(instance) = replica.endpoint() else {
+                continue;
+            };
             match D::__reconfigure(instance, user_config.clone()) {
                 Some(hook) => hooks.push(hook),
                 None => {

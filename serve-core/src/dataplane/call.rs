@@ -4,18 +4,19 @@
 //! it, and fail it when an argument failed.
 
 use std::future::Future;
-use std::marker::PhantomData;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 
 use tokio::task::AbortHandle;
 
 use super::invoke::Invoke;
+use super::remote;
 use super::queue::Job;
 use super::replica::{Endpoint, Stop};
 use super::sink::StreamSink;
 use super::slot::Slot;
 use crate::error::ServeError;
+use crate::request::codec::CallWire;
 use crate::request::context::{self, RequestScope};
 use crate::request::generator::GeneratorSender;
 use crate::request::response::Completer;
@@ -54,11 +55,13 @@ pub(crate) struct UnaryCall<T, I, V> {
     pub(crate) completer: Completer<T>,
     pub(crate) method: &'static str,
     pub(crate) invoke: I,
-    pub(crate) _values: PhantomData<fn(V)>,
+    /// How it crosses to a remote replica.
+    pub(crate) wire: CallWire<V, T>,
 }
 
 impl<D, T, I, V> Call<D> for UnaryCall<T, I, V>
 where
+    D: 'static,
     T: Send + 'static,
     V: Send + 'static,
     I: Invoke<D, V, T>,
@@ -76,9 +79,14 @@ where
     fn run(self, values: V, mut slot: Slot<D>) {
         let cell = self.completer.cell().clone();
         slot.track(cell.clone());
-        let abort = self
-            .invoke
-            .invoke(values, slot, self.completer, self.method);
+        let abort = match slot.endpoint() {
+            Endpoint::Local(_) => self
+                .invoke
+                .invoke(values, slot, self.completer, self.method),
+            Endpoint::Remote(_) => {
+                remote::unary(values, slot, self.completer, self.method, self.wire)
+            }
+        };
         cell.set_abort(abort);
     }
 }
@@ -89,7 +97,8 @@ pub(crate) struct StreamCall<T, F, V> {
     pub(crate) sender: GeneratorSender<T>,
     pub(crate) method: &'static str,
     pub(crate) f: F,
-    pub(crate) _values: PhantomData<fn(V)>,
+    /// How it crosses to a remote replica.
+    pub(crate) wire: CallWire<V, T>,
 }
 
 impl<D, T, F, V, Fut> Call<D> for StreamCall<T, F, V>
@@ -117,7 +126,7 @@ where
             method,
             f,
             request_id,
-            ..
+            wire,
         } = self;
         let errors = sender.tx.clone();
         let stop = Arc::new(StreamStop {
@@ -126,6 +135,10 @@ where
             task: Mutex::new(None),
         });
         slot.track(stop.clone());
+        if let Endpoint::Remote(_) = slot.endpoint() {
+            stop.started(remote::stream(values, slot, sender, method, wire));
+            return;
+        }
         let scope = RequestScope {
             request: None,
             request_id,
@@ -133,10 +146,10 @@ where
         };
         let task = slot.runtime().clone().spawn(async move {
             let sink = StreamSink::new(sender, slot.deployment().clone(), method);
-            let instance = match slot.endpoint() {
-                Endpoint::Local(instance) => instance.clone(),
+            let Endpoint::Local(instance) = slot.endpoint() else {
+                return; // remote replicas were handled above
             };
-            let produce = panic::catch_async(f(instance, values, sink));
+            let produce = panic::catch_async(f(instance.clone(), values, sink));
             let result = context::in_scope(scope, produce).await;
             if let Err(panic) = result {
                 let err = ServeError::panic(panic).at(slot.deployment(), method);

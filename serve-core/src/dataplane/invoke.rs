@@ -51,6 +51,7 @@ where
             let result = panic::catch_sync(|| {
                 context::in_sync_scope(scope, || match slot.endpoint() {
                     Endpoint::Local(instance) => (self.0)(instance, values),
+                    Endpoint::Remote(_) => Err(not_local()),
                 })
             });
             let result = outcome(slot.deployment(), method, result);
@@ -83,17 +84,25 @@ where
     ) -> AbortHandle {
         let scope = request_scope(&completer, &slot);
         let task = slot.runtime().clone().spawn(async move {
-            let instance = match slot.endpoint() {
-                Endpoint::Local(instance) => instance.clone(),
+            let result = match slot.endpoint() {
+                Endpoint::Local(instance) => {
+                    let call = panic::catch_async((self.0)(instance.clone(), values));
+                    context::in_scope(scope, call).await
+                }
+                Endpoint::Remote(_) => Ok(Err(not_local())),
             };
-            let call = panic::catch_async((self.0)(instance, values));
-            let result = context::in_scope(scope, call).await;
             let result = outcome(slot.deployment(), method, result);
             drop(slot);
             completer.complete(result);
         });
         task.abort_handle()
     }
+}
+
+/// A local invocation reached a remote replica (the call path picks the remote path first, so
+/// this is never seen).
+fn not_local() -> BoxError {
+    "a local call reached a remote replica".into()
 }
 
 /// Turns a method's outcome (value, user error, or panic) into the request's result.

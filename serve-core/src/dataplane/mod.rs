@@ -29,6 +29,7 @@ pub(crate) mod call;
 pub(crate) mod invoke;
 pub(crate) mod picker;
 pub(crate) mod queue;
+pub(crate) mod remote;
 pub(crate) mod replica;
 pub(crate) mod router;
 pub(crate) mod sink;

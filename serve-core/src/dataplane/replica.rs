@@ -18,6 +18,7 @@ use slab::Slab;
 use crate::error::ServeError;
 use crate::request::context::ReplicaInfo;
 use crate::request::response;
+use crate::transport::RemoteEndpoint;
 use crate::util::sync::Lock;
 
 /// One replica of a deployment, in this process or (in cluster mode) another.
@@ -34,6 +35,8 @@ pub(crate) trait Replica<D>: Send + Sync {
 pub(crate) enum Endpoint<'a, D> {
     /// In this process: the deployment's instance, called directly.
     Local(&'a Arc<D>),
+    /// In another process: arguments and results are encoded and cross the request plane.
+    Remote(&'a Arc<dyn RemoteEndpoint>),
 }
 
 /// A request running on a replica, as the replica's shutdown sees it.
@@ -218,5 +221,49 @@ impl<D: Send + Sync + 'static> Replica<D> for LocalReplica<D> {
     #[inline]
     fn endpoint(&self) -> Endpoint<'_, D> {
         Endpoint::Local(&self.instance)
+    }
+}
+
+/// A replica in another process: calls to it cross the request plane. Its load is what this
+/// process has sent it and not had answered (each caller counts its own).
+pub(crate) struct RemoteReplica {
+    info: Arc<ReplicaInfo>,
+    endpoint: Arc<dyn RemoteEndpoint>,
+    slots: Slots,
+    /// What it holds for its lifetime (the head's record of its node's resources, and the order
+    /// to stop it), given back when it is dropped, after its last request.
+    _held: Option<Box<dyn Any + Send + Sync>>,
+}
+
+impl RemoteReplica {
+    /// Replica `info`, reached through `endpoint`, holding `held` until it is dropped.
+    pub(crate) fn new(
+        info: Arc<ReplicaInfo>,
+        endpoint: Arc<dyn RemoteEndpoint>,
+        held: Option<Box<dyn Any + Send + Sync>>,
+    ) -> Self {
+        Self {
+            info,
+            endpoint,
+            slots: Slots::default(),
+            _held: held,
+        }
+    }
+}
+
+impl<D> Replica<D> for RemoteReplica {
+    #[inline]
+    fn info(&self) -> &Arc<ReplicaInfo> {
+        &self.info
+    }
+
+    #[inline]
+    fn slots(&self) -> &Slots {
+        &self.slots
+    }
+
+    #[inline]
+    fn endpoint(&self) -> Endpoint<'_, D> {
+        Endpoint::Remote(&self.endpoint)
     }
 }

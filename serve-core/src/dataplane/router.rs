@@ -2,7 +2,6 @@
 //! the calls the generated stubs make.
 
 use std::future::Future;
-use std::marker::PhantomData;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -18,6 +17,7 @@ use super::sink::StreamSink;
 use super::slot::{Slot, SlotSource};
 use crate::error::{BoxError, ServeError};
 use crate::request::args::ArgList;
+use crate::request::codec::CallWire;
 use crate::request::context::{self, RequestScope};
 use crate::request::generator::{self, DeploymentResponseGenerator};
 use crate::request::response::{self, DeploymentResponse};
@@ -368,6 +368,7 @@ impl<D: Send + Sync + 'static> RequestRouter<D> {
         method: &'static str,
         args: A,
         invoke: I,
+        wire: CallWire<A::Values, T>,
     ) -> DeploymentResponse<T>
     where
         A: ArgList,
@@ -385,7 +386,7 @@ impl<D: Send + Sync + 'static> RequestRouter<D> {
             completer,
             method,
             invoke,
-            _values: PhantomData,
+            wire,
         };
         self.submit(method, call, args, scope.as_ref());
         DeploymentResponse::from_consumer(consumer)
@@ -397,13 +398,14 @@ impl<D: Send + Sync + 'static> RequestRouter<D> {
         method: &'static str,
         args: A,
         f: F,
+        wire: CallWire<A::Values, T>,
     ) -> DeploymentResponse<T>
     where
         A: ArgList,
         T: Send + 'static,
         F: FnOnce(&D, A::Values) -> Result<T, BoxError> + Send + 'static,
     {
-        self.call_unary(method, args, SyncFn(f))
+        self.call_unary(method, args, SyncFn(f), wire)
     }
 
     /// Calls an `async fn` method: it runs as a task on the async workers.
@@ -412,6 +414,7 @@ impl<D: Send + Sync + 'static> RequestRouter<D> {
         method: &'static str,
         args: A,
         f: F,
+        wire: CallWire<A::Values, T>,
     ) -> DeploymentResponse<T>
     where
         A: ArgList,
@@ -419,7 +422,7 @@ impl<D: Send + Sync + 'static> RequestRouter<D> {
         F: FnOnce(Arc<D>, A::Values) -> Fut + Send + 'static,
         Fut: Future<Output = Result<T, BoxError>> + Send + 'static,
     {
-        self.call_unary(method, args, AsyncFn(f))
+        self.call_unary(method, args, AsyncFn(f), wire)
     }
 
     /// Calls a streaming method: `f` drives the method's stream into the sink; items reach the
@@ -429,6 +432,7 @@ impl<D: Send + Sync + 'static> RequestRouter<D> {
         method: &'static str,
         args: A,
         f: F,
+        wire: CallWire<A::Values, T>,
     ) -> DeploymentResponseGenerator<T>
     where
         A: ArgList,
@@ -444,7 +448,7 @@ impl<D: Send + Sync + 'static> RequestRouter<D> {
             sender,
             method,
             f,
-            _values: PhantomData,
+            wire,
         };
         self.submit(method, call, args, scope.as_ref());
         generator

@@ -48,6 +48,25 @@ pub type Encoder<T> = fn(&T) -> Result<Vec<u8>, ServeError>;
 /// Decodes a method's argument tuple.
 pub type Decoder<T> = fn(&[u8]) -> Result<T, ServeError>;
 
+/// How a call crosses to a replica in another process: its argument tuple's encoder and its
+/// result's (or stream item's) decoder. Two function pointers, made by the generated stub and
+/// used only when the picked replica is remote.
+#[doc(hidden)]
+pub struct CallWire<V, T> {
+    /// Encodes the argument tuple.
+    pub args: Encoder<V>,
+    /// Decodes the result, or each item of a stream.
+    pub result: Decoder<T>,
+}
+
+impl<V, T> Clone for CallWire<V, T> {
+    fn clone(&self) -> Self {
+        *self
+    }
+}
+
+impl<V, T> Copy for CallWire<V, T> {}
+
 /// Picks the encoder and decoder of `T` (see the module docs).
 #[doc(hidden)]
 pub struct Wire<T>(PhantomData<fn() -> T>);

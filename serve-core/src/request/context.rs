@@ -30,6 +30,8 @@ pub(crate) struct ReplicaInfo {
     pub(crate) deployment: Arc<str>,
     pub(crate) replica_id: usize,
     pub(crate) assigned: Assignment,
+    /// The name of the node it runs on, in cluster mode.
+    pub(crate) node: Option<Arc<str>>,
 }
 
 impl ReplicaInfo {
@@ -44,12 +46,19 @@ impl ReplicaInfo {
             deployment,
             replica_id,
             assigned,
+            node: None,
         }
+    }
+
+    /// The same, on node `node`.
+    pub(crate) fn on_node(mut self, node: Option<Arc<str>>) -> Self {
+        self.node = node;
+        self
     }
 }
 
 /// What a replica was given: its request and the CPU and GPU ids it holds.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
 pub(crate) struct Assignment {
     pub(crate) cpu_ids: Vec<usize>,
     pub(crate) gpu_ids: Vec<usize>,
@@ -187,6 +196,11 @@ impl ReplicaContext {
     /// The replica's id within its deployment.
     pub fn replica_id(&self) -> usize {
         self.replica.replica_id
+    }
+
+    /// The name of the node the replica runs on, in cluster mode (`None` in one process).
+    pub fn node_name(&self) -> Option<&str> {
+        self.replica.node.as_deref()
     }
 
     /// The id of the request being served (shared with the calls made on its behalf, and in

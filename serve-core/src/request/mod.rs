@@ -6,6 +6,8 @@
 //! * [`generator`]: a streaming request's bounded channel and the caller's
 //!   [`DeploymentResponseGenerator`](generator::DeploymentResponseGenerator);
 //! * [`args`]: a call's arguments, values or responses still to resolve (chaining);
+//! * [`encoded`]: a call by method name with encoded arguments, as a replica serves a caller in
+//!   another process;
 //! * [`context`]: the request and replica a piece of code runs for (request ids, recursive
 //!   cancellation, `replica_context()`).
 //!
@@ -14,5 +16,6 @@
 pub(crate) mod args;
 pub(crate) mod codec;
 pub(crate) mod context;
+pub(crate) mod encoded;
 pub(crate) mod generator;
 pub(crate) mod response;

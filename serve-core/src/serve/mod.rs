@@ -18,6 +18,7 @@ use crate::api::handle::{CallOne, CallStream, DeploymentHandle};
 use crate::config::DeploymentConfig;
 use crate::control::application::Application;
 use crate::control::registry::{AppRecord, Registry};
+use crate::control::nodes::NodeSet;
 use crate::control::resources::{InstanceResources, ResourcePool};
 use crate::control::status::ApplicationStatus;
 use crate::control::update::DeploymentUpdate;
@@ -38,7 +39,8 @@ struct Inner {
     handle: tokio::runtime::Handle,
     http: Mutex<Option<Arc<Proxy>>>,
     registry: Arc<Registry>,
-    resources: ResourcePool,
+    /// The nodes replicas are placed on: this process, and the workers of its cluster.
+    nodes: Arc<NodeSet>,
 }
 
 impl Drop for Inner {
@@ -117,19 +119,19 @@ impl Serve {
                 handle,
                 http: Mutex::new(None),
                 registry: Arc::new(Registry::default()),
-                resources,
+                nodes: Arc::new(NodeSet::new(resources)),
             }),
         })
     }
 
     /// Everything the instance has to give its replicas (Ray's `ray.cluster_resources()`).
     pub fn total_resources(&self) -> InstanceResources {
-        self.inner.resources.total()
+        self.inner.nodes.local().pool.total()
     }
 
     /// What no replica holds now (Ray's `ray.available_resources()`).
     pub fn available_resources(&self) -> InstanceResources {
-        self.inner.resources.available()
+        self.inner.nodes.local().pool.available()
     }
 
     /// Whether [`shutdown`](Self::shutdown) has not been called yet.
@@ -216,7 +218,7 @@ impl Serve {
     ) -> Result<impl Future<Output = Result<DeploymentHandle<D>, ServeError>> + use<D>, ServeError>
     {
         let rt = self.live_handle()?;
-        let task = rt.spawn(app.deploy(rt.clone(), configs, self.inner.resources.clone()));
+        let task = rt.spawn(app.deploy(rt.clone(), configs, self.inner.nodes.clone()));
         let registry = self.inner.registry.clone();
         Ok(async move {
             let (handle, deployments) = task

@@ -10,9 +10,9 @@ use std::task::{Context, Poll};
 use futures::{Stream, StreamExt};
 
 use crate::error::ServeError;
-use crate::request::codec::Encoder;
-use crate::request::generator::DeploymentResponseGenerator;
-use crate::request::response::DeploymentResponse;
+use super::codec::Encoder;
+use super::generator::DeploymentResponseGenerator;
+use super::response::DeploymentResponse;
 
 /// The response of a call made by method name: its encoded result, or its encoded items.
 #[doc(hidden)]

@@ -1,0 +1,123 @@
+//! How a request runs on a replica in another process: its argument tuple is encoded, crosses
+//! the request plane (`transport`), and the result (or each item of a stream) is decoded on the
+//! way back. The request holds its slot on the remote replica until the answer is in, exactly as
+//! a local request holds its slot until the method returns, so power of two choices sees remote
+//! load the way it sees local load. Cancelling the request drops the remote call, which cancels
+//! it on the far side.
+
+use tokio::task::AbortHandle;
+
+use super::replica::Endpoint;
+use super::slot::Slot;
+use crate::error::ServeError;
+use crate::request::codec::CallWire;
+use crate::request::generator::GeneratorSender;
+use crate::request::response::Completer;
+use crate::transport::RemoteEndpoint;
+
+/// The remote endpoint of a slot on a remote replica.
+fn endpoint<D>(slot: &Slot<D>) -> Option<&std::sync::Arc<dyn RemoteEndpoint>> {
+    match slot.endpoint() {
+        Endpoint::Remote(endpoint) => Some(endpoint),
+        Endpoint::Local(_) => None,
+    }
+}
+
+/// An error that happened on the way: it names the deployment and method like any other.
+fn located(err: ServeError, deployment: &std::sync::Arc<str>, method: &'static str) -> ServeError {
+    if err.deployment().is_some() {
+        err
+    } else {
+        err.at(deployment, method)
+    }
+}
+
+fn not_remote() -> ServeError {
+    ServeError::new(crate::error::ErrorKind::Runtime).with_message("the replica is not remote")
+}
+
+/// Runs a unary call on the slot's remote replica; returns the handle that cancels it.
+pub(crate) fn unary<D, V, T>(
+    values: V,
+    slot: Slot<D>,
+    completer: Completer<T>,
+    method: &'static str,
+    wire: CallWire<V, T>,
+) -> AbortHandle
+where
+    D: 'static,
+    V: Send + 'static,
+    T: Send + 'static,
+{
+    let task = slot.runtime().clone().spawn(async move {
+        let call = match (endpoint(&slot), (wire.args)(&values)) {
+            (Some(endpoint), Ok(args)) => Ok(endpoint.call(method, args)),
+            (None, _) => Err(not_remote()),
+            (_, Err(e)) => Err(e),
+        };
+        drop(values);
+        let result = match call {
+            Ok(call) => call.await.and_then(|bytes| (wire.result)(&bytes)),
+            Err(e) => Err(e),
+        };
+        let result = result.map_err(|e| located(e, slot.deployment(), method));
+        drop(slot); // free the slot before the caller sees the result
+        completer.complete(result);
+    });
+    task.abort_handle()
+}
+
+/// Runs a streaming call on the slot's remote replica, forwarding decoded items into `sender`
+/// as the consumer takes them; returns the handle that stops it.
+pub(crate) fn stream<D, V, T>(
+    values: V,
+    slot: Slot<D>,
+    sender: GeneratorSender<T>,
+    method: &'static str,
+    wire: CallWire<V, T>,
+) -> AbortHandle
+where
+    D: 'static,
+    V: Send + 'static,
+    T: Send + 'static,
+{
+    use futures::StreamExt;
+    let task = slot.runtime().clone().spawn(async move {
+        let tx = sender.tx.clone();
+        let items = match (endpoint(&slot), (wire.args)(&values)) {
+            (Some(endpoint), Ok(args)) => Ok(endpoint.call_stream(method, args)),
+            (None, _) => Err(not_remote()),
+            (_, Err(e)) => Err(e),
+        };
+        drop(values);
+        let mut items = match items {
+            Ok(items) => items,
+            Err(e) => {
+                let err = located(e, slot.deployment(), method);
+                drop(slot);
+                let _ = tx.send(Err(err)).await;
+                return;
+            }
+        };
+        loop {
+            let item = tokio::select! {
+                biased;
+                // The consumer left: dropping the remote stream cancels the producer.
+                _ = tx.closed() => return,
+                item = items.next() => item,
+            };
+            let item = match item {
+                None => break,
+                Some(item) => item.and_then(|bytes| (wire.result)(&bytes)),
+            };
+            let failed = item.is_err();
+            let item = item.map_err(|e| located(e, slot.deployment(), method));
+            if tx.send(item).await.is_err() || failed {
+                return;
+            }
+        }
+        drop(slot);
+        sender.finish();
+    });
+    task.abort_handle()
+}

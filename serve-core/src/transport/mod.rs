@@ -1,0 +1,50 @@
+//! The request plane: how a call reaches a replica in another process, behind one interface.
+//!
+//! The data plane (one layer up) sees a remote replica only as a [`RemoteEndpoint`]: send a method
+//! name and its encoded argument tuple, get the encoded result (or a stream of encoded items)
+//! back; drop the future (or the stream) to cancel the request on the far side. The far side sees
+//! what it serves only as [`Served`]: a call by method name with encoded arguments, which the
+//! generated handle of each deployment answers (`DeploymentHandle::call_encoded`).
+//!
+//! Today one implementation carries both: NATS ([`nats`], behind the `cluster` feature), which
+//! also carries discovery and liveness. A direct data plane between nodes (TCP, as NVIDIA Dynamo
+//! moved to for latency) is a second implementation of these two traits; handles, routers and
+//! the control plane do not change.
+
+use std::future::Future;
+use std::pin::Pin;
+
+use bytes::Bytes;
+use futures::Stream;
+
+use crate::error::ServeError;
+use crate::request::encoded::EncodedResponse;
+
+#[cfg(feature = "cluster")]
+pub(crate) mod frame;
+#[cfg(feature = "cluster")]
+pub(crate) mod nats;
+
+/// The encoded result of a remote unary call. Dropping it cancels the remote request.
+pub(crate) type RemoteFuture = Pin<Box<dyn Future<Output = Result<Bytes, ServeError>> + Send>>;
+
+/// The encoded items of a remote streaming call. Dropping it cancels the remote request.
+pub(crate) type RemoteStream = Pin<Box<dyn Stream<Item = Result<Bytes, ServeError>> + Send>>;
+
+/// One replica in another process, as a caller reaches it.
+pub(crate) trait RemoteEndpoint: Send + Sync {
+    /// Calls the unary `method` with its encoded argument tuple.
+    fn call(&self, method: &'static str, args: Vec<u8>) -> RemoteFuture;
+    /// Calls the streaming `method` with its encoded argument tuple; items arrive as they are
+    /// produced, and the producer runs at most a bounded window ahead of this consumer.
+    fn call_stream(&self, method: &'static str, args: Vec<u8>) -> RemoteStream;
+    /// The node it runs on, for errors and `status`.
+    fn node(&self) -> &str;
+}
+
+/// What a node serves to callers in other processes: one replica, called by method name with
+/// encoded arguments.
+pub(crate) trait Served: Send + Sync {
+    /// Starts `method` with its encoded argument tuple.
+    fn call_encoded(&self, method: &str, args: &[u8]) -> Result<EncodedResponse, ServeError>;
+}

@@ -1,0 +1,620 @@
+//! The request plane over NATS: [`NatsPlane`] calls replicas on other nodes and serves this
+//! node's replicas to them.
+//!
+//! # Subjects
+//!
+//! Everything lives under the cluster's prefix `serve.<cluster>` (so two clusters share a NATS
+//! server without crossing, and per-user permissions can fence a cluster in):
+//!
+//! | subject | who listens | what |
+//! |---|---|---|
+//! | `<prefix>.call.<node>` | the node | calls to its replicas ([`frame::CallHead`] names the replica) |
+//! | `<prefix>.ctl.<node>` | the node | cancel a request, give a stream credit |
+//! | `<prefix>.inbox.<node>.<call>` | the calling node | the replies of one call |
+//!
+//! A caller picks the replica itself (power of two choices over every replica, local and remote),
+//! so a call names its replica and goes to that replica's node; NATS does no load balancing.
+//!
+//! # Flow control and cancellation
+//!
+//! A streaming call carries a window: the producer sends that many items, then waits until the
+//! consumer gives credit, which it does each time it has *taken* half a window. A slow consumer
+//! therefore holds at most a window of items in flight plus its own stream buffer; nothing
+//! buffers without bound. Dropping a call's future (or stream) before its end sends a cancel to
+//! the serving node, which cancels the request and everything it started.
+//!
+//! # Failure
+//!
+//! A call whose node is declared dead (see the cluster layer's heartbeats) fails with
+//! [`ErrorKind::Unavailable`] naming the replica and node ([`NatsPlane::fail_node`]); so does a
+//! call to a subject nobody listens on (NATS answers "no responders"). Requests a dead caller
+//! started on this node are cancelled.
+//!
+//! [`ErrorKind::Unavailable`]: crate::ErrorKind::Unavailable
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, RwLock};
+
+use async_nats::{Client, Subject};
+use bytes::Bytes;
+use futures::StreamExt;
+use tokio::sync::{Semaphore, mpsc, oneshot};
+use tokio::task::AbortHandle;
+
+use super::frame::{self, CallHead, Control, Reply};
+use super::{RemoteEndpoint, RemoteFuture, RemoteStream, Served};
+use crate::error::{ErrorKind, ServeError};
+use crate::request::encoded::{EncodedResponse, EncodedUnary};
+use crate::util::sync::{Lock, ReadWrite};
+
+/// Items a streaming call's producer may send ahead of the consumer's credit.
+pub(crate) const STREAM_WINDOW: u32 = 64;
+
+/// The request plane of one node.
+#[derive(Clone)]
+pub(crate) struct NatsPlane {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    client: Client,
+    /// `serve.<cluster>`.
+    prefix: Arc<str>,
+    /// This node's id.
+    node: Arc<str>,
+    /// `<prefix>.inbox.<node>`.
+    inbox: Arc<str>,
+    next_call: AtomicU64,
+    /// Calls this node made that wait for replies, by call id.
+    calls: Mutex<HashMap<u64, Waiter>>,
+    /// This node's replicas that other nodes may call, by key.
+    served: RwLock<HashMap<u64, Arc<dyn Served>>>,
+    /// Requests this node runs for other nodes, by reply subject.
+    running: Mutex<HashMap<Arc<str>, Running>>,
+    /// The subscription loops, stopped by [`NatsPlane::shutdown`].
+    loops: Mutex<Vec<AbortHandle>>,
+}
+
+/// A call waiting for its replies.
+struct Waiter {
+    /// The node it went to.
+    node: Arc<str>,
+    /// "replica Adder#1 on node worker-a", for errors.
+    target: Arc<str>,
+    tx: WaiterTx,
+}
+
+enum WaiterTx {
+    Unary(oneshot::Sender<Result<Bytes, ServeError>>),
+    Stream(mpsc::UnboundedSender<Result<Reply, ServeError>>),
+}
+
+/// A request run for another node.
+struct Running {
+    /// Dropping it (taking the entry out) cancels the request.
+    _cancel: oneshot::Sender<()>,
+    /// A stream's credit: items it may still send.
+    credit: Option<Arc<Semaphore>>,
+}
+
+impl NatsPlane {
+    /// The plane of node `node` in the cluster `prefix` (`serve.<cluster>`): listens for replies
+    /// to its own calls, and for calls and control messages to its replicas.
+    pub(crate) async fn start(
+        client: Client,
+        prefix: &str,
+        node: &str,
+    ) -> Result<Self, ServeError> {
+        let inner = Arc::new(Inner {
+            client,
+            prefix: prefix.into(),
+            node: node.into(),
+            inbox: format!("{prefix}.inbox.{node}").into(),
+            next_call: AtomicU64::new(1),
+            calls: Mutex::default(),
+            served: RwLock::default(),
+            running: Mutex::default(),
+            loops: Mutex::default(),
+        });
+        let subscribe = |subject: String| {
+            let client = inner.client.clone();
+            async move {
+                client.subscribe(subject.clone()).await.map_err(|e| {
+                    ServeError::unavailable(format!("cannot subscribe to `{subject}`: {e}"))
+                })
+            }
+        };
+        let mut replies = subscribe(format!("{}.*", inner.inbox)).await?;
+        let mut calls = subscribe(format!("{prefix}.call.{node}")).await?;
+        let mut controls = subscribe(format!("{prefix}.ctl.{node}")).await?;
+        let loops = [
+            tokio::spawn({
+                let inner = inner.clone();
+                async move {
+                    while let Some(message) = replies.next().await {
+                        inner.deliver(message);
+                    }
+                }
+            }),
+            tokio::spawn({
+                let inner = inner.clone();
+                async move {
+                    while let Some(message) = calls.next().await {
+                        inner.clone().handle_call(message);
+                    }
+                }
+            }),
+            tokio::spawn({
+                let inner = inner.clone();
+                async move {
+                    while let Some(message) = controls.next().await {
+                        inner.handle_control(&message.payload);
+                    }
+                }
+            }),
+        ];
+        *inner.loops.locked() = loops.iter().map(|l| l.abort_handle()).collect();
+        Ok(Self { inner })
+    }
+
+    /// Stops listening; calls still waiting fail.
+    pub(crate) fn shutdown(&self) {
+        for l in self.inner.loops.locked().drain(..) {
+            l.abort();
+        }
+        let waiting: Vec<_> = self.inner.calls.locked().drain().collect();
+        for (_, waiter) in waiting {
+            waiter.fail(ServeError::shut_down());
+        }
+        self.inner.running.locked().clear();
+    }
+
+    /// The endpoint of replica `replica` on node `node` (`target` describes it in errors).
+    pub(crate) fn endpoint(
+        &self,
+        node: &str,
+        replica: u64,
+        target: String,
+    ) -> Arc<dyn RemoteEndpoint> {
+        let prefix = &self.inner.prefix;
+        Arc::new(NatsEndpoint {
+            inner: self.inner.clone(),
+            node: node.into(),
+            target: target.into(),
+            call_subject: Subject::from(format!("{prefix}.call.{node}")),
+            control_subject: Subject::from(format!("{prefix}.ctl.{node}")),
+            replica,
+        })
+    }
+
+    /// Serves `served` to other nodes under `key`.
+    pub(crate) fn serve(&self, key: u64, served: Arc<dyn Served>) {
+        self.inner.served.write_locked().insert(key, served);
+    }
+
+    /// Stops serving `key`; calls to it from now on fail.
+    pub(crate) fn unserve(&self, key: u64) {
+        let served = self.inner.served.write_locked().remove(&key);
+        drop(served);
+    }
+
+    /// Node `node` is gone: the calls waiting for it fail with `why` (naming each call's replica
+    /// and node), and the requests it started here are cancelled.
+    pub(crate) fn fail_node(&self, node: &str, why: &str) {
+        let failed: Vec<_> = self
+            .inner
+            .calls
+            .locked()
+            .extract_if(|_, waiter| &*waiter.node == node)
+            .map(|(_, waiter)| waiter)
+            .collect();
+        for waiter in failed {
+            let err = ServeError::unavailable(format!("{} {why}", waiter.target));
+            waiter.fail(err);
+        }
+        let callers_inbox = format!("{}.inbox.{node}.", self.inner.prefix);
+        let cancelled: Vec<_> = self
+            .inner
+            .running
+            .locked()
+            .extract_if(|reply, _| reply.starts_with(&callers_inbox))
+            .collect();
+        drop(cancelled);
+    }
+
+    /// Calls waiting for replies (for tests and status).
+    #[cfg(test)]
+    pub(crate) fn waiting(&self) -> usize {
+        self.inner.calls.locked().len()
+    }
+
+    /// Requests this node runs for other nodes.
+    pub(crate) fn running(&self) -> usize {
+        self.inner.running.locked().len()
+    }
+}
+
+impl Waiter {
+    fn fail(self, err: ServeError) {
+        match self.tx {
+            WaiterTx::Unary(tx) => {
+                let _ = tx.send(Err(err));
+            }
+            WaiterTx::Stream(tx) => {
+                let _ = tx.send(Err(err));
+            }
+        }
+    }
+}
+
+impl Inner {
+    fn reply_subject(&self, call: u64) -> Subject {
+        Subject::from(format!("{}.{call}", self.inbox))
+    }
+
+    fn register(&self, node: &Arc<str>, target: &Arc<str>, tx: WaiterTx) -> u64 {
+        let id = self.next_call.fetch_add(1, Ordering::Relaxed);
+        let waiter = Waiter {
+            node: node.clone(),
+            target: target.clone(),
+            tx,
+        };
+        self.calls.locked().insert(id, waiter);
+        id
+    }
+
+    /// A reply to one of this node's calls.
+    fn deliver(&self, message: async_nats::Message) {
+        let Some(id) = message
+            .subject
+            .rsplit('.')
+            .next()
+            .and_then(|t| t.parse::<u64>().ok())
+        else {
+            tracing::warn!(subject = %message.subject, "dropped a reply to no call of this node");
+            return;
+        };
+        let no_responders = message.status == Some(async_nats::StatusCode::NO_RESPONDERS);
+        let mut calls = self.calls.locked();
+        let Some(waiter) = calls.get(&id) else {
+            // The call was cancelled or failed already.
+            return;
+        };
+        let reply = if no_responders {
+            Err(ServeError::unavailable(format!(
+                "{}: its node does not listen (it is gone, or has not joined)",
+                waiter.target
+            )))
+        } else {
+            frame::parse_reply(message.payload)
+        };
+        if let Err(e) = &reply
+            && e.kind() == ErrorKind::Wire
+        {
+            tracing::warn!(subject = %message.subject, "dropped a malformed reply: {e}");
+        }
+        match &waiter.tx {
+            WaiterTx::Stream(tx) => {
+                let last = !matches!(reply, Ok(Reply::Item(_)));
+                let _ = tx.send(reply);
+                if last {
+                    calls.remove(&id);
+                }
+            }
+            WaiterTx::Unary(_) => {
+                let Some(Waiter {
+                    tx: WaiterTx::Unary(tx),
+                    ..
+                }) = calls.remove(&id)
+                else {
+                    return;
+                };
+                drop(calls);
+                let result = match reply {
+                    Ok(Reply::Value(bytes)) => Ok(bytes),
+                    Ok(Reply::Error(e)) | Err(e) => Err(e),
+                    Ok(Reply::Item(_) | Reply::End) => Err(ServeError::new(ErrorKind::Wire)
+                        .with_message("a stream's reply to a unary call")),
+                };
+                let _ = tx.send(result);
+            }
+        }
+    }
+
+    /// A call from another node to one of this node's replicas.
+    fn handle_call(self: Arc<Self>, message: async_nats::Message) {
+        let Some(reply) = message.reply else {
+            tracing::warn!(subject = %message.subject, "dropped a call without a reply subject");
+            return;
+        };
+        let (head, args) = match frame::parse_call(&message.payload) {
+            Ok(parsed) => parsed,
+            Err(e) => {
+                tracing::warn!(subject = %message.subject, "dropped a malformed call: {e}");
+                self.publish(reply, frame::error(&e));
+                return;
+            }
+        };
+        let served = self.served.read_locked().get(&head.replica).cloned();
+        let response = match served {
+            Some(served) => served.call_encoded(head.method, args),
+            None => Err(ServeError::unavailable(format!(
+                "replica {} is not on node {} (it was stopped, or the node restarted)",
+                head.replica, self.node
+            ))),
+        };
+        match response {
+            Err(e) => self.publish(reply, frame::error(&e)),
+            Ok(EncodedResponse::Unary(future)) => self.run_unary(reply, future),
+            Ok(EncodedResponse::Stream(stream)) => {
+                self.run_stream(reply, stream, head.window.max(1))
+            }
+        }
+    }
+
+    fn publish(&self, subject: Subject, payload: Bytes) {
+        let client = self.client.clone();
+        tokio::spawn(async move {
+            if let Err(e) = client.publish(subject, payload).await {
+                tracing::debug!("a reply could not be sent: {e}");
+            }
+        });
+    }
+
+    /// Records a request run for another node; dropping its entry cancels it.
+    fn track(&self, reply: &Subject, credit: Option<Arc<Semaphore>>) -> oneshot::Receiver<()> {
+        let (cancel, cancelled) = oneshot::channel();
+        let running = Running {
+            _cancel: cancel,
+            credit,
+        };
+        self.running.locked().insert(reply.as_str().into(), running);
+        cancelled
+    }
+
+    fn untrack(&self, reply: &Subject) {
+        let running = self.running.locked().remove(reply.as_str());
+        drop(running);
+    }
+
+    fn run_unary(self: Arc<Self>, reply: Subject, mut future: EncodedUnary) {
+        let mut cancelled = self.track(&reply, None);
+        tokio::spawn(async move {
+            tokio::select! {
+                result = &mut future => {
+                    self.untrack(&reply);
+                    let payload = match result {
+                        Ok(bytes) => frame::value(&bytes),
+                        Err(e) => frame::error(&e),
+                    };
+                    if let Err(e) = self.client.publish(reply, payload).await {
+                        tracing::debug!("a reply could not be sent: {e}");
+                    }
+                }
+                _ = &mut cancelled => future.cancel(),
+            }
+        });
+    }
+
+    fn run_stream(
+        self: Arc<Self>,
+        reply: Subject,
+        mut stream: std::pin::Pin<
+            Box<dyn futures::Stream<Item = Result<Vec<u8>, ServeError>> + Send>,
+        >,
+        window: u32,
+    ) {
+        let credit = Arc::new(Semaphore::new(window as usize));
+        let mut cancelled = self.track(&reply, Some(credit.clone()));
+        tokio::spawn(async move {
+            let produce = async {
+                loop {
+                    match credit.acquire().await {
+                        Ok(permit) => permit.forget(),
+                        Err(_) => return,
+                    }
+                    let (payload, last) = match stream.next().await {
+                        Some(Ok(item)) => (frame::item(&item), false),
+                        Some(Err(e)) => (frame::error(&e), true),
+                        None => (frame::end(), true),
+                    };
+                    if self.client.publish(reply.clone(), payload).await.is_err() || last {
+                        return;
+                    }
+                }
+            };
+            tokio::select! {
+                _ = produce => self.untrack(&reply),
+                _ = &mut cancelled => {}
+            }
+            // Dropping the stream stops its producer.
+        });
+    }
+
+    fn handle_control(&self, payload: &[u8]) {
+        match frame::parse_control(payload) {
+            Ok(Control::Cancel { reply }) => {
+                let running = self.running.locked().remove(reply);
+                drop(running);
+            }
+            Ok(Control::Credit { reply, items }) => {
+                if let Some(credit) = self
+                    .running
+                    .locked()
+                    .get(reply)
+                    .and_then(|r| r.credit.as_ref())
+                {
+                    credit.add_permits(items as usize);
+                }
+            }
+            Err(e) => tracing::warn!("dropped a malformed control message: {e}"),
+        }
+    }
+}
+
+/// One replica on another node.
+struct NatsEndpoint {
+    inner: Arc<Inner>,
+    node: Arc<str>,
+    target: Arc<str>,
+    call_subject: Subject,
+    control_subject: Subject,
+    replica: u64,
+}
+
+/// A call sent and not answered: dropping it forgets the call and, if the request may still run
+/// on the far side, cancels it there.
+struct Pending {
+    inner: Arc<Inner>,
+    id: u64,
+    control: Subject,
+    /// Set once the call went out.
+    reply: Option<Subject>,
+    /// Set once the far side is done with it.
+    done: bool,
+}
+
+impl Drop for Pending {
+    fn drop(&mut self) {
+        let waiter = self.inner.calls.locked().remove(&self.id);
+        drop(waiter);
+        if let (Some(reply), false) = (&self.reply, self.done) {
+            let cancel = frame::control(&Control::Cancel {
+                reply: reply.as_str(),
+            });
+            let client = self.inner.client.clone();
+            let control = self.control.clone();
+            // A drop may happen off the runtime (a response dropped by a plain thread): then the
+            // far side finds out when it tries to reply.
+            if let Ok(rt) = tokio::runtime::Handle::try_current() {
+                rt.spawn(async move { client.publish(control, cancel).await });
+            }
+        }
+    }
+}
+
+impl NatsEndpoint {
+    fn send(
+        &self,
+        method: &str,
+        args: &[u8],
+        window: u32,
+        pending: &mut Pending,
+    ) -> Result<impl Future<Output = Result<(), ServeError>> + Send + 'static, ServeError> {
+        let head = CallHead {
+            replica: self.replica,
+            method,
+            window,
+        };
+        let payload = frame::call(&head, args)?;
+        let reply = self.inner.reply_subject(pending.id);
+        pending.reply = Some(reply.clone());
+        let client = self.inner.client.clone();
+        let subject = self.call_subject.clone();
+        let target = self.target.clone();
+        Ok(async move {
+            client
+                .publish_with_reply(subject, reply, payload)
+                .await
+                .map_err(|e| {
+                    ServeError::unavailable(format!("{target}: the call could not be sent: {e}"))
+                })
+        })
+    }
+
+    fn pending(&self, id: u64) -> Pending {
+        Pending {
+            inner: self.inner.clone(),
+            id,
+            control: self.control_subject.clone(),
+            reply: None,
+            done: false,
+        }
+    }
+}
+
+impl RemoteEndpoint for NatsEndpoint {
+    fn call(&self, method: &'static str, args: Vec<u8>) -> RemoteFuture {
+        let (tx, rx) = oneshot::channel();
+        let id = self
+            .inner
+            .register(&self.node, &self.target, WaiterTx::Unary(tx));
+        let mut pending = self.pending(id);
+        let sent = self.send(method, &args, 0, &mut pending);
+        let target = self.target.clone();
+        Box::pin(async move {
+            // Moves the whole guard in (a closure would capture only the field it writes).
+            let mut pending = pending;
+            sent?.await?;
+            let result = rx.await.unwrap_or_else(|_| {
+                Err(ServeError::unavailable(format!(
+                    "{target}: the call was dropped"
+                )))
+            });
+            pending.done = true;
+            result
+        })
+    }
+
+    fn call_stream(&self, method: &'static str, args: Vec<u8>) -> RemoteStream {
+        let (tx, mut rx) = mpsc::unbounded_channel();
+        let id = self
+            .inner
+            .register(&self.node, &self.target, WaiterTx::Stream(tx));
+        let mut pending = self.pending(id);
+        let sent = self.send(method, &args, STREAM_WINDOW, &mut pending);
+        let target = self.target.clone();
+        Box::pin(async_stream::stream! {
+            // Moves the whole guard in (a closure would capture only the fields it uses).
+            let mut pending = pending;
+            if let Err(e) = async { sent?.await }.await {
+                pending.done = true;
+                yield Err(e);
+                return;
+            }
+            let mut taken = 0;
+            loop {
+                match rx.recv().await {
+                    Some(Ok(Reply::Item(item))) => {
+                        yield Ok(item);
+                        taken += 1;
+                        if taken == STREAM_WINDOW / 2 {
+                            taken = 0;
+                            let credit = frame::control(&Control::Credit {
+                                reply: pending.reply.as_ref().map_or("", |r| r.as_str()),
+                                items: STREAM_WINDOW / 2,
+                            });
+                            let client = pending.inner.client.clone();
+                            let _ = client.publish(pending.control.clone(), credit).await;
+                        }
+                    }
+                    Some(Ok(Reply::End)) => {
+                        pending.done = true;
+                        break;
+                    }
+                    Some(Ok(Reply::Error(e)) | Err(e)) => {
+                        pending.done = true;
+                        yield Err(e);
+                        break;
+                    }
+                    Some(Ok(Reply::Value(_))) => {
+                        pending.done = true;
+                        yield Err(ServeError::new(ErrorKind::Wire)
+                            .with_message(format!("{target}: a unary reply to a streaming call")));
+                        break;
+                    }
+                    None => {
+                        pending.done = true;
+                        yield Err(ServeError::unavailable(format!("{target}: the call was dropped")));
+                        break;
+                    }
+                }
+            }
+        })
+    }
+
+    fn node(&self) -> &str {
+        &self.node
+    }
+}
