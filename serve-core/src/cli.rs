@@ -60,6 +60,9 @@ enum Command {
         #[arg(long, value_enum, default_value = "yaml")]
         format: Format,
     },
+    /// Join a cluster as a worker (cluster mode): run the replicas the head places here.
+    #[cfg(feature = "cluster")]
+    Worker(WorkerArgs),
     /// Show the applications, deployments and replicas of a running instance.
     Status {
         /// The running instance's HTTP address.
@@ -89,6 +92,75 @@ struct RunArgs {
     /// After Ctrl-C / SIGTERM, stop waiting for in-flight requests after this many seconds in
     /// all; each deployment also fails its own after its `graceful_shutdown_timeout_s` (20 s
     /// unless configured) [default: the longest of those].
+    #[arg(long)]
+    graceful_shutdown_timeout: Option<f64>,
+    #[cfg(feature = "cluster")]
+    #[command(flatten)]
+    node: NodeArgs,
+}
+
+/// What a node of a cluster is and offers (`run` as the head, `worker`).
+#[cfg(feature = "cluster")]
+#[derive(clap::Args, Debug, Default)]
+struct NodeArgs {
+    /// Run as a cluster over the NATS server(s) at this URL (`nats://HOST:PORT`,
+    /// `tls://HOST:PORT`, `nats://user:password@HOST:PORT`) [default: the config file's
+    /// `cluster.url`; none: everything in this process].
+    #[arg(long)]
+    cluster: Option<String>,
+    /// Namespaces the cluster's NATS subjects [default: the application's name].
+    #[arg(long)]
+    cluster_name: Option<String>,
+    /// The head waits for this many workers to join before deploying, so the first replicas
+    /// spread over them [default: the config file's `cluster.min_workers`, else 0].
+    #[arg(long)]
+    min_workers: Option<usize>,
+    /// This node's name in `status` and errors [default: `head`; a worker: host name and id].
+    #[arg(long)]
+    node_name: Option<String>,
+    /// CPUs this node offers replicas [default: not limited].
+    #[arg(long)]
+    num_cpus: Option<f64>,
+    /// GPUs this node offers replicas [default: the detected GPUs].
+    #[arg(long)]
+    num_gpus: Option<f64>,
+    /// Custom resources this node offers, as JSON: `'{"a100": 2}'`.
+    #[arg(long)]
+    resources: Option<String>,
+    /// NATS user name (with `--nats-password`, or `SERVE_NATS_PASSWORD`).
+    #[arg(long)]
+    nats_user: Option<String>,
+    /// NATS password [default: `SERVE_NATS_PASSWORD`].
+    #[arg(long)]
+    nats_password: Option<String>,
+    /// NATS token [default: `SERVE_NATS_TOKEN`].
+    #[arg(long)]
+    nats_token: Option<String>,
+    /// A NATS `.creds` file.
+    #[arg(long)]
+    nats_creds: Option<PathBuf>,
+    /// A root certificate (PEM) for `tls://` servers signed by a private CA.
+    #[arg(long)]
+    nats_ca: Option<PathBuf>,
+}
+
+#[cfg(feature = "cluster")]
+#[derive(clap::Args, Debug)]
+struct WorkerArgs {
+    #[command(flatten)]
+    node: NodeArgs,
+    /// A config file: its `cluster` section, and with `http_options.proxy_location: EveryNode`
+    /// its HTTP host and port.
+    #[arg(long)]
+    config: Option<PathBuf>,
+    /// Serve HTTP from this worker too, on this port (0: any free port) [default: only with
+    /// `proxy_location: EveryNode`, on the config file's port].
+    #[arg(long)]
+    http_port: Option<u16>,
+    /// The host the worker's HTTP proxy listens on [default: 127.0.0.1, or the config file's].
+    #[arg(long)]
+    host: Option<String>,
+    /// After Ctrl-C / SIGTERM, wait this many seconds for requests running here [default: 20].
     #[arg(long)]
     graceful_shutdown_timeout: Option<f64>,
 }
@@ -122,6 +194,8 @@ where
     let result = match cli.command.unwrap_or(Command::Run(cli.run)) {
         Command::Run(args) => run(app, args),
         Command::Config { format } => print_config(&app, format),
+        #[cfg(feature = "cluster")]
+        Command::Worker(args) => worker(app, args),
         Command::Status { address } => status(&address),
     };
     match result {
@@ -208,6 +282,28 @@ where
 
     // Listen for the stop signals before anything can be told we are ready.
     let stop = StopSignal::install()?;
+    #[cfg(feature = "cluster")]
+    let serve = {
+        let cluster = args
+            .node
+            .cluster_options(file.as_ref().and_then(|f| f.config.cluster.clone()), &app)?;
+        let mut builder = args.node.builder()?;
+        let min_workers = cluster.as_ref().map_or(0, |c| c.min_workers);
+        if let Some(cluster) = cluster {
+            builder = builder.cluster(cluster);
+        }
+        let serve = builder.start()?;
+        if min_workers > 0 {
+            tracing::info!("waiting for {min_workers} worker(s) to join before deploying");
+            while let Err(e) =
+                serve.wait_for_workers(min_workers, std::time::Duration::from_secs(10))
+            {
+                tracing::info!("still waiting: {e}");
+            }
+        }
+        serve
+    };
+    #[cfg(not(feature = "cluster"))]
     let serve = Serve::start()?;
     let bound = serve.start_http(&addr.to_string())?;
     serve.set_http_request_timeout(request_timeout)?;
@@ -230,6 +326,170 @@ where
         tracing::warn!("requests still in flight after the graceful shutdown timeout were failed");
     }
     Ok(())
+}
+
+#[cfg(feature = "cluster")]
+impl NodeArgs {
+    /// The cluster options the flags and the config file's `cluster` section give (flags win),
+    /// or `None` for one process. The cluster is named after the application unless told.
+    fn cluster_options<D: Deployment>(
+        &self,
+        from_file: Option<crate::config::ClusterOptions>,
+        app: &Application<D>,
+    ) -> Result<Option<crate::config::ClusterOptions>, ServeError> {
+        let mut options = match (&self.cluster, from_file) {
+            (Some(url), Some(file)) => crate::config::ClusterOptions { url: url.clone(), ..file },
+            (Some(url), None) => crate::config::ClusterOptions::new(url.clone()),
+            (None, Some(file)) => file,
+            (None, None) => return Ok(None),
+        };
+        if let Some(name) = &self.cluster_name {
+            options.name = Some(name.clone());
+        }
+        if let Some(n) = self.min_workers {
+            options.min_workers = n;
+        }
+        if options.name.is_none() {
+            options.name = Some(crate::config::cluster::to_token(&app_name(app)));
+        }
+        if let Some(user) = &self.nats_user {
+            options.user = Some(user.clone());
+        }
+        let password = self
+            .nats_password
+            .clone()
+            .or_else(|| std::env::var("SERVE_NATS_PASSWORD").ok());
+        if options.user.is_some() && options.password.is_none() {
+            options.password = password;
+        }
+        let token = self
+            .nats_token
+            .clone()
+            .or_else(|| std::env::var("SERVE_NATS_TOKEN").ok());
+        if token.is_some() {
+            options.token = token;
+        }
+        if let Some(creds) = &self.nats_creds {
+            options.credentials_file = Some(creds.clone());
+        }
+        if let Some(ca) = &self.nats_ca {
+            options.tls_ca_file = Some(ca.clone());
+        }
+        options.validate().map_err(config_error)?;
+        Ok(Some(options))
+    }
+
+    /// An instance builder with this node's resources and name.
+    fn builder(&self) -> Result<crate::serve::ServeBuilder, ServeError> {
+        let mut builder = Serve::builder();
+        if let Some(n) = self.num_cpus {
+            builder = builder.num_cpus(n);
+        }
+        if let Some(n) = self.num_gpus {
+            builder = builder.num_gpus(n);
+        }
+        if let Some(json) = &self.resources {
+            let custom: std::collections::BTreeMap<String, f64> = serde_json::from_str(json)
+                .map_err(|e| {
+                    config_error(format!(
+                        "--resources must be a JSON object of amounts, like '{{\"a100\": 2}}': {e}"
+                    ))
+                })?;
+            for (name, amount) in custom {
+                builder = builder.resource(name, amount);
+            }
+        }
+        if let Some(name) = &self.node_name {
+            builder = builder.node_name(name.clone());
+        }
+        Ok(builder)
+    }
+}
+
+/// `worker`: joins the cluster, runs what the head places here, optionally serves HTTP too,
+/// until Ctrl-C / SIGTERM (leaves gracefully) or the head is gone (exits with an error).
+#[cfg(feature = "cluster")]
+fn worker<D, R>(app: Application<D>, args: WorkerArgs) -> Result<(), ServeError>
+where
+    D: Deployment,
+    D::Handle: CallOne<Request, Output = R>,
+    R: IntoHttpResponse + Send + 'static,
+{
+    use crate::config::ProxyLocation;
+    let file = args.config.as_ref().map(ConfigFile::load).transpose()?;
+    let Some(cluster) = args
+        .node
+        .cluster_options(file.as_ref().and_then(|f| f.config.cluster.clone()), &app)?
+    else {
+        return Err(config_error(
+            "a worker needs a cluster: `worker --cluster nats://HOST:PORT` (or `cluster.url` in \
+             the config file)"
+                .into(),
+        ));
+    };
+    let http_options = file
+        .as_ref()
+        .and_then(|f| f.config.http_options.clone())
+        .unwrap_or_default();
+    let every_node = http_options.proxy_location == Some(ProxyLocation::EveryNode);
+    let http_port = args
+        .http_port
+        .or_else(|| every_node.then(|| http_options.port.unwrap_or(DEFAULT_PORT)));
+    let shutdown_timeout = args
+        .graceful_shutdown_timeout
+        .map(|s| {
+            time::seconds(s).map_err(|_| {
+                config_error(format!(
+                    "--graceful-shutdown-timeout must be a number of seconds of at least 0, not {s}"
+                ))
+            })
+        })
+        .transpose()?;
+    let stop = StopSignal::install()?;
+    let worker = args.node.builder()?.cluster(cluster).start_worker(app)?;
+    if let Some(port) = http_port {
+        let host = args
+            .host
+            .or(http_options.host)
+            .unwrap_or_else(|| DEFAULT_HOST.into());
+        let bound = worker.serve_http(&format!("{host}:{port}"), "/")?;
+        if let Some(s) = http_options.request_timeout_s {
+            worker.set_http_request_timeout(time::seconds(s).ok())?;
+        }
+        tracing::info!("HTTP proxy of worker `{}` listening on http://{bound}", worker.node_name());
+    }
+    tracing::info!("worker `{}` is ready", worker.node_name());
+    let (tx, rx) = std::sync::mpsc::channel();
+    let stopped_tx = tx.clone();
+    std::thread::spawn(move || {
+        stop.wait();
+        let _ = tx.send(None);
+    });
+    std::thread::scope(|scope| {
+        scope.spawn(|| {
+            let _ = stopped_tx.send(Some(worker.wait()));
+        });
+        match rx.recv() {
+            Ok(Some(why)) => Err(why),
+            _ => {
+                tracing::info!("leaving the cluster: draining requests running here");
+                worker_leave(&worker, shutdown_timeout);
+                Ok(())
+            }
+        }
+    })
+}
+
+#[cfg(feature = "cluster")]
+fn worker_leave<D: Deployment>(
+    worker: &crate::serve::Worker<D>,
+    timeout: Option<std::time::Duration>,
+) {
+    if worker.leave(timeout) {
+        tracing::info!("all requests finished; bye");
+    } else {
+        tracing::warn!("requests still running after the graceful shutdown timeout were dropped");
+    }
 }
 
 /// Ctrl-C (SIGINT) and SIGTERM, listened for from the moment it is installed.

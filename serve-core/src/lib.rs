@@ -60,6 +60,8 @@ extern crate self as serve_core;
 mod api;
 #[cfg(feature = "cli")]
 mod cli;
+#[cfg(feature = "cluster")]
+mod cluster;
 pub mod config;
 mod control;
 mod dataplane;
@@ -89,6 +91,8 @@ pub use request::context::{ReplicaContext, replica_context};
 pub use request::generator::{BlockingIter, DeploymentResponseGenerator};
 pub use request::response::{DeploymentResponse, ObjectRef, ObjectRefFuture};
 pub use serve::{Serve, ServeBuilder, run, shutdown};
+#[cfg(feature = "cluster")]
+pub use serve::Worker;
 pub use serve_macros::{delete, deployment, get, ingress, patch, post, put, remote};
 
 /// Re-exported for writing streaming methods: `stream!` / `try_stream!` build an

@@ -48,6 +48,7 @@ const LAYERS: &[&str] = &[
     "dataplane",
     "api",
     "control",
+    "cluster",
     "http",
     "serve",
     "cli",

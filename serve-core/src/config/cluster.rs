@@ -46,6 +46,11 @@ pub struct ClusterOptions {
     /// up with an error. Default 10 s.
     #[serde(default = "default_connect_timeout_s")]
     pub connect_timeout_s: f64,
+    /// The head waits for this many workers to join before it deploys the application, so the
+    /// first replicas spread over them (default 0: deploy at once; replicas placed on the head
+    /// then stay there).
+    #[serde(default)]
+    pub min_workers: usize,
 }
 
 /// Heartbeat periods a node may miss before it is declared dead.
@@ -73,6 +78,7 @@ impl ClusterOptions {
             tls_ca_file: None,
             heartbeat_s: default_heartbeat_s(),
             connect_timeout_s: default_connect_timeout_s(),
+            min_workers: 0,
         }
     }
 
@@ -98,6 +104,12 @@ impl ClusterOptions {
     /// Authenticates with a `.creds` file.
     pub fn credentials_file(mut self, path: impl Into<PathBuf>) -> Self {
         self.credentials_file = Some(path.into());
+        self
+    }
+
+    /// Sets how many workers the head waits for before it deploys.
+    pub fn min_workers(mut self, n: usize) -> Self {
+        self.min_workers = n;
         self
     }
 
@@ -191,4 +203,17 @@ pub(crate) fn to_token(s: &str) -> String {
         })
         .collect();
     if token.is_empty() { "_".into() } else { token }
+}
+
+/// Where HTTP proxies run in cluster mode (Ray's `http_options.proxy_location`).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub enum ProxyLocation {
+    /// On the head only (the default).
+    #[default]
+    HeadOnly,
+    /// On every node: each worker serves HTTP too, on the same host and port, so a load
+    /// balancer in front can spread traffic over the nodes.
+    EveryNode,
+    /// Nowhere: the application is called through handles only.
+    Disabled,
 }

@@ -41,6 +41,7 @@ use std::path::Path;
 use serde::{Deserialize, Serialize};
 
 use super::autoscaling::AutoscalingConfig;
+use super::cluster::{ClusterOptions, ProxyLocation};
 use super::deployment::DeploymentConfig;
 use super::rules;
 use super::validate::{Invalid, Keys, check, config_error};
@@ -58,6 +59,10 @@ pub struct ServeConfig {
     /// Where the HTTP proxy listens.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub http_options: Option<HttpOptionsConfig>,
+    /// Cluster mode: the NATS server(s), the cluster's name and credentials (see
+    /// [`ClusterOptions`]). Absent: one process.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cluster: Option<ClusterOptions>,
     /// The applications (a `serve_core::main` binary serves one: the first).
     pub applications: Vec<ApplicationConfig>,
 }
@@ -76,6 +81,9 @@ pub struct HttpOptionsConfig {
     /// limit).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub request_timeout_s: Option<f64>,
+    /// In cluster mode, which nodes run an HTTP proxy (default `HeadOnly`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub proxy_location: Option<ProxyLocation>,
 }
 
 /// One application.
@@ -190,6 +198,14 @@ impl ServeConfig {
                 message,
             })?;
         }
+        if let Some(cluster) = &self.cluster {
+            cluster.validate().map_err(|message| Mistake {
+                app: None,
+                deployment: None,
+                key: Some("cluster".to_owned()),
+                message,
+            })?;
+        }
         for app in &self.applications {
             if !app.route_prefix.starts_with('/') {
                 return Err(Mistake {
@@ -227,7 +243,9 @@ impl ServeConfig {
                 host: Some(host.to_owned()),
                 port: Some(port),
                 request_timeout_s: None,
+                proxy_location: None,
             }),
+            cluster: None,
             applications: vec![ApplicationConfig {
                 name: name.to_owned(),
                 route_prefix: route_prefix.to_owned(),

@@ -24,7 +24,7 @@ pub(crate) mod rules;
 mod validate;
 
 pub use autoscaling::AutoscalingConfig;
-pub use cluster::{ClusterOptions, MISSED_HEARTBEATS};
+pub use cluster::{ClusterOptions, MISSED_HEARTBEATS, ProxyLocation};
 pub use deployment::{DEFAULT_MAX_ONGOING_REQUESTS, DeploymentConfig, ReplicaResources};
 #[cfg(feature = "cli")]
 pub(crate) use file::ConfigFile;

@@ -18,6 +18,7 @@ use std::pin::Pin;
 use std::sync::Arc;
 
 use super::managed::ManagedDeployment;
+use super::mirror::Mirror;
 use super::placement;
 use super::nodes::NodeSet;
 use crate::api::deployment::Deployment;
@@ -119,7 +120,15 @@ pub(crate) trait AnyNode: Send + Sync {
         app: Arc<str>,
         config: DeploymentConfig,
         rt: tokio::runtime::Handle,
+        ingress: bool,
     ) -> BoxFuture<'static, Result<Deployed, ServeError>>;
+    /// Builds its mirror on a cluster worker (no replicas until the head places some).
+    fn mirror(
+        self: Arc<Self>,
+        ctx: BuildContext,
+        config: DeploymentConfig,
+        rt: tokio::runtime::Handle,
+    ) -> (Arc<dyn Any + Send + Sync>, Arc<dyn Mirror>);
 }
 
 /// A deployed node: its handle (a `DeploymentHandle<D>`, type-erased) and its router's status.
@@ -222,17 +231,45 @@ impl<D: Deployment> Application<D> {
             nodes,
         };
         let mut statuses = Vec::with_capacity(order.len());
-        for (node, config) in order.iter().zip(configs) {
+        let root = order.len().saturating_sub(1);
+        for (i, (node, config)) in order.iter().zip(configs).enumerate() {
             let deployed = node
                 .0
                 .clone()
-                .deploy(ctx.clone(), app.clone(), config, rt.clone())
+                .deploy(ctx.clone(), app.clone(), config, rt.clone(), i == root)
                 .await?;
             ctx.handles.insert(node.0.id(), deployed.handle);
             statuses.push(deployed.status);
         }
         let handle = ctx.handle(&self);
         Ok((handle, statuses))
+    }
+}
+
+impl<D: Deployment> Application<D> {
+    /// Builds the graph's mirror on a cluster worker (see [`Mirror`]): every deployment's router,
+    /// with no replica until the head places one; `configs` as [`deployment_configs`] gives them
+    /// (the head's). Returns the root's handle and each deployment's mirror.
+    ///
+    /// [`deployment_configs`]: Self::deployment_configs
+    pub(crate) fn mirror(
+        &self,
+        rt: tokio::runtime::Handle,
+        configs: Vec<DeploymentConfig>,
+        nodes: Arc<NodeSet>,
+    ) -> (DeploymentHandle<D>, Vec<Arc<dyn Mirror>>) {
+        let order = post_order(&self.__node());
+        let mut ctx = BuildContext {
+            handles: HashMap::new(),
+            nodes,
+        };
+        let mut mirrors = Vec::with_capacity(order.len());
+        for (node, config) in order.iter().zip(configs) {
+            let (handle, mirror) = node.0.clone().mirror(ctx.clone(), config, rt.clone());
+            ctx.handles.insert(node.0.id(), handle);
+            mirrors.push(mirror);
+        }
+        (ctx.handle(self), mirrors)
     }
 }
 

@@ -177,6 +177,21 @@ fn reconcile<D: Deployment>(
             start_replica(state, factory, construction, generation);
         }
     }
+    // Cluster mode: a worker that joined (or came back) gets replicas again, one move at a time.
+    if old == 0
+        && starting == 0
+        && running == target
+        && state.router.draining() == 0
+        && construction.failures.load(Ordering::SeqCst) == 0
+        && let Some(heavy) = state.placement.imbalance()
+    {
+        tracing::info!(
+            deployment = %state.name(),
+            "rebalancing: moving a replica off node {heavy} to a node with fewer"
+        );
+        state.rebalance_from(heavy);
+        start_replica(state, factory, construction, generation);
+    }
     // A new replica waiting for resources that only old replicas hold would wait forever: make
     // room by taking one old replica out. One at a time: not while a replica drains, another is
     // being constructed, or resources already given back wait to be taken.

@@ -7,6 +7,7 @@ use std::sync::{Arc, Mutex};
 
 use super::application::{AnyNode, AppRef, BoxFuture, BuildContext, Deployed, Node};
 use super::controller::{self, ReplicaFactory};
+use super::mirror::{Mirror, MirrorOf};
 use super::placement::Placement;
 use super::state::{DeploymentState, NewReplica};
 use crate::api::deployment::Deployment;
@@ -39,12 +40,47 @@ impl<D: Deployment> AnyNode for Node<D> {
         app: Arc<str>,
         config: DeploymentConfig,
         rt: tokio::runtime::Handle,
+        ingress: bool,
     ) -> BoxFuture<'static, Result<Deployed, ServeError>> {
-        Box::pin(deploy(self, ctx, app, config, rt))
+        Box::pin(deploy(self, ctx, app, config, rt, ingress))
+    }
+
+    fn mirror(
+        self: Arc<Self>,
+        ctx: BuildContext,
+        config: DeploymentConfig,
+        rt: tokio::runtime::Handle,
+    ) -> (Arc<dyn Any + Send + Sync>, Arc<dyn Mirror>) {
+        let name: Arc<str> = Arc::from(config.name.as_str());
+        let router = Arc::new(RequestRouter::new(
+            name,
+            Vec::new(),
+            router_settings(&config),
+            rt.clone(),
+        ));
+        let handle = Arc::new(DeploymentHandle::<D>::from_router(router.clone()));
+        let mirror = Arc::new(MirrorOf {
+            node: self,
+            ctx,
+            router,
+            rt,
+        });
+        (handle, mirror)
     }
 }
 
-/// Deploys `node` as `config` says: constructs the initial replicas that fit now (in parallel),
+/// The router settings of a deployment configured with `config`.
+fn router_settings(config: &DeploymentConfig) -> RouterSettings {
+    RouterSettings {
+        max_ongoing: config.max_ongoing_requests,
+        max_queued: config.max_queued_requests,
+        graceful_timeout: time::seconds(config.graceful_shutdown_timeout_s)
+            .unwrap_or(std::time::Duration::ZERO),
+    }
+}
+
+/// Deploys `node` as `config` says (`ingress`: it is the application's root, which in cluster
+/// mode prefers the head, next to the HTTP proxy): constructs the initial replicas that fit now (in parallel),
 /// then starts its router and its controller, which starts the pending ones when resources are
 /// given back.
 async fn deploy<D: Deployment>(
@@ -53,6 +89,7 @@ async fn deploy<D: Deployment>(
     app: Arc<str>,
     config: DeploymentConfig,
     rt: tokio::runtime::Handle,
+    ingress: bool,
 ) -> Result<Deployed, ServeError> {
     let name: Arc<str> = Arc::from(config.name.as_str());
     // The current user_config: updates reach replicas constructed later too.
@@ -62,6 +99,7 @@ async fn deploy<D: Deployment>(
         config.resources.clone(),
         app,
         name.clone(),
+        ingress,
     ));
     let factory = replica_factory(node, ctx, &rt, &user_config, &placement);
     let initial = match &config.autoscaling {
@@ -74,7 +112,14 @@ async fn deploy<D: Deployment>(
     let constructors: Vec<_> = (0..fit).map(|_| factory()).collect();
     let mut built = Vec::with_capacity(constructors.len());
     for result in futures::future::join_all(constructors).await {
-        built.push(result?);
+        match result {
+            Ok(new) => built.push(new),
+            // A node that went away while it built a replica: the controller starts another.
+            Err(e) if e.kind() == ErrorKind::Unavailable => {
+                tracing::warn!(deployment = %config.name, "{e}; starting another");
+            }
+            Err(e) => return Err(e),
+        }
     }
     let mut published = Vec::new();
     let replicas = built
@@ -86,12 +131,7 @@ async fn deploy<D: Deployment>(
             new.replica
         })
         .collect();
-    let settings = RouterSettings {
-        max_ongoing: config.max_ongoing_requests,
-        max_queued: config.max_queued_requests,
-        graceful_timeout: time::seconds(config.graceful_shutdown_timeout_s)
-            .unwrap_or(std::time::Duration::ZERO),
-    };
+    let settings = router_settings(&config);
     let router = Arc::new(RequestRouter::new(name, replicas, settings, rt.clone()));
     placement.set_on_wait(router.wake_signal());
     let state = Arc::new(DeploymentState::new(

@@ -9,7 +9,9 @@ use super::state::DeploymentState;
 use super::status::DeploymentStatus;
 use super::update::DeploymentUpdate;
 use crate::api::deployment::Deployment;
+use crate::config::DeploymentConfig;
 use crate::error::ServeError;
+use crate::util::sync::Lock;
 
 /// A deployment's live state (for `status`) and the instance's controls over it.
 pub(crate) trait ManagedDeployment: Send + Sync {
@@ -32,6 +34,13 @@ pub(crate) trait ManagedDeployment: Send + Sync {
         self: Arc<Self>,
         update: DeploymentUpdate,
     ) -> Pin<Box<dyn Future<Output = Result<(), ServeError>> + Send>>;
+    /// Node `node` (cluster mode) is gone: takes its replicas out of routing (the controller
+    /// replaces them); returns how many there were.
+    fn drop_node(&self, node: &str) -> usize;
+    /// Its configuration as last deployed or updated.
+    fn config(&self) -> DeploymentConfig;
+    /// Has its controller look at it now (a node joined: replicas may be placed or moved).
+    fn wake(&self);
 }
 
 impl<D: Deployment> ManagedDeployment for DeploymentState<D> {
@@ -68,5 +77,24 @@ impl<D: Deployment> ManagedDeployment for DeploymentState<D> {
         update: DeploymentUpdate,
     ) -> Pin<Box<dyn Future<Output = Result<(), ServeError>> + Send>> {
         Box::pin(DeploymentState::update(self, update))
+    }
+
+    fn config(&self) -> DeploymentConfig {
+        self.config.locked().clone()
+    }
+
+    fn wake(&self) {
+        self.router.wake_signal().notify_one();
+    }
+
+    fn drop_node(&self, node: &str) -> usize {
+        let mut dropped = 0;
+        while self.remove_on_node(node) {
+            dropped += 1;
+        }
+        if dropped > 0 {
+            self.router.wake_signal().notify_one();
+        }
+        dropped
     }
 }

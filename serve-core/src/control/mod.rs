@@ -20,6 +20,7 @@ pub(crate) mod controller;
 pub(crate) mod deploy;
 pub(crate) mod health;
 pub(crate) mod managed;
+pub(crate) mod mirror;
 pub(crate) mod nodes;
 pub(crate) mod placement;
 pub(crate) mod registry;

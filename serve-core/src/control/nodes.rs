@@ -136,13 +136,9 @@ impl NodeSet {
         Some(node)
     }
 
-    /// A remote node by id.
-    pub(crate) fn find(&self, id: &str) -> Option<Arc<Node>> {
-        self.remote
-            .read_locked()
-            .iter()
-            .find(|n| &*n.id == id)
-            .cloned()
+    /// How many remote nodes (workers) there are.
+    pub(crate) fn remote_count(&self) -> usize {
+        self.remote.read_locked().len()
     }
 
     /// Every node: the remote ones in the order they joined, then this process.

@@ -18,6 +18,8 @@ use crate::util::sync::Lock;
 /// elsewhere is given back. Numbers the replicas too, so a constructor already knows its replica.
 pub(crate) struct Placement {
     nodes: Arc<NodeSet>,
+    /// In cluster mode, place on this process first (the ingress, next to the HTTP proxy).
+    prefer_here: bool,
     /// What each new replica reserves (an update may change it: later replicas reserve the new
     /// amounts, running ones keep what they hold).
     request: Mutex<ReplicaResources>,
@@ -25,7 +27,7 @@ pub(crate) struct Placement {
     deployment: Arc<str>,
     next_id: AtomicUsize,
     /// Reserved at deploy time for the initial replicas, taken by their constructions.
-    prepaid: Mutex<VecDeque<(Arc<Node>, Reservation)>>,
+    prepaid: Mutex<VecDeque<(Arc<Node>, Reservation, NodeCount)>>,
     /// Replicas of the deployment per node id (placed and not yet dropped), so replicas spread.
     on_node: Arc<Mutex<HashMap<Arc<str>, usize>>>,
     /// Replicas holding a reservation whose constructor has not finished.
@@ -107,9 +109,11 @@ impl Placement {
         request: ReplicaResources,
         app: Arc<str>,
         deployment: Arc<str>,
+        prefer_here: bool,
     ) -> Self {
         Self {
             nodes,
+            prefer_here,
             on_node: Arc::default(),
             request: Mutex::new(request),
             app,
@@ -148,27 +152,42 @@ impl Placement {
         &self.nodes.local().pool
     }
 
-    /// Reserves `request` on a node where it fits now: the node with the fewest replicas of the
-    /// deployment, workers before this process on ties (in cluster mode the head also runs the
-    /// controller and the HTTP proxy).
-    fn reserve_somewhere(&self, request: &ReplicaResources) -> Option<(Arc<Node>, Reservation)> {
+    /// Reserves `request` on a node where it fits now. In one process that is this process. In
+    /// cluster mode, the workers come first — the one with the fewest replicas of the deployment
+    /// (the one that joined first on ties), so replicas spread — and the head (which also runs
+    /// the controller and the HTTP proxy) only when no worker has room; except for the
+    /// application's ingress, which takes the head first, next to the proxy.
+    fn reserve_somewhere(
+        &self,
+        request: &ReplicaResources,
+    ) -> Option<(Arc<Node>, Reservation, NodeCount)> {
+        let counted = |node: &Arc<Node>, r| (node.clone(), r, NodeCount::new(&self.on_node, &node.id));
+        let local = self.nodes.local();
+        let here = || local.pool.reserve(request).map(|r| counted(local, r));
         if self.nodes.cluster().is_none() {
-            let local = self.nodes.local();
-            return local.pool.reserve(request).map(|r| (local.clone(), r));
+            return here();
+        }
+        if self.prefer_here
+            && let Some(placed) = here()
+        {
+            return Some(placed);
         }
         let nodes = self.nodes.all();
-        let mut order: Vec<(usize, usize)> = {
+        let mut order: Vec<(bool, usize, usize)> = {
             let counts = self.on_node.locked();
             nodes
                 .iter()
                 .enumerate()
-                .map(|(i, n)| (counts.get(&n.id).copied().unwrap_or(0), i))
+                .map(|(i, n)| {
+                    let count = counts.get(&n.id).copied().unwrap_or(0);
+                    (self.nodes.is_local(n), count, i)
+                })
                 .collect()
         };
         order.sort_unstable();
-        order.into_iter().find_map(|(_, i)| {
+        order.into_iter().find_map(|(_, _, i)| {
             let node = &nodes[i];
-            node.pool.reserve(request).map(|r| (node.clone(), r))
+            node.pool.reserve(request).map(|r| counted(node, r))
         })
     }
 
@@ -210,8 +229,8 @@ impl Placement {
 
     /// A place reserved up front, numbered now (so initial replicas are numbered in order).
     pub(crate) fn take_prepaid(&self) -> Option<Placed> {
-        let (node, reservation) = self.prepaid.locked().pop_front()?;
-        Some(self.placed(node, reservation))
+        let (node, reservation, count) = self.prepaid.locked().pop_front()?;
+        Some(self.placed(node, reservation, count))
     }
 
     /// `prepaid`, or a place as soon as the resources are free: while they are not, the replica
@@ -234,14 +253,14 @@ impl Placement {
                 return Err(ServeError::shut_down().in_deployment(&self.deployment));
             }
             let request = self.request();
-            if let Some((node, reservation)) = self.reserve_somewhere(&request) {
+            if let Some((node, reservation, count)) = self.reserve_somewhere(&request) {
                 if warned {
                     tracing::info!(
                         deployment = %self.deployment,
                         "a pending replica got its resources and starts"
                     );
                 }
-                return Ok(self.placed(node, reservation));
+                return Ok(self.placed(node, reservation, count));
             }
             if waiting.is_none() {
                 waiting = Some(Counted::new(&self.waiting));
@@ -274,7 +293,7 @@ impl Placement {
         }
     }
 
-    fn placed(&self, node: Arc<Node>, reservation: Reservation) -> Placed {
+    fn placed(&self, node: Arc<Node>, reservation: Reservation, count: NodeCount) -> Placed {
         let building = Counted::new(self.building.clone());
         let node_name = if self.nodes.is_local(&node) {
             self.nodes.local_name()
@@ -288,7 +307,6 @@ impl Placement {
             reservation.assignment().clone(),
         )
         .on_node(node_name);
-        let count = NodeCount::new(&self.on_node, &node.id);
         Placed {
             info: Arc::new(info),
             node,
@@ -308,6 +326,31 @@ impl Placement {
         }
         let others = self.nodes.all().len() - 1;
         format!("here: {here}; no other of the cluster's {others} other node(s) has it free")
+    }
+
+    /// Whether node `id` is this process.
+    pub(crate) fn is_local_node(&self, id: &str) -> bool {
+        *self.nodes.local().id == *id
+    }
+
+    /// Cluster mode: the node to move a replica away from, when it runs at least two replicas of
+    /// the deployment more than another node where one more fits now (a worker joined, or came
+    /// back after a failure). The ingress, which belongs next to the proxy, is never moved.
+    pub(crate) fn imbalance(&self) -> Option<Arc<str>> {
+        if self.nodes.cluster().is_none() || self.prefer_here {
+            return None;
+        }
+        let request = self.request();
+        let nodes = self.nodes.all();
+        let counts = self.on_node.locked();
+        let count = |n: &Arc<Node>| counts.get(&n.id).copied().unwrap_or(0);
+        let lightest = nodes
+            .iter()
+            .filter(|n| n.pool.fits(&request))
+            .map(count)
+            .min()?;
+        let heaviest = nodes.iter().max_by_key(|n| count(n))?;
+        (count(heaviest) >= lightest + 2).then(|| heaviest.id.clone())
     }
 
     /// Replicas holding their resources whose constructor has not finished.

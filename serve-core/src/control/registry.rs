@@ -34,7 +34,7 @@ impl Registry {
 
     /// Every deployment of every application, in the order deployed (the list is copied, so
     /// callers call into deployments without holding the registry's lock).
-    fn deployments(&self) -> Vec<Arc<dyn ManagedDeployment>> {
+    pub(crate) fn deployments(&self) -> Vec<Arc<dyn ManagedDeployment>> {
         let apps = self.apps.locked();
         apps.iter().flat_map(|a| a.deployments.clone()).collect()
     }

@@ -302,7 +302,8 @@ struct PoolInner {
     /// Each GPU's name in `CUDA_VISIBLE_DEVICES`, by id.
     gpu_labels: Vec<String>,
     /// Bumped whenever a reservation gives its share back: pending replicas wait on it.
-    released: tokio::sync::watch::Sender<u64>,
+    /// (Shared by the pools of a cluster's nodes, on the head.)
+    released: Arc<tokio::sync::watch::Sender<u64>>,
 }
 
 impl PoolInner {
@@ -357,9 +358,28 @@ impl ResourcePool {
             inner: Arc::new(PoolInner {
                 state: Mutex::new(state),
                 gpu_labels,
-                released: tokio::sync::watch::Sender::new(0),
+                released: Arc::new(tokio::sync::watch::Sender::new(0)),
             }),
         }
+    }
+
+    /// The head's record of a worker's resources, `total` (its GPUs named by `gpu_labels`),
+    /// signalling each release on `released`.
+    pub(crate) fn of_node(
+        total: &InstanceResources,
+        gpu_labels: Vec<String>,
+        released: Arc<tokio::sync::watch::Sender<u64>>,
+    ) -> Self {
+        let mut pool = Self::new(total.num_cpus, total.num_gpus, &total.custom, gpu_labels);
+        if let Some(inner) = Arc::get_mut(&mut pool.inner) {
+            inner.released = released;
+        }
+        pool
+    }
+
+    /// The names of its GPUs in `CUDA_VISIBLE_DEVICES`, by id.
+    pub(crate) fn gpu_labels(&self) -> Vec<String> {
+        self.inner.gpu_labels.clone()
     }
 
     /// Reserves `request` if it fits now (all of it, or nothing).

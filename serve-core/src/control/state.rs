@@ -9,7 +9,7 @@ use std::sync::{Arc, Mutex};
 use super::placement::Placement;
 use super::status::{DeploymentStatus, ReplicaStatus};
 use crate::config::DeploymentConfig;
-use crate::dataplane::replica::Replica;
+use crate::dataplane::replica::{Endpoint, Replica};
 use crate::dataplane::router::RequestRouter;
 use crate::util::sync::Lock;
 
@@ -55,6 +55,8 @@ pub(crate) struct DeploymentState<D> {
     pub(crate) placement: Arc<Placement>,
     /// Its configuration as last deployed or updated (updates are checked against it).
     pub(crate) config: Mutex<DeploymentConfig>,
+    /// Cluster mode: the node to take the next removed replica from (a rebalance).
+    rebalance_from: Mutex<Option<Arc<str>>>,
 }
 
 impl<D: Send + Sync + 'static> DeploymentState<D> {
@@ -85,6 +87,7 @@ impl<D: Send + Sync + 'static> DeploymentState<D> {
             user_config,
             placement,
             config: Mutex::new(config),
+            rebalance_from: Mutex::new(None),
         }
     }
 
@@ -116,15 +119,30 @@ impl<D: Send + Sync + 'static> DeploymentState<D> {
     /// one. Returns whether there was one.
     pub(crate) fn remove_replica(&self) -> bool {
         let generation = self.generation();
+        // A rebalance (cluster mode) takes the extra replica from the node that has too many.
+        let from = self.rebalance_from.locked().take();
+        let on_from = |r: &Arc<dyn Replica<D>>| match (&from, r.endpoint()) {
+            (Some(node), Endpoint::Remote(endpoint)) => endpoint.node() == &**node,
+            (Some(node), Endpoint::Local(_)) => self.placement.is_local_node(node),
+            (None, _) => false,
+        };
         self.remove_where(|replicas, records| {
             (0..replicas.len()).min_by_key(|&i| {
                 let r = &replicas[i];
                 let current = records
                     .get(&r.info().replica_id)
                     .is_some_and(|rec| rec.generation == generation);
-                (current, r.slots().load())
+                (current, !on_from(r), r.slots().load())
             })
         })
+    }
+
+    /// Cluster mode: when one node runs at least two replicas more than another where one
+    /// fits, starts one more replica (placement puts it on the emptier node) and marks the fuller
+    /// node so the replica that then goes is one of its. Returns whether it did (so a worker that
+    /// joins, or comes back, gets replicas again).
+    pub(crate) fn rebalance_from(&self, node: Arc<str>) {
+        *self.rebalance_from.locked() = Some(node);
     }
 
     /// Takes the replica `replica_id` out of routing (a failed one); it finishes what it runs.
@@ -133,6 +151,17 @@ impl<D: Send + Sync + 'static> DeploymentState<D> {
             replicas
                 .iter()
                 .position(|r| r.info().replica_id == replica_id)
+        })
+    }
+
+    /// Takes a replica running on node `node` (cluster mode) out of routing; returns whether
+    /// there was one.
+    pub(crate) fn remove_on_node(&self, node: &str) -> bool {
+        self.remove_where(|replicas, _| {
+            replicas.iter().position(|r| match r.endpoint() {
+                Endpoint::Remote(endpoint) => endpoint.node() == node,
+                Endpoint::Local(_) => false,
+            })
         })
     }
 
@@ -277,6 +306,7 @@ impl<D> DeploymentState<D> {
                     }
                     .into(),
                     ongoing_requests: replica.slots().load(),
+                    node: replica.info().node.as_deref().map(str::to_owned),
                 })
                 .collect(),
         }

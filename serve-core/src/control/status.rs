@@ -53,4 +53,7 @@ pub struct ReplicaStatus {
     pub state: String,
     /// Requests it is running now.
     pub ongoing_requests: usize,
+    /// The node it runs on, in cluster mode.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub node: Option<String>,
 }

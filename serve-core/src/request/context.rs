@@ -58,7 +58,7 @@ impl ReplicaInfo {
 }
 
 /// What a replica was given: its request and the CPU and GPU ids it holds.
-#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
+#[derive(Debug, Clone)]
 pub(crate) struct Assignment {
     pub(crate) cpu_ids: Vec<usize>,
     pub(crate) gpu_ids: Vec<usize>,
@@ -67,8 +67,8 @@ pub(crate) struct Assignment {
 }
 
 impl Assignment {
-    /// Nothing reserved (a replica made without a pool, in unit tests).
-    #[cfg(test)]
+    /// Nothing reserved (a replica made without a pool: in unit tests, and a worker's record of
+    /// another node's replica).
     pub(crate) fn none() -> Self {
         Self {
             cpu_ids: Vec::new(),

@@ -27,6 +27,12 @@ pub struct ServeBuilder {
     num_cpus: Option<f64>,
     num_gpus: Option<f64>,
     custom: BTreeMap<String, f64>,
+    /// Cluster mode: the NATS server(s) and the cluster's name.
+    #[cfg(feature = "cluster")]
+    pub(super) cluster: Option<crate::config::ClusterOptions>,
+    /// This node's name in a cluster.
+    #[cfg(feature = "cluster")]
+    pub(super) node_name: Option<String>,
 }
 
 impl ServeBuilder {
@@ -54,7 +60,7 @@ impl ServeBuilder {
     /// (`config/rules.rs`: amounts finite and at least 0; custom resources neither unnamed nor
     /// `CPU`/`GPU`), and at most [`MAX_DEVICES`] CPUs and GPUs. (`start` is next to
     /// [`Serve`](crate::Serve), which it makes.)
-    pub(crate) fn pool(self) -> Result<ResourcePool, ServeError> {
+    pub(crate) fn pool(&self) -> Result<ResourcePool, ServeError> {
         let invalid = |what: String| ServeError::new(ErrorKind::Runtime).with_message(what);
         for (key, amount) in [("num_cpus", self.num_cpus), ("num_gpus", self.num_gpus)] {
             let Some(amount) = amount else { continue };

@@ -30,12 +30,18 @@ use crate::util::blocking;
 use crate::util::sync::{self, Lock};
 
 mod builder;
+#[cfg(feature = "cluster")]
+mod cluster;
 pub(crate) mod task;
 
 pub use builder::ServeBuilder;
+#[cfg(feature = "cluster")]
+pub use cluster::Worker;
 
 struct Inner {
     runtime: Mutex<Option<tokio::runtime::Runtime>>,
+    /// Run when the instance shuts down (cluster mode: stop the head's or worker's tasks).
+    on_shutdown: Mutex<Vec<Box<dyn FnOnce() + Send>>>,
     handle: tokio::runtime::Handle,
     http: Mutex<Option<Arc<Proxy>>>,
     registry: Arc<Registry>,
@@ -45,6 +51,9 @@ struct Inner {
 
 impl Drop for Inner {
     fn drop(&mut self) {
+        for hook in sync::into_value(&mut self.on_shutdown).drain(..) {
+            hook();
+        }
         let runtime = sync::into_value(&mut self.runtime).take();
         if let Some(runtime) = runtime {
             // `shutdown_background` never blocks, so it is safe from any thread, async ones included.
@@ -102,7 +111,14 @@ impl Serve {
     }
 
     fn start_with(resources: ResourcePool) -> Result<Serve, ServeError> {
-        let runtime = tokio::runtime::Builder::new_multi_thread()
+        let runtime = Self::new_runtime()?;
+        let nodes = Arc::new(NodeSet::new(resources));
+        Ok(Self::from_parts(runtime, nodes, Arc::default()))
+    }
+
+    /// The runtime of a new instance.
+    fn new_runtime() -> Result<tokio::runtime::Runtime, ServeError> {
+        tokio::runtime::Builder::new_multi_thread()
             .thread_name("serve-worker")
             .on_thread_start(blocking::mark_serve_thread)
             .enable_all()
@@ -111,17 +127,31 @@ impl Serve {
                 ServeError::new(ErrorKind::Runtime)
                     .with_message("could not start the serve runtime")
                     .with_source(Box::new(e))
-            })?;
+            })
+    }
+
+    fn from_parts(
+        runtime: tokio::runtime::Runtime,
+        nodes: Arc<NodeSet>,
+        registry: Arc<Registry>,
+    ) -> Serve {
         let handle = runtime.handle().clone();
-        Ok(Serve {
+        Serve {
             inner: Arc::new(Inner {
                 runtime: Mutex::new(Some(runtime)),
+                on_shutdown: Mutex::default(),
                 handle,
                 http: Mutex::new(None),
-                registry: Arc::new(Registry::default()),
-                nodes: Arc::new(NodeSet::new(resources)),
+                registry,
+                nodes,
             }),
-        })
+        }
+    }
+
+    /// Runs `hook` when the instance shuts down.
+    #[cfg_attr(not(feature = "cluster"), allow(dead_code))]
+    fn on_shutdown(&self, hook: impl FnOnce() + Send + 'static) {
+        self.inner.on_shutdown.locked().push(Box::new(hook));
     }
 
     /// Everything the instance has to give its replicas (Ray's `ray.cluster_resources()`).
@@ -451,6 +481,10 @@ impl Serve {
     /// [`ErrorKind::ShutDown`] error) and later calls through its handles fail the same way.
     /// Returns at once; safe to call from any thread, more than once.
     pub fn shutdown(&self) {
+        let hooks: Vec<_> = self.inner.on_shutdown.locked().drain(..).collect();
+        for hook in hooks {
+            hook();
+        }
         if let Some(proxy) = self.inner.http.locked().take() {
             proxy.stop();
         }
@@ -469,6 +503,10 @@ impl ServeBuilder {
     /// Starts the instance. Fails on a negative or non-finite amount, an empty resource name, or a
     /// custom resource named `CPU` or `GPU`.
     pub fn start(self) -> Result<Serve, ServeError> {
+        #[cfg(feature = "cluster")]
+        if let Some(options) = self.cluster_options() {
+            return cluster::start_head(self, options);
+        }
         Serve::start_with(self.pool()?)
     }
 }

@@ -74,6 +74,8 @@ struct Inner {
     running: Mutex<HashMap<Arc<str>, Running>>,
     /// The subscription loops, stopped by [`NatsPlane::shutdown`].
     loops: Mutex<Vec<AbortHandle>>,
+    /// Told when the last request run for another node ends.
+    idle: tokio::sync::Notify,
 }
 
 /// A call waiting for its replies.
@@ -116,6 +118,7 @@ impl NatsPlane {
             served: RwLock::default(),
             running: Mutex::default(),
             loops: Mutex::default(),
+            idle: tokio::sync::Notify::new(),
         });
         let subscribe = |subject: String| {
             let client = inner.client.clone();
@@ -221,6 +224,19 @@ impl NatsPlane {
             .extract_if(|reply, _| reply.starts_with(&callers_inbox))
             .collect();
         drop(cancelled);
+        if self.running() == 0 {
+            self.inner.idle.notify_waiters();
+        }
+    }
+
+    /// Fails every call waiting for a reply (the connection to NATS dropped: replies may be
+    /// lost); each error names its replica and node, then `why`.
+    pub(crate) fn fail_all(&self, why: &str) {
+        let failed: Vec<_> = self.inner.calls.locked().drain().collect();
+        for (_, waiter) in failed {
+            let err = ServeError::unavailable(format!("{} {why}", waiter.target));
+            waiter.fail(err);
+        }
     }
 
     /// Calls waiting for replies (for tests and status).
@@ -232,6 +248,17 @@ impl NatsPlane {
     /// Requests this node runs for other nodes.
     pub(crate) fn running(&self) -> usize {
         self.inner.running.locked().len()
+    }
+
+    /// Resolves once this node runs no request for another node.
+    pub(crate) async fn idle(&self) {
+        loop {
+            let idle = self.inner.idle.notified();
+            if self.running() == 0 {
+                return;
+            }
+            idle.await;
+        }
     }
 }
 
@@ -374,8 +401,20 @@ impl Inner {
     }
 
     fn untrack(&self, reply: &Subject) {
-        let running = self.running.locked().remove(reply.as_str());
+        self.end(reply.as_str());
+    }
+
+    /// Forgets (and so cancels, if it still runs) the request answering to `reply`.
+    fn end(&self, reply: &str) {
+        let (running, now_idle) = {
+            let mut all = self.running.locked();
+            let running = all.remove(reply);
+            (running, all.is_empty())
+        };
         drop(running);
+        if now_idle {
+            self.idle.notify_waiters();
+        }
     }
 
     fn run_unary(self: Arc<Self>, reply: Subject, mut future: EncodedUnary) {
@@ -434,10 +473,7 @@ impl Inner {
 
     fn handle_control(&self, payload: &[u8]) {
         match frame::parse_control(payload) {
-            Ok(Control::Cancel { reply }) => {
-                let running = self.running.locked().remove(reply);
-                drop(running);
-            }
+            Ok(Control::Cancel { reply }) => self.end(reply),
             Ok(Control::Credit { reply, items }) => {
                 if let Some(credit) = self
                     .running

@@ -1,0 +1,139 @@
+//! Cluster mode: one application over many processes and machines, coordinated over NATS.
+//!
+//! The same binary runs as the **head** (`run --cluster URL`: the controller, the HTTP proxy and
+//! replicas, as in one process) or as a **worker** (`worker --cluster URL`: it joins, offers its
+//! resources, and runs the replicas the head places on it). Every node keeps a router per
+//! deployment over every replica of the cluster — its own ones called directly, the others over
+//! the request plane (`transport`) — so a handle routes the same wherever it is.
+//!
+//! * [`head`]: accepts workers (refusing a different build), places replicas on them through
+//!   the control plane's [`ClusterHooks`](crate::control::nodes::ClusterHooks), publishes the
+//!   replica table, and declares a worker dead after [`MISSED_HEARTBEATS`] silent heartbeat
+//!   periods (its running requests fail, its replicas are rebuilt elsewhere);
+//! * [`worker`]: joins, builds the application graph's mirror, constructs and stops replicas when
+//!   the head says so, follows the replica table, and exits when the head is gone;
+//! * [`protocol`]: their messages and subjects.
+//!
+//! [`MISSED_HEARTBEATS`]: crate::config::MISSED_HEARTBEATS
+
+pub(crate) mod head;
+pub(crate) mod protocol;
+pub(crate) mod worker;
+
+use std::hash::Hasher;
+use std::sync::OnceLock;
+
+use async_nats::{Client, ConnectOptions, Event};
+use tokio::sync::mpsc;
+
+use crate::config::ClusterOptions;
+use crate::config::cluster::to_token;
+use crate::error::{ErrorKind, ServeError};
+
+/// The subject prefix of cluster `name`.
+pub(crate) fn prefix(name: &str) -> String {
+    format!("serve.{}", to_token(name))
+}
+
+/// A new node id: unique for the life of the process (a restarted process is a new node).
+pub(crate) fn new_node_id() -> String {
+    format!(
+        "{:08x}{:08x}",
+        std::process::id(),
+        fastrand::u32(..) ^ (std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.subsec_nanos()))
+    )
+}
+
+/// Which build of the application this process runs: `SERVE_BUILD_ID` if set (e.g. a commit
+/// id, when identical code is built on several machines), else a hash of the executable file.
+/// Two nodes of a cluster must run the same build: their deployments and wire types must match.
+pub(crate) fn build_id() -> &'static str {
+    static BUILD: OnceLock<String> = OnceLock::new();
+    BUILD.get_or_init(|| {
+        if let Ok(id) = std::env::var("SERVE_BUILD_ID")
+            && !id.trim().is_empty()
+        {
+            return id.trim().to_owned();
+        }
+        let mut hasher = std::collections::hash_map::DefaultHasher::new();
+        let hashed = (|| -> std::io::Result<()> {
+            use std::io::Read;
+            // The running image, even if its file was replaced since it started.
+            let mut file = std::fs::File::open("/proc/self/exe")
+                .or_else(|_| std::env::current_exe().and_then(std::fs::File::open))?;
+            let mut buf = vec![0u8; 1 << 16];
+            loop {
+                let n = file.read(&mut buf)?;
+                if n == 0 {
+                    return Ok(());
+                }
+                hasher.write(&buf[..n]);
+            }
+        })();
+        match hashed {
+            Ok(()) => format!("exe-{:016x}", hasher.finish()),
+            Err(e) => {
+                tracing::warn!("cannot read this executable to identify its build ({e}); set SERVE_BUILD_ID");
+                format!("version-{}", env!("CARGO_PKG_VERSION"))
+            }
+        }
+    })
+}
+
+/// Connects to the cluster's NATS server(s) with `options`, within their connect timeout. The
+/// client reconnects by itself after that; `events` says when the connection drops or returns.
+pub(crate) async fn connect(
+    options: &ClusterOptions,
+    node_name: &str,
+) -> Result<(Client, mpsc::UnboundedReceiver<Event>), ServeError> {
+    options.validate().map_err(config_error)?;
+    let (tx, events) = mpsc::unbounded_channel();
+    let mut connect = ConnectOptions::new()
+        .name(format!("serve {node_name}"))
+        .connection_timeout(options.connect_timeout())
+        .retain_servers_order()
+        .event_callback(move |event| {
+            let tx = tx.clone();
+            async move {
+                let _ = tx.send(event);
+            }
+        });
+    if let (Some(user), Some(password)) = (&options.user, &options.password) {
+        connect = connect.user_and_password(user.clone(), password.clone());
+    }
+    if let Some(token) = &options.token {
+        connect = connect.token(token.clone());
+    }
+    if let Some(nkey) = &options.nkey {
+        connect = connect.nkey(nkey.clone());
+    }
+    if let Some(path) = &options.credentials_file {
+        connect = connect.credentials_file(path).await.map_err(|e| {
+            config_error(format!(
+                "cannot read the credentials file {}: {e}",
+                path.display()
+            ))
+        })?;
+    }
+    if let Some(ca) = &options.tls_ca_file {
+        connect = connect.add_root_certificates(ca.clone()).require_tls(true);
+    }
+    let url = options.url.as_str();
+    let unreachable = |why: String| {
+        ServeError::unavailable(format!("cannot connect to the cluster's NATS server at {url}: {why}"))
+    };
+    match tokio::time::timeout(options.connect_timeout(), connect.connect(url)).await {
+        Ok(Ok(client)) => Ok((client, events)),
+        Ok(Err(e)) => Err(unreachable(e.to_string())),
+        Err(_) => Err(unreachable(format!(
+            "no answer within {:?}",
+            options.connect_timeout()
+        ))),
+    }
+}
+
+fn config_error(message: String) -> ServeError {
+    ServeError::new(ErrorKind::Config).with_message(message)
+}
