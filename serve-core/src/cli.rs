@@ -338,7 +338,10 @@ impl NodeArgs {
         app: &Application<D>,
     ) -> Result<Option<crate::config::ClusterOptions>, ServeError> {
         let mut options = match (&self.cluster, from_file) {
-            (Some(url), Some(file)) => crate::config::ClusterOptions { url: url.clone(), ..file },
+            (Some(url), Some(file)) => crate::config::ClusterOptions {
+                url: url.clone(),
+                ..file
+            },
             (Some(url), None) => crate::config::ClusterOptions::new(url.clone()),
             (None, Some(file)) => file,
             (None, None) => return Ok(None),
@@ -456,7 +459,10 @@ where
         if let Some(s) = http_options.request_timeout_s {
             worker.set_http_request_timeout(time::seconds(s).ok())?;
         }
-        tracing::info!("HTTP proxy of worker `{}` listening on http://{bound}", worker.node_name());
+        tracing::info!(
+            "HTTP proxy of worker `{}` listening on http://{bound}",
+            worker.node_name()
+        );
     }
     tracing::info!("worker `{}` is ready", worker.node_name());
     let (tx, rx) = std::sync::mpsc::channel();
@@ -482,7 +488,7 @@ where
 
 #[cfg(feature = "cluster")]
 fn worker_leave<D: Deployment>(
-    worker: &crate::serve::Worker<D>,
+    worker: &crate::serve::cluster::Worker<D>,
     timeout: Option<std::time::Duration>,
 ) {
     if worker.leave(timeout) {

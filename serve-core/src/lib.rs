@@ -90,9 +90,9 @@ pub use request::args::{Arg, IntoArg};
 pub use request::context::{ReplicaContext, replica_context};
 pub use request::generator::{BlockingIter, DeploymentResponseGenerator};
 pub use request::response::{DeploymentResponse, ObjectRef, ObjectRefFuture};
-pub use serve::{Serve, ServeBuilder, run, shutdown};
 #[cfg(feature = "cluster")]
-pub use serve::Worker;
+pub use serve::cluster::Worker;
+pub use serve::{Serve, ServeBuilder, run, shutdown};
 pub use serve_macros::{delete, deployment, get, ingress, patch, post, put, remote};
 
 /// Re-exported for writing streaming methods: `stream!` / `try_stream!` build an
@@ -121,7 +121,6 @@ pub mod __private {
         user_config,
     };
     pub use crate::api::deployment::{HandleStubs, unknown_method};
-    pub use crate::request::encoded::{EncodedResponse, EncodedUnary};
     pub use crate::api::handle::{CallOne, CallStream};
     pub use crate::config::{AutoscalingConfig, DeploymentConfig};
     pub use crate::control::application::{AppRef, Application, BuildContext, Constructor};
@@ -130,6 +129,7 @@ pub mod __private {
     pub use crate::error::{BoxError, ServeError};
     pub use crate::request::args::{Arg, ArgList, IntoArg, assert_arg};
     pub use crate::request::codec::{CallWire, Wire, WireFallback, WireViaSerde};
+    pub use crate::request::encoded::{EncodedResponse, EncodedUnary};
     pub use crate::request::generator::DeploymentResponseGenerator;
     pub use crate::request::response::{DeploymentResponse, ObjectRef};
     pub use crate::serve::task::{spawn_task_async, spawn_task_sync};

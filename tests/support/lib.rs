@@ -2,6 +2,7 @@
 //! each other (instead of sleeping), counters to observe what ran, and a real `nats-server` for
 //! the cluster-mode tests ([`NatsServer`]).
 
+pub mod cluster;
 pub mod nats;
 pub use nats::{NatsOptions, NatsServer};
 

@@ -3,10 +3,10 @@
 
 use std::sync::Arc;
 
-use crate::request::encoded::EncodedResponse;
 use crate::config::DeploymentConfig;
 use crate::dataplane::router::RequestRouter;
 use crate::error::{BoxError, ErrorKind, ServeError};
+use crate::request::encoded::EncodedResponse;
 use crate::util::panic;
 
 /// The defaults set by `#[deployment(..)]` on the struct.

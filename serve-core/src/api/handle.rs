@@ -6,9 +6,9 @@ use std::ops::Deref;
 use std::sync::Arc;
 
 use super::deployment::{Deployment, HandleStubs};
-use crate::request::encoded::EncodedResponse;
 use crate::dataplane::router::RequestRouter;
 use crate::error::ServeError;
+use crate::request::encoded::EncodedResponse;
 use crate::request::generator::DeploymentResponseGenerator;
 use crate::request::response::DeploymentResponse;
 use crate::transport::Served;

@@ -40,9 +40,10 @@ pub(crate) fn new_node_id() -> String {
     format!(
         "{:08x}{:08x}",
         std::process::id(),
-        fastrand::u32(..) ^ (std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map_or(0, |d| d.subsec_nanos()))
+        fastrand::u32(..)
+            ^ (std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map_or(0, |d| d.subsec_nanos()))
     )
 }
 
@@ -75,7 +76,9 @@ pub(crate) fn build_id() -> &'static str {
         match hashed {
             Ok(()) => format!("exe-{:016x}", hasher.finish()),
             Err(e) => {
-                tracing::warn!("cannot read this executable to identify its build ({e}); set SERVE_BUILD_ID");
+                tracing::warn!(
+                    "cannot read this executable to identify its build ({e}); set SERVE_BUILD_ID"
+                );
                 format!("version-{}", env!("CARGO_PKG_VERSION"))
             }
         }
@@ -122,7 +125,9 @@ pub(crate) async fn connect(
     }
     let url = options.url.as_str();
     let unreachable = |why: String| {
-        ServeError::unavailable(format!("cannot connect to the cluster's NATS server at {url}: {why}"))
+        ServeError::unavailable(format!(
+            "cannot connect to the cluster's NATS server at {url}: {why}"
+        ))
     };
     match tokio::time::timeout(options.connect_timeout(), connect.connect(url)).await {
         Ok(Ok(client)) => Ok((client, events)),

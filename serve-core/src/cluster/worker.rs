@@ -227,7 +227,9 @@ impl WorkerNode {
         for mirror in self.mirrors.values() {
             mirror.close();
         }
-        tokio::time::timeout(timeout, self.plane.idle()).await.is_ok()
+        tokio::time::timeout(timeout, self.plane.idle())
+            .await
+            .is_ok()
     }
 
     /// Stops its tasks and its request plane.
@@ -264,8 +266,14 @@ impl WorkerNode {
             let left = deadline.saturating_duration_since(Instant::now());
             let request = async_nats::Request::new()
                 .payload(join.clone())
-                .timeout(Some(left.clamp(Duration::from_millis(100), Duration::from_secs(2))));
-            match self.client.send_request(self.subjects.join(), request).await {
+                .timeout(Some(
+                    left.clamp(Duration::from_millis(100), Duration::from_secs(2)),
+                ));
+            match self
+                .client
+                .send_request(self.subjects.join(), request)
+                .await
+            {
                 Ok(reply) => {
                     return match protocol::decode::<Joined>(&reply.payload, "join reply")? {
                         Joined::Refused { reason } => Err(ServeError::new(ErrorKind::Config)
@@ -448,10 +456,7 @@ impl WorkerNode {
                     Assignment::none(),
                 )
                 .on_node(Some(entry.node_name.as_str().into()));
-                let target = format!(
-                    "replica {name}#{id} on node `{}`",
-                    entry.node_name
-                );
+                let target = format!("replica {name}#{id} on node `{}`", entry.node_name);
                 let endpoint = self.plane.endpoint(&entry.node, entry.key, target);
                 mirror.add_remote(Arc::new(info), endpoint);
             }
@@ -479,7 +484,9 @@ impl WorkerNode {
         ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
             ticker.tick().await;
-            let Some(worker) = worker.upgrade() else { return };
+            let Some(worker) = worker.upgrade() else {
+                return;
+            };
             let beat = protocol::encode(&Heartbeat {
                 node: worker.id.to_string(),
                 table: 0,
@@ -506,10 +513,15 @@ impl WorkerNode {
     }
 
     /// Fails the calls in flight when the connection drops, and joins again when it returns.
-    async fn watch_connection(worker: Weak<WorkerNode>, mut events: mpsc::UnboundedReceiver<Event>) {
+    async fn watch_connection(
+        worker: Weak<WorkerNode>,
+        mut events: mpsc::UnboundedReceiver<Event>,
+    ) {
         let mut lost = false;
         while let Some(event) = events.recv().await {
-            let Some(worker) = worker.upgrade() else { return };
+            let Some(worker) = worker.upgrade() else {
+                return;
+            };
             match event {
                 Event::Disconnected => {
                     lost = true;

@@ -89,7 +89,11 @@ impl ClusterOptions {
     }
 
     /// Authenticates with a user name and password.
-    pub fn user_and_password(mut self, user: impl Into<String>, password: impl Into<String>) -> Self {
+    pub fn user_and_password(
+        mut self,
+        user: impl Into<String>,
+        password: impl Into<String>,
+    ) -> Self {
         self.user = Some(user.into());
         self.password = Some(password.into());
         self
@@ -185,8 +189,7 @@ impl ClusterOptions {
 /// Whether `s` can be one token of a NATS subject as we name them.
 pub(crate) fn valid_token(s: &str) -> bool {
     !s.is_empty()
-        && s
-            .bytes()
+        && s.bytes()
             .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
 }
 

@@ -19,8 +19,8 @@ use std::sync::Arc;
 
 use super::managed::ManagedDeployment;
 use super::mirror::Mirror;
-use super::placement;
 use super::nodes::NodeSet;
+use super::placement;
 use crate::api::deployment::Deployment;
 use crate::api::handle::DeploymentHandle;
 use crate::config::DeploymentConfig;

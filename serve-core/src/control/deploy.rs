@@ -7,17 +7,17 @@ use std::sync::{Arc, Mutex};
 
 use super::application::{AnyNode, AppRef, BoxFuture, BuildContext, Deployed, Node};
 use super::controller::{self, ReplicaFactory};
-use super::mirror::{Mirror, MirrorOf};
+use super::mirror::Mirror;
 use super::placement::Placement;
 use super::state::{DeploymentState, NewReplica};
 use crate::api::deployment::Deployment;
 use crate::api::handle::DeploymentHandle;
 use crate::config::DeploymentConfig;
-use crate::dataplane::replica::{LocalReplica, RemoteReplica, Replica};
+use crate::dataplane::replica::{Endpoint, LocalReplica, RemoteReplica, Replica};
 use crate::dataplane::router::{RequestRouter, RouterSettings};
-use crate::request::context::ReplicaInfo;
-use crate::transport::Served;
 use crate::error::{ErrorKind, ServeError};
+use crate::request::context::ReplicaInfo;
+use crate::transport::{RemoteEndpoint, Served};
 use crate::util::sync::Lock;
 use crate::util::time;
 
@@ -266,4 +266,80 @@ pub(crate) fn serving_handle<D: Deployment>(
     };
     let router = RequestRouter::new(name.clone(), vec![replica.clone()], settings, rt.clone());
     Arc::new(DeploymentHandle::<D>::from_router(Arc::new(router)))
+}
+
+/// The mirror of one deployment of type `D`.
+struct MirrorOf<D> {
+    pub(crate) node: Arc<Node<D>>,
+    pub(crate) ctx: BuildContext,
+    pub(crate) router: Arc<RequestRouter<D>>,
+    pub(crate) rt: tokio::runtime::Handle,
+}
+
+impl<D: Deployment> Mirror for MirrorOf<D> {
+    fn name(&self) -> &Arc<str> {
+        self.router.name()
+    }
+
+    fn start_local(
+        self: Arc<Self>,
+        info: Arc<ReplicaInfo>,
+        user_config: Option<serde_json::Value>,
+    ) -> BoxFuture<'static, Result<Arc<dyn Served>, ServeError>> {
+        Box::pin(async move {
+            let instance = construct(&self.node, &self.ctx, &info, user_config, &self.rt).await?;
+            let replica: Arc<dyn Replica<D>> =
+                Arc::new(LocalReplica::new(info.clone(), instance, None));
+            let served = serving_handle(self.router.name(), &replica, &self.rt);
+            self.router.add_replica(|| replica);
+            Ok(served)
+        })
+    }
+
+    fn add_remote(&self, info: Arc<ReplicaInfo>, endpoint: Arc<dyn RemoteEndpoint>) {
+        let id = info.replica_id;
+        if self
+            .router
+            .replicas()
+            .iter()
+            .any(|r| r.info().replica_id == id)
+        {
+            return;
+        }
+        self.router
+            .add_replica(|| Arc::new(RemoteReplica::new(info, endpoint, None)));
+    }
+
+    fn remove(&self, replica_id: usize) -> bool {
+        self.router
+            .remove_where(|replicas| {
+                replicas
+                    .iter()
+                    .position(|r| r.info().replica_id == replica_id)
+            })
+            .is_some()
+    }
+
+    fn remote_ids(&self) -> Vec<usize> {
+        self.remote_ids_now()
+    }
+
+    fn close(&self) {
+        self.router.close();
+    }
+
+    fn set_max_ongoing(&self, n: usize) {
+        self.router.set_max_ongoing(n);
+    }
+}
+
+impl<D: Deployment> MirrorOf<D> {
+    fn remote_ids_now(&self) -> Vec<usize> {
+        self.router
+            .replicas()
+            .iter()
+            .filter(|r| matches!(r.endpoint(), Endpoint::Remote(_)))
+            .map(|r| r.info().replica_id)
+            .collect()
+    }
 }

@@ -9,8 +9,9 @@
 use std::any::Any;
 use std::sync::{Arc, OnceLock, RwLock};
 
-use super::application::BoxFuture;
 use super::resources::ResourcePool;
+use futures::future::BoxFuture;
+
 use crate::error::ServeError;
 use crate::request::context::ReplicaInfo;
 use crate::transport::{RemoteEndpoint, Served};

@@ -161,7 +161,8 @@ impl Placement {
         &self,
         request: &ReplicaResources,
     ) -> Option<(Arc<Node>, Reservation, NodeCount)> {
-        let counted = |node: &Arc<Node>, r| (node.clone(), r, NodeCount::new(&self.on_node, &node.id));
+        let counted =
+            |node: &Arc<Node>, r| (node.clone(), r, NodeCount::new(&self.on_node, &node.id));
         let local = self.nodes.local();
         let here = || local.pool.reserve(request).map(|r| counted(local, r));
         if self.nodes.cluster().is_none() {

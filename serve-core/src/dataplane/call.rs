@@ -10,8 +10,8 @@ use std::sync::{Arc, Mutex};
 use tokio::task::AbortHandle;
 
 use super::invoke::Invoke;
-use super::remote;
 use super::queue::Job;
+use super::remote;
 use super::replica::{Endpoint, Stop};
 use super::sink::StreamSink;
 use super::slot::Slot;

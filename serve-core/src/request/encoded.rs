@@ -9,10 +9,10 @@ use std::task::{Context, Poll};
 
 use futures::{Stream, StreamExt};
 
-use crate::error::ServeError;
 use super::codec::Encoder;
 use super::generator::DeploymentResponseGenerator;
 use super::response::DeploymentResponse;
+use crate::error::ServeError;
 
 /// The response of a call made by method name: its encoded result, or its encoded items.
 #[doc(hidden)]

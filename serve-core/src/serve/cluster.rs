@@ -8,20 +8,14 @@ use std::sync::Arc;
 use super::{Serve, ServeBuilder};
 use crate::api::deployment::Deployment;
 use crate::api::handle::{CallOne, DeploymentHandle};
-use crate::cluster::head::Head;
 use crate::cluster::worker::{Offer, WorkerNode};
-use crate::cluster::{build_id, connect, new_node_id, prefix};
+use crate::cluster::{connect, new_node_id, prefix};
 use crate::config::ClusterOptions;
 use crate::control::application::Application;
 use crate::control::nodes::NodeSet;
-use crate::control::registry::Registry;
 use crate::error::{ErrorKind, ServeError};
 use crate::http::{IntoHttpResponse, Request, UnaryIngress};
 use crate::util::blocking;
-
-/// The cluster name of an instance whose options name none and whose application is not known
-/// yet (the command line names the cluster after the application).
-const DEFAULT_CLUSTER_NAME: &str = "serve";
 
 impl ServeBuilder {
     /// Makes the instance the head of a cluster over NATS (`ClusterOptions::new("nats://..")`):
@@ -39,16 +33,12 @@ impl ServeBuilder {
         self
     }
 
-    pub(super) fn cluster_options(&self) -> Option<ClusterOptions> {
-        self.cluster.clone()
-    }
-
     /// Starts a worker of the cluster set with [`cluster`](Self::cluster), for `app` (the same
     /// application, from the same binary, as the head's). It offers the builder's resources,
     /// joins the head (waiting for it up to the connect timeout), and runs the replicas the head
     /// places on it until [`Worker::wait`] returns (the head is gone) or it is dropped.
     pub fn start_worker<D: Deployment>(self, app: Application<D>) -> Result<Worker<D>, ServeError> {
-        let Some(options) = self.cluster_options() else {
+        let Some(options) = self.cluster.clone() else {
             return Err(ServeError::new(ErrorKind::Config)
                 .with_message("a worker needs a cluster: `Serve::builder().cluster(..)`"));
         };
@@ -73,8 +63,10 @@ impl ServeBuilder {
         let node_name = name.clone();
         let node = futures::executor::block_on(rt.spawn(async move {
             let (client, events) = connect(&options, &node_name).await?;
-            WorkerNode::start(client, events, prefix, &id, &node_name, options, mirrors, offer)
-                .await
+            WorkerNode::start(
+                client, events, prefix, &id, &node_name, options, mirrors, offer,
+            )
+            .await
         }))
         .unwrap_or_else(|_| Err(ServeError::shut_down()))?;
         let stop = node.clone();
@@ -101,34 +93,6 @@ fn default_worker_name(id: &str) -> String {
     format!("{host}-{}", &id[..8.min(id.len())])
 }
 
-/// Starts the head of a cluster: an instance like any other, whose replicas may also run on the
-/// workers that join.
-pub(super) fn start_head(builder: ServeBuilder, options: ClusterOptions) -> Result<Serve, ServeError> {
-    if blocking::on_serve_async_thread() {
-        return Err(ServeError::blocking_in_async("ServeBuilder::start"));
-    }
-    let pool = builder.pool()?;
-    let id = new_node_id();
-    let name = builder.node_name.clone().unwrap_or_else(|| "head".into());
-    let nodes = Arc::new(NodeSet::clustered(pool, &id, &name));
-    let registry = Arc::new(Registry::default());
-    let serve = Serve::from_parts(Serve::new_runtime()?, nodes.clone(), registry.clone());
-    let rt = serve.live_handle()?;
-    let prefix = prefix(options.name.as_deref().unwrap_or(DEFAULT_CLUSTER_NAME));
-    let head = futures::executor::block_on(rt.spawn({
-        let nodes = nodes.clone();
-        async move {
-            let (client, events) = connect(&options, &name).await?;
-            Head::start(client, events, prefix, &id, options, &nodes, &registry).await
-        }
-    }))
-    .unwrap_or_else(|_| Err(ServeError::shut_down()))?;
-    nodes.set_cluster(head.clone());
-    serve.on_shutdown(move || head.shutdown());
-    tracing::debug!(build = build_id(), "cluster head started");
-    Ok(serve)
-}
-
 impl Serve {
     /// How many workers have joined this head (0 outside cluster mode).
     pub fn workers(&self) -> usize {
@@ -137,7 +101,11 @@ impl Serve {
 
     /// Blocks until at least `n` workers have joined this head, or `timeout` passed (then fails
     /// saying how many did).
-    pub fn wait_for_workers(&self, n: usize, timeout: std::time::Duration) -> Result<(), ServeError> {
+    pub fn wait_for_workers(
+        &self,
+        n: usize,
+        timeout: std::time::Duration,
+    ) -> Result<(), ServeError> {
         if blocking::on_serve_async_thread() {
             return Err(ServeError::blocking_in_async("Serve::wait_for_workers"));
         }
@@ -207,9 +175,11 @@ impl<D: Deployment> Worker<D> {
         crate::http::server_prefix_check(route_prefix)?;
         let bound = self.serve.start_http(addr)?;
         let name = self.handle.deployment_name().to_owned();
-        self.serve
-            .proxy()?
-            .mount(route_prefix, &name, Arc::new(UnaryIngress(self.handle.clone())))?;
+        self.serve.proxy()?.mount(
+            route_prefix,
+            &name,
+            Arc::new(UnaryIngress(self.handle.clone())),
+        )?;
         Ok(bound)
     }
 
@@ -239,8 +209,10 @@ impl<D: Deployment> Worker<D> {
         let node = self.node.clone();
         let timeout = timeout.into().unwrap_or(std::time::Duration::from_secs(20));
         let drained = match self.serve.live_handle() {
-            Ok(rt) => futures::executor::block_on(rt.spawn(async move { node.leave(timeout).await }))
-                .unwrap_or(false),
+            Ok(rt) => {
+                futures::executor::block_on(rt.spawn(async move { node.leave(timeout).await }))
+                    .unwrap_or(false)
+            }
             Err(_) => false,
         };
         self.serve.shutdown();

@@ -17,8 +17,8 @@ use crate::api::deployment::Deployment;
 use crate::api::handle::{CallOne, CallStream, DeploymentHandle};
 use crate::config::DeploymentConfig;
 use crate::control::application::Application;
-use crate::control::registry::{AppRecord, Registry};
 use crate::control::nodes::NodeSet;
+use crate::control::registry::{AppRecord, Registry};
 use crate::control::resources::{InstanceResources, ResourcePool};
 use crate::control::status::ApplicationStatus;
 use crate::control::update::DeploymentUpdate;
@@ -31,12 +31,10 @@ use crate::util::sync::{self, Lock};
 
 mod builder;
 #[cfg(feature = "cluster")]
-mod cluster;
+pub(crate) mod cluster;
 pub(crate) mod task;
 
 pub use builder::ServeBuilder;
-#[cfg(feature = "cluster")]
-pub use cluster::Worker;
 
 struct Inner {
     runtime: Mutex<Option<tokio::runtime::Runtime>>,
@@ -504,10 +502,45 @@ impl ServeBuilder {
     /// custom resource named `CPU` or `GPU`.
     pub fn start(self) -> Result<Serve, ServeError> {
         #[cfg(feature = "cluster")]
-        if let Some(options) = self.cluster_options() {
-            return cluster::start_head(self, options);
+        if let Some(options) = self.cluster.clone() {
+            return Serve::start_head(self, options);
         }
         Serve::start_with(self.pool()?)
+    }
+}
+
+#[cfg(feature = "cluster")]
+impl Serve {
+    /// Starts the head of a cluster: an instance like any other, whose replicas may also run on
+    /// the workers that join (see `ServeBuilder::cluster`).
+    fn start_head(
+        builder: ServeBuilder,
+        options: crate::config::ClusterOptions,
+    ) -> Result<Serve, ServeError> {
+        use crate::cluster::{connect, head::Head, new_node_id, prefix};
+        if blocking::on_serve_async_thread() {
+            return Err(ServeError::blocking_in_async("ServeBuilder::start"));
+        }
+        let pool = builder.pool()?;
+        let id = new_node_id();
+        let name = builder.node_name.clone().unwrap_or_else(|| "head".into());
+        let nodes = Arc::new(NodeSet::clustered(pool, &id, &name));
+        let registry = Arc::new(Registry::default());
+        let serve = Serve::from_parts(Serve::new_runtime()?, nodes.clone(), registry.clone());
+        let rt = serve.live_handle()?;
+        // Named after the application by the command line; "serve" when the code names none.
+        let prefix = prefix(options.name.as_deref().unwrap_or("serve"));
+        let head = futures::executor::block_on(rt.spawn({
+            let nodes = nodes.clone();
+            async move {
+                let (client, events) = connect(&options, &name).await?;
+                Head::start(client, events, prefix, &id, options, &nodes, &registry).await
+            }
+        }))
+        .unwrap_or_else(|_| Err(ServeError::shut_down()))?;
+        nodes.set_cluster(head.clone());
+        serve.on_shutdown(move || head.shutdown());
+        Ok(serve)
     }
 }
 
