@@ -5,9 +5,12 @@ use std::fmt;
 use std::ops::Deref;
 use std::sync::Arc;
 
-use super::deployment::{Deployment, HandleStubs};
+use futures::future::BoxFuture;
+
+use super::deployment::{Deployment, HandleStubs, Hook};
+use crate::dataplane::replica::Endpoint;
 use crate::dataplane::router::RequestRouter;
-use crate::error::ServeError;
+use crate::error::{ErrorKind, ServeError};
 use crate::request::encoded::EncodedResponse;
 use crate::request::generator::DeploymentResponseGenerator;
 use crate::request::response::DeploymentResponse;
@@ -61,6 +64,60 @@ impl<D: Deployment> DeploymentHandle<D> {
 impl<D: Deployment> Served for DeploymentHandle<D> {
     fn call_encoded(&self, method: &str, args: &[u8]) -> Result<EncodedResponse, ServeError> {
         self.stubs.__call_encoded(method, args)
+    }
+
+    fn check_health(&self) -> BoxFuture<'static, Result<(), ServeError>> {
+        let hooks = self.local_hooks(|instance| D::__check_health(instance));
+        let name = self.router().name().clone();
+        Box::pin(async move {
+            for hook in hooks {
+                let Some(hook) = hook else { continue };
+                hook.await.map_err(|e| {
+                    ServeError::new(ErrorKind::User)
+                        .with_message("health check failed")
+                        .with_source(e)
+                        .in_deployment(&name)
+                })?;
+            }
+            Ok(())
+        })
+    }
+
+    fn reconfigure(&self, config: serde_json::Value) -> BoxFuture<'static, Result<(), ServeError>> {
+        let hooks = self.local_hooks(|instance| D::__reconfigure(instance, config.clone()));
+        let name = self.router().name().clone();
+        Box::pin(async move {
+            for hook in hooks {
+                let Some(hook) = hook else {
+                    return Err(ServeError::new(ErrorKind::Runtime)
+                        .with_message(
+                            "the deployment has no `reconfigure` method to take a user_config",
+                        )
+                        .in_deployment(&name));
+                };
+                hook.await.map_err(|e| {
+                    ServeError::new(ErrorKind::User)
+                        .with_message("reconfigure failed")
+                        .with_source(e)
+                        .in_deployment(&name)
+                })?;
+            }
+            Ok(())
+        })
+    }
+}
+
+impl<D: Deployment> DeploymentHandle<D> {
+    /// `hook` of each replica of this process it routes to.
+    fn local_hooks(&self, hook: impl Fn(&Arc<D>) -> Option<Hook>) -> Vec<Option<Hook>> {
+        self.router()
+            .replicas()
+            .iter()
+            .filter_map(|replica| match replica.endpoint() {
+                Endpoint::Local(instance) => Some(hook(instance)),
+                Endpoint::Remote(_) => None,
+            })
+            .collect()
     }
 }
 

@@ -257,6 +257,7 @@ impl Head {
         Joined::Accepted {
             head: self.id.to_string(),
             fresh: !known,
+            heartbeat_s: self.options.heartbeat().as_secs_f64(),
             settings,
             table: self.table.locked().clone(),
         }

@@ -97,6 +97,9 @@ pub(crate) async fn connect(
         .name(format!("serve {node_name}"))
         .connection_timeout(options.connect_timeout())
         .retain_servers_order()
+        // Subjects are made of validated tokens (`to_token`, node ids): no need to check each
+        // publish again.
+        .skip_subject_validation(true)
         .event_callback(move |event| {
             let tx = tx.clone();
             async move {

@@ -148,6 +148,9 @@ pub(crate) enum Joined {
         /// The head did not know the node: it holds no replica there (a worker that rejoins
         /// after being declared dead drops the ones it still has).
         fresh: bool,
+        /// The head's heartbeat period in seconds: the worker beats at it too, and takes the head
+        /// for dead after the same bound the head uses for workers.
+        heartbeat_s: f64,
         /// Each deployment's request-path settings on the head (config files included).
         settings: Vec<RouterConfig>,
         table: Table,

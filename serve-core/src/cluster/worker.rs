@@ -50,7 +50,9 @@ pub(crate) struct WorkerNode {
     plane: NatsPlane,
     id: Arc<str>,
     name: Arc<str>,
-    options: ClusterOptions,
+    /// Its own options; `heartbeat_s` is replaced by the head's when it joins.
+    options: Mutex<ClusterOptions>,
+    url: String,
     app: Arc<str>,
     mirrors: HashMap<String, Arc<dyn Mirror>>,
     deployments: Vec<String>,
@@ -97,7 +99,8 @@ impl WorkerNode {
             plane,
             id: id.into(),
             name: name.into(),
-            options,
+            url: options.url.clone(),
+            options: Mutex::new(options),
             app,
             mirrors: mirrors
                 .into_iter()
@@ -196,7 +199,7 @@ impl WorkerNode {
             node = %worker.id,
             "worker `{}` joined the cluster at {}",
             worker.name,
-            worker.options.url
+            worker.url
         );
         Ok(worker)
     }
@@ -260,7 +263,7 @@ impl WorkerNode {
             resources: (&self.offer.resources).into(),
             gpu_labels: self.offer.gpu_labels.clone(),
         });
-        let timeout = self.options.connect_timeout();
+        let timeout = self.options.locked().connect_timeout();
         let deadline = Instant::now() + timeout;
         loop {
             let left = deadline.saturating_duration_since(Instant::now());
@@ -281,9 +284,11 @@ impl WorkerNode {
                         Joined::Accepted {
                             head,
                             fresh,
+                            heartbeat_s,
                             settings,
                             table,
                         } => {
+                            self.options.locked().heartbeat_s = heartbeat_s;
                             if fresh && !before.is_empty() {
                                 self.drop_replicas(Some(&before));
                             }
@@ -311,7 +316,7 @@ impl WorkerNode {
                         "no head of the cluster answered on `{}` within {timeout:?} ({e}): start \
                          the head first (`run --cluster {}`), with the same cluster name",
                         self.subjects.join(),
-                        self.options.url
+                        self.url
                     )));
                 }
             }
@@ -416,7 +421,7 @@ impl WorkerNode {
         tracing::info!(%deployment, replica = replica_id, "replica stopped on this worker");
         // Calls already sent to it still arrive for a moment.
         let plane = self.plane.clone();
-        let grace = self.options.heartbeat();
+        let grace = self.options.locked().heartbeat();
         tokio::spawn(async move {
             tokio::time::sleep(grace).await;
             plane.unserve(stop.key);
@@ -476,8 +481,11 @@ impl WorkerNode {
     /// Sends heartbeats each period, and stops the worker when the head has been silent too
     /// long.
     async fn keep_alive(worker: Weak<WorkerNode>) {
-        let period = match worker.upgrade() {
-            Some(worker) => worker.options.heartbeat(),
+        let (period, dead_after) = match worker.upgrade() {
+            Some(worker) => {
+                let options = worker.options.locked();
+                (options.heartbeat(), options.dead_after())
+            }
             None => return,
         };
         let mut ticker = tokio::time::interval(period);
@@ -500,7 +508,7 @@ impl WorkerNode {
                 .locked()
                 .last_seen
                 .map(|seen| seen.elapsed())
-                .filter(|silent| *silent > worker.options.dead_after());
+                .filter(|silent| *silent > dead_after);
             if let Some(silent) = silent {
                 let head = worker.head.locked().id.clone().unwrap_or_default();
                 worker.stop(ServeError::unavailable(format!(

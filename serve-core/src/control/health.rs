@@ -15,11 +15,18 @@ pub(crate) const HEALTH_FAILURES_TO_REPLACE: usize = 3;
 pub(crate) async fn check_health<D: Deployment>(state: &DeploymentState<D>, timeout: Duration) {
     let replicas = state.router.replicas();
     let checks = replicas.iter().map(|replica| async move {
-        // A replica in another process is checked by its own node, which reports it.
-        let Endpoint::Local(instance) = replica.endpoint() else {
-            return (replica, true);
+        let check = match replica.endpoint() {
+            Endpoint::Local(instance) => D::__check_health(instance),
+            // A replica in another process runs its check on its own node.
+            Endpoint::Remote(endpoint) => {
+                let check = endpoint.check_health();
+                Some(
+                    Box::pin(async move { check.await.map_err(crate::error::BoxError::from) })
+                        as crate::api::deployment::Hook,
+                )
+            }
         };
-        let healthy = match D::__check_health(instance) {
+        let healthy = match check {
             None => true,
             Some(check) => match tokio::time::timeout(timeout, check).await {
                 Ok(Ok(())) => true,

@@ -133,11 +133,18 @@ impl<D: Deployment> DeploymentState<D> {
         let replicas = self.router.replicas();
         let mut hooks = Vec::with_capacity(replicas.len());
         for replica in replicas.iter() {
-            // A replica in another process gets it from its own node.
-            let Endpoint::Local(instance) = replica.endpoint() else {
-                continue;
+            let hook = match replica.endpoint() {
+                Endpoint::Local(instance) => D::__reconfigure(instance, user_config.clone()),
+                // A replica in another process is reconfigured on its own node.
+                Endpoint::Remote(endpoint) => {
+                    let hook = endpoint.reconfigure(user_config);
+                    Some(
+                        Box::pin(async move { hook.await.map_err(crate::error::BoxError::from) })
+                            as crate::api::deployment::Hook,
+                    )
+                }
             };
-            match D::__reconfigure(instance, user_config.clone()) {
+            match hook {
                 Some(hook) => hooks.push(hook),
                 None => {
                     return Err(ServeError::new(ErrorKind::Runtime)

@@ -79,15 +79,17 @@ where
     fn run(self, values: V, mut slot: Slot<D>) {
         let cell = self.completer.cell().clone();
         slot.track(cell.clone());
-        let abort = match slot.endpoint() {
-            Endpoint::Local(_) => self
-                .invoke
-                .invoke(values, slot, self.completer, self.method),
+        match slot.endpoint() {
+            Endpoint::Local(_) => {
+                let abort = self
+                    .invoke
+                    .invoke(values, slot, self.completer, self.method);
+                cell.set_abort(abort);
+            }
             Endpoint::Remote(_) => {
                 remote::unary(values, slot, self.completer, self.method, self.wire)
             }
-        };
-        cell.set_abort(abort);
+        }
     }
 }
 

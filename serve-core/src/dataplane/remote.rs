@@ -12,8 +12,9 @@ use super::slot::Slot;
 use crate::error::ServeError;
 use crate::request::codec::CallWire;
 use crate::request::generator::GeneratorSender;
+use crate::request::response::Cancel as _;
 use crate::request::response::Completer;
-use crate::transport::RemoteEndpoint;
+use crate::transport::{OnReply, RemoteEndpoint};
 
 /// The remote endpoint of a slot on a remote replica.
 fn endpoint<D>(slot: &Slot<D>) -> Option<&std::sync::Arc<dyn RemoteEndpoint>> {
@@ -36,35 +37,45 @@ fn not_remote() -> ServeError {
     ServeError::new(crate::error::ErrorKind::Runtime).with_message("the replica is not remote")
 }
 
-/// Runs a unary call on the slot's remote replica; returns the handle that cancels it.
+/// Sends a unary call to the slot's remote replica. No task waits for it: the request plane
+/// hands the reply to a closure that decodes it, frees the slot and completes the request. The
+/// remote call is adopted by the request, so cancelling the request cancels it on the far side.
 pub(crate) fn unary<D, V, T>(
     values: V,
     slot: Slot<D>,
     completer: Completer<T>,
     method: &'static str,
     wire: CallWire<V, T>,
-) -> AbortHandle
-where
+) where
     D: 'static,
     V: Send + 'static,
     T: Send + 'static,
 {
-    let task = slot.runtime().clone().spawn(async move {
-        let call = match (endpoint(&slot), (wire.args)(&values)) {
-            (Some(endpoint), Ok(args)) => Ok(endpoint.call(method, args)),
-            (None, _) => Err(not_remote()),
-            (_, Err(e)) => Err(e),
-        };
-        drop(values);
-        let result = match call {
-            Ok(call) => call.await.and_then(|bytes| (wire.result)(&bytes)),
-            Err(e) => Err(e),
-        };
-        let result = result.map_err(|e| located(e, slot.deployment(), method));
+    let deployment = slot.deployment().clone();
+    let (endpoint, args) = match (endpoint(&slot), (wire.args)(&values)) {
+        (Some(endpoint), Ok(args)) => (endpoint.clone(), args),
+        (None, _) => {
+            drop(slot);
+            completer.complete(Err(located(not_remote(), &deployment, method)));
+            return;
+        }
+        (_, Err(e)) => {
+            drop(slot);
+            completer.complete(Err(located(e, &deployment, method)));
+            return;
+        }
+    };
+    drop(values);
+    let cell = completer.cell().clone();
+    let on_reply: OnReply = Box::new(move |reply| {
+        let result = reply
+            .and_then(|bytes| (wire.result)(&bytes))
+            .map_err(|e| located(e, &deployment, method));
         drop(slot); // free the slot before the caller sees the result
         completer.complete(result);
     });
-    task.abort_handle()
+    let call = endpoint.call(method, args, on_reply);
+    cell.adopt(call);
 }
 
 /// Runs a streaming call on the slot's remote replica, forwarding decoded items into `sender`

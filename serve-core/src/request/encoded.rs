@@ -44,6 +44,13 @@ impl EncodedResponse {
 pub struct EncodedUnary(Box<dyn ErasedUnary>);
 
 impl EncodedUnary {
+    /// The encoded result of `future` (which has nothing to cancel but itself).
+    pub(crate) fn from_future(
+        future: Pin<Box<dyn Future<Output = Result<Vec<u8>, ServeError>> + Send>>,
+    ) -> Self {
+        EncodedUnary(Box::new(Plain(future)))
+    }
+
     /// Cancels the call, and the calls it started.
     pub fn cancel(&self) {
         self.0.cancel();
@@ -78,4 +85,15 @@ impl<T: Send + 'static> ErasedUnary for Typed<T> {
     fn cancel(&self) {
         self.response.cancel();
     }
+}
+
+/// A plain future as an [`EncodedUnary`].
+struct Plain(Pin<Box<dyn Future<Output = Result<Vec<u8>, ServeError>> + Send>>);
+
+impl ErasedUnary for Plain {
+    fn poll_encoded(&mut self, cx: &mut Context<'_>) -> Poll<Result<Vec<u8>, ServeError>> {
+        self.0.as_mut().poll(cx)
+    }
+
+    fn cancel(&self) {}
 }

@@ -26,6 +26,19 @@ pub(crate) struct CallHead<'a> {
     /// 0 for a unary call; for a streaming call, how many items the producer may send before the
     /// consumer gives credit.
     pub(crate) window: u32,
+    /// What is asked: a method call, or one of the replica's lifecycle hooks.
+    pub(crate) op: Op,
+}
+
+/// What a call message asks of a replica.
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq)]
+pub(crate) enum Op {
+    /// Call `method` with the argument tuple.
+    Call,
+    /// Run its `check_health` (no method, no arguments).
+    CheckHealth,
+    /// Hand its `reconfigure` the `user_config` that follows, as JSON.
+    Reconfigure,
 }
 
 /// A call message: `head`, then `args`.
@@ -142,6 +155,7 @@ mod tests {
             replica: 7,
             method: "say_hello",
             window: 32,
+            op: Op::Call,
         };
         let bytes = call(&head, b"\x04Dora").unwrap();
         let (parsed, args) = parse_call(&bytes).unwrap();

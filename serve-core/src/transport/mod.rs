@@ -11,35 +11,45 @@
 //! moved to for latency) is a second implementation of these two traits; handles, routers and
 //! the control plane do not change.
 
-use std::future::Future;
 use std::pin::Pin;
+use std::sync::Arc;
 
 use bytes::Bytes;
 use futures::Stream;
+use futures::future::BoxFuture;
 
 use crate::error::ServeError;
 use crate::request::encoded::EncodedResponse;
+use crate::request::response::Cancel;
 
 #[cfg(feature = "cluster")]
 pub(crate) mod frame;
 #[cfg(feature = "cluster")]
 pub(crate) mod nats;
 
-/// The encoded result of a remote unary call. Dropping it cancels the remote request.
-pub(crate) type RemoteFuture = Pin<Box<dyn Future<Output = Result<Bytes, ServeError>> + Send>>;
+/// What a remote unary call does with its outcome (decode it, free the slot, complete the
+/// request): called once, by the request plane, when the reply arrives or the call fails.
+pub(crate) type OnReply = Box<dyn FnOnce(Result<Bytes, ServeError>) + Send>;
 
 /// The encoded items of a remote streaming call. Dropping it cancels the remote request.
 pub(crate) type RemoteStream = Pin<Box<dyn Stream<Item = Result<Bytes, ServeError>> + Send>>;
 
 /// One replica in another process, as a caller reaches it.
 pub(crate) trait RemoteEndpoint: Send + Sync {
-    /// Calls the unary `method` with its encoded argument tuple.
-    fn call(&self, method: &'static str, args: Vec<u8>) -> RemoteFuture;
+    /// Calls the unary `method` with its encoded argument tuple; `on_reply` gets the outcome.
+    /// No task waits for the reply: the plane hands it to `on_reply` as it arrives. The handle
+    /// returned cancels the call, on the far side too.
+    fn call(&self, method: &'static str, args: Vec<u8>, on_reply: OnReply) -> Arc<dyn Cancel>;
     /// Calls the streaming `method` with its encoded argument tuple; items arrive as they are
     /// produced, and the producer runs at most a bounded window ahead of this consumer.
     fn call_stream(&self, method: &'static str, args: Vec<u8>) -> RemoteStream;
     /// The node it runs on, for errors and `status`.
     fn node(&self) -> &str;
+    /// Runs the replica's `check_health` on its node.
+    fn check_health(&self) -> BoxFuture<'static, Result<(), ServeError>>;
+    /// Hands the replica's `reconfigure` a new `user_config` on its node.
+    fn reconfigure(&self, config: &serde_json::Value)
+    -> BoxFuture<'static, Result<(), ServeError>>;
 }
 
 /// What a node serves to callers in other processes: one replica, called by method name with
@@ -47,4 +57,8 @@ pub(crate) trait RemoteEndpoint: Send + Sync {
 pub(crate) trait Served: Send + Sync {
     /// Starts `method` with its encoded argument tuple.
     fn call_encoded(&self, method: &str, args: &[u8]) -> Result<EncodedResponse, ServeError>;
+    /// Runs the replica's `check_health` (passes if it has none).
+    fn check_health(&self) -> BoxFuture<'static, Result<(), ServeError>>;
+    /// Hands the replica's `reconfigure` a new `user_config`.
+    fn reconfigure(&self, config: serde_json::Value) -> BoxFuture<'static, Result<(), ServeError>>;
 }

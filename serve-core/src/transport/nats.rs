@@ -39,14 +39,27 @@ use std::sync::{Arc, Mutex, RwLock};
 use async_nats::{Client, Subject};
 use bytes::Bytes;
 use futures::StreamExt;
+use futures::future::BoxFuture;
+use futures::stream::FuturesUnordered;
 use tokio::sync::{Semaphore, mpsc, oneshot};
 use tokio::task::AbortHandle;
 
-use super::frame::{self, CallHead, Control, Reply};
-use super::{RemoteEndpoint, RemoteFuture, RemoteStream, Served};
+use super::frame::{self, CallHead, Control, Op, Reply};
+use super::{OnReply, RemoteEndpoint, RemoteStream, Served};
 use crate::error::{ErrorKind, ServeError};
 use crate::request::encoded::{EncodedResponse, EncodedUnary};
+use crate::request::response::Cancel;
 use crate::util::sync::{Lock, ReadWrite};
+
+/// A lifecycle hook's outcome as a unary reply (an empty value when it passed).
+fn hook_reply(hook: BoxFuture<'static, Result<(), ServeError>>) -> EncodedResponse {
+    EncodedResponse::Unary(EncodedUnary::from_future(Box::pin(async move {
+        hook.await.map(|()| Vec::new())
+    })))
+}
+
+/// The reply a unary request will send (none if it was cancelled).
+type UnaryReply = std::pin::Pin<Box<dyn Future<Output = Option<(Subject, Bytes)>> + Send>>;
 
 /// Items a streaming call's producer may send ahead of the consumer's credit.
 pub(crate) const STREAM_WINDOW: u32 = 64;
@@ -76,6 +89,16 @@ struct Inner {
     loops: Mutex<Vec<AbortHandle>>,
     /// Told when the last request run for another node ends.
     idle: tokio::sync::Notify,
+    /// Messages to publish, in order, by one task: a call is sent without a task of its own,
+    /// and a cancel always follows its call.
+    outbox: mpsc::UnboundedSender<Outgoing>,
+}
+
+/// A message for the outbox.
+struct Outgoing {
+    subject: Subject,
+    reply: Option<Subject>,
+    payload: Bytes,
 }
 
 /// A call waiting for its replies.
@@ -88,7 +111,7 @@ struct Waiter {
 }
 
 enum WaiterTx {
-    Unary(oneshot::Sender<Result<Bytes, ServeError>>),
+    Unary(OnReply),
     Stream(mpsc::UnboundedSender<Result<Reply, ServeError>>),
 }
 
@@ -108,7 +131,9 @@ impl NatsPlane {
         prefix: &str,
         node: &str,
     ) -> Result<Self, ServeError> {
+        let (outbox, mut outgoing) = mpsc::unbounded_channel::<Outgoing>();
         let inner = Arc::new(Inner {
+            outbox,
             client,
             prefix: prefix.into(),
             node: node.into(),
@@ -133,6 +158,24 @@ impl NatsPlane {
         let mut controls = subscribe(format!("{prefix}.ctl.{node}")).await?;
         let loops = [
             tokio::spawn({
+                let client = inner.client.clone();
+                async move {
+                    while let Some(message) = outgoing.recv().await {
+                        let sent = match message.reply {
+                            Some(reply) => {
+                                client
+                                    .publish_with_reply(message.subject, reply, message.payload)
+                                    .await
+                            }
+                            None => client.publish(message.subject, message.payload).await,
+                        };
+                        if let Err(e) = sent {
+                            tracing::debug!("a message could not be sent: {e}");
+                        }
+                    }
+                }
+            }),
+            tokio::spawn({
                 let inner = inner.clone();
                 async move {
                     while let Some(message) = replies.next().await {
@@ -143,8 +186,27 @@ impl NatsPlane {
             tokio::spawn({
                 let inner = inner.clone();
                 async move {
-                    while let Some(message) = calls.next().await {
-                        inner.clone().handle_call(message);
+                    // Unary requests are awaited here, not each in a task of its own: one task
+                    // fewer to start and wake per request.
+                    let mut unary = FuturesUnordered::new();
+                    loop {
+                        tokio::select! {
+                            message = calls.next() => match message {
+                                Some(message) => {
+                                    if let Some(request) = inner.clone().handle_call(message) {
+                                        unary.push(request);
+                                    }
+                                }
+                                None => return,
+                            },
+                            Some(done) = unary.next(), if !unary.is_empty() => {
+                                if let Some((reply, payload)) = done
+                                    && let Err(e) = inner.client.publish(reply, payload).await
+                                {
+                                    tracing::debug!("a reply could not be sent: {e}");
+                                }
+                            }
+                        }
                     }
                 }
             }),
@@ -265,9 +327,7 @@ impl NatsPlane {
 impl Waiter {
     fn fail(self, err: ServeError) {
         match self.tx {
-            WaiterTx::Unary(tx) => {
-                let _ = tx.send(Err(err));
-            }
+            WaiterTx::Unary(on_reply) => on_reply(Err(err)),
             WaiterTx::Stream(tx) => {
                 let _ = tx.send(Err(err));
             }
@@ -331,7 +391,7 @@ impl Inner {
             }
             WaiterTx::Unary(_) => {
                 let Some(Waiter {
-                    tx: WaiterTx::Unary(tx),
+                    tx: WaiterTx::Unary(on_reply),
                     ..
                 }) = calls.remove(&id)
                 else {
@@ -344,48 +404,67 @@ impl Inner {
                     Ok(Reply::Item(_) | Reply::End) => Err(ServeError::new(ErrorKind::Wire)
                         .with_message("a stream's reply to a unary call")),
                 };
-                let _ = tx.send(result);
+                on_reply(result);
             }
         }
     }
 
-    /// A call from another node to one of this node's replicas.
-    fn handle_call(self: Arc<Self>, message: async_nats::Message) {
+    /// A call from another node to one of this node's replicas. A unary one comes back as the
+    /// future of its reply, for the call loop to await.
+    fn handle_call(self: Arc<Self>, message: async_nats::Message) -> Option<UnaryReply> {
         let Some(reply) = message.reply else {
             tracing::warn!(subject = %message.subject, "dropped a call without a reply subject");
-            return;
+            return None;
         };
         let (head, args) = match frame::parse_call(&message.payload) {
             Ok(parsed) => parsed,
             Err(e) => {
                 tracing::warn!(subject = %message.subject, "dropped a malformed call: {e}");
                 self.publish(reply, frame::error(&e));
-                return;
+                return None;
             }
         };
         let served = self.served.read_locked().get(&head.replica).cloned();
-        let response = match served {
-            Some(served) => served.call_encoded(head.method, args),
-            None => Err(ServeError::unavailable(format!(
+        let Some(served) = served else {
+            let gone = ServeError::unavailable(format!(
                 "replica {} is not on node {} (it was stopped, or the node restarted)",
                 head.replica, self.node
-            ))),
+            ));
+            self.publish(reply, frame::error(&gone));
+            return None;
+        };
+        let response = match head.op {
+            Op::Call => served.call_encoded(head.method, args),
+            Op::CheckHealth => Ok(hook_reply(served.check_health())),
+            Op::Reconfigure => match serde_json::from_slice(args) {
+                Ok(config) => Ok(hook_reply(served.reconfigure(config))),
+                Err(e) => Err(ServeError::new(ErrorKind::Wire)
+                    .with_message(format!("a malformed user_config: {e}"))),
+            },
         };
         match response {
-            Err(e) => self.publish(reply, frame::error(&e)),
-            Ok(EncodedResponse::Unary(future)) => self.run_unary(reply, future),
+            Err(e) => {
+                self.publish(reply, frame::error(&e));
+                None
+            }
+            Ok(EncodedResponse::Unary(future)) => Some(self.unary_reply(reply, future)),
             Ok(EncodedResponse::Stream(stream)) => {
-                self.run_stream(reply, stream, head.window.max(1))
+                self.run_stream(reply, stream, head.window.max(1));
+                None
             }
         }
     }
 
     fn publish(&self, subject: Subject, payload: Bytes) {
-        let client = self.client.clone();
-        tokio::spawn(async move {
-            if let Err(e) = client.publish(subject, payload).await {
-                tracing::debug!("a reply could not be sent: {e}");
-            }
+        self.send(subject, None, payload);
+    }
+
+    /// Queues a message for the outbox.
+    fn send(&self, subject: Subject, reply: Option<Subject>, payload: Bytes) {
+        let _ = self.outbox.send(Outgoing {
+            subject,
+            reply,
+            payload,
         });
     }
 
@@ -417,9 +496,10 @@ impl Inner {
         }
     }
 
-    fn run_unary(self: Arc<Self>, reply: Subject, mut future: EncodedUnary) {
+    /// The reply of a unary request: its result, or nothing if the caller cancelled it first.
+    fn unary_reply(self: Arc<Self>, reply: Subject, mut future: EncodedUnary) -> UnaryReply {
         let mut cancelled = self.track(&reply, None);
-        tokio::spawn(async move {
+        Box::pin(async move {
             tokio::select! {
                 result = &mut future => {
                     self.untrack(&reply);
@@ -427,13 +507,14 @@ impl Inner {
                         Ok(bytes) => frame::value(&bytes),
                         Err(e) => frame::error(&e),
                     };
-                    if let Err(e) = self.client.publish(reply, payload).await {
-                        tracing::debug!("a reply could not be sent: {e}");
-                    }
+                    Some((reply, payload))
                 }
-                _ = &mut cancelled => future.cancel(),
+                _ = &mut cancelled => {
+                    future.cancel();
+                    None
+                }
             }
-        });
+        })
     }
 
     fn run_stream(
@@ -489,6 +570,47 @@ impl Inner {
     }
 }
 
+/// A unary call sent: cancelling it forgets it here and cancels it on the far side, unless its
+/// reply came first.
+struct Sent {
+    inner: Option<Arc<Inner>>,
+    id: u64,
+    control: Subject,
+    reply: Subject,
+}
+
+impl Sent {
+    /// A call that never went out.
+    fn nothing() -> Self {
+        Self {
+            inner: None,
+            id: 0,
+            control: Subject::from_static(""),
+            reply: Subject::from_static(""),
+        }
+    }
+}
+
+impl Cancel for Sent {
+    fn cancel(&self) {
+        let Some(inner) = &self.inner else { return };
+        let waiter = inner.calls.locked().remove(&self.id);
+        if waiter.is_some() {
+            // Still unanswered: the far side stops it (and what it started).
+            drop(waiter);
+            let cancel = frame::control(&Control::Cancel {
+                reply: self.reply.as_str(),
+            });
+            inner.publish(self.control.clone(), cancel);
+        }
+    }
+
+    fn adopt(&self, child: Arc<dyn Cancel>) {
+        // Nothing runs here on its behalf; a child is cancelled with it at once if it is done.
+        drop(child);
+    }
+}
+
 /// One replica on another node.
 struct NatsEndpoint {
     inner: Arc<Inner>,
@@ -519,13 +641,7 @@ impl Drop for Pending {
             let cancel = frame::control(&Control::Cancel {
                 reply: reply.as_str(),
             });
-            let client = self.inner.client.clone();
-            let control = self.control.clone();
-            // A drop may happen off the runtime (a response dropped by a plain thread): then the
-            // far side finds out when it tries to reply.
-            if let Ok(rt) = tokio::runtime::Handle::try_current() {
-                rt.spawn(async move { client.publish(control, cancel).await });
-            }
+            self.inner.publish(self.control.clone(), cancel);
         }
     }
 }
@@ -542,6 +658,7 @@ impl NatsEndpoint {
             replica: self.replica,
             method,
             window,
+            op: Op::Call,
         };
         let payload = frame::call(&head, args)?;
         let reply = self.inner.reply_subject(pending.id);
@@ -571,29 +688,82 @@ impl NatsEndpoint {
 }
 
 impl RemoteEndpoint for NatsEndpoint {
-    fn call(&self, method: &'static str, args: Vec<u8>) -> RemoteFuture {
-        let (tx, rx) = oneshot::channel();
-        let id = self
-            .inner
-            .register(&self.node, &self.target, WaiterTx::Unary(tx));
-        let mut pending = self.pending(id);
-        let sent = self.send(method, &args, 0, &mut pending);
-        let target = self.target.clone();
-        Box::pin(async move {
-            // Moves the whole guard in (a closure would capture only the field it writes).
-            let mut pending = pending;
-            sent?.await?;
-            let result = rx.await.unwrap_or_else(|_| {
-                Err(ServeError::unavailable(format!(
-                    "{target}: the call was dropped"
-                )))
-            });
-            pending.done = true;
-            result
-        })
+    fn call(&self, method: &'static str, args: Vec<u8>, on_reply: OnReply) -> Arc<dyn Cancel> {
+        self.send_unary(Op::Call, method, &args, on_reply)
+    }
+
+    fn check_health(&self) -> BoxFuture<'static, Result<(), ServeError>> {
+        self.hook(Op::CheckHealth, Vec::new())
+    }
+
+    fn reconfigure(
+        &self,
+        config: &serde_json::Value,
+    ) -> BoxFuture<'static, Result<(), ServeError>> {
+        self.hook(Op::Reconfigure, config.to_string().into_bytes())
     }
 
     fn call_stream(&self, method: &'static str, args: Vec<u8>) -> RemoteStream {
+        self.stream(method, args)
+    }
+
+    fn node(&self) -> &str {
+        &self.node
+    }
+}
+
+impl NatsEndpoint {
+    /// Runs a lifecycle hook of the replica on its node; resolves when it answered (a dropped
+    /// future cancels nothing: hooks are short and their caller bounds them with a timeout).
+    fn hook(&self, op: Op, args: Vec<u8>) -> BoxFuture<'static, Result<(), ServeError>> {
+        let (tx, rx) = oneshot::channel();
+        let sent = self.send_unary(
+            op,
+            "",
+            &args,
+            Box::new(move |reply| {
+                let _ = tx.send(reply.map(drop));
+            }),
+        );
+        let target = self.target.clone();
+        Box::pin(async move {
+            let outcome = rx
+                .await
+                .unwrap_or_else(|_| Err(ServeError::unavailable(format!("{target}: no answer"))));
+            drop(sent);
+            outcome
+        })
+    }
+
+    fn send_unary(&self, op: Op, method: &str, args: &[u8], on_reply: OnReply) -> Arc<dyn Cancel> {
+        let head = CallHead {
+            replica: self.replica,
+            method,
+            window: 0,
+            op,
+        };
+        let payload = match frame::call(&head, args) {
+            Ok(payload) => payload,
+            Err(e) => {
+                on_reply(Err(e));
+                return Arc::new(Sent::nothing());
+            }
+        };
+        let id = self
+            .inner
+            .register(&self.node, &self.target, WaiterTx::Unary(on_reply));
+        let reply = self.inner.reply_subject(id);
+        self.inner
+            .send(self.call_subject.clone(), Some(reply.clone()), payload);
+        Arc::new(Sent {
+            inner: Some(self.inner.clone()),
+            id,
+            control: self.control_subject.clone(),
+            reply,
+        })
+    }
+
+    fn stream(&self, method: &'static str, args: Vec<u8>) -> RemoteStream {
         let (tx, mut rx) = mpsc::unbounded_channel();
         let id = self
             .inner
@@ -648,9 +818,5 @@ impl RemoteEndpoint for NatsEndpoint {
                 }
             }
         })
-    }
-
-    fn node(&self) -> &str {
-        &self.node
     }
 }
