@@ -57,6 +57,19 @@
 //! the binary has the `serve` verbs). Then, in another terminal, `cargo run --example hello_client`
 //! prints `Hola Dora`, as does
 //! `curl -d '{"language": "spanish", "name": "Dora"}' http://127.0.0.1:8000`.
+//!
+//! As a cluster (the guide's chapter "Running on many machines"): start a NATS server
+//! (`nats-server -a 127.0.0.1 -p 4222`), then the head and two workers, each in its own terminal:
+//!
+//! ```text
+//! cargo run --example hello -- run --cluster nats://127.0.0.1:4222 --min-workers 2
+//! cargo run --example hello -- worker --cluster nats://127.0.0.1:4222 --node-name w1
+//! cargo run --example hello -- worker --cluster nats://127.0.0.1:4222 --node-name w2
+//! ```
+//!
+//! The head waits for the two workers, places the responders on them and keeps
+//! `LanguageClassifier` (the ingress) next to its HTTP proxy on port 8000: the same `curl` prints
+//! `Hola Dora`, and `cargo run --example hello -- status` shows each replica's `node`.
 
 use serde::Deserialize;
 use serve_core::http::{HttpError, Request, StatusCode};

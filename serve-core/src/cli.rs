@@ -15,11 +15,15 @@
 //! * `run` (the default with no verb): serve the application over HTTP and block; `--host`,
 //!   `--port`, `--route-prefix`, `--config FILE`. Ctrl-C or SIGTERM stops accepting connections,
 //!   lets the requests in flight finish (up to each deployment's `graceful_shutdown_timeout_s`,
-//!   20 s by default, or `--graceful-shutdown-timeout`), and exits 0.
+//!   20 s by default, or `--graceful-shutdown-timeout`), and exits 0. With `--cluster URL`
+//!   (feature `cluster`) the process is the head of a cluster over the NATS server at `URL`.
 //! * `config`: print the application's full configuration (every deployment with its options) as a
 //!   config file to edit and pass back with `run --config` (Ray's `serve build`).
 //! * `status`: ask a running instance (`--address`) for its applications, deployments, replica
-//!   counts and states (Ray's `serve status`).
+//!   counts and states (Ray's `serve status`); in cluster mode, ask the head: each replica's
+//!   `node` says where it runs.
+//! * `worker` (feature `cluster`): join the cluster whose head runs `run --cluster URL`, and run
+//!   the replicas the head places here (see the guide's chapter "Running on many machines").
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -174,8 +178,9 @@ enum Format {
 const DEFAULT_HOST: &str = "127.0.0.1";
 const DEFAULT_PORT: u16 = 8000;
 
-/// Runs the `serve` command line for `app` (`run`, `config` or `status`; see the crate docs): parses the process's
-/// arguments, does what they say, and returns the process's exit code.
+/// Runs the `serve` command line for `app` (`run`, `config`, `status` or `worker`; see the crate
+/// docs): parses the process's arguments, does what they say, and returns the process's exit
+/// code.
 pub fn main<D, R>(app: Application<D>) -> ExitCode
 where
     D: Deployment,

@@ -19,9 +19,11 @@
 //! 6. [`scaling`]: scaling and reliability: the knobs, autoscaling, back pressure, timeouts,
 //!    cancellation, health checks, `reconfigure` and updates, graceful shutdown, the replica
 //!    context, deployment states and what a caller sees when something fails.
-//! 7. [`concepts`]: the reference: deployment options, replicas and routing, resources, errors,
+//! 7. [`cluster`]: running on many machines: the head and its workers over NATS, placement,
+//!    how calls cross, HTTP on every node, failure, security, the programmatic forms.
+//! 8. [`concepts`]: the reference: deployment options, replicas and routing, resources, errors,
 //!    `&self` methods and serve instances.
-//! 8. [`benchmarks`]: what a handle call and an HTTP request cost, in time and in instructions,
+//! 9. [`benchmarks`]: what a handle call and an HTTP request cost, in time and in instructions,
 //!    the soak test, and the wire format chosen for calls between processes.
 
 #[doc = include_str!("../docs/getting-started.md")]
@@ -53,6 +55,15 @@ pub mod cli_and_config {}
 
 #[doc = include_str!("../docs/scaling.md")]
 pub mod scaling {}
+
+// Its example calls `ServeBuilder::cluster` and `start_worker`: without the `cluster` feature the
+// chapter (and so its doc test) is left out.
+#[cfg_attr(feature = "cluster", doc = include_str!("../docs/cluster.md"))]
+#[cfg_attr(
+    not(feature = "cluster"),
+    doc = "Running on many machines (needs the `cluster` feature)."
+)]
+pub mod cluster {}
 
 #[doc = include_str!("../docs/concepts.md")]
 pub mod concepts {}

@@ -38,8 +38,9 @@ pub struct ClusterOptions {
     /// A root certificate (PEM) to trust for `tls://` servers signed by a private CA.
     #[serde(default)]
     pub tls_ca_file: Option<PathBuf>,
-    /// How often each node says it is alive; a node silent for [`MISSED_HEARTBEATS`] periods is
-    /// declared dead. Default 1 s.
+    /// How often each node says it is alive; a node silent for [`MISSED_HEARTBEATS`] periods and
+    /// a half is declared dead (checked each period: within 4.5 periods). Default 1 s. Use the
+    /// same value on every node.
     #[serde(default = "default_heartbeat_s")]
     pub heartbeat_s: f64,
     /// How long a process waits for the NATS server, and a worker for its head, before it gives
@@ -47,8 +48,9 @@ pub struct ClusterOptions {
     #[serde(default = "default_connect_timeout_s")]
     pub connect_timeout_s: f64,
     /// The head waits for this many workers to join before it deploys the application, so the
-    /// first replicas spread over them (default 0: deploy at once; replicas placed on the head
-    /// then stay there).
+    /// first replicas spread over them (default 0: deploy at once, often all on the head, and
+    /// rely on rebalancing as workers join). The `run` command waits; in code, call
+    /// [`Serve::wait_for_workers`](crate::Serve::wait_for_workers) before `run`.
     #[serde(default)]
     pub min_workers: usize,
 }

@@ -138,8 +138,8 @@ impl<D: Send + Sync + 'static> DeploymentState<D> {
     }
 
     /// Cluster mode: when one node runs at least two replicas more than another where one
-    /// fits, starts one more replica (placement puts it on the emptier node) and marks the fuller
-    /// node so the replica that then goes is one of its. Returns whether it did (so a worker that
+    /// fits, the controller starts one more replica (placement puts it on the emptier node) and
+    /// marks the fuller node here, so the replica that then goes is one of its (a worker that
     /// joins, or comes back, gets replicas again).
     pub(crate) fn rebalance_from(&self, node: Arc<str>) {
         *self.rebalance_from.locked() = Some(node);

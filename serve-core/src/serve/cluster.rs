@@ -203,8 +203,8 @@ impl<D: Deployment> Worker<D> {
     }
 
     /// Leaves the cluster gracefully: the head stops routing here and rebuilds this node's
-    /// replicas elsewhere; requests running here finish (up to `timeout`, else each
-    /// deployment's graceful shutdown timeout). Returns whether everything finished in time.
+    /// replicas elsewhere; the requests this node runs for other nodes finish (up to `timeout`,
+    /// 20 s if `None`), then the worker shuts down. Returns whether they finished in time.
     pub fn leave(&self, timeout: impl Into<Option<std::time::Duration>>) -> bool {
         let node = self.node.clone();
         let timeout = timeout.into().unwrap_or(std::time::Duration::from_secs(20));
