@@ -221,7 +221,7 @@ impl fmt::Display for ServeError {
             ErrorKind::Config => "invalid configuration",
             ErrorKind::BackPressure => "Request dropped due to backpressure",
             ErrorKind::Wire => "could not cross to another process",
-            ErrorKind::Unavailable => "was not completed: its replica is unreachable",
+            ErrorKind::Unavailable => "could not be reached",
         };
         f.write_str(what)?;
         if let Some(message) = &self.message {

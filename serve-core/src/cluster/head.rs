@@ -26,8 +26,8 @@ use tokio::sync::{mpsc, watch};
 use tokio::task::AbortHandle;
 
 use super::protocol::{
-    self, Entry, Heartbeat, Join, Joined, Leave, RouterConfig, Start, Started, Stop, Subjects,
-    Table,
+    self, Entry, Gone, Heartbeat, Join, Joined, Leave, RouterConfig, Start, Started, Stop,
+    Subjects, Table,
 };
 use crate::config::ClusterOptions;
 use crate::control::application::BoxFuture;
@@ -360,8 +360,18 @@ impl Head {
         if let Some(nodes) = self.nodes.upgrade() {
             nodes.remove_remote(id);
         }
-        let why = format!("on node `{}` ({id}) {why}", worker.name);
+        let why = format!("(node id {id}) {why}");
         self.plane.fail_node(id, &why);
+        // The workers' calls to it fail too.
+        let gone = protocol::encode(&Gone {
+            node: id.to_owned(),
+            why: why.clone(),
+        });
+        let client = self.client.clone();
+        let subject = self.subjects.gone();
+        if let Ok(rt) = tokio::runtime::Handle::try_current() {
+            rt.spawn(async move { client.publish(subject, gone).await });
+        }
         if let Some(registry) = self.registry.upgrade() {
             for deployment in registry.deployments() {
                 let dropped = deployment.drop_node(id);

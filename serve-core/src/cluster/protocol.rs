@@ -9,6 +9,8 @@
 //! | `<prefix>.node.<node>.stop` | head → worker | [`Stop`] |
 //! | `<prefix>.node.<node>.rejoin` | head → worker | (empty): the head had declared it dead |
 //! | `<prefix>.table` | head → workers | [`Table`] |
+//! | `<prefix>.gone` | head → workers | [`Gone`]: a node died or left |
+//! | `<prefix>._INBOX.…` | | replies to requests (NATS' request inboxes, kept in the namespace) |
 //!
 //! `<prefix>` is `serve.<cluster name>`. A message that does not parse is dropped with a log
 //! line.
@@ -52,6 +54,22 @@ impl Subjects {
     pub(crate) fn table(&self) -> String {
         format!("{}.table", self.prefix)
     }
+    pub(crate) fn gone(&self) -> String {
+        format!("{}.gone", self.prefix)
+    }
+    /// Where replies to this process's requests (join, start) arrive: under the cluster's
+    /// prefix too, so a NATS user limited to `serve.<cluster>.>` can run a node.
+    pub(crate) fn inbox_prefix(&self) -> String {
+        format!("{}._INBOX", self.prefix)
+    }
+}
+
+/// The head declared a node dead (or it left): every node fails its calls waiting on it.
+#[derive(Debug, Serialize, Deserialize)]
+pub(crate) struct Gone {
+    pub(crate) node: String,
+    /// Why, as the errors say it ("(node id ..) stopped answering: no heartbeat for 0.8s").
+    pub(crate) why: String,
 }
 
 /// A worker asks to join.

@@ -27,7 +27,7 @@ use tokio::sync::{mpsc, watch};
 use tokio::task::AbortHandle;
 
 use super::protocol::{
-    self, Heartbeat, Join, Joined, Leave, RouterConfig, Start, Started, Stop, Subjects, Table,
+    self, Gone, Heartbeat, Join, Joined, Leave, RouterConfig, Start, Started, Stop, Subjects, Table,
 };
 use crate::config::ClusterOptions;
 use crate::control::mirror::Mirror;
@@ -127,6 +127,7 @@ impl WorkerNode {
         let mut rejoins = subscribe(worker.subjects.rejoin(id)).await?;
         let mut tables = subscribe(worker.subjects.table()).await?;
         let mut beats = subscribe(worker.subjects.heartbeats()).await?;
+        let mut gone = subscribe(worker.subjects.gone()).await?;
         let weak = Arc::downgrade(&worker);
         let tasks = vec![
             tokio::spawn({
@@ -167,6 +168,18 @@ impl WorkerNode {
                         let Some(worker) = weak.upgrade() else { return };
                         match protocol::decode::<Table>(&message.payload, "table") {
                             Ok(table) => worker.apply_table(&table),
+                            Err(e) => tracing::warn!("{e}"),
+                        }
+                    }
+                }
+            }),
+            tokio::spawn({
+                let weak = weak.clone();
+                async move {
+                    while let Some(message) = gone.next().await {
+                        let Some(worker) = weak.upgrade() else { return };
+                        match protocol::decode::<Gone>(&message.payload, "gone") {
+                            Ok(gone) => worker.plane.fail_node(&gone.node, &gone.why),
                             Err(e) => tracing::warn!("{e}"),
                         }
                     }
@@ -484,7 +497,9 @@ impl WorkerNode {
         let (period, dead_after) = match worker.upgrade() {
             Some(worker) => {
                 let options = worker.options.locked();
-                (options.heartbeat(), options.dead_after())
+                // Three times the head's bound for workers: a worker frozen or cut off for a
+                // while comes back to be told to rejoin, rather than exiting at once.
+                (options.heartbeat(), options.dead_after() * 3)
             }
             None => return,
         };

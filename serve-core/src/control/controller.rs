@@ -183,11 +183,11 @@ fn reconcile<D: Deployment>(
         && running == target
         && state.router.draining() == 0
         && construction.failures.load(Ordering::SeqCst) == 0
-        && let Some(heavy) = state.placement.imbalance()
+        && let Some((heavy, name)) = state.placement.imbalance()
     {
         tracing::info!(
             deployment = %state.name(),
-            "rebalancing: moving a replica off node {heavy} to a node with fewer"
+            "rebalancing: moving a replica off node `{name}` to a node with fewer"
         );
         state.rebalance_from(heavy);
         start_replica(state, factory, construction, generation);

@@ -335,9 +335,10 @@ impl Placement {
     }
 
     /// Cluster mode: the node to move a replica away from, when it runs at least two replicas of
-    /// the deployment more than another node where one more fits now (a worker joined, or came
-    /// back after a failure). The ingress, which belongs next to the proxy, is never moved.
-    pub(crate) fn imbalance(&self) -> Option<Arc<str>> {
+    /// the deployment more than the node a new replica would be placed on now (a worker joined,
+    /// or came back after a failure); with that node's name, for logs. The ingress, which
+    /// belongs next to the proxy, is never moved.
+    pub(crate) fn imbalance(&self) -> Option<(Arc<str>, Arc<str>)> {
         if self.nodes.cluster().is_none() || self.prefer_here {
             return None;
         }
@@ -345,13 +346,15 @@ impl Placement {
         let nodes = self.nodes.all();
         let counts = self.on_node.locked();
         let count = |n: &Arc<Node>| counts.get(&n.id).copied().unwrap_or(0);
-        let lightest = nodes
+        // Where `reserve_somewhere` would put one more: workers by count, then this process.
+        let next = nodes
             .iter()
             .filter(|n| n.pool.fits(&request))
-            .map(count)
-            .min()?;
-        let heaviest = nodes.iter().max_by_key(|n| count(n))?;
-        (count(heaviest) >= lightest + 2).then(|| heaviest.id.clone())
+            .min_by_key(|n| (self.nodes.is_local(n), count(n)))?;
+        let heaviest = nodes
+            .iter()
+            .max_by_key(|n| (count(n), self.nodes.is_local(n)))?;
+        (count(heaviest) >= count(next) + 2).then(|| (heaviest.id.clone(), heaviest.name.clone()))
     }
 
     /// Replicas holding their resources whose constructor has not finished.

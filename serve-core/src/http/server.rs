@@ -225,8 +225,8 @@ fn sse_event(kind: Option<&str>, data: &[u8]) -> Vec<u8> {
 /// The response a failed ingress call gets.
 ///
 /// A failure of the ingress request itself is the proxy's to answer: its request timeout ran out
-/// (408), its queue was full (503, `Request dropped due to backpressure`), it was cancelled or the
-/// instance is stopping (503). Any other failure is what the ingress's own code returned (a
+/// (408), its queue was full (503, `Request dropped due to backpressure`), it was cancelled, the
+/// instance is stopping, or (cluster mode) its replica's node stopped answering (503). Any other failure is what the ingress's own code returned (a
 /// `User` error, a panic): see [`handler_error_response`].
 pub(crate) fn error_response(e: &ServeError) -> HttpResponse {
     match e.kind() {
@@ -234,7 +234,9 @@ pub(crate) fn error_response(e: &ServeError) -> HttpResponse {
             HttpResponse::text(StatusCode::REQUEST_TIMEOUT, format!("Request Timeout: {e}"))
         }
         ErrorKind::BackPressure => back_pressure(),
-        ErrorKind::ShutDown | ErrorKind::Cancelled => service_unavailable(e),
+        ErrorKind::ShutDown | ErrorKind::Cancelled | ErrorKind::Unavailable => {
+            service_unavailable(e)
+        }
         _ => handler_error_response(e),
     }
 }
@@ -261,6 +263,7 @@ pub(crate) fn handler_error_response(e: &(dyn StdError + 'static)) -> HttpRespon
                     | ErrorKind::ShutDown
                     | ErrorKind::Timeout
                     | ErrorKind::Cancelled
+                    | ErrorKind::Unavailable
             )
         });
     match downstream {
