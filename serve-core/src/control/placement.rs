@@ -335,8 +335,14 @@ impl Placement {
     }
 
     /// Cluster mode: the node to move a replica away from, when it runs at least two replicas of
-    /// the deployment more than another node where one more fits now (a worker joined, or came
-    /// back after a failure). The ingress, which belongs next to the proxy, is never moved.
+    /// the deployment more than the node a new replica would be placed on now (a worker joined,
+    /// or came back after a failure). The ingress, which belongs next to the proxy, is never
+    /// moved.
+    ///
+    /// The comparison is with where `reserve_somewhere` would put the new replica (a worker
+    /// with room first, the head only when none has), not with any node where one fits: the
+    /// head usually has room but gets no replica while a worker has, so comparing with it would
+    /// move a replica off a worker only to place it on a worker again, every tick.
     pub(crate) fn imbalance(&self) -> Option<Arc<str>> {
         if self.nodes.cluster().is_none() || self.prefer_here {
             return None;
@@ -348,8 +354,8 @@ impl Placement {
         let lightest = nodes
             .iter()
             .filter(|n| n.pool.fits(&request))
-            .map(count)
-            .min()?;
+            .min_by_key(|n| (self.nodes.is_local(n), count(n)))
+            .map(count)?;
         let heaviest = nodes.iter().max_by_key(|n| count(n))?;
         (count(heaviest) >= lightest + 2).then(|| heaviest.id.clone())
     }
