@@ -328,3 +328,49 @@ impl Drop for WorkerProcess {
         self.kill();
     }
 }
+
+// --- HTTP workers on a port of their own choosing ---------------------------------------------
+
+/// What [`run_http_worker_reporting`] prints before the address it serves HTTP on.
+const HTTP_LINE: &str = "worker http: ";
+
+/// Like [`run_http_worker`], and prints the address the worker serves HTTP on
+/// (`worker http: ADDR`) before `worker ready`. So `env.http` may ask for port 0
+/// (`WorkerSpec::http("127.0.0.1:0")`): the worker binds a free port itself, and nothing races
+/// for a port picked ahead. [`WorkerProcess::http_addr`] reads the address back.
+pub fn run_http_worker_reporting<D, R>(app: Application<D>, env: &WorkerEnv) -> !
+where
+    D: Deployment,
+    D::Handle: CallOne<Request, Output = R>,
+    R: IntoHttpResponse + Send + 'static,
+{
+    let worker = start_worker(app, env);
+    let addr = env.http.as_deref().unwrap_or("127.0.0.1:0");
+    match worker.serve_http(addr, "/") {
+        Ok(bound) => println!("{HTTP_LINE}{bound}"),
+        Err(e) => {
+            println!("worker failed: {e}");
+            std::process::exit(3);
+        }
+    }
+    stay(&worker)
+}
+
+impl WorkerProcess {
+    /// The address a worker run by [`run_http_worker_reporting`] serves HTTP on; waits until it
+    /// joined (failing the test, with its output, if it did not or printed no address).
+    pub fn http_addr(&self) -> std::net::SocketAddr {
+        self.wait_ready();
+        let output = self.output();
+        output
+            .lines()
+            .find_map(|line| line.split_once(HTTP_LINE))
+            .and_then(|(_, addr)| addr.trim().parse().ok())
+            .unwrap_or_else(|| {
+                panic!(
+                    "worker `{}` printed no HTTP address; its output:\n{output}",
+                    self.node
+                )
+            })
+    }
+}

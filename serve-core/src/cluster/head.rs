@@ -76,6 +76,9 @@ impl Head {
         nodes: &Arc<NodeSet>,
         registry: &Arc<Registry>,
     ) -> Result<Arc<Self>, ServeError> {
+        // Naming this build hashes the executable, which takes seconds for a large (debug)
+        // binary: start it now, on the blocking pool, rather than when the first worker joins.
+        drop(tokio::task::spawn_blocking(super::build_id));
         let plane = NatsPlane::start(client.clone(), &prefix, id).await?;
         let head = Arc::new_cyclic(|me| Head {
             me: me.clone(),
@@ -107,7 +110,7 @@ impl Head {
         let mut leaves = subscribe(head.subjects.leave()).await?;
         let mut beats = subscribe(head.subjects.heartbeats()).await?;
         let weak = Arc::downgrade(&head);
-        let tasks = vec![
+        let tasks = [
             tokio::spawn({
                 let weak = weak.clone();
                 async move {
@@ -163,8 +166,12 @@ impl Head {
         let Some(reply) = message.reply else {
             return;
         };
+        // Off the runtime's threads: the first time, this waits for the executable's hash.
+        let Ok(build) = tokio::task::spawn_blocking(super::build_id).await else {
+            return;
+        };
         let answer = match protocol::decode::<Join>(&message.payload, "join") {
-            Ok(join) => self.join(join),
+            Ok(join) => self.join(join, build),
             Err(e) => {
                 tracing::warn!("{e}");
                 Joined::Refused {
@@ -175,9 +182,8 @@ impl Head {
         let _ = self.client.publish(reply, protocol::encode(&answer)).await;
     }
 
-    /// Accepts a worker, or says why not.
-    fn join(&self, join: Join) -> Joined {
-        let build = super::build_id();
+    /// Accepts a worker, or says why not; `build` is this head's build.
+    fn join(&self, join: Join, build: &str) -> Joined {
         if join.build != build {
             let reason = format!(
                 "worker `{}` runs build {} but the head runs build {build}: run the same \

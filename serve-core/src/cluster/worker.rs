@@ -129,7 +129,7 @@ impl WorkerNode {
         let mut beats = subscribe(worker.subjects.heartbeats()).await?;
         let mut gone = subscribe(worker.subjects.gone()).await?;
         let weak = Arc::downgrade(&worker);
-        let tasks = vec![
+        let tasks = [
             tokio::spawn({
                 let weak = weak.clone();
                 async move {

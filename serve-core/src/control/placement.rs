@@ -338,6 +338,11 @@ impl Placement {
     /// the deployment more than the node a new replica would be placed on now (a worker joined,
     /// or came back after a failure); with that node's name, for logs. The ingress, which
     /// belongs next to the proxy, is never moved.
+    ///
+    /// The comparison is with where `reserve_somewhere` would put the new replica (a worker
+    /// with room first, the head only when none has), not with any node where one fits: the
+    /// head usually has room but gets no replica while a worker has, so comparing with it would
+    /// move a replica off a worker only to place it on a worker again, every tick.
     pub(crate) fn imbalance(&self) -> Option<(Arc<str>, Arc<str>)> {
         if self.nodes.cluster().is_none() || self.prefer_here {
             return None;

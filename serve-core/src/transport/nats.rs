@@ -303,6 +303,7 @@ impl NatsPlane {
 
     /// Calls waiting for replies (for tests and status).
     #[cfg(test)]
+    #[allow(dead_code)] // no unit test uses it yet
     pub(crate) fn waiting(&self) -> usize {
         self.inner.calls.locked().len()
     }
