@@ -43,7 +43,7 @@ use crate::util::time;
 
 #[derive(Parser, Debug)]
 #[command(
-    about = "Serve this application over HTTP, print its config, or ask a running instance for its status",
+    about = "Serve this application over HTTP (alone, or as the head of a cluster), join a cluster as a worker, print its config, or ask a running instance for its status",
     args_conflicts_with_subcommands = true
 )]
 struct Cli {
@@ -310,11 +310,16 @@ where
     };
     #[cfg(not(feature = "cluster"))]
     let serve = Serve::start()?;
-    let bound = serve.start_http(&addr.to_string())?;
-    serve.set_http_request_timeout(request_timeout)?;
-    tracing::info!("HTTP proxy listening on http://{bound}");
-    serve.run_http_configured(app, &route_prefix, configs)?;
-    tracing::info!("application is ready at http://{bound}{route_prefix}");
+    if http_options.proxy_location == Some(crate::config::ProxyLocation::Disabled) {
+        serve.run_configured(app, configs)?;
+        tracing::info!("application is ready (no HTTP proxy: `proxy_location: Disabled`)");
+    } else {
+        let bound = serve.start_http(&addr.to_string())?;
+        serve.set_http_request_timeout(request_timeout)?;
+        tracing::info!("HTTP proxy listening on http://{bound}");
+        serve.run_http_configured(app, &route_prefix, configs)?;
+        tracing::info!("application is ready at http://{bound}{route_prefix}");
+    }
 
     stop.wait();
     match shutdown_timeout {
@@ -460,7 +465,11 @@ where
             .host
             .or(http_options.host)
             .unwrap_or_else(|| DEFAULT_HOST.into());
-        let bound = worker.serve_http(&format!("{host}:{port}"), "/")?;
+        let route_prefix = file
+            .as_ref()
+            .and_then(|f| f.config.applications.first())
+            .map_or_else(|| "/".to_owned(), |a| a.route_prefix.clone());
+        let bound = worker.serve_http(&format!("{host}:{port}"), &route_prefix)?;
         if let Some(s) = http_options.request_timeout_s {
             worker.set_http_request_timeout(time::seconds(s).ok())?;
         }

@@ -77,6 +77,8 @@ pub use api::deployment::Deployment;
 pub use api::handle::DeploymentHandle;
 #[cfg(feature = "cli")]
 pub use cli::main;
+#[cfg(feature = "cluster")]
+pub use cluster::build_id;
 pub use config::{
     AutoscalingConfig, DEFAULT_MAX_ONGOING_REQUESTS, DeploymentConfig, ReplicaResources,
 };

@@ -207,6 +207,9 @@ impl WorkerProcess {
             .env(CLUSTER, &spec.cluster)
             .env(NODE, &spec.node)
             .env(HEARTBEAT, TEST_HEARTBEAT_S.to_string())
+            // The same build as this process by construction (the same executable); saying so
+            // spares each worker hashing a large debug executable again.
+            .env("SERVE_BUILD_ID", serve_core::build_id())
             .env(
                 "RUST_LOG",
                 std::env::var("RUST_LOG").unwrap_or_else(|_| "warn".into()),

@@ -149,7 +149,7 @@ impl Head {
             node = %head.id,
             subjects = %head.subjects.prefix,
             "cluster head is up: workers join with `worker --cluster {}`",
-            head.options.url
+            super::redacted(&head.options.url)
         );
         Ok(head)
     }

@@ -47,10 +47,25 @@ pub(crate) fn new_node_id() -> String {
     )
 }
 
-/// Which build of the application this process runs: `SERVE_BUILD_ID` if set (e.g. a commit
-/// id, when identical code is built on several machines), else a hash of the executable file.
-/// Two nodes of a cluster must run the same build: their deployments and wire types must match.
-pub(crate) fn build_id() -> &'static str {
+/// `url` with any password or token in it replaced by `***`, for logs and errors.
+pub(crate) fn redacted(url: &str) -> String {
+    url.split(',')
+        .map(|one| match (one.find("://"), one.rfind('@')) {
+            (Some(scheme), Some(at)) if at > scheme => {
+                format!("{}://***@{}", &one[..scheme], &one[at + 1..])
+            }
+            _ => one.to_owned(),
+        })
+        .collect::<Vec<_>>()
+        .join(",")
+}
+
+/// Which build of the application this process runs, as the nodes of a cluster compare it:
+/// `SERVE_BUILD_ID` if set (e.g. a commit id, when identical code is built on several
+/// machines), else a hash of the executable file. Two nodes of a cluster must run the same
+/// build (their deployments and wire types must match): a head refuses a worker whose build
+/// differs. Computed once, on first use (hashing a large debug executable takes a moment).
+pub fn build_id() -> &'static str {
     static BUILD: OnceLock<String> = OnceLock::new();
     BUILD.get_or_init(|| {
         if let Ok(id) = std::env::var("SERVE_BUILD_ID")
@@ -90,6 +105,7 @@ pub(crate) fn build_id() -> &'static str {
 pub(crate) async fn connect(
     options: &ClusterOptions,
     node_name: &str,
+    prefix: &str,
 ) -> Result<(Client, mpsc::UnboundedReceiver<Event>), ServeError> {
     options.validate().map_err(config_error)?;
     let (tx, events) = mpsc::unbounded_channel();
@@ -100,6 +116,14 @@ pub(crate) async fn connect(
         // Subjects are made of validated tokens (`to_token`, node ids): no need to check each
         // publish again.
         .skip_subject_validation(true)
+        // Replies to its requests (join, start) under the cluster's prefix as well, so a NATS
+        // user allowed only `serve.<cluster>.>` can run a node.
+        .custom_inbox_prefix(
+            protocol::Subjects {
+                prefix: prefix.to_owned(),
+            }
+            .inbox_prefix(),
+        )
         .event_callback(move |event| {
             let tx = tx.clone();
             async move {
@@ -112,7 +136,11 @@ pub(crate) async fn connect(
     if let Some(token) = &options.token {
         connect = connect.token(token.clone());
     }
-    if let Some(nkey) = &options.nkey {
+    let nkey = options
+        .nkey
+        .clone()
+        .or_else(|| std::env::var("SERVE_NATS_NKEY").ok());
+    if let Some(nkey) = &nkey {
         connect = connect.nkey(nkey.clone());
     }
     if let Some(path) = &options.credentials_file {

@@ -99,7 +99,7 @@ impl WorkerNode {
             plane,
             id: id.into(),
             name: name.into(),
-            url: options.url.clone(),
+            url: super::redacted(&options.url),
             options: Mutex::new(options),
             app,
             mirrors: mirrors

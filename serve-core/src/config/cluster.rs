@@ -32,7 +32,7 @@ pub struct ClusterOptions {
     /// A `.creds` file (a user JWT and its nkey seed), as `nsc` writes them.
     #[serde(default)]
     pub credentials_file: Option<PathBuf>,
-    /// An nkey seed (`SU…`).
+    /// An nkey seed (`SU…`) [default: `SERVE_NATS_NKEY`].
     #[serde(default)]
     pub nkey: Option<String>,
     /// A root certificate (PEM) to trust for `tls://` servers signed by a private CA.
@@ -116,6 +116,24 @@ impl ClusterOptions {
     /// Sets how many workers the head waits for before it deploys.
     pub fn min_workers(mut self, n: usize) -> Self {
         self.min_workers = n;
+        self
+    }
+
+    /// Authenticates with an nkey seed (`SU…`).
+    pub fn nkey(mut self, seed: impl Into<String>) -> Self {
+        self.nkey = Some(seed.into());
+        self
+    }
+
+    /// Trusts the root certificate (PEM) in `path` for `tls://` servers.
+    pub fn tls_ca_file(mut self, path: impl Into<PathBuf>) -> Self {
+        self.tls_ca_file = Some(path.into());
+        self
+    }
+
+    /// Sets how long to wait for the NATS server or the head, in seconds.
+    pub fn connect_timeout_s(mut self, seconds: f64) -> Self {
+        self.connect_timeout_s = seconds;
         self
     }
 

@@ -59,10 +59,11 @@ impl ServeBuilder {
         let serve = Serve::from_parts(Serve::new_runtime()?, nodes.clone(), Arc::default());
         let rt = serve.live_handle()?;
         let (handle, mirrors) = app.mirror(rt.clone(), app.deployment_configs(), nodes);
-        let prefix = prefix(options.name.as_deref().unwrap_or(&app_name(&handle)));
+        // The head's default too (the command line names both after the application).
+        let prefix = prefix(options.name.as_deref().unwrap_or("serve"));
         let node_name = name.clone();
         let node = futures::executor::block_on(rt.spawn(async move {
-            let (client, events) = connect(&options, &node_name).await?;
+            let (client, events) = connect(&options, &node_name, &prefix).await?;
             WorkerNode::start(
                 client, events, prefix, &id, &node_name, options, mirrors, offer,
             )
@@ -77,10 +78,6 @@ impl ServeBuilder {
             node,
         })
     }
-}
-
-fn app_name<D: Deployment>(handle: &DeploymentHandle<D>) -> String {
-    handle.deployment_name().to_owned()
 }
 
 fn default_worker_name(id: &str) -> String {
@@ -127,7 +124,7 @@ impl Serve {
         if waited {
             Ok(())
         } else {
-            Err(ServeError::unavailable(format!(
+            Err(ServeError::new(ErrorKind::Runtime).with_message(format!(
                 "{} of {n} worker(s) joined within {timeout:?}",
                 self.workers()
             )))

@@ -533,7 +533,7 @@ impl Serve {
         let head = futures::executor::block_on(rt.spawn({
             let nodes = nodes.clone();
             async move {
-                let (client, events) = connect(&options, &name).await?;
+                let (client, events) = connect(&options, &name, &prefix).await?;
                 Head::start(client, events, prefix, &id, options, &nodes, &registry).await
             }
         }))
