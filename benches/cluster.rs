@@ -36,42 +36,33 @@ const CLUSTER: &str = "bench";
 const ECHO: &str = "bench.echo";
 
 #[deployment(max_ongoing_requests = 100)]
+#[derive(Default)]
 pub struct Echo;
 
 #[deployment]
 impl Echo {
-    pub fn new() -> Self {
-        Echo
-    }
-
     pub async fn call(&self, x: u64) -> u64 {
         x
     }
 }
 
 #[deployment(max_ongoing_requests = 100)]
+#[derive(Default)]
 pub struct Adder;
 
 #[deployment]
 impl Adder {
-    pub fn new() -> Self {
-        Adder
-    }
-
     pub async fn call(&self, x: u64) -> u64 {
         x + 1
     }
 }
 
 #[deployment(max_ongoing_requests = 100)]
+#[derive(Default)]
 pub struct Multiplier;
 
 #[deployment]
 impl Multiplier {
-    pub fn new() -> Self {
-        Multiplier
-    }
-
     pub async fn call(&self, x: u64) -> u64 {
         x * 2
     }

@@ -131,6 +131,7 @@ impl ServeError {
         ))
     }
 
+    #[cfg_attr(not(feature = "cluster"), allow(dead_code))]
     pub(crate) fn unavailable(message: impl Into<Arc<str>>) -> Self {
         Self::new(ErrorKind::Unavailable).with_message(message)
     }

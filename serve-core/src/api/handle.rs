@@ -109,6 +109,7 @@ impl<D: Deployment> Served for DeploymentHandle<D> {
 
 impl<D: Deployment> DeploymentHandle<D> {
     /// `hook` of each replica of this process it routes to.
+    #[cfg_attr(not(feature = "cluster"), allow(dead_code))]
     fn local_hooks(&self, hook: impl Fn(&Arc<D>) -> Option<Hook>) -> Vec<Option<Hook>> {
         self.router()
             .replicas()

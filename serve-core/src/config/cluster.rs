@@ -214,6 +214,7 @@ pub(crate) fn valid_token(s: &str) -> bool {
 }
 
 /// `s` made into a subject token: other characters become `_`.
+#[cfg_attr(not(feature = "cluster"), allow(dead_code))]
 pub(crate) fn to_token(s: &str) -> String {
     let token: String = s
         .chars()

@@ -123,6 +123,7 @@ pub(crate) trait AnyNode: Send + Sync {
         ingress: bool,
     ) -> BoxFuture<'static, Result<Deployed, ServeError>>;
     /// Builds its mirror on a cluster worker (no replicas until the head places some).
+    #[cfg_attr(not(feature = "cluster"), allow(dead_code))]
     fn mirror(
         self: Arc<Self>,
         ctx: BuildContext,
@@ -252,6 +253,7 @@ impl<D: Deployment> Application<D> {
     /// (the head's). Returns the root's handle and each deployment's mirror.
     ///
     /// [`deployment_configs`]: Self::deployment_configs
+    #[cfg_attr(not(feature = "cluster"), allow(dead_code))]
     pub(crate) fn mirror(
         &self,
         rt: tokio::runtime::Handle,

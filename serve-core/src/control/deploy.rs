@@ -269,6 +269,7 @@ pub(crate) fn serving_handle<D: Deployment>(
 }
 
 /// The mirror of one deployment of type `D`.
+#[cfg_attr(not(feature = "cluster"), allow(dead_code))]
 struct MirrorOf<D> {
     pub(crate) node: Arc<Node<D>>,
     pub(crate) ctx: BuildContext,
@@ -334,6 +335,7 @@ impl<D: Deployment> Mirror for MirrorOf<D> {
 }
 
 impl<D: Deployment> MirrorOf<D> {
+    #[cfg_attr(not(feature = "cluster"), allow(dead_code))]
     fn remote_ids_now(&self) -> Vec<usize> {
         self.router
             .replicas()

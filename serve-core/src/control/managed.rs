@@ -36,10 +36,13 @@ pub(crate) trait ManagedDeployment: Send + Sync {
     ) -> Pin<Box<dyn Future<Output = Result<(), ServeError>> + Send>>;
     /// Node `node` (cluster mode) is gone: takes its replicas out of routing (the controller
     /// replaces them); returns how many there were.
+    #[cfg_attr(not(feature = "cluster"), allow(dead_code))]
     fn drop_node(&self, node: &str) -> usize;
     /// Its configuration as last deployed or updated.
+    #[cfg_attr(not(feature = "cluster"), allow(dead_code))]
     fn config(&self) -> DeploymentConfig;
     /// Has its controller look at it now (a node joined: replicas may be placed or moved).
+    #[cfg_attr(not(feature = "cluster"), allow(dead_code))]
     fn wake(&self);
 }
 

@@ -13,6 +13,7 @@ use crate::request::context::ReplicaInfo;
 use crate::transport::{RemoteEndpoint, Served};
 
 /// One deployment on a worker, whatever its type.
+#[cfg_attr(not(feature = "cluster"), allow(dead_code))]
 pub(crate) trait Mirror: Send + Sync {
     /// The deployment's name.
     fn name(&self) -> &Arc<str>;

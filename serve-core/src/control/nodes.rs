@@ -91,6 +91,7 @@ impl NodeSet {
 
     /// Node `id` named `name` of a cluster, with `pool`; [`set_cluster`](Self::set_cluster)
     /// gives it the cluster layer.
+    #[cfg_attr(not(feature = "cluster"), allow(dead_code))]
     pub(crate) fn clustered(pool: ResourcePool, id: &str, name: &str) -> Self {
         let mut set = Self::new(pool);
         set.local = Arc::new(Node {
@@ -102,6 +103,7 @@ impl NodeSet {
     }
 
     /// Hands the cluster layer to the control plane (once).
+    #[cfg_attr(not(feature = "cluster"), allow(dead_code))]
     pub(crate) fn set_cluster(&self, hooks: Arc<dyn ClusterHooks>) {
         let _ = self.cluster.set(hooks);
     }
@@ -117,17 +119,20 @@ impl NodeSet {
     }
 
     /// What a new remote node's pool signals when a reservation is given back.
+    #[cfg_attr(not(feature = "cluster"), allow(dead_code))]
     pub(crate) fn signal(&self) -> Arc<tokio::sync::watch::Sender<u64>> {
         self.changed.clone()
     }
 
     /// A worker joined.
+    #[cfg_attr(not(feature = "cluster"), allow(dead_code))]
     pub(crate) fn add_remote(&self, node: Arc<Node>) {
         self.remote.write_locked().push(node);
         self.changed.send_modify(|n| *n = n.wrapping_add(1));
     }
 
     /// A worker left or died; returns it if it was there.
+    #[cfg_attr(not(feature = "cluster"), allow(dead_code))]
     pub(crate) fn remove_remote(&self, id: &str) -> Option<Arc<Node>> {
         let mut remote = self.remote.write_locked();
         let at = remote.iter().position(|n| &*n.id == id)?;
@@ -138,6 +143,7 @@ impl NodeSet {
     }
 
     /// How many remote nodes (workers) there are.
+    #[cfg_attr(not(feature = "cluster"), allow(dead_code))]
     pub(crate) fn remote_count(&self) -> usize {
         self.remote.read_locked().len()
     }

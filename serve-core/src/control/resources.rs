@@ -365,6 +365,7 @@ impl ResourcePool {
 
     /// The head's record of a worker's resources, `total` (its GPUs named by `gpu_labels`),
     /// signalling each release on `released`.
+    #[cfg_attr(not(feature = "cluster"), allow(dead_code))]
     pub(crate) fn of_node(
         total: &InstanceResources,
         gpu_labels: Vec<String>,
@@ -378,6 +379,7 @@ impl ResourcePool {
     }
 
     /// The names of its GPUs in `CUDA_VISIBLE_DEVICES`, by id.
+    #[cfg_attr(not(feature = "cluster"), allow(dead_code))]
     pub(crate) fn gpu_labels(&self) -> Vec<String> {
         self.inner.gpu_labels.clone()
     }

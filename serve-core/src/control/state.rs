@@ -156,6 +156,7 @@ impl<D: Send + Sync + 'static> DeploymentState<D> {
 
     /// Takes a replica running on node `node` (cluster mode) out of routing; returns whether
     /// there was one.
+    #[cfg_attr(not(feature = "cluster"), allow(dead_code))]
     pub(crate) fn remove_on_node(&self, node: &str) -> bool {
         self.remove_where(|replicas, _| {
             replicas.iter().position(|r| match r.endpoint() {

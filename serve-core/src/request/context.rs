@@ -69,6 +69,7 @@ pub(crate) struct Assignment {
 impl Assignment {
     /// Nothing reserved (a replica made without a pool: in unit tests, and a worker's record of
     /// another node's replica).
+    #[cfg_attr(not(feature = "cluster"), allow(dead_code))]
     pub(crate) fn none() -> Self {
         Self {
             cpu_ids: Vec::new(),

@@ -45,6 +45,7 @@ pub struct EncodedUnary(Box<dyn ErasedUnary>);
 
 impl EncodedUnary {
     /// The encoded result of `future` (which has nothing to cancel but itself).
+    #[cfg_attr(not(feature = "cluster"), allow(dead_code))]
     pub(crate) fn from_future(
         future: Pin<Box<dyn Future<Output = Result<Vec<u8>, ServeError>> + Send>>,
     ) -> Self {
@@ -88,6 +89,7 @@ impl<T: Send + 'static> ErasedUnary for Typed<T> {
 }
 
 /// A plain future as an [`EncodedUnary`].
+#[cfg_attr(not(feature = "cluster"), allow(dead_code))]
 struct Plain(Pin<Box<dyn Future<Output = Result<Vec<u8>, ServeError>> + Send>>);
 
 impl ErasedUnary for Plain {

@@ -54,6 +54,7 @@ pub(crate) trait RemoteEndpoint: Send + Sync {
 
 /// What a node serves to callers in other processes: one replica, called by method name with
 /// encoded arguments.
+#[cfg_attr(not(feature = "cluster"), allow(dead_code))]
 pub(crate) trait Served: Send + Sync {
     /// Starts `method` with its encoded argument tuple.
     fn call_encoded(&self, method: &str, args: &[u8]) -> Result<EncodedResponse, ServeError>;
