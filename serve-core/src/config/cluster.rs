@@ -8,7 +8,8 @@ use serde::{Deserialize, Serialize};
 /// How a process reaches the cluster's NATS server, and how the cluster is named on it.
 ///
 /// Set on the command line (`run --cluster URL`, `worker --cluster URL`), in a config file
-/// (`cluster:`), or with [`Serve::builder().cluster(..)`](crate::ServeBuilder::cluster).
+/// (`cluster:`), or with `Serve::builder().cluster(..)` (all with the `cluster` feature, on by
+/// default).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct ClusterOptions {
@@ -50,7 +51,7 @@ pub struct ClusterOptions {
     /// The head waits for this many workers to join before it deploys the application, so the
     /// first replicas spread over them (default 0: deploy at once, often all on the head, and
     /// rely on rebalancing as workers join). The `run` command waits; in code, call
-    /// [`Serve::wait_for_workers`](crate::Serve::wait_for_workers) before `run`.
+    /// `Serve::wait_for_workers` before `run`.
     #[serde(default)]
     pub min_workers: usize,
 }
