@@ -107,7 +107,7 @@ impl Head {
         let mut leaves = subscribe(head.subjects.leave()).await?;
         let mut beats = subscribe(head.subjects.heartbeats()).await?;
         let weak = Arc::downgrade(&head);
-        let tasks = vec![
+        let tasks = [
             tokio::spawn({
                 let weak = weak.clone();
                 async move {

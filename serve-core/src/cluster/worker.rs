@@ -125,7 +125,7 @@ impl WorkerNode {
         let mut tables = subscribe(worker.subjects.table()).await?;
         let mut beats = subscribe(worker.subjects.heartbeats()).await?;
         let weak = Arc::downgrade(&worker);
-        let tasks = vec![
+        let tasks = [
             tokio::spawn({
                 let weak = weak.clone();
                 async move {
