@@ -146,7 +146,7 @@ impl Head {
             node = %head.id,
             subjects = %head.subjects.prefix,
             "cluster head is up: workers join with `worker --cluster {}`",
-            head.options.url
+            head.options.display_url()
         );
         Ok(head)
     }
@@ -161,6 +161,10 @@ impl Head {
 
     async fn handle_join(&self, message: async_nats::Message) {
         let Some(reply) = message.reply else {
+            tracing::warn!(
+                subject = %message.subject,
+                "dropped a join request without a reply subject"
+            );
             return;
         };
         let answer = match protocol::decode::<Join>(&message.payload, "join") {
@@ -359,7 +363,7 @@ impl Head {
         if let Some(nodes) = self.nodes.upgrade() {
             nodes.remove_remote(id);
         }
-        let why = format!("on node `{}` ({id}) {why}", worker.name);
+        let why = format!("did not answer: its node ({id}) {why}");
         self.plane.fail_node(id, &why);
         if let Some(registry) = self.registry.upgrade() {
             for deployment in registry.deployments() {

@@ -23,7 +23,7 @@ pub(crate) mod worker;
 use std::hash::Hasher;
 use std::sync::OnceLock;
 
-use async_nats::{Client, ConnectOptions, Event};
+use async_nats::{Client, ConnectErrorKind, ConnectOptions, Event};
 use tokio::sync::mpsc;
 
 use crate::config::ClusterOptions;
@@ -123,14 +123,31 @@ pub(crate) async fn connect(
     if let Some(ca) = &options.tls_ca_file {
         connect = connect.add_root_certificates(ca.clone()).require_tls(true);
     }
-    let url = options.url.as_str();
+    let url = options.display_url();
     let unreachable = |why: String| {
         ServeError::unavailable(format!(
             "cannot connect to the cluster's NATS server at {url}: {why}"
         ))
     };
-    match tokio::time::timeout(options.connect_timeout(), connect.connect(url)).await {
+    match tokio::time::timeout(
+        options.connect_timeout(),
+        connect.connect(options.url.as_str()),
+    )
+    .await
+    {
         Ok(Ok(client)) => Ok((client, events)),
+        // Wrong credentials: trying again will not help.
+        Ok(Err(e))
+            if matches!(
+                e.kind(),
+                ConnectErrorKind::AuthorizationViolation | ConnectErrorKind::Authentication
+            ) =>
+        {
+            Err(config_error(format!(
+                "the cluster's NATS server at {url} refused this process's credentials ({e}): \
+                 check the cluster's user and password, token, nkey or credentials file"
+            )))
+        }
         Ok(Err(e)) => Err(unreachable(e.to_string())),
         Err(_) => Err(unreachable(format!(
             "no answer within {:?}",

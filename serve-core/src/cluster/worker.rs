@@ -196,7 +196,7 @@ impl WorkerNode {
             node = %worker.id,
             "worker `{}` joined the cluster at {}",
             worker.name,
-            worker.options.url
+            worker.options.display_url()
         );
         Ok(worker)
     }
@@ -311,7 +311,7 @@ impl WorkerNode {
                         "no head of the cluster answered on `{}` within {timeout:?} ({e}): start \
                          the head first (`run --cluster {}`), with the same cluster name",
                         self.subjects.join(),
-                        self.options.url
+                        self.options.display_url()
                     )));
                 }
             }
@@ -351,6 +351,10 @@ impl WorkerNode {
 
     async fn handle_start(self: Arc<Self>, message: async_nats::Message) {
         let Some(reply) = message.reply else {
+            tracing::warn!(
+                subject = %message.subject,
+                "dropped a start request without a reply subject"
+            );
             return;
         };
         let answer = match self.start_replica(&message.payload).await {
@@ -464,8 +468,12 @@ impl WorkerNode {
     }
 
     fn handle_heartbeat(&self, payload: &[u8]) {
-        let Ok(beat) = protocol::decode::<Heartbeat>(payload, "heartbeat") else {
-            return;
+        let beat = match protocol::decode::<Heartbeat>(payload, "heartbeat") {
+            Ok(beat) => beat,
+            Err(e) => {
+                tracing::warn!("{e}");
+                return;
+            }
         };
         let mut head = self.head.locked();
         if head.id.as_deref() == Some(beat.node.as_str()) {
