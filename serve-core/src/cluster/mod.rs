@@ -93,9 +93,21 @@ pub(crate) async fn connect(
 ) -> Result<(Client, mpsc::UnboundedReceiver<Event>), ServeError> {
     options.validate().map_err(config_error)?;
     let (tx, events) = mpsc::unbounded_channel();
+    // After a lost connection the client retries with a growing delay (2^n ms); capped here at a
+    // heartbeat period (the client's own cap is 4 s), so every node is back within about a
+    // period of the server, well inside the failure-detection bound the others give it.
+    let max_delay = options.heartbeat();
     let mut connect = ConnectOptions::new()
         .name(format!("serve {node_name}"))
         .connection_timeout(options.connect_timeout())
+        .reconnect_delay_callback(move |attempts| {
+            let exp = u32::try_from(attempts.saturating_sub(1)).unwrap_or(u32::MAX);
+            if attempts <= 1 {
+                std::time::Duration::ZERO
+            } else {
+                std::time::Duration::from_millis(2u64.saturating_pow(exp)).min(max_delay)
+            }
+        })
         .retain_servers_order()
         .event_callback(move |event| {
             let tx = tx.clone();

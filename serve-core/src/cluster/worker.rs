@@ -12,9 +12,12 @@
 //! # Losing NATS for a moment
 //!
 //! The client reconnects by itself. Calls in flight when the connection dropped fail with
-//! `Unavailable` (their replies may be lost). On reconnecting the worker joins again: if the
-//! head still knew it, nothing else changes; if the head had declared it dead, it drops its old
-//! replicas and joins as an empty node, and the head places replicas on it again.
+//! `Unavailable` (their replies may be lost). While the connection is down the head's silence
+//! is no sign of its death (nothing reaches this worker), so the worker waits for the
+//! connection instead, up to the connect timeout, and stops only if it does not come back by
+//! then. On reconnecting the worker joins again: if the head still knew it, nothing else
+//! changes; if the head had declared it dead, it drops its old replicas and joins as an empty
+//! node, and the head places replicas on it again.
 
 use std::collections::{HashMap, HashSet};
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -61,6 +64,8 @@ pub(crate) struct WorkerNode {
     next_key: AtomicU64,
     /// Why the worker stopped, once it did.
     stopped: watch::Sender<Option<ServeError>>,
+    /// Since when the connection to NATS is down, while it is.
+    offline: Mutex<Option<Instant>>,
     tasks: Mutex<Vec<AbortHandle>>,
 }
 
@@ -109,6 +114,7 @@ impl WorkerNode {
             head: Mutex::default(),
             next_key: AtomicU64::new(1),
             stopped: watch::Sender::new(None),
+            offline: Mutex::new(None),
             tasks: Mutex::default(),
         });
         let subscribe = |subject: String| {
@@ -503,6 +509,20 @@ impl WorkerNode {
                 .client
                 .publish(worker.subjects.heartbeat(&worker.id), beat)
                 .await;
+            let offline = *worker.offline.locked();
+            if let Some(since) = offline {
+                // The head's silence is this worker's own: wait for the connection.
+                let timeout = worker.options.connect_timeout();
+                if since.elapsed() > timeout {
+                    worker.stop(ServeError::unavailable(format!(
+                        "lost the connection to NATS at {} and could not get it back within \
+                         {timeout:?}",
+                        worker.options.display_url()
+                    )));
+                    return;
+                }
+                continue;
+            }
             let silent = worker
                 .head
                 .locked()
@@ -526,6 +546,9 @@ impl WorkerNode {
         mut events: mpsc::UnboundedReceiver<Event>,
     ) {
         let mut lost = false;
+        // Joining again runs on its own, so the next drop is seen while it waits for the head
+        // (which may be reconnecting too): a drop ends it, the next reconnection starts another.
+        let mut rejoin: Option<tokio::task::JoinHandle<()>> = None;
         while let Some(event) = events.recv().await {
             let Some(worker) = worker.upgrade() else {
                 return;
@@ -533,6 +556,10 @@ impl WorkerNode {
             match event {
                 Event::Disconnected => {
                     lost = true;
+                    if let Some(rejoin) = rejoin.take() {
+                        rejoin.abort();
+                    }
+                    worker.offline.locked().get_or_insert_with(Instant::now);
                     tracing::warn!("worker `{}` lost its connection to NATS", worker.name);
                     worker
                         .plane
@@ -540,11 +567,19 @@ impl WorkerNode {
                 }
                 Event::Connected if lost => {
                     lost = false;
+                    // The head gets a whole detection bound to be heard again.
+                    worker.head.locked().last_seen = Some(Instant::now());
+                    *worker.offline.locked() = None;
                     tracing::info!("worker `{}` is connected to NATS again", worker.name);
-                    if let Err(e) = worker.join().await {
-                        worker.stop(e);
-                        return;
-                    }
+                    let joining = Arc::downgrade(&worker);
+                    rejoin = Some(tokio::spawn(async move {
+                        let Some(worker) = joining.upgrade() else {
+                            return;
+                        };
+                        if let Err(e) = worker.join().await {
+                            worker.stop(e);
+                        }
+                    }));
                 }
                 other => tracing::debug!("NATS: {other}"),
             }
