@@ -156,7 +156,10 @@ impl WorkerNode {
                     while rejoins.next().await.is_some() {
                         let Some(worker) = weak.upgrade() else { return };
                         tracing::warn!("the head had declared this worker dead; joining again");
-                        worker.drop_replicas(None);
+                        // The head's answer says whether it still holds nothing of this node
+                        // (then `join` drops the old replicas). Not dropping them here: a
+                        // rejoin sent before this node's last join was answered would drop
+                        // the replicas the head placed since.
                         if let Err(e) = worker.join().await {
                             worker.stop(e);
                         }
@@ -496,11 +499,25 @@ impl WorkerNode {
         };
         let mut ticker = tokio::time::interval(period);
         ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        let mut last_tick = Instant::now();
         loop {
             ticker.tick().await;
             let Some(worker) = worker.upgrade() else {
                 return;
             };
+            // This process did not run for a while (frozen, swapped out, starved): the head's
+            // heartbeats of that time wait unread, so its silence is this worker's own. It gets
+            // a whole detection bound again (and if it declared this worker dead meanwhile, it
+            // says so on hearing the next heartbeat, and the worker joins again).
+            if last_tick.elapsed() > period * 2 {
+                tracing::warn!(
+                    "worker `{}` did not run for {:.1}s",
+                    worker.name,
+                    last_tick.elapsed().as_secs_f64()
+                );
+                worker.head.locked().last_seen = Some(Instant::now());
+            }
+            last_tick = Instant::now();
             let beat = protocol::encode(&Heartbeat {
                 node: worker.id.to_string(),
                 table: 0,
