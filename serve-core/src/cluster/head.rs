@@ -175,7 +175,7 @@ impl Head {
             return;
         };
         let answer = match protocol::decode::<Join>(&message.payload, "join") {
-            Ok(join) => self.join(join),
+            Ok(join) => self.join(join, super::build_id_async().await),
             Err(e) => {
                 tracing::warn!("{e}");
                 Joined::Refused {
@@ -186,9 +186,8 @@ impl Head {
         let _ = self.client.publish(reply, protocol::encode(&answer)).await;
     }
 
-    /// Accepts a worker, or says why not.
-    fn join(&self, join: Join) -> Joined {
-        let build = super::build_id();
+    /// Accepts a worker, or says why not (the head runs `build`).
+    fn join(&self, join: Join, build: &str) -> Joined {
         if join.build != build {
             let reason = format!(
                 "worker `{}` runs build {} but the head runs build {build}: run the same \

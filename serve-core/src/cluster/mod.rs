@@ -47,11 +47,17 @@ pub(crate) fn new_node_id() -> String {
     )
 }
 
+/// This process's build, once worked out.
+static BUILD: OnceLock<String> = OnceLock::new();
+
 /// Which build of the application this process runs: `SERVE_BUILD_ID` if set (e.g. a commit
 /// id, when identical code is built on several machines), else a hash of the executable file.
 /// Two nodes of a cluster must run the same build: their deployments and wire types must match.
+///
+/// Hashing reads the whole executable (a debug build of a test binary is 150 MB: over a second),
+/// so async code asks [`build_id_async`], and the head and workers start it early
+/// ([`prepare_build_id`]).
 pub(crate) fn build_id() -> &'static str {
-    static BUILD: OnceLock<String> = OnceLock::new();
     BUILD.get_or_init(|| {
         if let Ok(id) = std::env::var("SERVE_BUILD_ID")
             && !id.trim().is_empty()
@@ -83,6 +89,25 @@ pub(crate) fn build_id() -> &'static str {
             }
         }
     })
+}
+
+/// [`build_id`] without blocking an async thread (the head answers joins on one).
+pub(crate) async fn build_id_async() -> &'static str {
+    if let Some(id) = BUILD.get() {
+        return id;
+    }
+    tokio::task::spawn_blocking(build_id)
+        .await
+        .unwrap_or_else(|_| build_id())
+}
+
+/// Starts working out [`build_id`] on a thread of its own, so it is ready by the first join.
+pub(crate) fn prepare_build_id() {
+    if BUILD.get().is_none() {
+        let _ = std::thread::Builder::new()
+            .name("serve-build-id".into())
+            .spawn(build_id);
+    }
 }
 
 /// Connects to the cluster's NATS server(s) with `options`, within their connect timeout. The

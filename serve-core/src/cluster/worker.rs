@@ -260,11 +260,12 @@ impl WorkerNode {
     /// Asks the head to take this node, retrying while no head answers (it may start later)
     /// until the connect timeout.
     async fn join(&self) -> Result<(), ServeError> {
+        let build = super::build_id_async().await;
         let before: HashSet<u64> = self.local.locked().keys().copied().collect();
         let join = protocol::encode(&Join {
             node: self.id.to_string(),
             name: self.name.to_string(),
-            build: super::build_id().to_owned(),
+            build: build.to_owned(),
             deployments: self.deployments.clone(),
             resources: (&self.offer.resources).into(),
             gpu_labels: self.offer.gpu_labels.clone(),
