@@ -123,6 +123,12 @@ impl ClusterOptions {
         self
     }
 
+    /// Sets how long to wait for the NATS server, and a worker for its head, in seconds.
+    pub fn connect_timeout_s(mut self, seconds: f64) -> Self {
+        self.connect_timeout_s = seconds;
+        self
+    }
+
     /// The heartbeat period (at least 10 ms).
     pub fn heartbeat(&self) -> Duration {
         Duration::try_from_secs_f64(self.heartbeat_s)
