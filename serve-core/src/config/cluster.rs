@@ -8,7 +8,7 @@ use serde::{Deserialize, Serialize};
 /// How a process reaches the cluster's NATS server, and how the cluster is named on it.
 ///
 /// Set on the command line (`run --cluster URL`, `worker --cluster URL`), in a config file
-/// (`cluster:`), or with [`Serve::builder().cluster(..)`](crate::ServeBuilder::cluster).
+/// (`cluster:`), or with `Serve::builder().cluster(..)`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct ClusterOptions {
@@ -150,6 +150,7 @@ impl ClusterOptions {
 
     /// The URL(s) as logs and errors show them: a password or token carried in one
     /// (`nats://user:password@HOST:PORT`, `nats://token@HOST:PORT`) is masked.
+    #[cfg_attr(not(feature = "cluster"), allow(dead_code))]
     pub(crate) fn display_url(&self) -> String {
         self.url
             .split(',')
@@ -203,6 +204,7 @@ impl ClusterOptions {
 }
 
 /// `url` with the secret part of its user info masked: `user:***@`, or `***@` for a token.
+#[cfg_attr(not(feature = "cluster"), allow(dead_code))]
 fn mask_credentials(url: &str) -> String {
     let (scheme, rest) = match url.find("://") {
         Some(at) => url.split_at(at + 3),
