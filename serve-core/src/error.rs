@@ -44,7 +44,8 @@ pub enum ErrorKind {
     AlreadyTaken,
     /// The deployment's queue was full (`max_queued_requests`): the request was dropped at once.
     BackPressure,
-    /// A configuration (a config file, a deployment option) is invalid.
+    /// A configuration (a config file, a deployment option) is invalid; also: the cluster's
+    /// NATS server refused the credentials, or the head refused a worker (another build).
     Config,
     /// The runtime itself could not do what was asked (e.g. it could not start its threads).
     Runtime,
@@ -52,7 +53,8 @@ pub enum ErrorKind {
     /// or the two ends built from different code), or a method called by name does not exist.
     Wire,
     /// The replica that took the request, or its whole node, stopped answering (the process
-    /// died, or lost its connection to the cluster) before the request completed.
+    /// died, or lost its connection to the cluster) before the request completed. Also: a
+    /// process could not reach its cluster's NATS server, or a worker found no head, in time.
     Unavailable,
 }
 
@@ -222,6 +224,10 @@ impl fmt::Display for ServeError {
             ErrorKind::Config => "invalid configuration",
             ErrorKind::BackPressure => "Request dropped due to backpressure",
             ErrorKind::Wire => "could not cross to another process",
+            // Not a request's error (joining a cluster, reaching its NATS server).
+            ErrorKind::Unavailable if self.deployment.is_none() && self.method.is_none() => {
+                "unavailable"
+            }
             ErrorKind::Unavailable => "could not be reached",
         };
         f.write_str(what)?;

@@ -151,6 +151,8 @@ pub struct WorkerSpec {
     pub node: String,
     pub num_cpus: Option<f64>,
     pub http: Option<String>,
+    /// More environment variables for the child (see [`WorkerSpec::env`]).
+    pub env: Vec<(String, String)>,
 }
 
 impl WorkerSpec {
@@ -165,6 +167,7 @@ impl WorkerSpec {
             node: node.into(),
             num_cpus: None,
             http: None,
+            env: Vec::new(),
         }
     }
 
@@ -223,6 +226,7 @@ impl WorkerProcess {
         if let Some(http) = &spec.http {
             command.env(HTTP, http);
         }
+        command.envs(spec.env.iter().map(|(k, v)| (k, v)));
         let mut child = command.spawn().expect("the worker process starts");
         let output = Arc::new(Mutex::new(VecDeque::new()));
         let ready = Arc::new((Mutex::new(None), std::sync::Condvar::new()));
@@ -375,5 +379,22 @@ impl WorkerProcess {
                     self.node
                 )
             })
+    }
+}
+
+impl WorkerSpec {
+    /// Sets the environment variable `key` to `value` in the child (after the harness's own, so
+    /// it may override them; e.g. `SERVE_BUILD_ID` to play a worker of another build, or a test
+    /// file's own settings for its worker entry point).
+    pub fn env(mut self, key: &str, value: &str) -> Self {
+        self.env.push((key.into(), value.into()));
+        self
+    }
+}
+
+impl WorkerProcess {
+    /// Its process id (to signal it: `kill -STOP` freezes it, `kill -CONT` thaws it).
+    pub fn pid(&self) -> u32 {
+        self.child.id()
     }
 }

@@ -53,6 +53,8 @@ const LOG_LINES: usize = 500;
 pub struct NatsOptions {
     user: Option<(String, String)>,
     token: Option<String>,
+    /// The address to listen on instead of `127.0.0.1` (see [`NatsOptions::host`]).
+    host: Option<String>,
 }
 
 impl NatsOptions {
@@ -90,7 +92,8 @@ impl NatsOptions {
     }
 }
 
-/// A `nats-server` process owned by a test, listening on `127.0.0.1` only.
+/// A `nats-server` process owned by a test, listening on `127.0.0.1` only (unless
+/// [`NatsOptions::host`] says otherwise).
 ///
 /// Dropping it kills the process and reaps it.
 pub struct NatsServer {
@@ -136,9 +139,10 @@ impl NatsServer {
         );
     }
 
-    /// `nats://127.0.0.1:PORT`; the same across [`restart`](Self::restart)s.
+    /// `nats://127.0.0.1:PORT` (or the host it was told); the same across
+    /// [`restart`](Self::restart)s.
     pub fn url(&self) -> String {
-        format!("nats://127.0.0.1:{}", self.port)
+        format!("nats://{}:{}", self.options.listen_host(), self.port)
     }
 
     /// The port the server listens on.
@@ -200,7 +204,7 @@ impl Running {
     /// Starts the server on `port` and waits until it logs that it is ready.
     fn spawn(binary: &Path, port: u16, options: &NatsOptions, log: &Log) -> Result<Self, Failed> {
         let mut child = Command::new(binary)
-            .args(["-a", "127.0.0.1", "-p", &port.to_string()])
+            .args(["-a", options.listen_host(), "-p", &port.to_string()])
             .args(options.args())
             .stdin(Stdio::null())
             .stdout(Stdio::null())
@@ -533,4 +537,17 @@ fn nanos() -> u128 {
         .duration_since(UNIX_EPOCH)
         .unwrap_or(Duration::ZERO)
         .as_nanos()
+}
+
+impl NatsOptions {
+    /// Listens on `host` (an address of this machine, e.g. one end of a veth pair that another
+    /// network namespace reaches) instead of `127.0.0.1`; [`NatsServer::url`] names it.
+    pub fn host(mut self, host: &str) -> Self {
+        self.host = Some(host.to_owned());
+        self
+    }
+
+    fn listen_host(&self) -> &str {
+        self.host.as_deref().unwrap_or("127.0.0.1")
+    }
 }

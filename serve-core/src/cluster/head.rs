@@ -11,12 +11,15 @@
 //! replicas wherever resources allow. A worker that comes back after that is told to rejoin,
 //! and joins as a new, empty node.
 //!
+//! No worker is declared dead while the head itself has lost its connection to NATS (then every
+//! worker is silent); once the head is back, each gets a whole detection bound again.
+//!
 //! [`MISSED_HEARTBEATS`]: crate::config::MISSED_HEARTBEATS
 //! [`ErrorKind::Unavailable`]: crate::ErrorKind::Unavailable
 
 use std::any::Any;
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, Weak};
 use std::time::{Duration, Instant};
 
@@ -55,6 +58,9 @@ pub(crate) struct Head {
     workers: Mutex<HashMap<Arc<str>, Worker>>,
     next_key: AtomicU64,
     tasks: Mutex<Vec<AbortHandle>>,
+    /// Whether the connection to NATS is down: then the workers' silence is the head's own,
+    /// and none is declared dead for it.
+    offline: AtomicBool,
 }
 
 /// A worker the head knows.
@@ -97,6 +103,7 @@ impl Head {
             workers: Mutex::default(),
             next_key: AtomicU64::new(1),
             tasks: Mutex::default(),
+            offline: AtomicBool::new(false),
         });
         let subscribe = |subject: String| {
             let client = client.clone();
@@ -149,7 +156,7 @@ impl Head {
             node = %head.id,
             subjects = %head.subjects.prefix,
             "cluster head is up: workers join with `worker --cluster {}`",
-            super::redacted(&head.options.url)
+            head.options.display_url()
         );
         Ok(head)
     }
@@ -164,14 +171,14 @@ impl Head {
 
     async fn handle_join(&self, message: async_nats::Message) {
         let Some(reply) = message.reply else {
-            return;
-        };
-        // Off the runtime's threads: the first time, this waits for the executable's hash.
-        let Ok(build) = tokio::task::spawn_blocking(super::build_id).await else {
+            tracing::warn!(
+                subject = %message.subject,
+                "dropped a join request without a reply subject"
+            );
             return;
         };
         let answer = match protocol::decode::<Join>(&message.payload, "join") {
-            Ok(join) => self.join(join, build),
+            Ok(join) => self.join(join, super::build_id_async().await),
             Err(e) => {
                 tracing::warn!("{e}");
                 Joined::Refused {
@@ -182,7 +189,7 @@ impl Head {
         let _ = self.client.publish(reply, protocol::encode(&answer)).await;
     }
 
-    /// Accepts a worker, or says why not; `build` is this head's build.
+    /// Accepts a worker, or says why not (the head runs `build`).
     fn join(&self, join: Join, build: &str) -> Joined {
         if join.build != build {
             let reason = format!(
@@ -319,6 +326,9 @@ impl Head {
                 .client
                 .publish(head.subjects.table(), protocol::encode(&table))
                 .await;
+            if head.offline.load(Ordering::SeqCst) {
+                continue;
+            }
             let dead_after = head.options.dead_after();
             let silent: Vec<(Arc<str>, Duration)> = head
                 .workers
@@ -345,11 +355,21 @@ impl Head {
             let Some(head) = head.upgrade() else { return };
             match event {
                 Event::Disconnected => {
+                    head.offline.store(true, Ordering::SeqCst);
                     tracing::warn!("the head lost its connection to NATS; reconnecting");
                     head.plane
                         .fail_all("did not answer: the head lost its connection to NATS");
                 }
-                Event::Connected => tracing::info!("the head is connected to NATS"),
+                Event::Connected => {
+                    // Every worker gets a whole detection bound to be heard again (it may
+                    // reconnect a little later than the head).
+                    let now = Instant::now();
+                    for worker in head.workers.locked().values_mut() {
+                        worker.last_seen = now;
+                    }
+                    head.offline.store(false, Ordering::SeqCst);
+                    tracing::info!("the head is connected to NATS");
+                }
                 other => tracing::debug!("NATS: {other}"),
             }
         }
@@ -366,7 +386,7 @@ impl Head {
         if let Some(nodes) = self.nodes.upgrade() {
             nodes.remove_remote(id);
         }
-        let why = format!("(node id {id}) {why}");
+        let why = format!("did not answer: its node ({id}) {why}");
         self.plane.fail_node(id, &why);
         // The workers' calls to it fail too.
         let gone = protocol::encode(&Gone {

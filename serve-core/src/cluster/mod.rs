@@ -23,7 +23,7 @@ pub(crate) mod worker;
 use std::hash::Hasher;
 use std::sync::OnceLock;
 
-use async_nats::{Client, ConnectOptions, Event};
+use async_nats::{Client, ConnectErrorKind, ConnectOptions, Event};
 use tokio::sync::mpsc;
 
 use crate::config::ClusterOptions;
@@ -47,26 +47,17 @@ pub(crate) fn new_node_id() -> String {
     )
 }
 
-/// `url` with any password or token in it replaced by `***`, for logs and errors.
-pub(crate) fn redacted(url: &str) -> String {
-    url.split(',')
-        .map(|one| match (one.find("://"), one.rfind('@')) {
-            (Some(scheme), Some(at)) if at > scheme => {
-                format!("{}://***@{}", &one[..scheme], &one[at + 1..])
-            }
-            _ => one.to_owned(),
-        })
-        .collect::<Vec<_>>()
-        .join(",")
-}
+/// This process's build, once worked out.
+static BUILD: OnceLock<String> = OnceLock::new();
 
-/// Which build of the application this process runs, as the nodes of a cluster compare it:
-/// `SERVE_BUILD_ID` if set (e.g. a commit id, when identical code is built on several
-/// machines), else a hash of the executable file. Two nodes of a cluster must run the same
-/// build (their deployments and wire types must match): a head refuses a worker whose build
-/// differs. Computed once, on first use (hashing a large debug executable takes a moment).
+/// Which build of the application this process runs: `SERVE_BUILD_ID` if set (e.g. a commit
+/// id, when identical code is built on several machines), else a hash of the executable file.
+/// Two nodes of a cluster must run the same build: their deployments and wire types must match.
+///
+/// Hashing reads the whole executable (a debug build of a test binary is 150 MB: over a second),
+/// so async code asks [`build_id_async`], and the head and workers start it early
+/// ([`prepare_build_id`]).
 pub fn build_id() -> &'static str {
-    static BUILD: OnceLock<String> = OnceLock::new();
     BUILD.get_or_init(|| {
         if let Ok(id) = std::env::var("SERVE_BUILD_ID")
             && !id.trim().is_empty()
@@ -100,6 +91,25 @@ pub fn build_id() -> &'static str {
     })
 }
 
+/// [`build_id`] without blocking an async thread (the head answers joins on one).
+pub(crate) async fn build_id_async() -> &'static str {
+    if let Some(id) = BUILD.get() {
+        return id;
+    }
+    tokio::task::spawn_blocking(build_id)
+        .await
+        .unwrap_or_else(|_| build_id())
+}
+
+/// Starts working out [`build_id`] on a thread of its own, so it is ready by the first join.
+pub(crate) fn prepare_build_id() {
+    if BUILD.get().is_none() {
+        let _ = std::thread::Builder::new()
+            .name("serve-build-id".into())
+            .spawn(build_id);
+    }
+}
+
 /// Connects to the cluster's NATS server(s) with `options`, within their connect timeout. The
 /// client reconnects by itself after that; `events` says when the connection drops or returns.
 pub(crate) async fn connect(
@@ -109,9 +119,21 @@ pub(crate) async fn connect(
 ) -> Result<(Client, mpsc::UnboundedReceiver<Event>), ServeError> {
     options.validate().map_err(config_error)?;
     let (tx, events) = mpsc::unbounded_channel();
+    // After a lost connection the client retries with a growing delay (2^n ms); capped here at a
+    // heartbeat period (the client's own cap is 4 s), so every node is back within about a
+    // period of the server, well inside the failure-detection bound the others give it.
+    let max_delay = options.heartbeat();
     let mut connect = ConnectOptions::new()
         .name(format!("serve {node_name}"))
         .connection_timeout(options.connect_timeout())
+        .reconnect_delay_callback(move |attempts| {
+            let exp = u32::try_from(attempts.saturating_sub(1)).unwrap_or(u32::MAX);
+            if attempts <= 1 {
+                std::time::Duration::ZERO
+            } else {
+                std::time::Duration::from_millis(2u64.saturating_pow(exp)).min(max_delay)
+            }
+        })
         .retain_servers_order()
         // Subjects are made of validated tokens (`to_token`, node ids): no need to check each
         // publish again.
@@ -154,14 +176,31 @@ pub(crate) async fn connect(
     if let Some(ca) = &options.tls_ca_file {
         connect = connect.add_root_certificates(ca.clone()).require_tls(true);
     }
-    let url = options.url.as_str();
+    let url = options.display_url();
     let unreachable = |why: String| {
         ServeError::unavailable(format!(
             "cannot connect to the cluster's NATS server at {url}: {why}"
         ))
     };
-    match tokio::time::timeout(options.connect_timeout(), connect.connect(url)).await {
+    match tokio::time::timeout(
+        options.connect_timeout(),
+        connect.connect(options.url.as_str()),
+    )
+    .await
+    {
         Ok(Ok(client)) => Ok((client, events)),
+        // Wrong credentials: trying again will not help.
+        Ok(Err(e))
+            if matches!(
+                e.kind(),
+                ConnectErrorKind::AuthorizationViolation | ConnectErrorKind::Authentication
+            ) =>
+        {
+            Err(config_error(format!(
+                "the cluster's NATS server at {url} refused this process's credentials ({e}): \
+                 check the cluster's user and password, token, nkey or credentials file"
+            )))
+        }
         Ok(Err(e)) => Err(unreachable(e.to_string())),
         Err(_) => Err(unreachable(format!(
             "no answer within {:?}",

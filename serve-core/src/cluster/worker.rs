@@ -12,9 +12,12 @@
 //! # Losing NATS for a moment
 //!
 //! The client reconnects by itself. Calls in flight when the connection dropped fail with
-//! `Unavailable` (their replies may be lost). On reconnecting the worker joins again: if the
-//! head still knew it, nothing else changes; if the head had declared it dead, it drops its old
-//! replicas and joins as an empty node, and the head places replicas on it again.
+//! `Unavailable` (their replies may be lost). While the connection is down the head's silence
+//! is no sign of its death (nothing reaches this worker), so the worker waits for the
+//! connection instead, up to the connect timeout, and stops only if it does not come back by
+//! then. On reconnecting the worker joins again: if the head still knew it, nothing else
+//! changes; if the head had declared it dead, it drops its old replicas and joins as an empty
+//! node, and the head places replicas on it again.
 
 use std::collections::{HashMap, HashSet};
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -52,7 +55,6 @@ pub(crate) struct WorkerNode {
     name: Arc<str>,
     /// Its own options; `heartbeat_s` is replaced by the head's when it joins.
     options: Mutex<ClusterOptions>,
-    url: String,
     app: Arc<str>,
     mirrors: HashMap<String, Arc<dyn Mirror>>,
     deployments: Vec<String>,
@@ -63,6 +65,8 @@ pub(crate) struct WorkerNode {
     next_key: AtomicU64,
     /// Why the worker stopped, once it did.
     stopped: watch::Sender<Option<ServeError>>,
+    /// Since when the connection to NATS is down, while it is.
+    offline: Mutex<Option<Instant>>,
     tasks: Mutex<Vec<AbortHandle>>,
 }
 
@@ -99,7 +103,6 @@ impl WorkerNode {
             plane,
             id: id.into(),
             name: name.into(),
-            url: super::redacted(&options.url),
             options: Mutex::new(options),
             app,
             mirrors: mirrors
@@ -112,6 +115,7 @@ impl WorkerNode {
             head: Mutex::default(),
             next_key: AtomicU64::new(1),
             stopped: watch::Sender::new(None),
+            offline: Mutex::new(None),
             tasks: Mutex::default(),
         });
         let subscribe = |subject: String| {
@@ -154,7 +158,10 @@ impl WorkerNode {
                     while rejoins.next().await.is_some() {
                         let Some(worker) = weak.upgrade() else { return };
                         tracing::warn!("the head had declared this worker dead; joining again");
-                        worker.drop_replicas(None);
+                        // The head's answer says whether it still holds nothing of this node
+                        // (then `join` drops the old replicas). Not dropping them here: a
+                        // rejoin sent before this node's last join was answered would drop
+                        // the replicas the head placed since.
                         if let Err(e) = worker.join().await {
                             worker.stop(e);
                         }
@@ -212,7 +219,7 @@ impl WorkerNode {
             node = %worker.id,
             "worker `{}` joined the cluster at {}",
             worker.name,
-            worker.url
+            worker.options.locked().display_url()
         );
         Ok(worker)
     }
@@ -267,11 +274,12 @@ impl WorkerNode {
     /// Asks the head to take this node, retrying while no head answers (it may start later)
     /// until the connect timeout.
     async fn join(&self) -> Result<(), ServeError> {
+        let build = super::build_id_async().await;
         let before: HashSet<u64> = self.local.locked().keys().copied().collect();
         let join = protocol::encode(&Join {
             node: self.id.to_string(),
             name: self.name.to_string(),
-            build: super::build_id().to_owned(),
+            build: build.to_owned(),
             deployments: self.deployments.clone(),
             resources: (&self.offer.resources).into(),
             gpu_labels: self.offer.gpu_labels.clone(),
@@ -329,7 +337,7 @@ impl WorkerNode {
                         "no head of the cluster answered on `{}` within {timeout:?} ({e}): start \
                          the head first (`run --cluster {}`), with the same cluster name",
                         self.subjects.join(),
-                        self.url
+                        self.options.locked().display_url()
                     )));
                 }
             }
@@ -369,6 +377,10 @@ impl WorkerNode {
 
     async fn handle_start(self: Arc<Self>, message: async_nats::Message) {
         let Some(reply) = message.reply else {
+            tracing::warn!(
+                subject = %message.subject,
+                "dropped a start request without a reply subject"
+            );
             return;
         };
         let answer = match self.start_replica(&message.payload).await {
@@ -482,8 +494,12 @@ impl WorkerNode {
     }
 
     fn handle_heartbeat(&self, payload: &[u8]) {
-        let Ok(beat) = protocol::decode::<Heartbeat>(payload, "heartbeat") else {
-            return;
+        let beat = match protocol::decode::<Heartbeat>(payload, "heartbeat") {
+            Ok(beat) => beat,
+            Err(e) => {
+                tracing::warn!("{e}");
+                return;
+            }
         };
         let mut head = self.head.locked();
         if head.id.as_deref() == Some(beat.node.as_str()) {
@@ -505,11 +521,25 @@ impl WorkerNode {
         };
         let mut ticker = tokio::time::interval(period);
         ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        let mut last_tick = Instant::now();
         loop {
             ticker.tick().await;
             let Some(worker) = worker.upgrade() else {
                 return;
             };
+            // This process did not run for a while (frozen, swapped out, starved): the head's
+            // heartbeats of that time wait unread, so its silence is this worker's own. It gets
+            // a whole detection bound again (and if it declared this worker dead meanwhile, it
+            // says so on hearing the next heartbeat, and the worker joins again).
+            if last_tick.elapsed() > period * 2 {
+                tracing::warn!(
+                    "worker `{}` did not run for {:.1}s",
+                    worker.name,
+                    last_tick.elapsed().as_secs_f64()
+                );
+                worker.head.locked().last_seen = Some(Instant::now());
+            }
+            last_tick = Instant::now();
             let beat = protocol::encode(&Heartbeat {
                 node: worker.id.to_string(),
                 table: 0,
@@ -518,6 +548,20 @@ impl WorkerNode {
                 .client
                 .publish(worker.subjects.heartbeat(&worker.id), beat)
                 .await;
+            let offline = *worker.offline.locked();
+            if let Some(since) = offline {
+                // The head's silence is this worker's own: wait for the connection.
+                let timeout = worker.options.locked().connect_timeout();
+                if since.elapsed() > timeout {
+                    worker.stop(ServeError::unavailable(format!(
+                        "lost the connection to NATS at {} and could not get it back within \
+                         {timeout:?}",
+                        worker.options.locked().display_url()
+                    )));
+                    return;
+                }
+                continue;
+            }
             let silent = worker
                 .head
                 .locked()
@@ -541,6 +585,9 @@ impl WorkerNode {
         mut events: mpsc::UnboundedReceiver<Event>,
     ) {
         let mut lost = false;
+        // Joining again runs on its own, so the next drop is seen while it waits for the head
+        // (which may be reconnecting too): a drop ends it, the next reconnection starts another.
+        let mut rejoin: Option<tokio::task::JoinHandle<()>> = None;
         while let Some(event) = events.recv().await {
             let Some(worker) = worker.upgrade() else {
                 return;
@@ -548,6 +595,10 @@ impl WorkerNode {
             match event {
                 Event::Disconnected => {
                     lost = true;
+                    if let Some(rejoin) = rejoin.take() {
+                        rejoin.abort();
+                    }
+                    worker.offline.locked().get_or_insert_with(Instant::now);
                     tracing::warn!("worker `{}` lost its connection to NATS", worker.name);
                     worker
                         .plane
@@ -555,11 +606,19 @@ impl WorkerNode {
                 }
                 Event::Connected if lost => {
                     lost = false;
+                    // The head gets a whole detection bound to be heard again.
+                    worker.head.locked().last_seen = Some(Instant::now());
+                    *worker.offline.locked() = None;
                     tracing::info!("worker `{}` is connected to NATS again", worker.name);
-                    if let Err(e) = worker.join().await {
-                        worker.stop(e);
-                        return;
-                    }
+                    let joining = Arc::downgrade(&worker);
+                    rejoin = Some(tokio::spawn(async move {
+                        let Some(worker) = joining.upgrade() else {
+                            return;
+                        };
+                        if let Err(e) = worker.join().await {
+                            worker.stop(e);
+                        }
+                    }));
                 }
                 other => tracing::debug!("NATS: {other}"),
             }

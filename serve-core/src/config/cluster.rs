@@ -132,15 +132,15 @@ impl ClusterOptions {
         self
     }
 
-    /// Sets how long to wait for the NATS server or the head, in seconds.
-    pub fn connect_timeout_s(mut self, seconds: f64) -> Self {
-        self.connect_timeout_s = seconds;
-        self
-    }
-
     /// Sets the heartbeat period in seconds.
     pub fn heartbeat_s(mut self, seconds: f64) -> Self {
         self.heartbeat_s = seconds;
+        self
+    }
+
+    /// Sets how long to wait for the NATS server, and a worker for its head, in seconds.
+    pub fn connect_timeout_s(mut self, seconds: f64) -> Self {
+        self.connect_timeout_s = seconds;
         self
     }
 
@@ -161,6 +161,17 @@ impl ClusterOptions {
         Duration::try_from_secs_f64(self.connect_timeout_s)
             .unwrap_or(Duration::from_secs(10))
             .max(Duration::from_millis(100))
+    }
+
+    /// The URL(s) as logs and errors show them: a password or token carried in one
+    /// (`nats://user:password@HOST:PORT`, `nats://token@HOST:PORT`) is masked.
+    #[cfg_attr(not(feature = "cluster"), allow(dead_code))]
+    pub(crate) fn display_url(&self) -> String {
+        self.url
+            .split(',')
+            .map(mask_credentials)
+            .collect::<Vec<_>>()
+            .join(",")
     }
 
     /// Checks the name and the credentials fit together.
@@ -207,6 +218,25 @@ impl ClusterOptions {
     }
 }
 
+/// `url` with the secret part of its user info masked: `user:***@`, or `***@` for a token.
+#[cfg_attr(not(feature = "cluster"), allow(dead_code))]
+fn mask_credentials(url: &str) -> String {
+    let (scheme, rest) = match url.find("://") {
+        Some(at) => url.split_at(at + 3),
+        None => ("", url),
+    };
+    let authority_end = rest.find(['/', '?', '#']).unwrap_or(rest.len());
+    let (authority, path) = rest.split_at(authority_end);
+    let Some((userinfo, host)) = authority.rsplit_once('@') else {
+        return url.to_owned();
+    };
+    let masked = match userinfo.split_once(':') {
+        Some((user, _)) => format!("{user}:***"),
+        None => "***".to_owned(),
+    };
+    format!("{scheme}{masked}@{host}{path}")
+}
+
 /// Whether `s` can be one token of a NATS subject as we name them.
 pub(crate) fn valid_token(s: &str) -> bool {
     !s.is_empty()
@@ -241,4 +271,28 @@ pub enum ProxyLocation {
     EveryNode,
     /// Nowhere: the application is called through handles only.
     Disabled,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn urls_are_shown_without_their_secrets() {
+        let shown = |url: &str| ClusterOptions::new(url).display_url();
+        assert_eq!(shown("nats://10.0.0.1:4222"), "nats://10.0.0.1:4222");
+        assert_eq!(
+            shown("nats://serve:s3cr@t@10.0.0.1:4222"),
+            "nats://serve:***@10.0.0.1:4222"
+        );
+        assert_eq!(
+            shown("tls://tok3n@nats.example:4222/"),
+            "tls://***@nats.example:4222/"
+        );
+        assert_eq!(
+            shown("nats://a:pw@h1:4222,nats://h2:4222"),
+            "nats://a:***@h1:4222,nats://h2:4222"
+        );
+        assert_eq!(shown("u:pw@h:4222"), "u:***@h:4222");
+    }
 }

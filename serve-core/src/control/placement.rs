@@ -173,23 +173,29 @@ impl Placement {
         {
             return Some(placed);
         }
-        let nodes = self.nodes.all();
-        let mut order: Vec<(bool, usize, usize)> = {
+        self.placement_order()
+            .into_iter()
+            .find_map(|node| node.pool.reserve(request).map(|r| counted(&node, r)))
+    }
+
+    /// Cluster mode: the nodes in the order a new replica tries them — the workers, those with
+    /// the fewest replicas of the deployment first (the one that joined first on ties), then
+    /// this process.
+    fn placement_order(&self) -> Vec<Arc<Node>> {
+        let mut nodes: Vec<(bool, usize, usize, Arc<Node>)> = {
             let counts = self.on_node.locked();
-            nodes
-                .iter()
+            self.nodes
+                .all()
+                .into_iter()
                 .enumerate()
                 .map(|(i, n)| {
                     let count = counts.get(&n.id).copied().unwrap_or(0);
-                    (self.nodes.is_local(n), count, i)
+                    (self.nodes.is_local(&n), count, i, n)
                 })
                 .collect()
         };
-        order.sort_unstable();
-        order.into_iter().find_map(|(_, _, i)| {
-            let node = &nodes[i];
-            node.pool.reserve(request).map(|r| counted(node, r))
-        })
+        nodes.sort_unstable_by_key(|(local, count, i, _)| (*local, *count, *i));
+        nodes.into_iter().map(|(.., n)| n).collect()
     }
 
     /// Says what to tell when a replica starts waiting for resources.
@@ -339,27 +345,21 @@ impl Placement {
     /// or came back after a failure); with that node's name, for logs. The ingress, which
     /// belongs next to the proxy, is never moved.
     ///
-    /// The comparison is with where `reserve_somewhere` would put the new replica (a worker
-    /// with room first, the head only when none has), not with any node where one fits: the
-    /// head usually has room but gets no replica while a worker has, so comparing with it would
-    /// move a replica off a worker only to place it on a worker again, every tick.
+    /// The comparison is with where placement would really put the new replica, not with any
+    /// node where one fits: a head with room but no replicas (placement takes the head only when
+    /// no worker has room) would otherwise look lighter forever, and every rebalance would start
+    /// a replica on a worker and stop one there again, without end.
     pub(crate) fn imbalance(&self) -> Option<(Arc<str>, Arc<str>)> {
         if self.nodes.cluster().is_none() || self.prefer_here {
             return None;
         }
         let request = self.request();
-        let nodes = self.nodes.all();
+        let order = self.placement_order();
+        let target = order.iter().find(|n| n.pool.fits(&request))?;
         let counts = self.on_node.locked();
         let count = |n: &Arc<Node>| counts.get(&n.id).copied().unwrap_or(0);
-        // Where `reserve_somewhere` would put one more: workers by count, then this process.
-        let next = nodes
-            .iter()
-            .filter(|n| n.pool.fits(&request))
-            .min_by_key(|n| (self.nodes.is_local(n), count(n)))?;
-        let heaviest = nodes
-            .iter()
-            .max_by_key(|n| (count(n), self.nodes.is_local(n)))?;
-        (count(heaviest) >= count(next) + 2).then(|| (heaviest.id.clone(), heaviest.name.clone()))
+        let heaviest = order.iter().max_by_key(|n| count(n))?;
+        (count(heaviest) >= count(target) + 2).then(|| (heaviest.id.clone(), heaviest.name.clone()))
     }
 
     /// Replicas holding their resources whose constructor has not finished.
@@ -447,4 +447,80 @@ fn describe_instance(resources: &InstanceResources) -> String {
             .map(|(name, amount)| format!("{name}: {amount}")),
     );
     format!("{{{}}}", parts.join(", "))
+}
+
+#[cfg(test)]
+mod tests {
+    use std::any::Any;
+    use std::collections::BTreeMap;
+
+    use futures::future::BoxFuture;
+
+    use super::*;
+    use crate::control::nodes::{ClusterHooks, RemoteStarted};
+    use crate::transport::Served;
+
+    /// Cluster hooks that are never called: placement only needs to know it is clustered.
+    struct NoHooks;
+
+    impl ClusterHooks for NoHooks {
+        fn start_remote(
+            &self,
+            _: &Arc<Node>,
+            _: &Arc<ReplicaInfo>,
+            _: Option<serde_json::Value>,
+        ) -> BoxFuture<'static, Result<RemoteStarted, ServeError>> {
+            unreachable!("placement starts nothing")
+        }
+
+        fn publish_local(
+            &self,
+            _: &Arc<ReplicaInfo>,
+            _: Arc<dyn Served>,
+        ) -> Box<dyn Any + Send + Sync> {
+            unreachable!("placement publishes nothing")
+        }
+    }
+
+    fn unlimited() -> ResourcePool {
+        ResourcePool::new(None, 0.0, &BTreeMap::new(), Vec::new())
+    }
+
+    fn worker(nodes: &NodeSet, id: &str) {
+        nodes.add_remote(Arc::new(Node {
+            id: id.into(),
+            name: id.into(),
+            pool: unlimited(),
+        }));
+    }
+
+    #[test]
+    fn a_head_with_room_but_no_replicas_is_no_reason_to_rebalance() {
+        let nodes = Arc::new(NodeSet::clustered(unlimited(), "head", "head"));
+        nodes.set_cluster(Arc::new(NoHooks));
+        worker(&nodes, "w1");
+        let placement = Placement::new(
+            nodes.clone(),
+            ReplicaResources::default(),
+            "App".into(),
+            "Leaf".into(),
+            false,
+        );
+        assert_eq!(placement.reserve_upfront(4), 4);
+        let placed: Vec<Placed> = (0..4).map(|_| placement.take_prepaid().unwrap()).collect();
+        assert!(
+            placed.iter().all(|p| &*p.node().id == "w1"),
+            "workers first"
+        );
+        // The head has room and no replica, but a new replica would go to w1 again: moving one
+        // would only start and stop replicas on w1 forever.
+        assert_eq!(placement.imbalance(), None);
+
+        // A second worker is where a new replica would go: move from w1 until 2 and 2.
+        worker(&nodes, "w2");
+        assert_eq!(
+            placement.imbalance().map(|(id, _)| id).as_deref(),
+            Some("w1")
+        );
+    }
 }

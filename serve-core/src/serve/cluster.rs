@@ -9,7 +9,7 @@ use super::{Serve, ServeBuilder};
 use crate::api::deployment::Deployment;
 use crate::api::handle::{CallOne, DeploymentHandle};
 use crate::cluster::worker::{Offer, WorkerNode};
-use crate::cluster::{connect, new_node_id, prefix};
+use crate::cluster::{connect, new_node_id, prefix, prepare_build_id};
 use crate::config::ClusterOptions;
 use crate::control::application::Application;
 use crate::control::nodes::NodeSet;
@@ -46,6 +46,7 @@ impl ServeBuilder {
             return Err(ServeError::blocking_in_async("ServeBuilder::start_worker"));
         }
         let pool = self.pool()?;
+        prepare_build_id();
         let id = new_node_id();
         let name = self
             .node_name

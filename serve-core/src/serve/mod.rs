@@ -517,11 +517,12 @@ impl Serve {
         builder: ServeBuilder,
         options: crate::config::ClusterOptions,
     ) -> Result<Serve, ServeError> {
-        use crate::cluster::{connect, head::Head, new_node_id, prefix};
+        use crate::cluster::{connect, head::Head, new_node_id, prefix, prepare_build_id};
         if blocking::on_serve_async_thread() {
             return Err(ServeError::blocking_in_async("ServeBuilder::start"));
         }
         let pool = builder.pool()?;
+        prepare_build_id();
         let id = new_node_id();
         let name = builder.node_name.clone().unwrap_or_else(|| "head".into());
         let nodes = Arc::new(NodeSet::clustered(pool, &id, &name));

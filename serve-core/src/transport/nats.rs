@@ -301,13 +301,6 @@ impl NatsPlane {
         }
     }
 
-    /// Calls waiting for replies (for tests and status).
-    #[cfg(test)]
-    #[allow(dead_code)] // no unit test uses it yet
-    pub(crate) fn waiting(&self) -> usize {
-        self.inner.calls.locked().len()
-    }
-
     /// Requests this node runs for other nodes.
     pub(crate) fn running(&self) -> usize {
         self.inner.running.locked().len()
