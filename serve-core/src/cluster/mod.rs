@@ -50,13 +50,15 @@ pub(crate) fn new_node_id() -> String {
 /// This process's build, once worked out.
 static BUILD: OnceLock<String> = OnceLock::new();
 
-/// Which build of the application this process runs: `SERVE_BUILD_ID` if set (e.g. a commit
-/// id, when identical code is built on several machines), else a hash of the executable file.
-/// Two nodes of a cluster must run the same build: their deployments and wire types must match.
+/// Which build of the application this process runs, as the nodes of a cluster compare it:
+/// `SERVE_BUILD_ID` if set (e.g. a commit id, when identical code is built on several
+/// machines), else a hash of the executable file. Two nodes of a cluster must run the same
+/// build (their deployments and wire types must match): a head refuses a worker whose build
+/// differs, naming both.
 ///
-/// Hashing reads the whole executable (a debug build of a test binary is 150 MB: over a second),
-/// so async code asks [`build_id_async`], and the head and workers start it early
-/// ([`prepare_build_id`]).
+/// Worked out once. Hashing reads the whole executable (a debug build of a test binary is 150 MB:
+/// over a second), so the head and workers start it early, on a thread of their own, and async
+/// code waits for it off the runtime's threads.
 pub fn build_id() -> &'static str {
     BUILD.get_or_init(|| {
         if let Ok(id) = std::env::var("SERVE_BUILD_ID")
