@@ -37,7 +37,7 @@ use super::health::check_health;
 use super::state::{DeploymentState, NewReplica};
 use crate::api::deployment::Deployment;
 use crate::config::DeploymentConfig;
-use crate::error::ServeError;
+use crate::error::{ErrorKind, ServeError};
 use crate::util::counted::Counted;
 use crate::util::time;
 
@@ -49,6 +49,10 @@ pub(crate) type ReplicaFactory<D> = Arc<
         + Send
         + Sync,
 >;
+
+/// How long the controller waits before it starts another replica after one could not be
+/// started because its node went away (cluster mode).
+const UNAVAILABLE_RETRY: Duration = Duration::from_millis(100);
 
 /// Constructor failures in a row before the deployment is reported unhealthy.
 pub(crate) const MAX_CONSTRUCTION_FAILURES: usize = 3;
@@ -231,6 +235,19 @@ fn start_replica<D: Deployment>(
                 // Either way the controller looks again at once (a rolling update goes on).
                 drop(starting);
                 state.router.wake_signal().notify_one();
+            }
+            // Its node went away (cluster mode): not the constructor's fault. Try again soon,
+            // not at once: until the node is declared dead, placement may pick it again.
+            Err(e) if e.kind() == ErrorKind::Unavailable => {
+                tracing::warn!(
+                    deployment = %state.name(),
+                    "a new replica could not be started: {e}; trying again"
+                );
+                drop(starting);
+                let wake = state.router.wake_signal();
+                drop(state);
+                tokio::time::sleep(UNAVAILABLE_RETRY).await;
+                wake.notify_one();
             }
             Err(e) => {
                 let failures = construction.failures.fetch_add(1, Ordering::SeqCst) + 1;

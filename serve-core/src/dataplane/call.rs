@@ -86,9 +86,7 @@ where
                     .invoke(values, slot, self.completer, self.method);
                 cell.set_abort(abort);
             }
-            Endpoint::Remote(_) => {
-                remote::unary(values, slot, self.completer, self.method, self.wire)
-            }
+            Endpoint::Remote(_) => remote::unary(self, values, slot),
         }
     }
 }

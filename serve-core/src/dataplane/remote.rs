@@ -7,14 +7,15 @@
 
 use tokio::task::AbortHandle;
 
+use super::call::UnaryCall;
+use super::invoke::Invoke;
 use super::replica::Endpoint;
 use super::slot::Slot;
 use crate::error::ServeError;
 use crate::request::codec::CallWire;
 use crate::request::generator::GeneratorSender;
 use crate::request::response::Cancel as _;
-use crate::request::response::Completer;
-use crate::transport::{OnReply, RemoteEndpoint};
+use crate::transport::{OnReply, Outcome, RemoteEndpoint};
 
 /// The remote endpoint of a slot on a remote replica.
 fn endpoint<D>(slot: &Slot<D>) -> Option<&std::sync::Arc<dyn RemoteEndpoint>> {
@@ -40,42 +41,54 @@ fn not_remote() -> ServeError {
 /// Sends a unary call to the slot's remote replica. No task waits for it: the request plane
 /// hands the reply to a closure that decodes it, frees the slot and completes the request. The
 /// remote call is adopted by the request, so cancelling the request cancels it on the far side.
-pub(crate) fn unary<D, V, T>(
-    values: V,
-    slot: Slot<D>,
-    completer: Completer<T>,
-    method: &'static str,
-    wire: CallWire<V, T>,
-) where
+///
+/// A call that reached no node (its replica's node is gone, and not yet declared dead) never
+/// ran: the replica leaves this router's routing at once, and the request goes back to the
+/// router, to another replica. Each such retry takes a replica out, so retries end.
+pub(crate) fn unary<D, T, I, V>(call: UnaryCall<T, I, V>, values: V, slot: Slot<D>)
+where
     D: 'static,
-    V: Send + 'static,
     T: Send + 'static,
+    V: Send + 'static,
+    I: Invoke<D, V, T>,
 {
+    let (method, wire) = (call.method, call.wire);
     let deployment = slot.deployment().clone();
     let (endpoint, args) = match (endpoint(&slot), (wire.args)(&values)) {
         (Some(endpoint), Ok(args)) => (endpoint.clone(), args),
         (None, _) => {
             drop(slot);
-            completer.complete(Err(located(not_remote(), &deployment, method)));
+            call.completer
+                .complete(Err(located(not_remote(), &deployment, method)));
             return;
         }
         (_, Err(e)) => {
             drop(slot);
-            completer.complete(Err(located(e, &deployment, method)));
+            call.completer
+                .complete(Err(located(e, &deployment, method)));
             return;
         }
     };
-    drop(values);
-    let cell = completer.cell().clone();
-    let on_reply: OnReply = Box::new(move |reply| {
-        let result = reply
-            .and_then(|bytes| (wire.result)(&bytes))
-            .map_err(|e| located(e, &deployment, method));
-        drop(slot); // free the slot before the caller sees the result
-        completer.complete(result);
+    let cell = call.completer.cell().clone();
+    let on_reply: OnReply = Box::new(move |outcome| match outcome {
+        Outcome::Undelivered(why) if !call.completer.cell().is_done() => {
+            let source = slot.source().clone();
+            source.evict(slot.replica(), &why);
+            drop(slot);
+            source.requeue(Box::new((call, values)));
+        }
+        outcome => {
+            let result = outcome
+                .into_result()
+                .and_then(|bytes| (wire.result)(&bytes))
+                .map_err(|e| located(e, &deployment, method));
+            drop(values);
+            drop(slot); // free the slot before the caller sees the result
+            call.completer.complete(result);
+        }
     });
-    let call = endpoint.call(method, args, on_reply);
-    cell.adopt(call);
+    let sent = endpoint.call(method, args, on_reply);
+    cell.adopt(sent);
 }
 
 /// Runs a streaming call on the slot's remote replica, forwarding decoded items into `sender`

@@ -11,7 +11,7 @@ use arc_swap::ArcSwap;
 use super::call::{Call, StreamCall, UnaryCall};
 use super::invoke::{AsyncFn, Invoke, SyncFn};
 use super::picker::{PowerOfTwoChoices, ReplicaPicker};
-use super::queue::RequestQueue;
+use super::queue::{Job, RequestQueue};
 use super::replica::Replica;
 use super::sink::StreamSink;
 use super::slot::{Slot, SlotSource};
@@ -472,6 +472,41 @@ impl<D: Send + Sync + 'static> SlotSource<D> for RequestRouter<D> {
     }
 
     fn slot_freed(self: Arc<Self>) {
+        self.drain();
+    }
+
+    fn evict(&self, replica: &Arc<dyn Replica<D>>, why: &ServeError) {
+        let evicted =
+            self.remove_where(|replicas| replicas.iter().position(|r| Arc::ptr_eq(r, replica)));
+        if evicted.is_some() {
+            tracing::warn!(
+                deployment = %self.name,
+                replica = replica.info().replica_id,
+                "replica taken out of routing, its requests sent elsewhere: {why}"
+            );
+            // Its controller (if this process has one) replaces it without waiting for a tick.
+            self.wake.notify_one();
+        }
+    }
+
+    fn requeue(self: Arc<Self>, job: Box<dyn Job<D>>) {
+        if self.stopped.load(Ordering::Relaxed) {
+            job.fail(ServeError::shut_down().in_deployment(&self.name));
+            return;
+        }
+        if self.queue.len() == 0
+            && let Some(replica) = self.reserve()
+        {
+            job.run(Slot::new(self.clone(), replica));
+            return;
+        }
+        if let Err((job, err)) = self.queue.push(job) {
+            job.fail(err.in_deployment(&self.name));
+            return;
+        }
+        if self.replicas.load().is_empty() {
+            self.wake.notify_one();
+        }
         self.drain();
     }
 }

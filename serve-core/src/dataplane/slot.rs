@@ -4,7 +4,9 @@
 
 use std::sync::Arc;
 
+use super::queue::Job;
 use super::replica::{Endpoint, Replica, Stop};
+use crate::error::ServeError;
 
 /// Whoever hands out slots (a deployment's router), as the slots see it.
 pub(crate) trait SlotSource<D>: Send + Sync {
@@ -16,6 +18,10 @@ pub(crate) trait SlotSource<D>: Send + Sync {
     fn has_waiting(&self) -> bool;
     /// A slot was given back: hand free slots to the waiting requests, oldest first.
     fn slot_freed(self: Arc<Self>);
+    /// `replica` cannot be reached (a call to it reached no node): take it out of routing.
+    fn evict(&self, replica: &Arc<dyn Replica<D>>, why: &ServeError);
+    /// Runs `job` again, on whichever replica has a slot (it never ran where it was sent).
+    fn requeue(self: Arc<Self>, job: Box<dyn Job<D>>);
 }
 
 /// A reserved place on one replica, released on drop.
@@ -35,6 +41,12 @@ impl<D> Slot<D> {
             replica,
             key: None,
         }
+    }
+
+    /// Who handed it out.
+    #[inline]
+    pub(crate) fn source(&self) -> &Arc<dyn SlotSource<D>> {
+        &self.source
     }
 
     /// The replica it is on.

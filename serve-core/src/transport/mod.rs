@@ -27,9 +27,31 @@ pub(crate) mod frame;
 #[cfg(feature = "cluster")]
 pub(crate) mod nats;
 
+/// How a remote unary call ended.
+#[derive(Debug)]
+pub(crate) enum Outcome {
+    /// The replica answered (a value or its error), or the call failed on the way and may have
+    /// run (its node went away, the connection dropped).
+    Replied(Result<Bytes, ServeError>),
+    /// The call reached no node (nobody listens where its replica was): it never ran, so it may
+    /// be sent to another replica.
+    Undelivered(ServeError),
+}
+
+impl Outcome {
+    /// The reply, an undelivered call being an error like any other.
+    pub(crate) fn into_result(self) -> Result<Bytes, ServeError> {
+        match self {
+            Outcome::Replied(result) => result,
+            Outcome::Undelivered(e) => Err(e),
+        }
+    }
+}
+
 /// What a remote unary call does with its outcome (decode it, free the slot, complete the
-/// request): called once, by the request plane, when the reply arrives or the call fails.
-pub(crate) type OnReply = Box<dyn FnOnce(Result<Bytes, ServeError>) + Send>;
+/// request, or send it elsewhere): called once, by the request plane, when the reply arrives or
+/// the call fails.
+pub(crate) type OnReply = Box<dyn FnOnce(Outcome) + Send>;
 
 /// The encoded items of a remote streaming call. Dropping it cancels the remote request.
 pub(crate) type RemoteStream = Pin<Box<dyn Stream<Item = Result<Bytes, ServeError>> + Send>>;

@@ -45,7 +45,7 @@ use tokio::sync::{Semaphore, mpsc, oneshot};
 use tokio::task::AbortHandle;
 
 use super::frame::{self, CallHead, Control, Op, Reply};
-use super::{OnReply, RemoteEndpoint, RemoteStream, Served};
+use super::{OnReply, Outcome, RemoteEndpoint, RemoteStream, Served};
 use crate::error::{ErrorKind, ServeError};
 use crate::request::encoded::{EncodedResponse, EncodedUnary};
 use crate::request::response::Cancel;
@@ -321,7 +321,7 @@ impl NatsPlane {
 impl Waiter {
     fn fail(self, err: ServeError) {
         match self.tx {
-            WaiterTx::Unary(on_reply) => on_reply(Err(err)),
+            WaiterTx::Unary(on_reply) => on_reply(Outcome::Replied(Err(err))),
             WaiterTx::Stream(tx) => {
                 let _ = tx.send(Err(err));
             }
@@ -392,13 +392,16 @@ impl Inner {
                     return;
                 };
                 drop(calls);
-                let result = match reply {
-                    Ok(Reply::Value(bytes)) => Ok(bytes),
-                    Ok(Reply::Error(e)) | Err(e) => Err(e),
-                    Ok(Reply::Item(_) | Reply::End) => Err(ServeError::new(ErrorKind::Wire)
-                        .with_message("a stream's reply to a unary call")),
+                let outcome = match reply {
+                    Err(e) if no_responders => Outcome::Undelivered(e),
+                    Ok(Reply::Value(bytes)) => Outcome::Replied(Ok(bytes)),
+                    Ok(Reply::Error(e)) | Err(e) => Outcome::Replied(Err(e)),
+                    Ok(Reply::Item(_) | Reply::End) => {
+                        Outcome::Replied(Err(ServeError::new(ErrorKind::Wire)
+                            .with_message("a stream's reply to a unary call")))
+                    }
                 };
-                on_reply(result);
+                on_reply(outcome);
             }
         }
     }
@@ -715,8 +718,8 @@ impl NatsEndpoint {
             op,
             "",
             &args,
-            Box::new(move |reply| {
-                let _ = tx.send(reply.map(drop));
+            Box::new(move |outcome: Outcome| {
+                let _ = tx.send(outcome.into_result().map(drop));
             }),
         );
         let target = self.target.clone();
@@ -739,7 +742,7 @@ impl NatsEndpoint {
         let payload = match frame::call(&head, args) {
             Ok(payload) => payload,
             Err(e) => {
-                on_reply(Err(e));
+                on_reply(Outcome::Replied(Err(e)));
                 return Arc::new(Sent::nothing());
             }
         };
