@@ -29,6 +29,7 @@ pub(crate) mod nats;
 
 /// How a remote unary call ended.
 #[derive(Debug)]
+#[cfg_attr(not(feature = "cluster"), allow(dead_code))]
 pub(crate) enum Outcome {
     /// The replica answered (a value or its error), or the call failed on the way and may have
     /// run (its node went away, the connection dropped).
