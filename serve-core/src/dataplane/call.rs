@@ -10,16 +10,16 @@ use std::sync::{Arc, Mutex};
 use tokio::task::AbortHandle;
 
 use super::invoke::Invoke;
-use super::queue::Job;
 use super::remote;
 use super::replica::{Endpoint, Stop};
 use super::sink::StreamSink;
-use super::slot::Slot;
+use super::slot::{Job, Slot};
 use crate::error::ServeError;
 use crate::request::codec::CallWire;
 use crate::request::context::{self, RequestScope};
 use crate::request::generator::GeneratorSender;
-use crate::request::response::Completer;
+use crate::request::response::{Cancel as _, Completer};
+use crate::transport::{OnReply, Outcome};
 use crate::util::panic;
 use crate::util::sync::Lock;
 
@@ -86,8 +86,67 @@ where
                     .invoke(values, slot, self.completer, self.method);
                 cell.set_abort(abort);
             }
-            Endpoint::Remote(_) => remote::unary(self, values, slot),
+            Endpoint::Remote(_) => Self::run_remote(self, values, slot),
         }
+    }
+}
+
+impl<T, I, V> UnaryCall<T, I, V>
+where
+    T: Send + 'static,
+    V: Send + 'static,
+{
+    /// Sends a unary call to the slot's remote replica. No task waits for it: the request plane
+    /// hands the reply to a closure that decodes it, frees the slot and completes the request. The
+    /// remote call is adopted by the request, so cancelling the request cancels it on the far side.
+    ///
+    /// A call that reached no node (its replica's node is gone, and not yet declared dead) never
+    /// ran: the replica leaves this router's routing at once, and the request goes back to the
+    /// router, to another replica. Each such retry takes a replica out, so retries end.
+    fn run_remote<D: 'static>(call: UnaryCall<T, I, V>, values: V, slot: Slot<D>)
+    where
+        I: Invoke<D, V, T>,
+    {
+        let (method, wire) = (call.method, call.wire);
+        let deployment = slot.deployment().clone();
+        let (endpoint, args) = match (remote::endpoint(&slot), (wire.args)(&values)) {
+            (Some(endpoint), Ok(args)) => (endpoint.clone(), args),
+            (None, _) => {
+                drop(slot);
+                call.completer.complete(Err(remote::located(
+                    remote::not_remote(),
+                    &deployment,
+                    method,
+                )));
+                return;
+            }
+            (_, Err(e)) => {
+                drop(slot);
+                call.completer
+                    .complete(Err(remote::located(e, &deployment, method)));
+                return;
+            }
+        };
+        let cell = call.completer.cell().clone();
+        let on_reply: OnReply = Box::new(move |outcome| match outcome {
+            Outcome::Undelivered(why) if !call.completer.cell().is_done() => {
+                let source = slot.source().clone();
+                source.evict(slot.replica(), &why);
+                drop(slot);
+                source.requeue(Box::new((call, values)));
+            }
+            outcome => {
+                let result = outcome
+                    .into_result()
+                    .and_then(|bytes| (wire.result)(&bytes))
+                    .map_err(|e| remote::located(e, &deployment, method));
+                drop(values);
+                drop(slot); // free the slot before the caller sees the result
+                call.completer.complete(result);
+            }
+        });
+        let sent = endpoint.call(method, args, on_reply);
+        cell.adopt(sent);
     }
 }
 

@@ -7,19 +7,9 @@ use std::sync::Mutex;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
 use super::replica::Replica;
-use super::slot::Slot;
+use super::slot::Job;
 use crate::error::ServeError;
 use crate::util::sync::Lock;
-
-/// A request waiting in the queue for a free slot (type-erased).
-pub(crate) trait Job<D>: Send {
-    /// Nobody wants the result any more: the job is dropped without running or taking a slot.
-    fn abandoned(&self) -> bool;
-    /// Fails the request without running it.
-    fn fail(self: Box<Self>, err: ServeError);
-    /// Runs the request in `slot`.
-    fn run(self: Box<Self>, slot: Slot<D>);
-}
 
 /// A waiting request and the slot's replica it got.
 pub(crate) type Dequeued<D> = (Box<dyn Job<D>>, Arc<dyn Replica<D>>);

@@ -7,18 +7,15 @@
 
 use tokio::task::AbortHandle;
 
-use super::call::UnaryCall;
-use super::invoke::Invoke;
 use super::replica::Endpoint;
 use super::slot::Slot;
 use crate::error::ServeError;
 use crate::request::codec::CallWire;
 use crate::request::generator::GeneratorSender;
-use crate::request::response::Cancel as _;
-use crate::transport::{OnReply, Outcome, RemoteEndpoint};
+use crate::transport::RemoteEndpoint;
 
 /// The remote endpoint of a slot on a remote replica.
-fn endpoint<D>(slot: &Slot<D>) -> Option<&std::sync::Arc<dyn RemoteEndpoint>> {
+pub(crate) fn endpoint<D>(slot: &Slot<D>) -> Option<&std::sync::Arc<dyn RemoteEndpoint>> {
     match slot.endpoint() {
         Endpoint::Remote(endpoint) => Some(endpoint),
         Endpoint::Local(_) => None,
@@ -26,7 +23,11 @@ fn endpoint<D>(slot: &Slot<D>) -> Option<&std::sync::Arc<dyn RemoteEndpoint>> {
 }
 
 /// An error that happened on the way: it names the deployment and method like any other.
-fn located(err: ServeError, deployment: &std::sync::Arc<str>, method: &'static str) -> ServeError {
+pub(crate) fn located(
+    err: ServeError,
+    deployment: &std::sync::Arc<str>,
+    method: &'static str,
+) -> ServeError {
     if err.deployment().is_some() {
         err
     } else {
@@ -34,61 +35,8 @@ fn located(err: ServeError, deployment: &std::sync::Arc<str>, method: &'static s
     }
 }
 
-fn not_remote() -> ServeError {
+pub(crate) fn not_remote() -> ServeError {
     ServeError::new(crate::error::ErrorKind::Runtime).with_message("the replica is not remote")
-}
-
-/// Sends a unary call to the slot's remote replica. No task waits for it: the request plane
-/// hands the reply to a closure that decodes it, frees the slot and completes the request. The
-/// remote call is adopted by the request, so cancelling the request cancels it on the far side.
-///
-/// A call that reached no node (its replica's node is gone, and not yet declared dead) never
-/// ran: the replica leaves this router's routing at once, and the request goes back to the
-/// router, to another replica. Each such retry takes a replica out, so retries end.
-pub(crate) fn unary<D, T, I, V>(call: UnaryCall<T, I, V>, values: V, slot: Slot<D>)
-where
-    D: 'static,
-    T: Send + 'static,
-    V: Send + 'static,
-    I: Invoke<D, V, T>,
-{
-    let (method, wire) = (call.method, call.wire);
-    let deployment = slot.deployment().clone();
-    let (endpoint, args) = match (endpoint(&slot), (wire.args)(&values)) {
-        (Some(endpoint), Ok(args)) => (endpoint.clone(), args),
-        (None, _) => {
-            drop(slot);
-            call.completer
-                .complete(Err(located(not_remote(), &deployment, method)));
-            return;
-        }
-        (_, Err(e)) => {
-            drop(slot);
-            call.completer
-                .complete(Err(located(e, &deployment, method)));
-            return;
-        }
-    };
-    let cell = call.completer.cell().clone();
-    let on_reply: OnReply = Box::new(move |outcome| match outcome {
-        Outcome::Undelivered(why) if !call.completer.cell().is_done() => {
-            let source = slot.source().clone();
-            source.evict(slot.replica(), &why);
-            drop(slot);
-            source.requeue(Box::new((call, values)));
-        }
-        outcome => {
-            let result = outcome
-                .into_result()
-                .and_then(|bytes| (wire.result)(&bytes))
-                .map_err(|e| located(e, &deployment, method));
-            drop(values);
-            drop(slot); // free the slot before the caller sees the result
-            call.completer.complete(result);
-        }
-    });
-    let sent = endpoint.call(method, args, on_reply);
-    cell.adopt(sent);
 }
 
 /// Runs a streaming call on the slot's remote replica, forwarding decoded items into `sender`

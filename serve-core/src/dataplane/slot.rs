@@ -4,9 +4,19 @@
 
 use std::sync::Arc;
 
-use super::queue::Job;
 use super::replica::{Endpoint, Replica, Stop};
 use crate::error::ServeError;
+
+/// A request waiting for a free slot (type-erased): in the queue, or sent back by a remote
+/// replica it never reached.
+pub(crate) trait Job<D>: Send {
+    /// Nobody wants the result any more: the job is dropped without running or taking a slot.
+    fn abandoned(&self) -> bool;
+    /// Fails the request without running it.
+    fn fail(self: Box<Self>, err: ServeError);
+    /// Runs the request in `slot`.
+    fn run(self: Box<Self>, slot: Slot<D>);
+}
 
 /// Whoever hands out slots (a deployment's router), as the slots see it.
 pub(crate) trait SlotSource<D>: Send + Sync {
