@@ -24,7 +24,6 @@ use std::sync::{Arc, Mutex, Weak};
 use std::time::{Duration, Instant};
 
 use async_nats::{Client, Event};
-use futures::StreamExt;
 use tokio::sync::{mpsc, watch};
 use tokio::task::AbortHandle;
 
@@ -40,7 +39,7 @@ use crate::control::resources::ResourcePool;
 use crate::error::ServeError;
 use crate::request::context::ReplicaInfo;
 use crate::transport::Served;
-use crate::transport::nats::NatsPlane;
+use crate::transport::nats::{NatsPlane, listen, subscribe};
 use crate::util::sync::Lock;
 
 /// The head of a cluster.
@@ -105,48 +104,22 @@ impl Head {
             tasks: Mutex::default(),
             offline: AtomicBool::new(false),
         });
-        let subscribe = |subject: String| {
-            let client = client.clone();
-            async move {
-                client.subscribe(subject.clone()).await.map_err(|e| {
-                    ServeError::unavailable(format!("cannot subscribe to `{subject}`: {e}"))
-                })
-            }
-        };
-        let mut joins = subscribe(head.subjects.join()).await?;
-        let mut leaves = subscribe(head.subjects.leave()).await?;
-        let mut beats = subscribe(head.subjects.heartbeats()).await?;
+        let joins = subscribe(&client, head.subjects.join()).await?;
+        let leaves = subscribe(&client, head.subjects.leave()).await?;
+        let beats = subscribe(&client, head.subjects.heartbeats()).await?;
         let weak = Arc::downgrade(&head);
         let tasks = [
-            tokio::spawn({
-                let weak = weak.clone();
-                async move {
-                    while let Some(message) = joins.next().await {
-                        let Some(head) = weak.upgrade() else { return };
-                        head.handle_join(message).await;
-                    }
+            listen(&weak, joins, |head, message| async move {
+                head.handle_join(message).await;
+            }),
+            listen(&weak, leaves, |head, message| async move {
+                match protocol::decode::<Leave>(&message.payload, "leave") {
+                    Ok(leave) => head.declare_gone(&leave.node, "left the cluster"),
+                    Err(e) => tracing::warn!("{e}"),
                 }
             }),
-            tokio::spawn({
-                let weak = weak.clone();
-                async move {
-                    while let Some(message) = leaves.next().await {
-                        let Some(head) = weak.upgrade() else { return };
-                        match protocol::decode::<Leave>(&message.payload, "leave") {
-                            Ok(leave) => head.declare_gone(&leave.node, "left the cluster"),
-                            Err(e) => tracing::warn!("{e}"),
-                        }
-                    }
-                }
-            }),
-            tokio::spawn({
-                let weak = weak.clone();
-                async move {
-                    while let Some(message) = beats.next().await {
-                        let Some(head) = weak.upgrade() else { return };
-                        head.handle_heartbeat(&message.payload);
-                    }
-                }
+            listen(&weak, beats, |head, message| async move {
+                head.handle_heartbeat(&message.payload);
             }),
             tokio::spawn(Self::keep_alive(weak.clone())),
             tokio::spawn(Self::watch_connection(weak, events)),

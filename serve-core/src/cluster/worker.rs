@@ -25,7 +25,6 @@ use std::sync::{Arc, Mutex, Weak};
 use std::time::{Duration, Instant};
 
 use async_nats::{Client, Event, RequestErrorKind};
-use futures::StreamExt;
 use tokio::sync::{mpsc, watch};
 use tokio::task::AbortHandle;
 
@@ -37,7 +36,7 @@ use crate::control::mirror::Mirror;
 use crate::control::resources::InstanceResources;
 use crate::error::{ErrorKind, ServeError};
 use crate::request::context::{Assignment, ReplicaInfo};
-use crate::transport::nats::NatsPlane;
+use crate::transport::nats::{NatsPlane, listen, subscribe};
 use crate::util::sync::Lock;
 
 /// What a worker offers the cluster.
@@ -118,88 +117,44 @@ impl WorkerNode {
             offline: Mutex::new(None),
             tasks: Mutex::default(),
         });
-        let subscribe = |subject: String| {
-            let client = client.clone();
-            async move {
-                client.subscribe(subject.clone()).await.map_err(|e| {
-                    ServeError::unavailable(format!("cannot subscribe to `{subject}`: {e}"))
-                })
-            }
-        };
-        let mut starts = subscribe(worker.subjects.start(id)).await?;
-        let mut stops = subscribe(worker.subjects.stop(id)).await?;
-        let mut rejoins = subscribe(worker.subjects.rejoin(id)).await?;
-        let mut tables = subscribe(worker.subjects.table()).await?;
-        let mut beats = subscribe(worker.subjects.heartbeats()).await?;
-        let mut gone = subscribe(worker.subjects.gone()).await?;
+        let starts = subscribe(&client, worker.subjects.start(id)).await?;
+        let stops = subscribe(&client, worker.subjects.stop(id)).await?;
+        let rejoins = subscribe(&client, worker.subjects.rejoin(id)).await?;
+        let tables = subscribe(&client, worker.subjects.table()).await?;
+        let beats = subscribe(&client, worker.subjects.heartbeats()).await?;
+        let gone = subscribe(&client, worker.subjects.gone()).await?;
         let weak = Arc::downgrade(&worker);
         let tasks = [
-            tokio::spawn({
-                let weak = weak.clone();
-                async move {
-                    while let Some(message) = starts.next().await {
-                        let Some(worker) = weak.upgrade() else { return };
-                        tokio::spawn(worker.handle_start(message));
-                    }
+            listen(&weak, starts, |worker, message| async move {
+                tokio::spawn(worker.handle_start(message));
+            }),
+            listen(&weak, stops, |worker, message| async move {
+                worker.handle_stop(&message.payload);
+            }),
+            listen(&weak, rejoins, |worker, _| async move {
+                tracing::warn!("the head had declared this worker dead; joining again");
+                // The head's answer says whether it still holds nothing of this node (then
+                // `join` drops the old replicas). Not dropping them here: a rejoin sent before
+                // this node's last join was answered would drop the replicas the head placed
+                // since.
+                if let Err(e) = worker.join().await {
+                    worker.stop(e);
                 }
             }),
-            tokio::spawn({
-                let weak = weak.clone();
-                async move {
-                    while let Some(message) = stops.next().await {
-                        let Some(worker) = weak.upgrade() else { return };
-                        worker.handle_stop(&message.payload);
-                    }
+            listen(&weak, tables, |worker, message| async move {
+                match protocol::decode::<Table>(&message.payload, "table") {
+                    Ok(table) => worker.apply_table(&table),
+                    Err(e) => tracing::warn!("{e}"),
                 }
             }),
-            tokio::spawn({
-                let weak = weak.clone();
-                async move {
-                    while rejoins.next().await.is_some() {
-                        let Some(worker) = weak.upgrade() else { return };
-                        tracing::warn!("the head had declared this worker dead; joining again");
-                        // The head's answer says whether it still holds nothing of this node
-                        // (then `join` drops the old replicas). Not dropping them here: a
-                        // rejoin sent before this node's last join was answered would drop
-                        // the replicas the head placed since.
-                        if let Err(e) = worker.join().await {
-                            worker.stop(e);
-                        }
-                    }
+            listen(&weak, gone, |worker, message| async move {
+                match protocol::decode::<Gone>(&message.payload, "gone") {
+                    Ok(gone) => worker.plane.fail_node(&gone.node, &gone.why),
+                    Err(e) => tracing::warn!("{e}"),
                 }
             }),
-            tokio::spawn({
-                let weak = weak.clone();
-                async move {
-                    while let Some(message) = tables.next().await {
-                        let Some(worker) = weak.upgrade() else { return };
-                        match protocol::decode::<Table>(&message.payload, "table") {
-                            Ok(table) => worker.apply_table(&table),
-                            Err(e) => tracing::warn!("{e}"),
-                        }
-                    }
-                }
-            }),
-            tokio::spawn({
-                let weak = weak.clone();
-                async move {
-                    while let Some(message) = gone.next().await {
-                        let Some(worker) = weak.upgrade() else { return };
-                        match protocol::decode::<Gone>(&message.payload, "gone") {
-                            Ok(gone) => worker.plane.fail_node(&gone.node, &gone.why),
-                            Err(e) => tracing::warn!("{e}"),
-                        }
-                    }
-                }
-            }),
-            tokio::spawn({
-                let weak = weak.clone();
-                async move {
-                    while let Some(message) = beats.next().await {
-                        let Some(worker) = weak.upgrade() else { return };
-                        worker.handle_heartbeat(&message.payload);
-                    }
-                }
+            listen(&weak, beats, |worker, message| async move {
+                worker.handle_heartbeat(&message.payload);
             }),
         ];
         *worker.tasks.locked() = tasks.iter().map(|t| t.abort_handle()).collect();

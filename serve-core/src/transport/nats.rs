@@ -51,6 +51,38 @@ use crate::request::encoded::{EncodedResponse, EncodedUnary};
 use crate::request::response::Cancel;
 use crate::util::sync::{Lock, ReadWrite};
 
+/// Subscribes `client` to `subject`; a failure names the subject.
+pub(crate) async fn subscribe(
+    client: &Client,
+    subject: String,
+) -> Result<async_nats::Subscriber, ServeError> {
+    client
+        .subscribe(subject.clone())
+        .await
+        .map_err(|e| ServeError::unavailable(format!("cannot subscribe to `{subject}`: {e}")))
+}
+
+/// Hands each message of `messages` to `handle`, with `node`, for as long as `node` lives; the
+/// task ends when it is dropped or the subscription ends.
+pub(crate) fn listen<N, F, Fut>(
+    node: &std::sync::Weak<N>,
+    mut messages: async_nats::Subscriber,
+    handle: F,
+) -> tokio::task::JoinHandle<()>
+where
+    N: Send + Sync + 'static,
+    F: Fn(Arc<N>, async_nats::Message) -> Fut + Send + 'static,
+    Fut: Future<Output = ()> + Send,
+{
+    let node = node.clone();
+    tokio::spawn(async move {
+        while let Some(message) = messages.next().await {
+            let Some(node) = node.upgrade() else { return };
+            handle(node, message).await;
+        }
+    })
+}
+
 /// A lifecycle hook's outcome as a unary reply (an empty value when it passed).
 fn hook_reply(hook: BoxFuture<'static, Result<(), ServeError>>) -> EncodedResponse {
     EncodedResponse::Unary(EncodedUnary::from_future(Box::pin(async move {
@@ -145,17 +177,10 @@ impl NatsPlane {
             loops: Mutex::default(),
             idle: tokio::sync::Notify::new(),
         });
-        let subscribe = |subject: String| {
-            let client = inner.client.clone();
-            async move {
-                client.subscribe(subject.clone()).await.map_err(|e| {
-                    ServeError::unavailable(format!("cannot subscribe to `{subject}`: {e}"))
-                })
-            }
-        };
-        let mut replies = subscribe(format!("{}.*", inner.inbox)).await?;
-        let mut calls = subscribe(format!("{prefix}.call.{node}")).await?;
-        let mut controls = subscribe(format!("{prefix}.ctl.{node}")).await?;
+        let client = &inner.client;
+        let mut replies = subscribe(client, format!("{}.*", inner.inbox)).await?;
+        let mut calls = subscribe(client, format!("{prefix}.call.{node}")).await?;
+        let mut controls = subscribe(client, format!("{prefix}.ctl.{node}")).await?;
         let loops = [
             tokio::spawn({
                 let client = inner.client.clone();
