@@ -34,7 +34,9 @@ use tokio::sync::{mpsc, oneshot};
 // --- deployments ----------------------------------------------------------------------------
 
 mod common;
-use common::{AsyncAdder, AsyncEcho, AsyncIngress, AsyncMultiplier, SyncEcho};
+use common::{
+    Adder, AsyncAdder, AsyncEcho, AsyncIngress, AsyncMultiplier, Ingress, Multiplier, SyncEcho,
+};
 
 /// Like [`AsyncEcho`], with room for all 64 concurrent requests (no queueing in the router).
 #[deployment(max_ongoing_requests = 64)]
@@ -45,55 +47,6 @@ pub struct WideAsyncEcho;
 impl WideAsyncEcho {
     pub async fn call(&self, x: u64) -> u64 {
         x + 1
-    }
-}
-
-// The seed's chain: sync leaves.
-
-#[deployment]
-pub struct Adder {
-    increment: i32,
-}
-
-#[deployment]
-impl Adder {
-    pub fn new(increment: i32) -> Self {
-        Self { increment }
-    }
-    pub fn call(&self, val: i32) -> i32 {
-        val + self.increment
-    }
-}
-
-#[deployment]
-pub struct Multiplier {
-    multiple: i32,
-}
-
-#[deployment]
-impl Multiplier {
-    pub fn new(multiple: i32) -> Self {
-        Self { multiple }
-    }
-    pub fn call(&self, val: i32) -> i32 {
-        val * self.multiple
-    }
-}
-
-#[deployment(num_replicas = 2)]
-pub struct Ingress {
-    adder: DeploymentHandle<Adder>,
-    multiplier: DeploymentHandle<Multiplier>,
-}
-
-#[deployment]
-impl Ingress {
-    pub fn new(adder: DeploymentHandle<Adder>, multiplier: DeploymentHandle<Multiplier>) -> Self {
-        Self { adder, multiplier }
-    }
-    pub async fn call(&self, input: i32) -> Result<i32, ServeError> {
-        let added: DeploymentResponse<i32> = self.adder.remote(input);
-        self.multiplier.remote(added).await
     }
 }
 

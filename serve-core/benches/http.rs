@@ -5,7 +5,7 @@
 //! * **serve**: `Serve::start()` + `start_http("127.0.0.1:0")` + `run_http(hello, "/")`. Each
 //!   `POST /` with `{"language": "spanish", "name": "Dora"}` goes proxy -> `LanguageClassifier`
 //!   (the ingress, `async fn call`) -> a handle call to `SpanishResponder::say_hello` (a sync `fn`,
-//!   so it runs on the blocking pool) -> `"Hola Dora"`. Default deployment options, as the seed
+//!   which runs in place once its calls prove short) -> `"Hola Dora"`. Default deployment options, as the seed
 //!   has them.
 //! * **bare**: an axum `POST /` handler on its own multi-threaded runtime that parses the same JSON
 //!   and formats the greeting directly.

@@ -19,8 +19,11 @@
 //! Workloads (the caller is a current-thread runtime on the main thread, as in `benches/handle.rs`):
 //! * `bare`: a bare tokio mpsc + oneshot round trip to a server task on a multi-threaded runtime;
 //! * `async_hop`: `handle.remote(x).await` on an `async fn` method;
-//! * `sync_hop`: the same on a sync `fn` method (blocking pool);
-//! * `chain`: the seed's Ingress -> Adder -> Multiplier with async leaves (`common::AsyncIngress`).
+//! * `sync_hop`: the same on a sync `fn` method (called from the main thread: once its calls
+//!   prove short, it runs in a task on the async workers);
+//! * `chain`: the seed's Ingress -> Adder -> Multiplier with async leaves (`common::AsyncIngress`);
+//! * `sync_chain`: the same as the seed wrote it, with sync leaves (`common::Ingress`): once their
+//!   calls prove short, the leaves run in place in the ingress's task.
 
 use std::process::Command;
 
@@ -31,9 +34,11 @@ const SHORT: u64 = 1_000;
 const LONG: u64 = 11_000;
 
 mod common;
-use common::{AsyncAdder, AsyncEcho, AsyncIngress, AsyncMultiplier, SyncEcho};
+use common::{
+    Adder, AsyncAdder, AsyncEcho, AsyncIngress, AsyncMultiplier, Ingress, Multiplier, SyncEcho,
+};
 
-const WORKLOADS: [&str; 4] = ["bare", "async_hop", "sync_hop", "chain"];
+const WORKLOADS: [&str; 5] = ["bare", "async_hop", "sync_hop", "chain", "sync_chain"];
 
 /// Awaits `call(x)` for `x` in `0..calls`, one after another, on `caller`; returns the sum of
 /// the answers.
@@ -91,6 +96,14 @@ fn run(workload: &str, calls: u64) {
         }
         "chain" => {
             let app = AsyncIngress::bind(AsyncAdder::bind(1), AsyncMultiplier::bind(2));
+            let handle = serve.run(app).expect("deploys");
+            sum_of(&caller, calls, |x| {
+                let answer = handle.remote(x as i32);
+                async { answer.await.expect("answers") as u64 / 2 }
+            })
+        }
+        "sync_chain" => {
+            let app = Ingress::bind(Adder::bind(1), Multiplier::bind(2));
             let handle = serve.run(app).expect("deploys");
             sum_of(&caller, calls, |x| {
                 let answer = handle.remote(x as i32);

@@ -15,7 +15,7 @@ impl AsyncEcho {
     }
 }
 
-/// One-replica echo, sync `fn` endpoint (runs on the blocking pool).
+/// One-replica echo, sync `fn` endpoint (on the blocking pool at first, then in place).
 #[deployment]
 #[derive(Default)]
 pub struct SyncEcho;
@@ -24,6 +24,56 @@ pub struct SyncEcho;
 impl SyncEcho {
     pub fn call(&self, x: u64) -> u64 {
         x + 1
+    }
+}
+
+/// The seed's leaves as written: sync `Adder` and `Multiplier`.
+
+#[deployment]
+pub struct Adder {
+    increment: i32,
+}
+
+#[deployment]
+impl Adder {
+    pub fn new(increment: i32) -> Self {
+        Self { increment }
+    }
+    pub fn call(&self, val: i32) -> i32 {
+        val + self.increment
+    }
+}
+
+#[deployment]
+pub struct Multiplier {
+    multiple: i32,
+}
+
+#[deployment]
+impl Multiplier {
+    pub fn new(multiple: i32) -> Self {
+        Self { multiple }
+    }
+    pub fn call(&self, val: i32) -> i32 {
+        val * self.multiple
+    }
+}
+
+/// The seed's chain as written: `Ingress` (2 replicas) -> `Adder`, then `Multiplier`.
+#[deployment(num_replicas = 2)]
+pub struct Ingress {
+    adder: DeploymentHandle<Adder>,
+    multiplier: DeploymentHandle<Multiplier>,
+}
+
+#[deployment]
+impl Ingress {
+    pub fn new(adder: DeploymentHandle<Adder>, multiplier: DeploymentHandle<Multiplier>) -> Self {
+        Self { adder, multiplier }
+    }
+    pub async fn call(&self, input: i32) -> Result<i32, ServeError> {
+        let added: DeploymentResponse<i32> = self.adder.remote(input);
+        self.multiplier.remote(added).await
     }
 }
 

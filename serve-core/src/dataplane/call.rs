@@ -81,10 +81,12 @@ where
         slot.track(cell.clone());
         match slot.endpoint() {
             Endpoint::Local(_) => {
-                let abort = self
+                if let Some(abort) = self
                     .invoke
-                    .invoke(values, slot, self.completer, self.method);
-                cell.set_abort(abort);
+                    .invoke(values, slot, self.completer, self.method)
+                {
+                    cell.set_abort(abort);
+                }
             }
             Endpoint::Remote(_) => Self::run_remote(self, values, slot),
         }

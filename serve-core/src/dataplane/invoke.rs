@@ -1,10 +1,13 @@
-//! How a unary method runs on its replica: [`SyncFn`] on the runtime's blocking pool (so it never
-//! stalls the async workers), [`AsyncFn`] as a task on the async workers. Either way the method
-//! runs in its request's scope (request id, replica context, log span), a panic fails only its
-//! request, and the slot is freed before the caller sees the result.
+//! How a unary method runs on its replica: [`SyncFn`] in a task on the async workers while the
+//! deployment's sync calls are short, on the runtime's blocking pool otherwise (so a blocking
+//! method never stalls the async workers; see [`SyncPolicy`](super::sync_policy::SyncPolicy)),
+//! [`AsyncFn`] as a task on the async workers. Either way the method runs in its request's scope
+//! (request id, replica context, log span), a panic fails only its request, and the slot is freed
+//! before the caller sees the result.
 
 use std::future::Future;
 use std::sync::Arc;
+use std::time::Instant;
 
 use tokio::task::AbortHandle;
 
@@ -13,19 +16,20 @@ use super::slot::Slot;
 use crate::error::{BoxError, ServeError};
 use crate::request::context::{self, RequestScope};
 use crate::request::response::Completer;
+use crate::util;
 use crate::util::panic::{self, Panic};
 
 /// Starts a unary method on a slot's replica.
 pub(crate) trait Invoke<D, V, T>: Send + 'static {
     /// Starts the method; it completes `completer` and drops `slot` when done. Returns the
-    /// handle that cancels it.
+    /// handle that cancels it, or `None` when it already ran (in place).
     fn invoke(
         self,
         values: V,
         slot: Slot<D>,
         completer: Completer<T>,
         method: &'static str,
-    ) -> AbortHandle;
+    ) -> Option<AbortHandle>;
 }
 
 /// A synchronous `fn` method.
@@ -45,22 +49,85 @@ where
         slot: Slot<D>,
         completer: Completer<T>,
         method: &'static str,
-    ) -> AbortHandle {
+    ) -> Option<AbortHandle> {
         let scope = request_scope(&completer, &slot);
-        let task = slot.runtime().clone().spawn_blocking(move || {
-            let result = panic::catch_sync(|| {
-                context::in_sync_scope(scope, || match slot.endpoint() {
-                    Endpoint::Local(instance) => (self.0)(instance, values),
-                    Endpoint::Remote(_) => Err(not_local()),
-                })
+        let policy = slot.source().sync_policy();
+        if policy.inline() {
+            if policy.runs_here() {
+                // In place, in the caller's code; the slot's release (which may hand free slots
+                // to queued requests) happens inside too, so those run in tasks, never nested.
+                util::blocking::run_inline(|| {
+                    let start = Instant::now();
+                    let result = panic::catch_unwind(|| self.call(scope, &slot, values));
+                    ran_inline(&slot, method, start.elapsed());
+                    finish(slot, method, result, completer);
+                });
+                return None;
+            }
+            let task = slot.runtime().clone().spawn(async move {
+                slot.source().sync_policy().learn_runtime();
+                let start = Instant::now();
+                let result = panic::catch_inline(|| self.call(scope, &slot, values));
+                ran_inline(&slot, method, start.elapsed());
+                finish(slot, method, result, completer);
             });
-            let result = outcome(slot.deployment(), method, result);
-            drop(slot); // free the slot before the caller sees the result
-            completer.complete(result);
+            return Some(task.abort_handle());
+        }
+        let rt = slot.runtime().clone();
+        let task = rt.spawn_blocking(move || {
+            let start = Instant::now();
+            let result = panic::catch_sync(|| self.call(scope, &slot, values));
+            slot.source().sync_policy().ran_offloaded(start.elapsed());
+            finish(slot, method, result, completer);
         });
         // Aborting only stops the call if it has not started: blocking code cannot be interrupted.
-        task.abort_handle()
+        Some(task.abort_handle())
     }
+}
+
+/// Records an inline call's length; a long one, or one that blocked, sends the deployment back
+/// to the blocking pool.
+#[inline]
+fn ran_inline<D>(slot: &Slot<D>, method: &'static str, took: std::time::Duration) {
+    let took = if util::blocking::take_inline_blocked() {
+        std::time::Duration::MAX
+    } else {
+        took
+    };
+    if slot.source().sync_policy().ran_inline(took) {
+        tracing::debug!(
+            deployment = %slot.deployment(),
+            method,
+            "a sync call took {took:?}: this deployment's sync calls run on the blocking pool again"
+        );
+    }
+}
+
+impl<F> SyncFn<F> {
+    /// Calls the method in its request's scope.
+    #[inline]
+    fn call<D, V, T>(self, scope: RequestScope, slot: &Slot<D>, values: V) -> Result<T, BoxError>
+    where
+        F: FnOnce(&D, V) -> Result<T, BoxError>,
+    {
+        context::in_sync_scope(scope, || match slot.endpoint() {
+            Endpoint::Local(instance) => (self.0)(instance, values),
+            Endpoint::Remote(_) => Err(not_local()),
+        })
+    }
+}
+
+/// Frees the slot, then completes the request with the method's outcome.
+#[inline]
+fn finish<D, T>(
+    slot: Slot<D>,
+    method: &'static str,
+    result: Result<Result<T, BoxError>, Panic>,
+    completer: Completer<T>,
+) {
+    let result = outcome(slot.deployment(), method, result);
+    drop(slot); // free the slot before the caller sees the result
+    completer.complete(result);
 }
 
 /// An `async fn` method.
@@ -81,7 +148,7 @@ where
         slot: Slot<D>,
         completer: Completer<T>,
         method: &'static str,
-    ) -> AbortHandle {
+    ) -> Option<AbortHandle> {
         let scope = request_scope(&completer, &slot);
         let task = slot.runtime().clone().spawn(async move {
             let result = match slot.endpoint() {
@@ -95,7 +162,7 @@ where
             drop(slot);
             completer.complete(result);
         });
-        task.abort_handle()
+        Some(task.abort_handle())
     }
 }
 

@@ -10,8 +10,9 @@
 //!    past it the call fails at once with a back-pressure error); a request that finishes hands
 //!    its [`slot`] to the head of the queue;
 //! 4. runs ([`call`], [`invoke`]): an `async fn` method as a task on the async workers, a
-//!    synchronous `fn` on the blocking pool, a streaming method into a bounded channel through a
-//!    [`sink`]; the outcome goes into the request's result cell (`request::response`).
+//!    synchronous `fn` in such a task while its deployment's sync calls are short and on the
+//!    blocking pool otherwise ([`sync_policy`]), a streaming method into a bounded channel
+//!    through a [`sink`]; the outcome goes into the request's result cell (`request::response`).
 //!
 //! The slot is a guard that travels with the request and is released when the request completes
 //! *or is dropped* (cancelled, aborted, runtime shut down). Panics in user code are caught and
@@ -34,3 +35,4 @@ pub(crate) mod replica;
 pub(crate) mod router;
 pub(crate) mod sink;
 pub(crate) mod slot;
+pub(crate) mod sync_policy;

@@ -15,6 +15,7 @@ use super::queue::RequestQueue;
 use super::replica::Replica;
 use super::sink::StreamSink;
 use super::slot::{Job, Slot, SlotSource};
+use super::sync_policy::SyncPolicy;
 use crate::error::{BoxError, ServeError};
 use crate::request::args::ArgList;
 use crate::request::codec::CallWire;
@@ -66,6 +67,8 @@ pub struct RequestRouter<D> {
     /// Replicas out of routing that still finish requests (until they are idle or their
     /// graceful shutdown timeout ends).
     retiring: Arc<Mutex<Vec<Arc<dyn Replica<D>>>>>,
+    /// Where its sync methods run: in place while they are short.
+    sync_policy: SyncPolicy,
     rt: tokio::runtime::Handle,
 }
 
@@ -90,6 +93,7 @@ impl<D: Send + Sync + 'static> RequestRouter<D> {
             stopped_requests: Arc::default(),
             graceful_timeout: settings.graceful_timeout,
             retiring: Arc::default(),
+            sync_policy: SyncPolicy::new(&rt),
             rt,
         }
     }
@@ -392,7 +396,8 @@ impl<D: Send + Sync + 'static> RequestRouter<D> {
         DeploymentResponse::from_consumer(consumer)
     }
 
-    /// Calls a synchronous method: it runs on the blocking pool.
+    /// Calls a synchronous method: in a task on the async workers while the deployment's sync
+    /// calls are short, else on the blocking pool (see `SyncPolicy`).
     pub fn call_sync<A, T, F>(
         self: &Arc<Self>,
         method: &'static str,
@@ -464,6 +469,11 @@ impl<D: Send + Sync + 'static> SlotSource<D> for RequestRouter<D> {
     #[inline]
     fn runtime(&self) -> &tokio::runtime::Handle {
         &self.rt
+    }
+
+    #[inline]
+    fn sync_policy(&self) -> &SyncPolicy {
+        &self.sync_policy
     }
 
     #[inline]

@@ -5,6 +5,7 @@
 use std::sync::Arc;
 
 use super::replica::{Endpoint, Replica, Stop};
+use super::sync_policy::SyncPolicy;
 use crate::error::ServeError;
 
 /// A request waiting for a free slot (type-erased): in the queue, or sent back by a remote
@@ -24,6 +25,8 @@ pub(crate) trait SlotSource<D>: Send + Sync {
     fn deployment(&self) -> &Arc<str>;
     /// The runtime the deployment's requests run on.
     fn runtime(&self) -> &tokio::runtime::Handle;
+    /// Where the deployment's sync methods run.
+    fn sync_policy(&self) -> &SyncPolicy;
     /// Whether requests wait for a slot.
     fn has_waiting(&self) -> bool;
     /// A slot was given back: hand free slots to the waiting requests, oldest first.

@@ -28,8 +28,17 @@ enum ArgInner<T> {
 }
 
 impl<T> Arg<T> {
-    fn is_value(&self) -> bool {
-        matches!(self.0, ArgInner::Value(_))
+    /// Whether it is a value now: a response that already succeeded becomes its value (a sync
+    /// method that ran in place answered before `.remote()` returned).
+    #[inline]
+    fn is_value(&mut self) -> bool {
+        if let ArgInner::Pending(consumer) = &self.0 {
+            match consumer.try_take_ok() {
+                Some(v) => self.0 = ArgInner::Value(v),
+                None => return false,
+            }
+        }
+        true
     }
 
     async fn resolve(self) -> Result<T, ServeError> {
@@ -113,7 +122,8 @@ macro_rules! arg_list {
 
             #[allow(clippy::unused_unit)]
             fn ready(self) -> Result<Self::Values, Self> {
-                let ($($name,)*) = self;
+                #[allow(unused_mut)]
+                let ($(mut $name,)*) = self;
                 if true $(&& $name.is_value())* {
                     Ok(($(match $name.0 { ArgInner::Value(v) => v, ArgInner::Pending(_) => unreachable!() },)*))
                 } else {

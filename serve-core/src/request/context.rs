@@ -1,7 +1,7 @@
 //! The request a piece of code runs on behalf of: Ray's `serve.get_replica_context()`.
 //!
 //! While a replica runs a method, the runtime keeps a *request scope* for it (task-local for an
-//! `async fn`, thread-local for a sync `fn` on the blocking pool). Three things read it:
+//! `async fn`, thread-local for a sync `fn`, wherever it runs). Three things read it:
 //!
 //! * [`replica_context`]: the application, deployment, replica and request id, for user code;
 //! * handle calls made inside the method: they share its request id and become its children, so
@@ -132,11 +132,13 @@ fn constructing_now() -> Option<Arc<ReplicaInfo>> {
 }
 
 /// The request scope the current code runs in, if any.
+///
+/// A sync method's scope comes first: a short sync method may run in place inside an async
+/// method's task (see `dataplane::sync_policy`), and then it is the innermost scope.
 pub(crate) fn current() -> Option<RequestScope> {
-    SCOPE
-        .try_with(RequestScope::clone)
-        .ok()
-        .or_else(|| SYNC_SCOPE.with(|s| s.borrow().clone()))
+    SYNC_SCOPE
+        .with(|s| s.borrow().clone())
+        .or_else(|| SCOPE.try_with(RequestScope::clone).ok())
 }
 
 /// The request id of the current scope, or a new one for a call made outside any request.

@@ -215,6 +215,18 @@ impl<T> Consumer<T> {
     pub(crate) fn poll_take(&self, cx: &mut Context<'_>) -> Poll<Result<T, ServeError>> {
         self.cell.poll_take(cx)
     }
+
+    /// The value, if the request already succeeded (taken as [`poll_take`](Self::poll_take)
+    /// would); `None` while it runs or when it failed (the consumer is left as it was).
+    pub(crate) fn try_take_ok(&self) -> Option<T> {
+        if !matches!(self.cell.lock().outcome, Outcome::Ready(Ok(_))) {
+            return None;
+        }
+        match self.cell.poll_take(&mut Context::from_waker(Waker::noop())) {
+            Poll::Ready(Ok(v)) => Some(v),
+            _ => None,
+        }
+    }
 }
 
 impl<T: Clone> Clone for Consumer<T> {

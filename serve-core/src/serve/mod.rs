@@ -116,9 +116,10 @@ impl Serve {
 
     /// The runtime of a new instance.
     fn new_runtime() -> Result<tokio::runtime::Runtime, ServeError> {
+        let token = blocking::new_runtime_token();
         tokio::runtime::Builder::new_multi_thread()
             .thread_name("serve-worker")
-            .on_thread_start(blocking::mark_serve_thread)
+            .on_thread_start(move || blocking::mark_serve_thread(token))
             .enable_all()
             .build()
             .map_err(|e| {

@@ -7,7 +7,7 @@ use std::panic::AssertUnwindSafe;
 
 use futures::FutureExt;
 
-use super::blocking::allow_blocking;
+use super::blocking::{allow_blocking, run_inline};
 
 /// A caught panic's payload.
 pub(crate) type Panic = Box<dyn Any + Send>;
@@ -19,6 +19,17 @@ pub(crate) type Panic = Box<dyn Any + Send>;
 /// which is why asserting unwind safety is sound here.
 pub(crate) fn catch_sync<R>(f: impl FnOnce() -> R) -> Result<R, Panic> {
     allow_blocking(|| std::panic::catch_unwind(AssertUnwindSafe(f)))
+}
+
+/// Runs synchronous user code in place on an async worker (a short sync method): a blocking wait
+/// in it leaves the worker first (see [`run_inline`]), and a panic is caught.
+pub(crate) fn catch_inline<R>(f: impl FnOnce() -> R) -> Result<R, Panic> {
+    run_inline(|| std::panic::catch_unwind(AssertUnwindSafe(f)))
+}
+
+/// Runs user code, catching a panic (the caller has set up where it runs).
+pub(crate) fn catch_unwind<R>(f: impl FnOnce() -> R) -> Result<R, Panic> {
+    std::panic::catch_unwind(AssertUnwindSafe(f))
 }
 
 /// Awaits asynchronous user code, catching a panic in any of its polls.
