@@ -23,7 +23,12 @@
 //!   prove short, it runs in a task on the async workers);
 //! * `chain`: the seed's Ingress -> Adder -> Multiplier with async leaves (`common::AsyncIngress`);
 //! * `sync_chain`: the same as the seed wrote it, with sync leaves (`common::Ingress`): once their
-//!   calls prove short, the leaves run in place in the ingress's task.
+//!   calls prove short, the leaves run in place in the ingress's task;
+//! * `http_bare`: a `POST /` with the hello app's JSON to a bare axum handler that parses it and
+//!   formats the greeting (a hyper client on one keep-alive connection; its instructions count
+//!   too, the same in both HTTP rows);
+//! * `http`: the same request to the seed's hello app behind the HTTP proxy (ingress
+//!   `LanguageClassifier`, then `SpanishResponder`).
 
 use std::process::Command;
 
@@ -38,7 +43,30 @@ use common::{
     Adder, AsyncAdder, AsyncEcho, AsyncIngress, AsyncMultiplier, Ingress, Multiplier, SyncEcho,
 };
 
-const WORKLOADS: [&str; 5] = ["bare", "async_hop", "sync_hop", "chain", "sync_chain"];
+#[allow(dead_code)] // the client, the app and the bare server only
+mod hello;
+
+const WORKLOADS: [&str; 7] = [
+    "bare",
+    "async_hop",
+    "sync_hop",
+    "chain",
+    "sync_chain",
+    "http_bare",
+    "http",
+];
+
+/// Sends `calls` hello requests one after another on one keep-alive connection to `addr`,
+/// checking each answer; returns the sum `sum_of` expects.
+fn http_requests(caller: &tokio::runtime::Runtime, addr: std::net::SocketAddr, calls: u64) -> u64 {
+    caller.block_on(async {
+        let mut sender = hello::connect(addr).await.expect("connects");
+        for _ in 0..calls {
+            hello::hello(&mut sender, addr).await.expect("Hola Dora");
+        }
+    });
+    calls * (calls - 1) / 2 + calls
+}
 
 /// Awaits `call(x)` for `x` in `0..calls`, one after another, on `caller`; returns the sum of
 /// the answers.
@@ -109,6 +137,19 @@ fn run(workload: &str, calls: u64) {
                 let answer = handle.remote(x as i32);
                 async { answer.await.expect("answers") as u64 / 2 }
             })
+        }
+        "http_bare" => {
+            let (_server, addr) = hello::start_bare();
+            http_requests(&caller, addr, calls)
+        }
+        "http" => {
+            let addr = serve.start_http("127.0.0.1:0").expect("HTTP proxy");
+            let app = hello::LanguageClassifier::bind(
+                hello::SpanishResponder::bind(),
+                hello::FrenchResponder::bind(),
+            );
+            serve.run_http(app, "/").expect("deploys");
+            http_requests(&caller, addr, calls)
         }
         other => panic!("unknown workload {other}"),
     };
