@@ -14,9 +14,9 @@ use crate::request::generator::{Forwarded, GeneratorSender};
 /// Where a streaming method's items go: the generated code hands the method's stream to
 /// [`drive`](Self::drive) (or [`drive_fallible`](Self::drive_fallible) for `Result` items).
 ///
-/// Items go into the request's bounded channel, one at a time while the consumer keeps up and in
-/// batches of what the stream has ready while it is behind; a producer runs a bounded number of
-/// items ahead of its consumer, and waits for it beyond that (flow control).
+/// Items go into the request's bounded channel in messages of what the stream has ready (an item
+/// yielded alone goes alone, at once); a producer runs a bounded number of items ahead of its
+/// consumer, and waits for it beyond that (flow control).
 #[doc(hidden)]
 pub struct StreamSink<T> {
     sender: GeneratorSender<T>,

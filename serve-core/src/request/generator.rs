@@ -7,14 +7,14 @@
 //! item or a batch of up to [`BATCH_MAX`] items. [`GeneratorSender::forward`] takes whatever the
 //! producer's stream has ready *without waiting* for more (it polls the stream while it returns
 //! ready items, up to the cap) and sends that as one message the moment the stream has nothing
-//! ready. So a consumer that keeps up sees every item as soon as it is produced, the first one
-//! and one produced alone after a pause included; nothing waits for a batch to fill. When the
-//! consumer is behind, the channel fills up and the producer keeps collecting ready items into
-//! its next message while it waits for room: batches form only then, and they cut the cost per
-//! item (one channel operation and one wake-up per batch instead of per item).
+//! ready. So an item yielded alone (the first one, one after a pause) is sent at once; nothing
+//! waits for a batch to fill. Items ready together go together: an iterator's, a re-streamed
+//! generator's, and those that pile up when the consumer is behind: then the channel is full and
+//! the producer keeps collecting ready items into its next message while it waits for room.
+//! Batches cut the cost per item (one channel operation and at most one wake-up per batch).
 //!
 //! A producer runs at most `STREAM_BUFFER` messages ahead in the channel plus the batch it is
-//! collecting: `(STREAM_BUFFER + 1) × BATCH_MAX` items (1,088), and the consumer holds at most
+//! collecting: `(STREAM_BUFFER + 1) × BATCH_MAX` items (320), and the consumer holds at most
 //! one received batch. It waits for the consumer beyond that.
 //!
 //! The consumer ([`DeploymentResponseGenerator`]) keeps the batch it received and hands its items
@@ -37,8 +37,10 @@ use super::response::check_may_block;
 use crate::error::ServeError;
 use crate::util::blocking;
 
-/// Capacity of a streaming request's channel, in messages (each one item or one batch).
-pub(crate) const STREAM_BUFFER: usize = 16;
+/// Capacity of a streaming request's channel, in messages (each one item or one batch). Small,
+/// because a message may hold [`BATCH_MAX`] items: 16 (as before batching) was a little faster
+/// but let a slow consumer's producer hold 3.4 times as many items (docs/benchmarks.md).
+pub(crate) const STREAM_BUFFER: usize = 4;
 
 /// The most items one message carries.
 pub(crate) const BATCH_MAX: usize = 64;
