@@ -17,7 +17,7 @@ use super::slot::{Job, Slot};
 use crate::error::ServeError;
 use crate::request::codec::CallWire;
 use crate::request::context::{self, RequestScope};
-use crate::request::generator::GeneratorSender;
+use crate::request::generator::{ErrorSender, GeneratorSender};
 use crate::request::response::{Cancel as _, Completer};
 use crate::transport::{OnReply, Outcome};
 use crate::util::panic;
@@ -173,12 +173,12 @@ where
     type Values = V;
 
     fn abandoned(&self) -> bool {
-        self.sender.tx.is_closed()
+        self.sender.is_closed()
     }
 
     fn fail(self, err: ServeError) {
         // The channel is empty: nothing was sent before the arguments resolved.
-        let _ = self.sender.tx.try_send(Err(err));
+        self.sender.errors().try_send(err);
     }
 
     fn run(self, values: V, mut slot: Slot<D>) {
@@ -189,9 +189,9 @@ where
             request_id,
             wire,
         } = self;
-        let errors = sender.tx.clone();
+        let errors = sender.errors();
         let stop = Arc::new(StreamStop {
-            tx: errors.clone(),
+            errors: sender.errors(),
             finished: sender.finished_flag(),
             task: Mutex::new(None),
         });
@@ -215,7 +215,7 @@ where
             if let Err(panic) = result {
                 let err = ServeError::panic(panic).at(slot.deployment(), method);
                 drop(slot);
-                let _ = errors.send(Err(err)).await;
+                errors.send(err).await;
             }
         });
         stop.started(task.abort_handle());
@@ -224,7 +224,7 @@ where
 
 /// A streaming request's stop: sends the error down the stream and aborts the producer.
 struct StreamStop<T> {
-    tx: tokio::sync::mpsc::Sender<Result<T, ServeError>>,
+    errors: ErrorSender<T>,
     /// Set once the stream ended whole: then there is nothing to stop.
     finished: Arc<AtomicBool>,
     /// The producer's task once spawned; `None` inside after a stop that came first.
@@ -238,7 +238,7 @@ impl<T: Send> Stop for StreamStop<T> {
             return false;
         }
         // When the buffer is full the consumer sees the cut-off stream's own shut-down error.
-        let _ = self.tx.try_send(Err(err));
+        self.errors.try_send(err);
         if let Some(Some(task)) = task {
             task.abort();
         }

@@ -11,7 +11,7 @@ use super::replica::Endpoint;
 use super::slot::Slot;
 use crate::error::ServeError;
 use crate::request::codec::CallWire;
-use crate::request::generator::GeneratorSender;
+use crate::request::generator::{Forwarded, GeneratorSender};
 use crate::transport::RemoteEndpoint;
 
 /// The remote endpoint of a slot on a remote replica.
@@ -40,7 +40,8 @@ pub(crate) fn not_remote() -> ServeError {
 }
 
 /// Runs a streaming call on the slot's remote replica, forwarding decoded items into `sender`
-/// as the consumer takes them; returns the handle that stops it.
+/// (in batches of what has arrived, like a local stream) as the consumer takes them; returns the
+/// handle that stops it.
 pub(crate) fn stream<D, V, T>(
     values: V,
     slot: Slot<D>,
@@ -55,41 +56,31 @@ where
 {
     use futures::StreamExt;
     let task = slot.runtime().clone().spawn(async move {
-        let tx = sender.tx.clone();
         let items = match (endpoint(&slot), (wire.args)(&values)) {
             (Some(endpoint), Ok(args)) => Ok(endpoint.call_stream(method, args)),
             (None, _) => Err(not_remote()),
             (_, Err(e)) => Err(e),
         };
         drop(values);
-        let mut items = match items {
+        let items = match items {
             Ok(items) => items,
             Err(e) => {
                 let err = located(e, slot.deployment(), method);
                 drop(slot);
-                let _ = tx.send(Err(err)).await;
+                sender.errors().send(err).await;
                 return;
             }
         };
-        loop {
-            let item = tokio::select! {
-                biased;
-                // The consumer left: dropping the remote stream cancels the producer.
-                _ = tx.closed() => return,
-                item = items.next() => item,
-            };
-            let item = match item {
-                None => break,
-                Some(item) => item.and_then(|bytes| (wire.result)(&bytes)),
-            };
-            let failed = item.is_err();
-            let item = item.map_err(|e| located(e, slot.deployment(), method));
-            if tx.send(item).await.is_err() || failed {
-                return;
-            }
+        let deployment = slot.deployment().clone();
+        let items = items.map(|item| {
+            item.and_then(|bytes| (wire.result)(&bytes))
+                .map_err(|e| located(e, &deployment, method))
+        });
+        // The consumer leaving drops the remote stream, which cancels the producer.
+        if sender.forward(items).await == Forwarded::Ended {
+            drop(slot);
+            sender.finish();
         }
-        drop(slot);
-        sender.finish();
     });
     task.abort_handle()
 }

@@ -1,17 +1,22 @@
 //! [`StreamSink`]: where a streaming method's items go, on their way to the caller's generator.
+//!
+//! The sink turns the method's errors into located [`ServeError`]s and hands the stream to
+//! [`GeneratorSender::forward`], which sends the items in batches of what the stream has ready
+//! (see the [generator's module docs](crate::request::generator) for the flow control).
 
 use std::sync::Arc;
 
 use futures::{Stream, StreamExt};
 
 use crate::error::{BoxError, ServeError};
-use crate::request::generator::GeneratorSender;
+use crate::request::generator::{Forwarded, GeneratorSender};
 
 /// Where a streaming method's items go: the generated code hands the method's stream to
 /// [`drive`](Self::drive) (or [`drive_fallible`](Self::drive_fallible) for `Result` items).
 ///
-/// Items go into the request's bounded channel: a producer runs at most the channel's capacity
-/// ahead of its consumer, and waits for it beyond that (flow control).
+/// Items go into the request's bounded channel in messages of what the stream has ready (an item
+/// yielded alone goes alone, at once); a producer runs a bounded number of items ahead of its
+/// consumer, and waits for it beyond that (flow control).
 #[doc(hidden)]
 pub struct StreamSink<T> {
     sender: GeneratorSender<T>,
@@ -48,28 +53,15 @@ impl<T: Send + 'static> StreamSink<T> {
         S: Stream<Item = Result<T, E>>,
         E: Into<BoxError>,
     {
-        let mut stream = std::pin::pin!(stream);
-        let tx = &self.sender.tx;
-        loop {
-            let item = tokio::select! {
-                biased;
-                _ = tx.closed() => return,
-                item = stream.next() => item,
-            };
-            match item {
-                None => break,
-                Some(Ok(value)) => {
-                    if tx.send(Ok(value)).await.is_err() {
-                        return;
-                    }
-                }
-                Some(Err(e)) => {
-                    let err = ServeError::user(e.into()).at(&self.deployment, self.method);
-                    let _ = tx.send(Err(err)).await;
-                    break;
-                }
-            }
+        let (deployment, method) = (&self.deployment, self.method);
+        let items =
+            stream.map(|item| item.map_err(|e| ServeError::user(e.into()).at(deployment, method)));
+        match self.sender.forward(items).await {
+            Forwarded::Ended | Forwarded::Failed => self.sender.finish(),
+            Forwarded::Left => {}
         }
-        self.sender.finish();
     }
 }
+
+#[cfg(test)]
+mod tests;

@@ -1,20 +1,56 @@
 //! The caller's side of a streaming request: [`DeploymentResponseGenerator`], and the sending
-//! half the replica's stream sink writes into.
+//! half ([`GeneratorSender`]) that the replica's stream sink and a remote stream write into.
+//!
+//! # Flow control and batching
+//!
+//! The two sides share a bounded tokio channel of [`STREAM_BUFFER`] messages. A message holds one
+//! item or a batch of up to [`BATCH_MAX`] items. [`GeneratorSender::forward`] takes whatever the
+//! producer's stream has ready *without waiting* for more (it polls the stream while it returns
+//! ready items, up to the cap) and sends that as one message the moment the stream has nothing
+//! ready. So an item yielded alone (the first one, one after a pause) is sent at once; nothing
+//! waits for a batch to fill. Items ready together go together: an iterator's, a re-streamed
+//! generator's, and those that pile up when the consumer is behind: then the channel is full and
+//! the producer keeps collecting ready items into its next message while it waits for room.
+//! Batches cut the cost per item (one channel operation and at most one wake-up per batch).
+//!
+//! A producer runs at most `STREAM_BUFFER` messages ahead in the channel plus the batch it is
+//! collecting: `(STREAM_BUFFER + 1) × BATCH_MAX` items (320), and the consumer holds at most
+//! one received batch. It waits for the consumer beyond that.
+//!
+//! The consumer ([`DeploymentResponseGenerator`]) keeps the batch it received and hands its items
+//! out one by one. A re-streaming method (one that yields the items of another call's generator)
+//! therefore gets a whole batch of ready items at once, and forwards them as a batch in turn.
 
-use std::pin::Pin;
+use std::future::{Future, poll_fn};
+use std::panic::{AssertUnwindSafe, catch_unwind, resume_unwind};
+use std::pin::{Pin, pin};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::task::{Context, Poll};
+use std::task::{Context, Poll, ready};
 
 use futures::Stream;
 use tokio::sync::mpsc;
+use tokio::sync::mpsc::error::TrySendError;
+use tokio::task::coop;
 
 use super::response::check_may_block;
 use crate::error::ServeError;
 use crate::util::blocking;
 
-/// Capacity of a streaming request's channel: how far a producer may run ahead of its consumer.
-pub(crate) const STREAM_BUFFER: usize = 16;
+/// Capacity of a streaming request's channel, in messages (each one item or one batch). Small,
+/// because a message may hold [`BATCH_MAX`] items: 16 (as before batching) was a little faster
+/// but let a slow consumer's producer hold 3.4 times as many items (docs/benchmarks.md).
+pub(crate) const STREAM_BUFFER: usize = 4;
+
+/// The most items one message carries.
+pub(crate) const BATCH_MAX: usize = 64;
+
+/// One message of a stream's channel. An error is always alone: it ends the stream.
+pub(crate) enum Batch<T> {
+    One(Result<T, ServeError>),
+    /// Two or more items, in order.
+    Many(Vec<T>),
+}
 
 /// The items of a streaming handle call, as they are produced.
 ///
@@ -27,14 +63,34 @@ pub(crate) const STREAM_BUFFER: usize = 16;
 /// [`DeploymentResponse`](crate::DeploymentResponse) is not a stream: the compiler checks both.
 #[must_use = "streams do nothing unless consumed; dropping this stops the producer"]
 pub struct DeploymentResponseGenerator<T> {
-    rx: mpsc::Receiver<Result<T, ServeError>>,
+    rx: mpsc::Receiver<Batch<T>>,
+    /// The rest of the last batch received, handed out before the channel is read again.
+    buffered: std::vec::IntoIter<T>,
     finished: Arc<AtomicBool>,
     ended: bool,
+    /// Messages received, for tests that check that batches form.
+    #[cfg(test)]
+    pub(crate) messages: usize,
 }
 
+/// The sending half of a streaming request's channel.
 pub(crate) struct GeneratorSender<T> {
-    pub(crate) tx: mpsc::Sender<Result<T, ServeError>>,
+    tx: mpsc::Sender<Batch<T>>,
     finished: Arc<AtomicBool>,
+}
+
+/// A clone of a stream's sending half that can only end it with an error (a stop, a panic).
+pub(crate) struct ErrorSender<T>(mpsc::Sender<Batch<T>>);
+
+/// How [`GeneratorSender::forward`] ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Forwarded {
+    /// The stream ended and all its items were sent.
+    Ended,
+    /// The stream yielded an error: it was sent after the items before it, and the stream dropped.
+    Failed,
+    /// The consumer went away: the stream was dropped at once.
+    Left,
 }
 
 impl<T> GeneratorSender<T> {
@@ -46,6 +102,128 @@ impl<T> GeneratorSender<T> {
     /// The flag [`finish`](Self::finish) sets.
     pub(crate) fn finished_flag(&self) -> Arc<AtomicBool> {
         self.finished.clone()
+    }
+
+    /// The consumer went away (or the stream was stopped and the channel closed).
+    pub(crate) fn is_closed(&self) -> bool {
+        self.tx.is_closed()
+    }
+
+    /// A sender for the error that may end this stream from elsewhere.
+    pub(crate) fn errors(&self) -> ErrorSender<T> {
+        ErrorSender(self.tx.clone())
+    }
+
+    /// Sends `stream`'s items to the consumer until the stream ends, yields an error (sent after
+    /// the items before it), or the consumer goes away (then the stream is dropped at once, even
+    /// while it waits for its next item).
+    ///
+    /// Items go out in batches of what the stream has ready, as described in the [module
+    /// docs](self): never waiting for more items, only for room in the channel. A panic in the
+    /// stream sends the items collected before it, then carries on unwinding.
+    pub(crate) async fn forward<S>(&self, stream: S) -> Forwarded
+    where
+        S: Stream<Item = Result<T, ServeError>>,
+    {
+        let mut stream = pin!(stream);
+        // Ready values waiting to go out; reused from batch to batch.
+        let mut staged: Vec<T> = Vec::new();
+        // The error that ends the stream, sent after `staged`.
+        let mut failed: Option<ServeError> = None;
+        let mut ended = false;
+        let mut errored = false;
+        let mut panicked = None;
+        // Resolves when the consumer goes away; polled only while the stream has nothing ready.
+        let mut left = pin!(self.tx.closed());
+        // Waits for room in the channel while it is full.
+        let mut room = pin!(None);
+        poll_fn(|cx| {
+            loop {
+                // Collect what the stream has ready, without waiting for more.
+                while !ended && staged.len() < BATCH_MAX {
+                    let polled = catch_unwind(AssertUnwindSafe(|| stream.as_mut().poll_next(cx)));
+                    match polled {
+                        Ok(Poll::Ready(Some(Ok(value)))) => staged.push(value),
+                        Ok(Poll::Ready(Some(Err(e)))) => {
+                            (failed, errored, ended) = (Some(e), true, true)
+                        }
+                        Ok(Poll::Ready(None)) => ended = true,
+                        Ok(Poll::Pending) => break,
+                        Err(panic) => (panicked, ended) = (Some(panic), true),
+                    }
+                }
+                if staged.is_empty() && failed.is_none() {
+                    if let Some(panic) = panicked.take() {
+                        resume_unwind(panic);
+                    }
+                    if ended {
+                        return Poll::Ready(if errored {
+                            Forwarded::Failed
+                        } else {
+                            Forwarded::Ended
+                        });
+                    }
+                    // The stream has nothing ready: wait for it, or for the consumer to leave.
+                    ready!(left.as_mut().poll(cx));
+                    return Poll::Ready(Forwarded::Left);
+                }
+                // Send what was collected as one message, now if there is room. Otherwise wait for
+                // room; each wake-up collects what became ready in the meantime (up to the cap).
+                if room.is_none() {
+                    // A send that never waits still counts against the task's budget, so a
+                    // stream that is always ready cannot keep its worker thread to itself.
+                    let budget = ready!(coop::poll_proceed(cx));
+                    match self.tx.try_reserve() {
+                        Ok(permit) => {
+                            permit.send(take_message(&mut staged, &mut failed));
+                            budget.made_progress();
+                            continue;
+                        }
+                        Err(TrySendError::Closed(())) => return Poll::Ready(Forwarded::Left),
+                        Err(TrySendError::Full(())) => room.set(Some(self.tx.reserve())),
+                    }
+                }
+                let reserved = ready!(
+                    room.as_mut()
+                        .as_pin_mut()
+                        .expect("waiting for room")
+                        .poll(cx)
+                );
+                room.set(None);
+                match reserved {
+                    Ok(permit) => permit.send(take_message(&mut staged, &mut failed)),
+                    Err(_) => return Poll::Ready(Forwarded::Left),
+                }
+            }
+        })
+        .await
+    }
+}
+
+/// The next message from what [`GeneratorSender::forward`] collected: the values, then the error.
+fn take_message<T>(staged: &mut Vec<T>, failed: &mut Option<ServeError>) -> Batch<T> {
+    match staged.len() {
+        0 => Batch::One(Err(failed.take().expect("an error to send"))),
+        1 => Batch::One(Ok(staged.pop().expect("one value"))),
+        // Exactly as large as the batch; `staged` keeps its capacity for the next one.
+        n => {
+            let mut batch = Vec::with_capacity(n);
+            batch.append(staged);
+            Batch::Many(batch)
+        }
+    }
+}
+
+impl<T> ErrorSender<T> {
+    /// Ends the stream with `err` if there is room in the channel; `false` if there was none or
+    /// the consumer is gone.
+    pub(crate) fn try_send(&self, err: ServeError) -> bool {
+        self.0.try_send(Batch::One(Err(err))).is_ok()
+    }
+
+    /// Ends the stream with `err`, waiting for room in the channel.
+    pub(crate) async fn send(&self, err: ServeError) {
+        let _ = self.0.send(Batch::One(Err(err))).await;
     }
 }
 
@@ -59,8 +237,11 @@ pub(crate) fn generator<T>() -> (GeneratorSender<T>, DeploymentResponseGenerator
         },
         DeploymentResponseGenerator {
             rx,
+            buffered: Vec::new().into_iter(),
             finished,
             ended: false,
+            #[cfg(test)]
+            messages: 0,
         },
     )
 }
@@ -70,24 +251,45 @@ impl<T> DeploymentResponseGenerator<T> {
         if self.ended {
             return Poll::Ready(None);
         }
-        match self.rx.poll_recv(cx) {
-            Poll::Ready(Some(Err(e))) => {
-                self.ended = true;
-                Poll::Ready(Some(Err(e)))
+        if let Some(value) = self.buffered.next() {
+            return Poll::Ready(Some(Ok(value)));
+        }
+        loop {
+            let message = ready!(self.rx.poll_recv(cx));
+            #[cfg(test)]
+            {
+                self.messages += usize::from(message.is_some());
             }
-            Poll::Ready(None) => {
-                self.ended = true;
-                if self.finished.load(Ordering::Acquire) {
-                    Poll::Ready(None)
-                } else {
-                    // The producer went away without finishing: its task was dropped.
-                    Poll::Ready(Some(Err(ServeError::shut_down())))
+            return match message {
+                Some(Batch::One(Ok(value))) => Poll::Ready(Some(Ok(value))),
+                Some(Batch::One(Err(e))) => {
+                    self.ended = true;
+                    Poll::Ready(Some(Err(e)))
                 }
-            }
-            other => other,
+                Some(Batch::Many(values)) => {
+                    self.buffered = values.into_iter();
+                    match self.buffered.next() {
+                        Some(value) => Poll::Ready(Some(Ok(value))),
+                        None => continue, // never sent, but harmless
+                    }
+                }
+                None => {
+                    self.ended = true;
+                    if self.finished.load(Ordering::Acquire) {
+                        Poll::Ready(None)
+                    } else {
+                        // The producer went away without finishing: its task was dropped.
+                        Poll::Ready(Some(Err(ServeError::shut_down())))
+                    }
+                }
+            };
         }
     }
 }
+
+// Nothing in a generator is pinned (its buffered items are moved out, never borrowed), so it
+// stays `Unpin` whatever `T` is, as it was before it buffered items.
+impl<T> Unpin for DeploymentResponseGenerator<T> {}
 
 impl<T> Stream for DeploymentResponseGenerator<T> {
     type Item = Result<T, ServeError>;
