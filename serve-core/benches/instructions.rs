@@ -28,7 +28,9 @@
 //!   formats the greeting (a hyper client on one keep-alive connection; its instructions count
 //!   too, the same in both HTTP rows);
 //! * `http`: the same request to the seed's hello app behind the HTTP proxy (ingress
-//!   `LanguageClassifier`, then `SpanishResponder`).
+//!   `LanguageClassifier`, then `SpanishResponder`);
+//! * `stream_item`: one item of the seed's composed stream (`Caller` re-streams `Streamer`'s
+//!   `0..N`, consumed on the main thread): a stream of `SHORT` items and one of `LONG`.
 
 use std::process::Command;
 
@@ -40,13 +42,14 @@ const LONG: u64 = 11_000;
 
 mod common;
 use common::{
-    Adder, AsyncAdder, AsyncEcho, AsyncIngress, AsyncMultiplier, Ingress, Multiplier, SyncEcho,
+    Adder, AsyncAdder, AsyncEcho, AsyncIngress, AsyncMultiplier, Caller, Ingress, Multiplier,
+    Streamer, SyncEcho,
 };
 
 #[allow(dead_code)] // the client, the app and the bare server only
 mod hello;
 
-const WORKLOADS: [&str; 7] = [
+const WORKLOADS: [&str; 8] = [
     "bare",
     "async_hop",
     "sync_hop",
@@ -54,6 +57,7 @@ const WORKLOADS: [&str; 7] = [
     "sync_chain",
     "http_bare",
     "http",
+    "stream_item",
 ];
 
 /// Sends `calls` hello requests one after another on one keep-alive connection to `addr`,
@@ -150,6 +154,18 @@ fn run(workload: &str, calls: u64) {
             );
             serve.run_http(app, "/").expect("deploys");
             http_requests(&caller, addr, calls)
+        }
+        "stream_item" => {
+            let handle = serve.run(Caller::bind(Streamer::bind())).expect("deploys");
+            caller.block_on(async {
+                let limit = u32::try_from(calls).expect("items fit a u32");
+                let mut items: DeploymentResponseGenerator<u32> = handle.remote(limit);
+                let mut sum = 0;
+                while let Some(item) = items.next().await {
+                    sum += u64::from(item.expect("an item")) + 1;
+                }
+                sum
+            })
         }
         other => panic!("unknown workload {other}"),
     };

@@ -29,39 +29,9 @@ const BARE_CAPACITY: usize = 16;
 /// Runs per configuration; the best counts.
 const RUNS: usize = 3;
 
-// --- the seed's stream app (examples/stream.rs) -----------------------------------------------
-
-#[deployment]
-#[derive(Default)]
-pub struct Streamer;
-
-#[deployment]
-impl Streamer {
-    pub fn call(&self, limit: u32) -> impl Stream<Item = u32> + Send + use<> {
-        futures::stream::iter(0..limit)
-    }
-}
-
-#[deployment]
-pub struct Caller {
-    streamer: DeploymentHandle<Streamer>,
-}
-
-#[deployment]
-impl Caller {
-    pub fn new(streamer: DeploymentHandle<Streamer>) -> Self {
-        Self { streamer }
-    }
-
-    pub fn call(&self, limit: u32) -> impl Stream<Item = Result<u32, ServeError>> + Send + '_ {
-        try_stream! {
-            let mut items: DeploymentResponseGenerator<u32> = self.streamer.remote(limit);
-            while let Some(i) = items.next().await {
-                yield i?;
-            }
-        }
-    }
-}
+#[allow(dead_code)] // the stream app only
+mod common;
+use common::{Caller, Streamer};
 
 // --- the measurements -------------------------------------------------------------------------
 

@@ -1,5 +1,5 @@
-//! Deployments shared by the benchmarks (`handle.rs`, `instructions.rs`), so both time the same
-//! code.
+//! Deployments shared by the benchmarks (`handle.rs`, `instructions.rs`, `chain.rs`,
+//! `stream.rs`), so they time the same code.
 
 use serve_core::prelude::*;
 
@@ -127,5 +127,38 @@ impl AsyncIngress {
     pub async fn call(&self, input: i32) -> Result<i32, ServeError> {
         let added: DeploymentResponse<i32> = self.adder.remote(input);
         self.multiplier.remote(added).await
+    }
+}
+
+/// The seed's stream app (`examples/stream.rs`): `Caller` re-streams `Streamer`'s `0..limit`.
+#[deployment]
+#[derive(Default)]
+pub struct Streamer;
+
+#[deployment]
+impl Streamer {
+    pub fn call(&self, limit: u32) -> impl Stream<Item = u32> + Send + use<> {
+        futures::stream::iter(0..limit)
+    }
+}
+
+#[deployment]
+pub struct Caller {
+    streamer: DeploymentHandle<Streamer>,
+}
+
+#[deployment]
+impl Caller {
+    pub fn new(streamer: DeploymentHandle<Streamer>) -> Self {
+        Self { streamer }
+    }
+
+    pub fn call(&self, limit: u32) -> impl Stream<Item = Result<u32, ServeError>> + Send + '_ {
+        try_stream! {
+            let mut items: DeploymentResponseGenerator<u32> = self.streamer.remote(limit);
+            while let Some(i) = items.next().await {
+                yield i?;
+            }
+        }
     }
 }

@@ -50,6 +50,26 @@ impl Request {
         }
     }
 
+    /// A request as the proxy builds it: the method as `http` spells it (upper-case), a path that
+    /// starts with `/`, header names already lower-case (as `http` stores them).
+    pub(crate) fn from_proxy(
+        method: &str,
+        path: &str,
+        query: &str,
+        root_path: &str,
+        headers: Vec<(String, String)>,
+        body: Vec<u8>,
+    ) -> Self {
+        Self {
+            method: method.to_owned(),
+            path: path.to_owned(),
+            root_path: root_path.trim_end_matches('/').to_owned(),
+            query: query.to_owned(),
+            headers,
+            body,
+        }
+    }
+
     /// Adds a header (the name is stored lower-case).
     pub fn with_header(mut self, name: &str, value: impl Into<String>) -> Self {
         self.headers.push((name.to_ascii_lowercase(), value.into()));
@@ -162,8 +182,13 @@ impl Request {
     /// for a problem with the whole body, such as a missing top-level field).
     pub fn json<T: DeserializeOwned>(&self) -> Result<T, HttpError> {
         use serde_json::error::Category;
+        // The fast path: a body that parses needs no path tracking.
+        if let Ok(value) = serde_json::from_slice(&self.body) {
+            return Ok(value);
+        }
+        // Parse again, tracking where in the document it fails, for the error message.
         let mut body = serde_json::Deserializer::from_slice(&self.body);
-        let (path, e) = match serde_path_to_error::deserialize(&mut body) {
+        let (path, e) = match serde_path_to_error::deserialize::<_, T>(&mut body) {
             // Trailing characters after the value are malformed JSON, as with `from_slice`.
             Ok(value) => match body.end() {
                 Ok(()) => return Ok(value),

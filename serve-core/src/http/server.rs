@@ -32,6 +32,7 @@ use super::response::{HttpError, HttpResponse, IntoChunk, IntoHttpResponse, Stat
 use crate::api::deployment::Deployment;
 use crate::api::handle::{CallOne, CallStream, DeploymentHandle};
 use crate::control::registry::Registry;
+use crate::dataplane::invoke;
 use crate::error::{ErrorKind, ServeError};
 use crate::request::generator::DeploymentResponseGenerator;
 use crate::request::response::DeploymentResponse;
@@ -45,6 +46,9 @@ type BoxFuture<T> = Pin<Box<dyn Future<Output = T> + Send>>;
 /// What the proxy sends back: a whole response, or a stream of chunks.
 pub(crate) enum Reply {
     Full(HttpResponse),
+    /// A whole response to a request that got as far as a deployment: its id goes in the
+    /// `x-request-id` header.
+    Answered(HttpResponse, u64),
     Stream(Pin<Box<dyn Stream<Item = Result<Vec<u8>, ServeError>> + Send>>),
 }
 
@@ -63,18 +67,19 @@ where
     R: IntoHttpResponse + Send + 'static,
 {
     fn handle(&self, req: Request, _sse: bool, timeout: Option<Duration>) -> BoxFuture<Reply> {
-        let mut response = self.0.__call_one(req);
+        // The ingress's `async fn` runs in this request's task when a replica has room for it.
+        let (mut response, run) = invoke::driven_by_caller(|| self.0.__call_one(req));
         if let Some(timeout) = timeout {
             response = response.timeout(timeout);
         }
-        let request_id = response.request_id();
-        let response = CancelOnDrop(Some(response));
+        let request_id = response.raw_request_id();
+        let response = CancelOnDrop(Some(response), run);
         Box::pin(async move {
             let reply = match response.await {
                 Ok(value) => value.into_http_response(),
                 Err(e) => error_response(&e),
             };
-            Reply::Full(reply.with_header("x-request-id", request_id))
+            Reply::Answered(reply, request_id)
         })
     }
 }
@@ -301,17 +306,25 @@ fn service_unavailable(e: &dyn std::fmt::Display) -> HttpResponse {
 }
 
 /// A response whose request is cancelled if this is dropped before it completes (the client
-/// disconnected and hyper dropped the handler).
-struct CancelOnDrop<T>(Option<DeploymentResponse<T>>);
+/// disconnected and hyper dropped the handler), and the method's run when this task drives it
+/// (polled first: it completes the response).
+struct CancelOnDrop<T>(Option<DeploymentResponse<T>>, Option<invoke::CallerDriven>);
 
 impl<T> Future for CancelOnDrop<T> {
     type Output = Result<T, ServeError>;
 
     fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        if let Some(run) = self.1.as_mut()
+            && run.as_mut().poll(cx).is_ready()
+        {
+            self.1 = None;
+        }
         let Some(response) = self.0.as_mut() else {
             return Poll::Ready(Err(ServeError::new(ErrorKind::AlreadyTaken)));
         };
         let result = std::task::ready!(Pin::new(response).poll(cx));
+        // A response that ended first (a timeout) stops the run: dropping it cancels the method.
+        self.1 = None;
         self.0 = None;
         Poll::Ready(result)
     }
@@ -326,7 +339,8 @@ impl<T> Drop for CancelOnDrop<T> {
 }
 
 struct Route {
-    prefix: String,
+    /// Shared with each request routed here (no copy per request).
+    prefix: Arc<str>,
     app: String,
     ingress: Arc<dyn Ingress>,
 }
@@ -438,14 +452,14 @@ impl Proxy {
     ) -> Result<(), ServeError> {
         let prefix = normalize_prefix(prefix)?;
         let mut routes = self.routes.write_locked();
-        if let Some(taken) = routes.iter().find(|r| r.prefix == prefix) {
+        if let Some(taken) = routes.iter().find(|r| *r.prefix == *prefix) {
             return Err(ServeError::new(ErrorKind::Runtime).with_message(format!(
                 "route prefix `{prefix}` is already served by `{}`",
                 taken.app
             )));
         }
         routes.push(Route {
-            prefix,
+            prefix: prefix.into(),
             app: app.to_owned(),
             ingress,
         });
@@ -464,7 +478,7 @@ impl Proxy {
                 let routes = self.routes.read_locked();
                 let map: serde_json::Map<String, serde_json::Value> = routes
                     .iter()
-                    .map(|r| (r.prefix.clone(), r.app.clone().into()))
+                    .map(|r| (r.prefix.to_string(), r.app.clone().into()))
                     .collect();
                 Some(HttpResponse::json(StatusCode::OK, &map))
             }
@@ -477,7 +491,7 @@ impl Proxy {
     }
 
     /// The application serving `path`, and its route prefix.
-    fn route(&self, path: &str) -> Option<(Arc<dyn Ingress>, String)> {
+    fn route(&self, path: &str) -> Option<(Arc<dyn Ingress>, Arc<str>)> {
         let routes = self.routes.read_locked();
         routes
             .iter()
@@ -487,18 +501,47 @@ impl Proxy {
 }
 
 fn to_axum(response: HttpResponse) -> axum::response::Response {
+    to_axum_with_id(response, None)
+}
+
+/// The response hyper sends, with an `x-request-id` header when `request_id` is given. Header
+/// names and values move over without copies; a response with an invalid one becomes a 500.
+fn to_axum_with_id(response: HttpResponse, request_id: Option<u64>) -> axum::response::Response {
+    use axum::http::{HeaderName, HeaderValue};
     let (status, headers, body) = response.into_parts();
-    let mut builder = axum::http::Response::builder().status(status.as_u16());
-    for (name, value) in headers {
-        builder = builder.header(name, value);
-    }
-    builder.body(Body::from(body)).unwrap_or_else(|e| {
+    let mut response = axum::response::Response::new(Body::from(body));
+    let invalid = |what: String| {
         let mut fallback = axum::response::Response::new(Body::from(format!(
-            "Internal Server Error: invalid response: {e}"
+            "Internal Server Error: invalid response: {what}"
         )));
         *fallback.status_mut() = axum::http::StatusCode::INTERNAL_SERVER_ERROR;
         fallback
-    })
+    };
+    match axum::http::StatusCode::from_u16(status.as_u16()) {
+        Ok(status) => *response.status_mut() = status,
+        Err(e) => return invalid(e.to_string()),
+    }
+    let map = response.headers_mut();
+    map.reserve(headers.len() + usize::from(request_id.is_some()));
+    for (name, value) in headers {
+        let name = match HeaderName::from_bytes(name.as_bytes()) {
+            Ok(name) => name,
+            Err(e) => return invalid(format!("header name `{name}`: {e}")),
+        };
+        match HeaderValue::try_from(value) {
+            Ok(value) => map.append(name, value),
+            Err(e) => return invalid(format!("header `{name}`: {e}")),
+        };
+    }
+    if let Some(id) = request_id {
+        // The id as `request_id()` formats it: 16 hex digits.
+        const HEX: &[u8; 16] = b"0123456789abcdef";
+        let digits: [u8; 16] = std::array::from_fn(|i| HEX[(id >> (60 - 4 * i)) as usize & 0xf]);
+        if let Ok(value) = HeaderValue::from_bytes(&digits) {
+            map.insert(HeaderName::from_static("x-request-id"), value);
+        }
+    }
+    response
 }
 
 async fn serve_request(
@@ -524,24 +567,31 @@ async fn serve_request(
             ));
         }
     };
-    let uri = parts
-        .uri
-        .path_and_query()
-        .map(|pq| pq.as_str())
-        .unwrap_or("/");
-    let mut req = Request::new(parts.method.as_str(), uri)
-        .with_root_path(&prefix)
-        .with_body(body.to_vec());
     let mut sse = false;
+    let mut headers = Vec::with_capacity(parts.headers.len());
     for (name, value) in &parts.headers {
-        let value = String::from_utf8_lossy(value.as_bytes()).into_owned();
+        let value = match std::str::from_utf8(value.as_bytes()) {
+            Ok(value) => value.to_owned(),
+            Err(_) => String::from_utf8_lossy(value.as_bytes()).into_owned(),
+        };
         if name == axum::http::header::ACCEPT && value.contains("text/event-stream") {
             sse = true;
         }
-        req = req.with_header(name.as_str(), value);
+        // `http` keeps header names lower-case already.
+        headers.push((name.as_str().to_owned(), value));
     }
+    let req = Request::from_proxy(
+        parts.method.as_str(),
+        parts.uri.path(),
+        parts.uri.query().unwrap_or(""),
+        &prefix,
+        headers,
+        // No copy when hyper handed over the body's only reference.
+        Vec::from(body),
+    );
     match ingress.handle(req, sse, proxy.request_timeout()).await {
         Reply::Full(response) => to_axum(response),
+        Reply::Answered(response, request_id) => to_axum_with_id(response, Some(request_id)),
         Reply::Stream(chunks) => {
             let content_type = if sse {
                 "text/event-stream"

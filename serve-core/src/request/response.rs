@@ -392,6 +392,11 @@ impl<T> DeploymentResponse<T> {
         format_request_id(self.consumer.cell.request_id)
     }
 
+    /// The request id as a number (what [`request_id`](Self::request_id) formats).
+    pub(crate) fn raw_request_id(&self) -> u64 {
+        self.consumer.cell.request_id
+    }
+
     /// Cancels the request: if it has not finished, it is stopped (a request still waiting for a
     /// replica never runs; a running async method is dropped at its next `.await`) and awaiting
     /// any of its responses gives an [`ErrorKind::Cancelled`] error.
