@@ -24,7 +24,6 @@ use serve_core::prelude::*;
 use tokio::runtime::Runtime;
 use tokio::sync::{mpsc, oneshot};
 
-#[allow(dead_code)] // the chain uses the leaves only
 mod common;
 use common::{Adder, AsyncAdder, AsyncMultiplier, Multiplier};
 

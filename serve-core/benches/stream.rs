@@ -29,7 +29,6 @@ const BARE_CAPACITY: usize = 16;
 /// Runs per configuration; the best counts.
 const RUNS: usize = 3;
 
-#[allow(dead_code)] // the stream app only
 mod common;
 use common::{Caller, Streamer};
 

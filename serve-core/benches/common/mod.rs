@@ -1,5 +1,6 @@
 //! Deployments shared by the benchmarks (`handle.rs`, `instructions.rs`, `chain.rs`,
-//! `stream.rs`), so they time the same code.
+//! `stream.rs`), so they time the same code. Each bench uses some of them.
+#![allow(dead_code)]
 
 use serve_core::prelude::*;
 
