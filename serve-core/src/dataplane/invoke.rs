@@ -163,10 +163,10 @@ where
             drop(slot);
             completer.complete(result);
         };
-        let run = match offer_to_caller(run) {
-            Ok(()) => return None,
-            Err(run) => run,
-        };
+        if caller_drives() {
+            hand_to_caller(Box::pin(run));
+            return None;
+        }
         Some(rt.spawn(run).abort_handle())
     }
 }
@@ -176,10 +176,10 @@ where
 pub(crate) type CallerDriven = std::pin::Pin<Box<dyn Future<Output = ()> + Send>>;
 
 thread_local! {
-    /// Set while [`driven_by_caller`] makes its call: `Some(None)` until a method's run is handed
-    /// over, then `Some(Some(run))`.
-    static DRIVEN_BY_CALLER: std::cell::RefCell<Option<Option<CallerDriven>>> =
-        const { std::cell::RefCell::new(None) };
+    /// Set while [`driven_by_caller`] makes its call, until a method's run is handed over.
+    static CALLER_DRIVES: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
+    /// The run handed over.
+    static DRIVEN: std::cell::Cell<Option<CallerDriven>> = const { std::cell::Cell::new(None) };
 }
 
 /// Makes the handle call `call` for a caller that awaits its response at once and to the end
@@ -192,27 +192,29 @@ pub(crate) fn driven_by_caller<R>(call: impl FnOnce() -> R) -> (R, Option<Caller
     struct Reset;
     impl Drop for Reset {
         fn drop(&mut self) {
-            DRIVEN_BY_CALLER.with(|d| d.borrow_mut().take());
+            CALLER_DRIVES.with(|d| d.set(false));
+            drop(DRIVEN.with(std::cell::Cell::take));
         }
     }
-    DRIVEN_BY_CALLER.with(|d| *d.borrow_mut() = Some(None));
+    CALLER_DRIVES.with(|d| d.set(true));
     let reset = Reset;
     let response = call();
-    let run = DRIVEN_BY_CALLER.with(|d| d.borrow_mut().take().flatten());
+    let run = DRIVEN.with(std::cell::Cell::take);
     drop(reset);
     (response, run)
 }
 
-/// Hands `run` to the caller of [`driven_by_caller`] if it asked and nothing was handed over yet;
-/// gives it back otherwise.
-fn offer_to_caller<F: Future<Output = ()> + Send + 'static>(run: F) -> Result<(), F> {
-    DRIVEN_BY_CALLER.with(|d| match &mut *d.borrow_mut() {
-        Some(slot @ None) => {
-            *slot = Some(Box::pin(run));
-            Ok(())
-        }
-        _ => Err(run),
-    })
+/// Whether the method about to start should be handed to the caller (see [`driven_by_caller`]).
+#[inline]
+fn caller_drives() -> bool {
+    CALLER_DRIVES.with(std::cell::Cell::get)
+}
+
+/// Hands a method's run to the caller of [`driven_by_caller`] (only the first one: later calls
+/// made during the same call run as usual).
+fn hand_to_caller(run: CallerDriven) {
+    CALLER_DRIVES.with(|d| d.set(false));
+    DRIVEN.with(|d| d.set(Some(run)));
 }
 
 /// A local invocation reached a remote replica (the call path picks the remote path first, so
