@@ -292,3 +292,111 @@ fn a_blocking_wait_inside_a_sync_method_running_in_place_works() {
     assert!(!here, "a call that blocked ran in place again at once");
     serve.shutdown();
 }
+
+/// One slot; counts the calls that ran; each call holds the slot for `ms`.
+#[deployment(max_ongoing_requests = 1)]
+pub struct Holder {
+    ran: Arc<AtomicUsize>,
+}
+
+#[deployment]
+impl Holder {
+    pub fn new(ran: Arc<AtomicUsize>) -> Self {
+        Self { ran }
+    }
+
+    /// Holds the slot for `ms`; returns `ms` and its thread.
+    pub fn call(&self, ms: u64) -> (u64, String) {
+        self.ran.fetch_add(1, Ordering::SeqCst);
+        if ms > 0 {
+            std::thread::sleep(Duration::from_millis(ms));
+        }
+        (ms, thread_tag())
+    }
+}
+
+#[deployment]
+pub struct HolderFront {
+    holder: DeploymentHandle<Holder>,
+}
+
+#[deployment]
+impl HolderFront {
+    pub fn new(holder: DeploymentHandle<Holder>) -> Self {
+        Self { holder }
+    }
+
+    /// Whether `Holder::call(0)` ran on this method's thread.
+    pub async fn call(&self) -> Result<bool, ServeError> {
+        let here = thread_tag();
+        let (_, there) = self.holder.remote(0).await?;
+        Ok(here == there)
+    }
+
+    /// `Holder::call(ms)`.
+    pub async fn hold(&self, ms: u64) -> Result<u64, ServeError> {
+        Ok(self.holder.remote(ms).await?.0)
+    }
+}
+
+/// Starts `Holder` behind `HolderFront` and calls it until its calls run in place.
+fn holder_in_place(serve: &Serve) -> (DeploymentHandle<HolderFront>, Arc<AtomicUsize>) {
+    let ran = Arc::new(AtomicUsize::new(0));
+    let front = serve
+        .run(HolderFront::bind(Holder::bind(ran.clone())))
+        .unwrap();
+    let in_place = (0..MAX_WARM_UP).any(|_| front.remote().result().unwrap());
+    assert!(in_place, "Holder's short calls never ran in place");
+    (front, ran)
+}
+
+/// Waits (bounded) until `ran` reaches `n`.
+fn wait_for_calls(ran: &AtomicUsize, n: usize) {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while ran.load(Ordering::SeqCst) < n {
+        assert!(Instant::now() < deadline, "the call never started");
+        std::thread::yield_now();
+    }
+}
+
+#[test]
+fn a_cancelled_call_waiting_behind_a_sync_call_running_in_place_never_runs() {
+    let serve = Serve::start().unwrap();
+    let (front, ran) = holder_in_place(&serve);
+    let before = ran.load(Ordering::SeqCst);
+    // Runs in place in a `HolderFront` task, holding `Holder`'s only slot.
+    let holding = front.hold.remote(200);
+    wait_for_calls(&ran, before + 1);
+    // Another `HolderFront` request: its `Holder` call waits for the slot, and cancelling the
+    // outer request cancels it.
+    let queued = front.hold.remote(0);
+    queued.cancel();
+    assert_eq!(holding.result().unwrap(), 200);
+    // FIFO: had the cancelled call run, it would have run before this one.
+    assert_eq!(front.hold.remote(0).result().unwrap(), 0);
+    assert_eq!(
+        ran.load(Ordering::SeqCst),
+        before + 2,
+        "the cancelled call ran"
+    );
+    assert_eq!(
+        queued.result().unwrap_err().kind(),
+        ErrorKind::Cancelled,
+        "the cancelled call's caller sees it cancelled"
+    );
+    serve.shutdown();
+}
+
+#[test]
+fn a_graceful_shutdown_lets_a_sync_call_running_in_place_finish() {
+    let serve = Serve::start().unwrap();
+    let (front, ran) = holder_in_place(&serve);
+    let before = ran.load(Ordering::SeqCst);
+    let running = front.hold.remote(200);
+    wait_for_calls(&ran, before + 1);
+    assert!(
+        serve.shutdown_graceful(Duration::from_secs(10)),
+        "everything in flight finished in time"
+    );
+    assert_eq!(running.result().unwrap(), 200);
+}
