@@ -199,3 +199,112 @@ fn a_failed_argument_ends_a_stream_with_an_upstream_error() {
     assert_eq!(err.kind(), ErrorKind::Upstream);
     assert!(err.to_string().contains("Source.fail"), "{err}");
 }
+
+// --- a stream cut short cancels the calls its method made ---------------------------------------
+
+/// Opens its gate if dropped before `finished` is set.
+struct DroppedEarly(Gate, bool);
+
+impl Drop for DroppedEarly {
+    fn drop(&mut self) {
+        if !self.1 {
+            self.0.open();
+        }
+    }
+}
+
+/// A slow unary model: opens `entered` when a call starts, waits for `release`, then opens
+/// `done`; opens `dropped` if its future is dropped before that (it was cancelled).
+#[derive(Clone, Default)]
+pub struct ModelGates {
+    entered: Gate,
+    release: Gate,
+    done: Gate,
+    dropped: Gate,
+}
+
+#[deployment]
+pub struct SlowModel {
+    gates: ModelGates,
+}
+
+#[deployment]
+impl SlowModel {
+    pub fn new(gates: ModelGates) -> Self {
+        Self { gates }
+    }
+
+    pub async fn predict(&self, x: u32) -> u32 {
+        let mut early = DroppedEarly(self.gates.dropped.clone(), false);
+        self.gates.entered.open();
+        self.gates.release.wait().await;
+        early.1 = true;
+        self.gates.done.open();
+        x
+    }
+}
+
+/// Starts a `SlowModel` call it does not await (fire and forget), then yields items until told.
+#[deployment]
+pub struct Fanout {
+    model: DeploymentHandle<SlowModel>,
+}
+
+#[deployment]
+impl Fanout {
+    pub fn new(model: DeploymentHandle<SlowModel>) -> Self {
+        Self { model }
+    }
+
+    /// Starts `model.predict(7)` in the background, then yields `0..n`.
+    pub fn call(&self, n: u32) -> impl Stream<Item = u32> + Send + '_ {
+        stream! {
+            let _running: DeploymentResponse<u32> = self.model.predict.remote(7);
+            for i in 0..n {
+                yield i;
+                tokio::task::yield_now().await;
+            }
+        }
+    }
+}
+
+fn fanout(serve: &Serve) -> (DeploymentHandle<Fanout>, ModelGates) {
+    let gates = ModelGates::default();
+    let handle = serve
+        .run(Fanout::bind(SlowModel::bind(gates.clone())))
+        .unwrap();
+    (handle, gates)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn dropping_a_generator_cancels_the_calls_its_streaming_method_made() {
+    let serve = Serve::start().unwrap();
+    let (handle, gates) = fanout(&serve);
+    let mut items = handle.remote(u32::MAX);
+    assert_eq!(items.next().await.unwrap().unwrap(), 0);
+    gates.entered.expect_open("the model call started").await;
+    drop(items);
+    gates
+        .dropped
+        .expect_open("the model call was cancelled with the stream")
+        .await;
+    assert!(!gates.done.is_open());
+    serve.shutdown();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stream_that_ends_leaves_the_calls_its_method_made_running() {
+    let serve = Serve::start().unwrap();
+    let (handle, gates) = fanout(&serve);
+    let items: Vec<u32> = handle.remote(3).map(|item| item.unwrap()).collect().await;
+    assert_eq!(items, [0, 1, 2]);
+    gates.entered.expect_open("the model call started").await;
+    // The stream ended whole: its call runs on to its end.
+    gates.release.open();
+    gates
+        .done
+        .expect_open("the model call ran to its end")
+        .await;
+    assert!(!gates.dropped.is_open(), "the model call was cancelled");
+    serve.shutdown();
+}

@@ -17,7 +17,7 @@ use super::slot::{Job, Slot};
 use crate::error::ServeError;
 use crate::request::codec::CallWire;
 use crate::request::context::{self, RequestScope};
-use crate::request::generator::{ErrorSender, GeneratorSender};
+use crate::request::generator::{ErrorSender, GeneratorSender, StreamRequest};
 use crate::request::response::{Cancel as _, Completer};
 use crate::transport::{OnReply, Outcome};
 use crate::util::panic;
@@ -200,12 +200,20 @@ where
             stop.started(remote::stream(values, slot, sender, method, wire));
             return;
         }
+        // The parent of the calls the method makes: cancelled with them when the stream is cut
+        // short, which is when the task ends (or is dropped) without the stream having ended.
+        let parent = Arc::new(StreamRequest::new());
         let scope = RequestScope {
-            request: None,
+            request: Some(parent.clone()),
             request_id,
             replica: slot.replica().info().clone(),
         };
+        let cut_short = CutShort {
+            parent,
+            ended: sender.finished_flag(),
+        };
         let task = slot.runtime().clone().spawn(async move {
+            let _cut_short = cut_short;
             let sink = StreamSink::new(sender, slot.deployment().clone(), method);
             let Endpoint::Local(instance) = slot.endpoint() else {
                 return; // remote replicas were handled above
@@ -219,6 +227,21 @@ where
             }
         });
         stop.started(task.abort_handle());
+    }
+}
+
+/// Cancels a stream's calls when its producer ends without the stream having ended (the consumer
+/// went away, the replica stopped it, it panicked).
+struct CutShort {
+    parent: Arc<StreamRequest>,
+    ended: Arc<AtomicBool>,
+}
+
+impl Drop for CutShort {
+    fn drop(&mut self) {
+        if !self.ended.load(Ordering::Acquire) {
+            self.parent.cancel();
+        }
     }
 }
 

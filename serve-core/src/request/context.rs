@@ -87,7 +87,8 @@ impl Assignment {
 /// What runs on behalf of one request on one replica.
 #[derive(Clone)]
 pub(crate) struct RequestScope {
-    /// The request itself, to adopt the calls made on its behalf (`None` for a stream).
+    /// The request itself, to adopt the calls made on its behalf (a unary request's result cell,
+    /// a stream's `StreamRequest`).
     pub(crate) request: Option<Arc<dyn Cancel>>,
     pub(crate) request_id: u64,
     pub(crate) replica: Arc<ReplicaInfo>,

@@ -24,8 +24,8 @@
 use std::future::{Future, poll_fn};
 use std::panic::{AssertUnwindSafe, catch_unwind, resume_unwind};
 use std::pin::{Pin, pin};
-use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, Weak};
 use std::task::{Context, Poll, ready};
 
 use futures::Stream;
@@ -33,9 +33,10 @@ use tokio::sync::mpsc;
 use tokio::sync::mpsc::error::TrySendError;
 use tokio::task::coop;
 
-use super::response::check_may_block;
+use super::response::{Cancel, check_may_block};
 use crate::error::ServeError;
 use crate::util::blocking;
+use crate::util::sync::Lock;
 
 /// Capacity of a streaming request's channel, in messages (each one item or one batch). Small,
 /// because a message may hold [`BATCH_MAX`] items: 16 (as before batching) was a little faster
@@ -50,6 +51,58 @@ pub(crate) enum Batch<T> {
     One(Result<T, ServeError>),
     /// Two or more items, in order.
     Many(Vec<T>),
+}
+
+/// A streaming request as the handle calls its method makes see it: their parent, so that a
+/// stream cut short (its consumer went away, its replica stopped it, it panicked) cancels them,
+/// recursively, as a cancelled unary request cancels its calls. A stream that ends (whole, or
+/// with an error item) leaves them alone, as a unary request that returns does.
+///
+/// It holds its calls weakly: a call that finished and that nobody awaits any more is gone, and
+/// the list drops it when it next grows, so a long stream that makes many calls keeps only those
+/// still running.
+pub(crate) struct StreamRequest {
+    /// `None` once cancelled: a call adopted later is cancelled at once.
+    children: Mutex<Option<Vec<Weak<dyn Cancel>>>>,
+}
+
+impl StreamRequest {
+    /// The smallest list worth pruning.
+    const PRUNE_FROM: usize = 16;
+
+    /// A streaming request that runs (not cancelled).
+    pub(crate) fn new() -> Self {
+        Self {
+            children: Mutex::new(Some(Vec::new())),
+        }
+    }
+}
+
+impl Cancel for StreamRequest {
+    fn cancel(&self) {
+        let children = self.children.locked().take();
+        for child in children.into_iter().flatten() {
+            if let Some(child) = child.upgrade() {
+                child.cancel();
+            }
+        }
+    }
+
+    fn adopt(&self, child: Arc<dyn Cancel>) {
+        let mut children = self.children.locked();
+        match &mut *children {
+            Some(list) => {
+                if list.len() == list.capacity() && list.len() >= Self::PRUNE_FROM {
+                    list.retain(|c| c.strong_count() > 0);
+                }
+                list.push(Arc::downgrade(&child));
+            }
+            None => {
+                drop(children);
+                child.cancel();
+            }
+        }
+    }
 }
 
 /// The items of a streaming handle call, as they are produced.
@@ -337,5 +390,51 @@ impl<T> IntoIterator for DeploymentResponseGenerator<T> {
 
     fn into_iter(self) -> Self::IntoIter {
         BlockingIter { generator: self }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::atomic::AtomicUsize;
+
+    use super::*;
+
+    /// A call that counts its cancellations.
+    #[derive(Default)]
+    struct Call(AtomicUsize);
+
+    impl Cancel for Call {
+        fn cancel(&self) {
+            self.0.fetch_add(1, Ordering::SeqCst);
+        }
+        fn adopt(&self, _: Arc<dyn Cancel>) {}
+    }
+
+    #[test]
+    fn cancelling_a_stream_cancels_its_running_calls_and_any_adopted_later() {
+        let stream = StreamRequest::new();
+        let running = Arc::new(Call::default());
+        stream.adopt(running.clone());
+        stream.cancel();
+        assert_eq!(running.0.load(Ordering::SeqCst), 1);
+        let later = Arc::new(Call::default());
+        stream.adopt(later.clone());
+        assert_eq!(later.0.load(Ordering::SeqCst), 1, "cancelled at once");
+        stream.cancel();
+        assert_eq!(running.0.load(Ordering::SeqCst), 1, "cancelled once");
+    }
+
+    #[test]
+    fn a_long_stream_keeps_only_the_calls_still_running() {
+        let stream = StreamRequest::new();
+        let kept = Arc::new(Call::default());
+        stream.adopt(kept.clone());
+        for _ in 0..10_000 {
+            stream.adopt(Arc::new(Call::default())); // finished and gone at once
+        }
+        let len = stream.children.locked().as_ref().map_or(0, Vec::len);
+        assert!(len <= 2 * StreamRequest::PRUNE_FROM, "{len} entries kept");
+        stream.cancel();
+        assert_eq!(kept.0.load(Ordering::SeqCst), 1);
     }
 }
