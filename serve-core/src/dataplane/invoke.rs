@@ -51,29 +51,28 @@ where
         method: &'static str,
     ) -> Option<AbortHandle> {
         let scope = request_scope(&completer, &slot);
+        let rt = slot.runtime().clone();
         let policy = slot.source().sync_policy();
         if policy.inline() {
-            if policy.runs_here() {
-                // In place, in the caller's code; the slot's release (which may hand free slots
-                // to queued requests) happens inside too, so those run in tasks, never nested.
+            let here = policy.runs_here();
+            // The slot's release (which may hand free slots to queued requests) happens in place
+            // too, so those run in tasks: calls never nest in place.
+            let in_place = move || {
                 util::blocking::run_inline(|| {
+                    slot.source().sync_policy().learn_runtime();
                     let start = Instant::now();
                     let result = panic::catch_unwind(|| self.call(scope, &slot, values));
                     ran_inline(&slot, method, start.elapsed());
                     finish(slot, method, result, completer);
-                });
+                })
+            };
+            if here {
+                // Right in the caller's code.
+                in_place();
                 return None;
             }
-            let task = slot.runtime().clone().spawn(async move {
-                slot.source().sync_policy().learn_runtime();
-                let start = Instant::now();
-                let result = panic::catch_inline(|| self.call(scope, &slot, values));
-                ran_inline(&slot, method, start.elapsed());
-                finish(slot, method, result, completer);
-            });
-            return Some(task.abort_handle());
+            return Some(rt.spawn(async move { in_place() }).abort_handle());
         }
-        let rt = slot.runtime().clone();
         let task = rt.spawn_blocking(move || {
             let start = Instant::now();
             let result = panic::catch_sync(|| self.call(scope, &slot, values));
@@ -89,16 +88,18 @@ where
 /// to the blocking pool.
 #[inline]
 fn ran_inline<D>(slot: &Slot<D>, method: &'static str, took: std::time::Duration) {
-    let took = if util::blocking::take_inline_blocked() {
+    let blocked = util::blocking::take_inline_blocked();
+    let counted = if blocked {
         std::time::Duration::MAX
     } else {
         took
     };
-    if slot.source().sync_policy().ran_inline(took) {
+    if slot.source().sync_policy().ran_inline(counted) {
+        let why = if blocked { "blocked" } else { "ran long" };
         tracing::debug!(
             deployment = %slot.deployment(),
             method,
-            "a sync call took {took:?}: this deployment's sync calls run on the blocking pool again"
+            "a sync call {why} ({took:?}): this deployment's sync calls run on the blocking pool again"
         );
     }
 }

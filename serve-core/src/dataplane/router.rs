@@ -302,16 +302,28 @@ impl<D: Send + Sync + 'static> RequestRouter<D> {
             .reserve(&replicas, self.max_ongoing.load(Ordering::Relaxed))
     }
 
+    /// A free slot for a new request, if nobody waits for one already (FIFO).
+    #[inline]
+    fn free_slot(self: &Arc<Self>) -> Option<Slot<D>> {
+        if self.queue.len() > 0 {
+            return None;
+        }
+        let replica = self.reserve()?;
+        Some(Slot::new(self.clone(), replica))
+    }
+
     /// Runs `call` with a slot now, or queues it (FIFO) until one frees up; fails it at once when
     /// the queue is full.
     fn dispatch<C: Call<D>>(self: &Arc<Self>, call: C, values: C::Values) {
-        if self.queue.len() == 0
-            && let Some(replica) = self.reserve()
-        {
-            call.run(values, Slot::new(self.clone(), replica));
-            return;
+        match self.free_slot() {
+            Some(slot) => call.run(values, slot),
+            None => self.enqueue(Box::new((call, values))),
         }
-        if let Err((job, err)) = self.queue.push(Box::new((call, values))) {
+    }
+
+    /// Queues `job` until a slot frees up; fails it at once when the queue is full.
+    fn enqueue(self: &Arc<Self>, job: Box<dyn Job<D>>) {
+        if let Err((job, err)) = self.queue.push(job) {
             job.fail(err.in_deployment(&self.name));
             return;
         }
@@ -504,20 +516,10 @@ impl<D: Send + Sync + 'static> SlotSource<D> for RequestRouter<D> {
             job.fail(ServeError::shut_down().in_deployment(&self.name));
             return;
         }
-        if self.queue.len() == 0
-            && let Some(replica) = self.reserve()
-        {
-            job.run(Slot::new(self.clone(), replica));
-            return;
+        match self.free_slot() {
+            Some(slot) => job.run(slot),
+            None => self.enqueue(job),
         }
-        if let Err((job, err)) = self.queue.push(job) {
-            job.fail(err.in_deployment(&self.name));
-            return;
-        }
-        if self.replicas.load().is_empty() {
-            self.wake.notify_one();
-        }
-        self.drain();
     }
 }
 

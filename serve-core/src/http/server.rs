@@ -35,7 +35,7 @@ use crate::control::registry::Registry;
 use crate::dataplane::invoke;
 use crate::error::{ErrorKind, ServeError};
 use crate::request::generator::DeploymentResponseGenerator;
-use crate::request::response::DeploymentResponse;
+use crate::request::response::{DeploymentResponse, format_request_id};
 use crate::util::sync::{Lock, ReadWrite};
 
 /// The largest request body the proxy reads (16 MiB); larger bodies get 413.
@@ -533,13 +533,10 @@ fn to_axum_with_id(response: HttpResponse, request_id: Option<u64>) -> axum::res
             Err(e) => return invalid(format!("header `{name}`: {e}")),
         };
     }
-    if let Some(id) = request_id {
-        // The id as `request_id()` formats it: 16 hex digits.
-        const HEX: &[u8; 16] = b"0123456789abcdef";
-        let digits: [u8; 16] = std::array::from_fn(|i| HEX[(id >> (60 - 4 * i)) as usize & 0xf]);
-        if let Ok(value) = HeaderValue::from_bytes(&digits) {
-            map.insert(HeaderName::from_static("x-request-id"), value);
-        }
+    if let Some(id) = request_id
+        && let Ok(value) = HeaderValue::try_from(format_request_id(id))
+    {
+        map.insert(HeaderName::from_static("x-request-id"), value);
     }
     response
 }

@@ -176,17 +176,30 @@ impl<T> Cell<T> {
             }
             Outcome::Taken => Poll::Ready(Err(ServeError::new(ErrorKind::AlreadyTaken))),
             Outcome::Ready(Err(e)) => Poll::Ready(Err(e.clone())),
-            Outcome::Ready(Ok(v)) => {
-                if self.consumers.load(Ordering::Acquire) > 1
-                    && let Some(clone) = self.clone_fn.get()
-                {
-                    return Poll::Ready(Ok(clone(v)));
-                }
-                match std::mem::replace(&mut state.outcome, Outcome::Taken) {
-                    Outcome::Ready(result) => Poll::Ready(result),
-                    _ => unreachable!("checked above"),
-                }
-            }
+            Outcome::Ready(Ok(_)) => Poll::Ready(Ok(self.take_value(&mut state))),
+        }
+    }
+
+    /// The value, if the request already succeeded (taken as [`poll_take`](Self::poll_take)
+    /// would); `None` while it runs or when it failed.
+    fn try_take_ok(&self) -> Option<T> {
+        let mut state = self.lock();
+        matches!(state.outcome, Outcome::Ready(Ok(_))).then(|| self.take_value(&mut state))
+    }
+
+    /// The value of a request that succeeded, for one consumer: the only consumer takes it,
+    /// others clone it.
+    #[inline(always)]
+    fn take_value(&self, state: &mut State<T>) -> T {
+        if let Outcome::Ready(Ok(v)) = &state.outcome
+            && self.consumers.load(Ordering::Acquire) > 1
+            && let Some(clone) = self.clone_fn.get()
+        {
+            return clone(v);
+        }
+        match std::mem::replace(&mut state.outcome, Outcome::Taken) {
+            Outcome::Ready(Ok(v)) => v,
+            _ => unreachable!("the request succeeded"),
         }
     }
 
@@ -219,13 +232,7 @@ impl<T> Consumer<T> {
     /// The value, if the request already succeeded (taken as [`poll_take`](Self::poll_take)
     /// would); `None` while it runs or when it failed (the consumer is left as it was).
     pub(crate) fn try_take_ok(&self) -> Option<T> {
-        if !matches!(self.cell.lock().outcome, Outcome::Ready(Ok(_))) {
-            return None;
-        }
-        match self.cell.poll_take(&mut Context::from_waker(Waker::noop())) {
-            Poll::Ready(Ok(v)) => Some(v),
-            _ => None,
-        }
+        self.cell.try_take_ok()
     }
 }
 

@@ -7,7 +7,7 @@ use std::panic::AssertUnwindSafe;
 
 use futures::FutureExt;
 
-use super::blocking::{allow_blocking, run_inline};
+use super::blocking::allow_blocking;
 
 /// A caught panic's payload.
 pub(crate) type Panic = Box<dyn Any + Send>;
@@ -18,16 +18,11 @@ pub(crate) type Panic = Box<dyn Any + Send>;
 /// User code that panics leaves nothing of ours half-changed (it runs under none of our locks),
 /// which is why asserting unwind safety is sound here.
 pub(crate) fn catch_sync<R>(f: impl FnOnce() -> R) -> Result<R, Panic> {
-    allow_blocking(|| std::panic::catch_unwind(AssertUnwindSafe(f)))
+    allow_blocking(|| catch_unwind(f))
 }
 
-/// Runs synchronous user code in place on an async worker (a short sync method): a blocking wait
-/// in it leaves the worker first (see [`run_inline`]), and a panic is caught.
-pub(crate) fn catch_inline<R>(f: impl FnOnce() -> R) -> Result<R, Panic> {
-    run_inline(|| std::panic::catch_unwind(AssertUnwindSafe(f)))
-}
-
-/// Runs user code, catching a panic (the caller has set up where it runs).
+/// Runs user code, catching a panic (the caller has set up where it runs: a sync method running
+/// in place does so inside `blocking::run_inline`).
 pub(crate) fn catch_unwind<R>(f: impl FnOnce() -> R) -> Result<R, Panic> {
     std::panic::catch_unwind(AssertUnwindSafe(f))
 }
