@@ -15,12 +15,15 @@
 //! A constructor runs in a *replica scope* instead: [`replica_context`] gives it its replica (and
 //! the resources it was given, to pin a model to its GPUs) but no request.
 
+use std::any::{Any, TypeId};
 use std::cell::RefCell;
+use std::fmt;
 use std::future::Future;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 
 use super::response::{Cancel, format_request_id};
 use crate::config::ReplicaResources;
+use crate::util::sync::Lock;
 
 /// Where a replica runs: its application, deployment and id, and the resources it was given (one
 /// per replica, shared).
@@ -32,6 +35,10 @@ pub(crate) struct ReplicaInfo {
     pub(crate) assigned: Assignment,
     /// The name of the node it runs on, in cluster mode.
     pub(crate) node: Option<Arc<str>>,
+    /// What the runtime keeps per replica for the features that live with one (a batched
+    /// method's queue, a multiplexed loader's models).
+    #[allow(dead_code)] // until batching and multiplexing use it
+    pub(crate) state: ReplicaState,
 }
 
 impl ReplicaInfo {
@@ -47,6 +54,7 @@ impl ReplicaInfo {
             replica_id,
             assigned,
             node: None,
+            state: ReplicaState::default(),
         }
     }
 
@@ -54,6 +62,56 @@ impl ReplicaInfo {
     pub(crate) fn on_node(mut self, node: Option<Arc<str>>) -> Self {
         self.node = node;
         self
+    }
+}
+
+/// Per-replica state of the runtime's own features, each under a name of the feature's choosing
+/// (a method's name) and its type: made on first use, shared from then on, dropped with the
+/// replica. Two features never see each other's entries, even under one name.
+#[derive(Default)]
+pub(crate) struct ReplicaState {
+    entries: Mutex<Vec<StateEntry>>,
+}
+
+/// An entry's type, name and value.
+type StateEntry = (TypeId, &'static str, Arc<dyn Any + Send + Sync>);
+
+#[allow(dead_code)] // until batching and multiplexing use it
+impl ReplicaState {
+    /// The entry `T` named `key`, made by `init` if there is none yet.
+    pub(crate) fn get_or_init<T: Any + Send + Sync>(
+        &self,
+        key: &'static str,
+        init: impl FnOnce() -> T,
+    ) -> Arc<T> {
+        let mut entries = self.entries.locked();
+        if let Some(found) = Self::find::<T>(&entries, key) {
+            return found;
+        }
+        let made = Arc::new(init());
+        entries.push((TypeId::of::<T>(), key, made.clone()));
+        made
+    }
+
+    /// The entry `T` named `key`, if one was made.
+    pub(crate) fn get<T: Any + Send + Sync>(&self, key: &'static str) -> Option<Arc<T>> {
+        Self::find(&self.entries.locked(), key)
+    }
+
+    fn find<T: Any + Send + Sync>(entries: &[StateEntry], key: &'static str) -> Option<Arc<T>> {
+        entries
+            .iter()
+            .find(|(ty, k, _)| *ty == TypeId::of::<T>() && *k == key)
+            .and_then(|(_, _, entry)| entry.clone().downcast::<T>().ok())
+    }
+}
+
+impl fmt::Debug for ReplicaState {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let keys: Vec<_> = self.entries.locked().iter().map(|(_, k, _)| *k).collect();
+        f.debug_struct("ReplicaState")
+            .field("entries", &keys)
+            .finish()
     }
 }
 
@@ -140,6 +198,14 @@ pub(crate) fn current() -> Option<RequestScope> {
     SYNC_SCOPE
         .with(|s| s.borrow().clone())
         .or_else(|| SCOPE.try_with(RequestScope::clone).ok())
+}
+
+/// The replica the current code runs on: the current request's, or the one being constructed.
+#[allow(dead_code)]
+pub(crate) fn current_replica() -> Option<Arc<ReplicaInfo>> {
+    current()
+        .map(|scope| scope.replica)
+        .or_else(constructing_now)
 }
 
 /// The request id of the current scope, or a new one for a call made outside any request.
@@ -281,4 +347,26 @@ pub fn replica_context() -> Option<ReplicaContext> {
                 request_id: None,
             })
         })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::ReplicaState;
+    use std::sync::Arc;
+
+    #[test]
+    fn replica_state_makes_an_entry_once_per_name_and_type() {
+        let state = ReplicaState::default();
+        let a = state.get_or_init("m", || 1u32);
+        let again = state.get_or_init("m", || 2u32);
+        assert!(Arc::ptr_eq(&a, &again), "made once, then shared");
+        assert_eq!(*state.get_or_init("other", || 3u32), 3, "another name");
+        assert_eq!(
+            *state.get_or_init("m", || 4u64),
+            4,
+            "another type, same name"
+        );
+        assert_eq!(state.get::<u32>("m").as_deref(), Some(&1));
+        assert!(state.get::<u8>("m").is_none());
+    }
 }
