@@ -46,6 +46,9 @@ const EXIT_BOUND: Duration = Duration::from_secs(10);
 /// How long the tests watch a settled deployment to check nothing moves any more.
 const STABLE_WINDOW: Duration = Duration::from_secs(1);
 
+/// How long a held call runs: past the detection of a worker killed meanwhile.
+const HOLD_MS: u64 = 3_000;
+
 // Settings of this file's worker entry point, on top of the harness's (`WorkerSpec::env`).
 const USER: &str = "SERVE_FAULTS_USER";
 const PASSWORD: &str = "SERVE_FAULTS_PASSWORD";
@@ -69,6 +72,13 @@ impl Echo {
     pub async fn call(&self, x: u64) -> u64 {
         tokio::time::sleep(self.delay).await;
         x
+    }
+
+    /// Gives back the name of the node it ran on after `ms` (a call surely in flight when its
+    /// worker dies).
+    pub async fn hold(&self, ms: u64) -> Option<String> {
+        tokio::time::sleep(Duration::from_millis(ms)).await;
+        serve_core::replica_context().and_then(|c| c.node_name().map(str::to_owned))
     }
 
     /// The network namespace this replica runs in.
@@ -438,8 +448,31 @@ fn a_worker_killed_under_load_fails_only_its_calls_and_its_replicas_come_back() 
     });
     assert_settled(&serve, "the first placement");
 
-    let load = Load::start(&echo, 4);
+    const LOAD_THREADS: u64 = 4;
+    let load = Load::start(&echo, LOAD_THREADS);
     load.wait_ok(200, "calls before the kill");
+    // The load's calls are short: at the kill, none of them may be on w2 (those sent after it
+    // are re-routed, since NATS says no one answers). So some long calls are sent first, until
+    // w2 runs more calls than the load alone can put there: at least one of them is a held call,
+    // surely in flight when w2 dies (status counts what was sent to a remote replica and not
+    // answered, so this reads no race).
+    let on_w2 = |d: &DeploymentStatus| -> usize {
+        d.replicas
+            .iter()
+            .filter(|r| r.node.as_deref() == Some("w2"))
+            .map(|r| r.ongoing_requests)
+            .sum()
+    };
+    let mut held = Vec::new();
+    while on_w2(&deployment_status(&serve, "Echo")) <= LOAD_THREADS as usize {
+        // 4 replicas of 5 slots: 16 held calls and the load fill them all, w2's 10 with them.
+        assert!(held.len() < 16, "w2 never ran a held call");
+        let response = echo.hold.remote(HOLD_MS);
+        held.push(std::thread::spawn(move || {
+            let result = response.result_timeout(CALL_BOUND);
+            (Instant::now(), result)
+        }));
+    }
     let killed = Instant::now();
     w2.kill();
 
@@ -451,11 +484,30 @@ fn a_worker_killed_under_load_fails_only_its_calls_and_its_replicas_come_back() 
             d.num_replicas == 4 && d.target_replicas == 4 && on(d, "w1") == 4
         });
     let after = load.wait_ok(200, "calls after the replicas came back");
-    let tally = load.stop();
+    let mut tally = load.stop();
     assert_only_ok_or_unavailable(&tally, "w2");
+    // The held calls: those on w1 answer, those on w2 fail as Unavailable naming it.
+    let mut held_failed = 0;
+    for thread in held {
+        let (at, result) = thread.join().expect("a held call's thread panicked");
+        match result {
+            Ok(node) => assert_eq!(node.as_deref(), Some("w1"), "a held call answered"),
+            Err(e) => {
+                assert_eq!(e.kind(), ErrorKind::Unavailable, "a held call failed: {e}");
+                let message = e.to_string();
+                assert!(
+                    message.contains("Echo#") && message.contains("`w2`"),
+                    "a held call's error does not name the replica and node `w2`: {message}"
+                );
+                held_failed += 1;
+                tally.unavailable.push((at, e.to_string()));
+            }
+        }
+    }
+    tally.unavailable.sort_by_key(|(at, _)| *at);
     assert!(
-        !tally.unavailable.is_empty(),
-        "calls were in flight to w2 when it died: some must have failed"
+        held_failed > 0,
+        "held calls were in flight to w2 when it died: they must have failed"
     );
     let first_error = tally.first_unavailable().unwrap().duration_since(killed);
     let declared_dead = tally
@@ -464,12 +516,12 @@ fn a_worker_killed_under_load_fails_only_its_calls_and_its_replicas_come_back() 
         .find(|(_, m)| m.contains("stopped answering"))
         .map(|(at, _)| at.duration_since(killed));
     eprintln!(
-        "kill: {} calls ({} ok, {} unavailable, slowest {:?}); first Unavailable {first_error:?} \
-         after the kill, calls failed by the failure detector {declared_dead:?} after, replicas \
+        "kill: {} calls of the load ({} ok, {} unavailable, slowest {:?}), {held_failed} held \
+         calls failed; first Unavailable {first_error:?} after the kill, calls failed by the failure detector {declared_dead:?} after, replicas \
          out of routing {detected:?} after, all 4 back on w1 {recovered:?} after",
         tally.sent,
         tally.ok,
-        tally.unavailable.len(),
+        tally.unavailable.len() - held_failed,
         tally.slowest
     );
     eprintln!(
