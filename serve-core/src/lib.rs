@@ -88,6 +88,7 @@ pub use control::resources::{self, InstanceResources};
 pub use control::status::{ApplicationStatus, DeploymentStatus, ReplicaStatus};
 pub use control::update::DeploymentUpdate;
 pub use error::{BoxError, ErrorKind, RemoteError, ServeError};
+pub use request::arg_stream::{ArgItem, ArgStream, IntoArgStream};
 pub use request::args::{Arg, IntoArg};
 pub use request::context::{ReplicaContext, replica_context};
 pub use request::generator::{BlockingIter, DeploymentResponseGenerator};
@@ -110,6 +111,8 @@ pub mod prelude {
         DeploymentResponseGenerator, ErrorKind, IntoArg, ObjectRef, Serve, ServeError, deployment,
         remote, stream, try_stream,
     };
+    /// Stream arguments: a parameter that takes a stream.
+    pub use crate::ArgStream;
     /// `#[ingress]` and its route attributes.
     pub use crate::{delete, get, ingress, patch, post, put};
     pub use futures::{Stream, StreamExt};
@@ -129,6 +132,9 @@ pub mod __private {
     pub use crate::dataplane::router::RequestRouter;
     pub use crate::dataplane::sink::StreamSink;
     pub use crate::error::{BoxError, ServeError};
+    pub use crate::request::arg_stream::{
+        IntoArgStream, stream_args_cannot_cross, stream_args_encoder,
+    };
     pub use crate::request::args::{Arg, ArgList, IntoArg, assert_arg};
     pub use crate::request::codec::{CallWire, Wire, WireFallback, WireViaSerde};
     pub use crate::request::encoded::{EncodedResponse, EncodedUnary};

@@ -18,6 +18,7 @@ mod model;
 mod options;
 mod parse;
 mod remote;
+mod stream_arg;
 // The rules of deployment options, shared with serve-core, which keeps them: this crate cannot
 // depend on serve-core (serve-core depends on it, to re-export the macros), so it compiles the
 // same file. That file is std-only and names nothing through `crate::` or `super::` for this
