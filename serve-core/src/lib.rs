@@ -139,6 +139,8 @@ pub mod __private {
     pub use crate::request::codec::{CallWire, Wire, WireFallback, WireViaSerde};
     pub use crate::request::encoded::{EncodedResponse, EncodedUnary};
     pub use crate::request::generator::DeploymentResponseGenerator;
+    /// A stream's channel sizes, for tests that bound what a pipeline of streams holds.
+    pub use crate::request::generator::{BATCH_MAX, STREAM_BUFFER};
     pub use crate::request::response::{DeploymentResponse, ObjectRef};
     pub use crate::serve::task::{spawn_task_async, spawn_task_sync};
     pub use serde_json::Value as JsonValue;

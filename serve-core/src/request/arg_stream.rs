@@ -125,7 +125,7 @@ pub trait IntoArgStream<T> {
     fn into_arg_stream(self) -> ArgStream<T>;
 }
 
-impl<T, S> IntoArgStream<T> for S
+impl<T: 'static, S> IntoArgStream<T> for S
 where
     S: Stream + Send + 'static,
     S::Item: ArgItem<T>,
