@@ -6,7 +6,8 @@ use std::time::{Duration, Instant};
 
 use serve_core::__private::{BATCH_MAX, STREAM_BUFFER};
 use serve_core::prelude::*;
-use serve_test_support::{Counter, Gate, OpenOnDrop, PATIENCE};
+use serve_test_support::cluster::{WorkerProcess, WorkerSpec, run_worker, test_cluster, worker_env};
+use serve_test_support::{Counter, Gate, NatsServer, OpenOnDrop, PATIENCE, deployment_status};
 
 // --- the stages ---------------------------------------------------------------------------------
 
@@ -410,4 +411,73 @@ fn a_unary_method_sums_a_stream_from_sync_code() {
         .result()
         .unwrap_err();
     assert!(err.to_string().contains("sensor 2 failed"), "{err}");
+}
+
+// --- cluster mode ----------------------------------------------------------------------------------
+
+/// An ingress (on the head) that passes a stream to a deployment on a worker.
+#[deployment]
+pub struct Front {
+    relay: DeploymentHandle<Relay>,
+}
+
+#[deployment]
+impl Front {
+    pub fn new(relay: DeploymentHandle<Relay>) -> Self {
+        Self { relay }
+    }
+
+    pub fn call(&self, n: u64) -> impl Stream<Item = Result<u64, ServeError>> + Send + use<> {
+        self.relay.relay.remote(futures::stream::iter(0..n))
+    }
+}
+
+fn front_app() -> Application<Front> {
+    Front::bind(Relay::bind(2, 0, Gate::new()))
+}
+
+#[test]
+#[ignore = "the worker process of the cluster-mode test"]
+fn worker_process() {
+    let Some(env) = worker_env() else { return };
+    run_worker(front_app(), &env);
+}
+
+#[test]
+fn a_stream_argument_to_a_replica_in_another_process_fails_with_a_clear_error() {
+    let nats = NatsServer::start();
+    let serve = Serve::builder()
+        .cluster(test_cluster(&nats.url(), "stream_args"))
+        .start()
+        .unwrap();
+    let _worker = WorkerProcess::start(
+        WorkerSpec::new("front", &nats.url(), "stream_args", "w1").num_cpus(8.0),
+    );
+    serve.wait_for_workers(1, PATIENCE).unwrap();
+    let handle = serve.run(front_app()).unwrap();
+    let relay_nodes: Vec<_> = deployment_status(&serve, "Relay")
+        .replicas
+        .into_iter()
+        .map(|r| r.node)
+        .collect();
+    assert_eq!(relay_nodes, [Some("w1".to_owned())]);
+
+    let items: Vec<_> = handle.remote(3).into_iter().collect();
+    assert_eq!(items.len(), 1, "{items:?}");
+    let err = items[0].as_ref().unwrap_err();
+    let cause = err
+        .downcast_ref::<ServeError>()
+        .unwrap_or_else(|| panic!("no downstream error in {err:?}"));
+    assert_eq!(cause.kind(), ErrorKind::Wire);
+    assert_eq!(
+        (cause.deployment(), cause.method()),
+        (Some("Relay"), Some("relay"))
+    );
+    assert!(
+        cause.to_string().contains(
+            "stream arguments (`ArgStream`) cannot cross to a replica in another process yet"
+        ),
+        "{cause}"
+    );
+    serve.shutdown();
 }
