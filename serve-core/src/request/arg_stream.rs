@@ -32,6 +32,7 @@ use crate::error::{ErrorKind, ServeError};
 /// use serve_core::prelude::*;
 ///
 /// #[deployment]
+/// #[derive(Default)]
 /// pub struct Summer;
 ///
 /// #[deployment]
