@@ -157,7 +157,10 @@ impl TextPipeline {
     }
 
     /// Streams into streams: each stage's generator is the next stage's argument.
-    pub fn call(&self, text: String) -> impl Stream<Item = Result<String, ServeError>> + Send + use<> {
+    pub fn call(
+        &self,
+        text: String,
+    ) -> impl Stream<Item = Result<String, ServeError>> + Send + use<> {
         let tokens = self.tokenizer.tokenize.remote(text);
         let predicted = self.model.predict.remote(tokens);
         self.detokenizer.detokenize.remote(predicted)

@@ -6,7 +6,9 @@ use std::time::{Duration, Instant};
 
 use serve_core::__private::{BATCH_MAX, STREAM_BUFFER};
 use serve_core::prelude::*;
-use serve_test_support::cluster::{WorkerProcess, WorkerSpec, run_worker, test_cluster, worker_env};
+use serve_test_support::cluster::{
+    WorkerProcess, WorkerSpec, run_worker, test_cluster, worker_env,
+};
 use serve_test_support::{Counter, Gate, NatsServer, OpenOnDrop, PATIENCE, deployment_status};
 
 // --- the stages ---------------------------------------------------------------------------------
@@ -360,8 +362,12 @@ async fn cancelling_a_unary_call_that_reads_a_stream_stops_the_stream() {
         tokio::task::yield_now().await;
     }
     total.cancel();
-    p.dropped[1].expect_open("the summing method was dropped").await;
-    p.dropped[0].expect_open("the source stream was dropped").await;
+    p.dropped[1]
+        .expect_open("the summing method was dropped")
+        .await;
+    p.dropped[0]
+        .expect_open("the source stream was dropped")
+        .await;
     assert_eq!(total.await.unwrap_err().kind(), ErrorKind::Cancelled);
 }
 
@@ -379,7 +385,10 @@ async fn any_stream_can_be_the_argument() {
         .await;
     assert_eq!(out, vec![0, 2, 4, 6, 8]);
     // A stream of results: its error reaches the method as an error item.
-    let with_error = futures::stream::iter([Ok(1u64), Err(p.source.faulty.remote(0).next().await.unwrap().unwrap_err())]);
+    let with_error = futures::stream::iter([
+        Ok(1u64),
+        Err(p.source.faulty.remote(0).next().await.unwrap().unwrap_err()),
+    ]);
     let (items, err) = p.double.inspect.remote(with_error).await.unwrap();
     assert_eq!(items, vec![1]);
     assert_eq!(err.unwrap().0, "Source");
@@ -393,7 +402,11 @@ fn a_unary_method_sums_a_stream_from_sync_code() {
         .run(Source::bind(Counter::new(), Gate::new(), Gate::new()))
         .unwrap();
     assert_eq!(
-        summer.sum.remote(source.count.remote(101)).result().unwrap(),
+        summer
+            .sum
+            .remote(source.count.remote(101))
+            .result()
+            .unwrap(),
         5050
     );
     assert_eq!(

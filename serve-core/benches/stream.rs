@@ -121,14 +121,22 @@ fn bare_pipeline(rt: &Runtime, n: u32) -> Duration {
         let (_, _, _, consumed) = tokio::join!(producer, shift, unshift, consumer);
         let (sum, count) = consumed.expect("consumer");
         let elapsed = started.elapsed();
-        assert_eq!((sum, count), (expected_sum(n), n), "bare pipeline: items lost");
+        assert_eq!(
+            (sum, count),
+            (expected_sum(n), n),
+            "bare pipeline: items lost"
+        );
         elapsed
     })
 }
 
 /// Bare pipeline with messages of up to [`BARE_BATCH`] items, as a stream's channel carries them.
 fn bare_pipeline_batched(rt: &Runtime, n: u32) -> Duration {
-    async fn stage(mut rx: mpsc::Receiver<Vec<u32>>, tx: mpsc::Sender<Vec<u32>>, f: fn(u32) -> u32) {
+    async fn stage(
+        mut rx: mpsc::Receiver<Vec<u32>>,
+        tx: mpsc::Sender<Vec<u32>>,
+        f: fn(u32) -> u32,
+    ) {
         while let Some(mut batch) = rx.recv().await {
             batch.iter_mut().for_each(|i| *i = f(*i));
             if tx.send(batch).await.is_err() {
@@ -167,7 +175,11 @@ fn bare_pipeline_batched(rt: &Runtime, n: u32) -> Duration {
         let (_, _, _, consumed) = tokio::join!(producer, shift, unshift, consumer);
         let (sum, count) = consumed.expect("consumer");
         let elapsed = started.elapsed();
-        assert_eq!((sum, count), (expected_sum(n), n), "bare batched pipeline: items lost");
+        assert_eq!(
+            (sum, count),
+            (expected_sum(n), n),
+            "bare batched pipeline: items lost"
+        );
         elapsed
     })
 }
@@ -220,8 +232,12 @@ fn main() {
     let single = serve.run(Streamer::bind()).expect("a lone streamer");
     let (source, shift, unshift) = (
         single.clone(),
-        serve.run(Shift::bind(1)).expect("the pipeline's middle stage"),
-        serve.run(Unshift::bind(1)).expect("the pipeline's last stage"),
+        serve
+            .run(Shift::bind(1))
+            .expect("the pipeline's middle stage"),
+        serve
+            .run(Unshift::bind(1))
+            .expect("the pipeline's last stage"),
     );
     let pipeline = |n: u32| unshift.remote(shift.remote(source.remote(n)));
     let bare_rt = tokio::runtime::Builder::new_multi_thread()
@@ -271,9 +287,18 @@ fn main() {
     println!("| path | items/s | ratio to the bare pipeline | ratio to the batched one |");
     println!("|---|---|---|---|");
     for (name, rate) in [
-        ("bare pipeline: 3 tasks + consumer, mpsc (16), one item a message", bare_pipeline_rate),
-        ("bare pipeline, batched: messages of 64, mpsc (4)", bare_batched_rate),
-        ("pipeline: Unshift(Shift(Streamer)), ArgStream arguments", pipeline_rate),
+        (
+            "bare pipeline: 3 tasks + consumer, mpsc (16), one item a message",
+            bare_pipeline_rate,
+        ),
+        (
+            "bare pipeline, batched: messages of 64, mpsc (4)",
+            bare_batched_rate,
+        ),
+        (
+            "pipeline: Unshift(Shift(Streamer)), ArgStream arguments",
+            pipeline_rate,
+        ),
     ] {
         println!(
             "| {name} | {:.2}M | {:.2}× | {:.2}× |",

@@ -106,13 +106,13 @@ pub use futures;
 
 /// Everything a deployment author needs: `use serve_core::prelude::*;`.
 pub mod prelude {
+    /// Stream arguments: a parameter that takes a stream.
+    pub use crate::ArgStream;
     pub use crate::{
         Application, DeploymentConfig, DeploymentHandle, DeploymentResponse,
         DeploymentResponseGenerator, ErrorKind, IntoArg, ObjectRef, Serve, ServeError, deployment,
         remote, stream, try_stream,
     };
-    /// Stream arguments: a parameter that takes a stream.
-    pub use crate::ArgStream;
     /// `#[ingress]` and its route attributes.
     pub use crate::{delete, get, ingress, patch, post, put};
     pub use futures::{Stream, StreamExt};

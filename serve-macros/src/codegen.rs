@@ -923,10 +923,18 @@ mod tests {
         });
         let sum = remote_body(&out, "SvcSumStub");
         assert!(sum.contains("(::serve_core::__private::IntoArg::into_arg(n),::serve_core::__private::IntoArg::into_arg(::serve_core::__private::IntoArgStream::into_arg_stream(xs)),)"), "{sum}");
-        assert!(sum.contains("args:::serve_core::__private::stream_args_encoder::<(u8,ArgStream<u32>,)>"), "{sum}");
+        assert!(
+            sum.contains(
+                "args:::serve_core::__private::stream_args_encoder::<(u8,ArgStream<u32>,)>"
+            ),
+            "{sum}"
+        );
         let remote = str_of(method_of(&out, "SvcSumStub", "remote").unwrap());
         assert!(remote.contains("n:impl::serve_core::__private::IntoArg<u8>,xs:impl::serve_core::__private::IntoArgStream<u32>"), "{remote}");
-        let handle = impls_of(&out, "SvcHandle").into_iter().map(str_of).collect::<String>();
+        let handle = impls_of(&out, "SvcHandle")
+            .into_iter()
+            .map(str_of)
+            .collect::<String>();
         assert!(handle.contains("\"sum\"=>::core::result::Result::Err(::serve_core::__private::stream_args_cannot_cross()),"), "{handle}");
         let assertions = out.items.iter().find_map(|i| match i {
             Item::Const(c) => Some(str_of(&c.expr)),
@@ -934,7 +942,11 @@ mod tests {
         });
         let assertions = assertions.unwrap();
         assert!(!assertions.contains("ArgStream"), "{assertions}");
-        assert!(assertions.contains("assert_arg::<u32>();::serve_core::__private::assert_arg::<u32>();"), "{assertions}");
+        assert!(
+            assertions
+                .contains("assert_arg::<u32>();::serve_core::__private::assert_arg::<u32>();"),
+            "{assertions}"
+        );
     }
 
     #[test]

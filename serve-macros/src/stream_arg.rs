@@ -61,7 +61,11 @@ mod tests {
         let ty: Type = syn::parse2(quote!(serve_core::ArgStream<Vec<u8>>)).unwrap();
         let item = item(&ty).unwrap();
         assert_eq!(quote!(#item).to_string(), quote!(Vec<u8>).to_string());
-        for not in [quote!(ArgStream), quote!(Stream<u8>), quote!(ArgStream<u8, u16>)] {
+        for not in [
+            quote!(ArgStream),
+            quote!(Stream<u8>),
+            quote!(ArgStream<u8, u16>),
+        ] {
             let ty: Type = syn::parse2(not).unwrap();
             assert!(super::item(&ty).is_none());
         }

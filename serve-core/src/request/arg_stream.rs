@@ -204,7 +204,7 @@ mod tests {
             Err(ServeError::cancelled()),
             Ok(3), // after the error: never seen
         ]);
-        let items: Vec<_> = ArgStream::new(failing).collect().await;
+        let items: Vec<_> = ArgStream::<u8>::new(failing).collect().await;
         assert_eq!(items.len(), 2);
         assert_eq!(items[1].as_ref().unwrap_err().kind(), ErrorKind::Cancelled);
     }
