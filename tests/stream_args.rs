@@ -9,7 +9,9 @@ use serve_core::prelude::*;
 use serve_test_support::cluster::{
     WorkerProcess, WorkerSpec, run_worker, test_cluster, worker_env,
 };
-use serve_test_support::{Counter, Gate, NatsServer, OpenOnDrop, PATIENCE, deployment_status};
+use serve_test_support::{
+    Counter, Gate, NatsServer, OpenOnDrop, PATIENCE, deployment_status, run_with,
+};
 
 // --- the stages ---------------------------------------------------------------------------------
 
@@ -369,6 +371,28 @@ async fn cancelling_a_unary_call_that_reads_a_stream_stops_the_stream() {
         .expect_open("the source stream was dropped")
         .await;
     assert_eq!(total.await.unwrap_err().kind(), ErrorKind::Cancelled);
+}
+
+#[test]
+fn a_call_that_is_refused_drops_its_stream_argument_at_once() {
+    let serve = Serve::start().unwrap();
+    let summer = run_with(&serve, Relay::bind(1, 0, Gate::new()), |c| {
+        c.max_ongoing_requests(1).max_queued_requests(1)
+    });
+    // One call runs (its input never ends), one waits: the queue is full.
+    let running = summer.sum.remote(futures::stream::pending::<u64>());
+    let queued = summer.sum.remote(futures::stream::pending::<u64>());
+    let dropped = Gate::new();
+    let guard = OpenOnDrop(dropped.clone());
+    let input = futures::stream::iter(0..10u64).map(move |x| {
+        let _held = &guard;
+        x
+    });
+    let refused = summer.sum.remote(input);
+    assert!(dropped.is_open(), "the refused call's stream was dropped");
+    assert_eq!(refused.result().unwrap_err().kind(), ErrorKind::BackPressure);
+    running.cancel();
+    queued.cancel();
 }
 
 // --- any stream, and unary methods ------------------------------------------------------------------
