@@ -390,7 +390,10 @@ fn a_call_that_is_refused_drops_its_stream_argument_at_once() {
     });
     let refused = summer.sum.remote(input);
     assert!(dropped.is_open(), "the refused call's stream was dropped");
-    assert_eq!(refused.result().unwrap_err().kind(), ErrorKind::BackPressure);
+    assert_eq!(
+        refused.result().unwrap_err().kind(),
+        ErrorKind::BackPressure
+    );
     running.cancel();
     queued.cancel();
 }
