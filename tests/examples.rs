@@ -50,6 +50,13 @@ fn object_ref_prints_the_task_message() {
     assert!(example("object_ref").contains("Ray task got message: 'Hi from Serve deployment'"));
 }
 
+#[test]
+fn token_pipeline_streams_through_three_stages() {
+    let out = example("token_pipeline");
+    assert!(out.contains("predicted: cat sat on the cat ."), "{out}");
+    assert!(out.contains("100002 tokens through three stages"), "{out}");
+}
+
 /// A `hello` server started with `run`, stopped with SIGTERM when dropped.
 struct Server {
     child: Child,

@@ -25,6 +25,10 @@ mod app {
         ) -> impl ::serve_core::futures::Stream<Item = u8> + ::core::marker::Send + use<> {
             ::serve_core::futures::stream::iter(0..n)
         }
+        /// A stream argument.
+        pub async fn total(&self, items: ::serve_core::ArgStream<u8>) -> usize {
+            ::serve_core::futures::StreamExt::count(items).await
+        }
     }
 
     #[::serve_core::deployment]
@@ -144,6 +148,14 @@ fn expansion_needs_no_prelude() {
             greeter.count.remote(3)
         )),
         3
+    );
+    ::std::assert_eq!(
+        greeter
+            .total
+            .remote(greeter.count.remote(4))
+            .result()
+            .unwrap(),
+        4
     );
     ::std::assert_eq!(app::shout.remote(greeting).result().unwrap(), "HOLA DORA");
 

@@ -51,6 +51,8 @@ pub enum ErrorKind {
     Runtime,
     /// A value could not be encoded or decoded to cross to another process (a malformed message,
     /// or the two ends built from different code), or a method called by name does not exist.
+    /// Also: a call with a stream argument (`ArgStream`) picked a replica in another process,
+    /// where stream arguments cannot go yet.
     Wire,
     /// The replica that took the request, or its whole node, stopped answering (the process
     /// died, or lost its connection to the cluster) before the request completed. Also: a

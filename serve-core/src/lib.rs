@@ -88,6 +88,7 @@ pub use control::resources::{self, InstanceResources};
 pub use control::status::{ApplicationStatus, DeploymentStatus, ReplicaStatus};
 pub use control::update::DeploymentUpdate;
 pub use error::{BoxError, ErrorKind, RemoteError, ServeError};
+pub use request::arg_stream::{ArgItem, ArgStream, IntoArgStream};
 pub use request::args::{Arg, IntoArg};
 pub use request::context::{ReplicaContext, replica_context};
 pub use request::generator::{BlockingIter, DeploymentResponseGenerator};
@@ -105,6 +106,8 @@ pub use futures;
 
 /// Everything a deployment author needs: `use serve_core::prelude::*;`.
 pub mod prelude {
+    /// Stream arguments: a parameter that takes a stream.
+    pub use crate::ArgStream;
     pub use crate::{
         Application, DeploymentConfig, DeploymentHandle, DeploymentResponse,
         DeploymentResponseGenerator, ErrorKind, IntoArg, ObjectRef, Serve, ServeError, deployment,
@@ -129,10 +132,15 @@ pub mod __private {
     pub use crate::dataplane::router::RequestRouter;
     pub use crate::dataplane::sink::StreamSink;
     pub use crate::error::{BoxError, ServeError};
+    pub use crate::request::arg_stream::{
+        IntoArgStream, stream_args_cannot_cross, stream_args_encoder,
+    };
     pub use crate::request::args::{Arg, ArgList, IntoArg, assert_arg};
     pub use crate::request::codec::{CallWire, Wire, WireFallback, WireViaSerde};
     pub use crate::request::encoded::{EncodedResponse, EncodedUnary};
     pub use crate::request::generator::DeploymentResponseGenerator;
+    /// A stream's channel sizes, for tests that bound what a pipeline of streams holds.
+    pub use crate::request::generator::{BATCH_MAX, STREAM_BUFFER};
     pub use crate::request::response::{DeploymentResponse, ObjectRef};
     pub use crate::serve::task::{spawn_task_async, spawn_task_sync};
     pub use serde_json::Value as JsonValue;

@@ -153,14 +153,36 @@ impl<'a> ImplGen<'a> {
         }
     }
 
-    /// `a: impl IntoArg<A>, b: impl IntoArg<B>`.
+    /// `a: impl IntoArg<A>, b: impl IntoArg<B>`; `s: impl IntoArgStream<T>` for an `ArgStream<T>`.
     fn remote_params(&self, m: &Method) -> TokenStream {
         let p = &self.p;
-        let params = m.args.iter().map(|a| {
-            let (name, ty) = (&a.name, self.user_ty(&a.ty));
-            quote!(#name: impl #p::IntoArg<#ty>)
+        let params = m.args.iter().map(|a| match &a.stream {
+            Some(item) => {
+                let (name, item) = (&a.name, self.user_ty(item));
+                quote!(#name: impl #p::IntoArgStream<#item>)
+            }
+            None => {
+                let (name, ty) = (&a.name, self.user_ty(&a.ty));
+                quote!(#name: impl #p::IntoArg<#ty>)
+            }
         });
         quote!(#(#params),*)
+    }
+
+    /// The argument tuple a stub packs: `(IntoArg::into_arg(a), ..)`; a stream argument is made
+    /// an `ArgStream` first, then passed as a value.
+    fn packed_args(&self, m: &Method) -> TokenStream {
+        let p = &self.p;
+        let packed = m.args.iter().map(|a| {
+            let name = &a.name;
+            match a.stream {
+                Some(_) => {
+                    quote!(#p::IntoArg::into_arg(#p::IntoArgStream::into_arg_stream(#name)))
+                }
+                None => quote!(#p::IntoArg::into_arg(#name)),
+            }
+        });
+        quote!((#(#packed,)*))
     }
 
     fn handle_struct(&self) -> TokenStream {
@@ -251,6 +273,13 @@ impl<'a> ImplGen<'a> {
                 Kind::Unary => quote!(unary),
                 Kind::Streaming => quote!(stream),
             };
+            if m.args.iter().any(|a| a.stream.is_some()) {
+                // A stream argument cannot cross processes (yet).
+                return quote! {
+                    #(#cfgs)*
+                    #name => ::core::result::Result::Err(#p::stream_args_cannot_cross()),
+                };
+            }
             quote! {
                 #(#cfgs)*
                 #name => {
@@ -397,14 +426,20 @@ impl<'a> ImplGen<'a> {
         let name = m.name();
         let names: Vec<_> = m.args.iter().map(|a| &a.name).collect();
         let tys: Vec<_> = m.args.iter().map(|a| self.user_ty(&a.ty)).collect();
-        let packed = quote!((#(#p::IntoArg::into_arg(#names),)*));
+        let packed = self.packed_args(m);
         let unpacked = quote!((#(#names,)*): (#(#tys,)*));
         let wrap = reply(m.output.fallible);
         let router = quote!(&self.__serve_router);
         let value = self.value_ty(&m.output);
-        // Used only when the picked replica is in another process.
+        // Used only when the picked replica is in another process, which a stream argument
+        // cannot reach (yet): its encoder fails with a clear error.
+        let args_encoder = if m.args.iter().any(|a| a.stream.is_some()) {
+            quote!(#p::stream_args_encoder::<(#(#tys,)*)>)
+        } else {
+            quote!((&&#p::Wire::<(#(#tys,)*)>::NEW).__serve_encoder())
+        };
         let wire = quote!(#p::CallWire {
-            args: (&&#p::Wire::<(#(#tys,)*)>::NEW).__serve_encoder(),
+            args: #args_encoder,
             result: (&&#p::Wire::<#value>::NEW).__serve_decoder(),
         });
         let call = match (m.output.kind, m.asyncness) {
@@ -594,7 +629,9 @@ impl<'a> ImplGen<'a> {
         let checks = self.model.methods.iter().flat_map(|m| {
             let cfgs = &m.cfgs;
             let value = m.output.value_ty.iter();
-            m.args.iter().map(|a| &a.ty).chain(value).map(move |ty| {
+            // A stream argument's items cross, not the stream: its item type is checked.
+            let args = m.args.iter().map(|a| a.stream.as_ref().unwrap_or(&a.ty));
+            args.chain(value).map(move |ty| {
                 let check = assert_arg(ty, &self.user_ty(ty));
                 quote!(#(#cfgs)* #check)
             })
@@ -872,6 +909,64 @@ mod tests {
                 "u8",
                 "Ingress",
                 "Vec<Ingress>"
+            ]
+        );
+    }
+
+    #[test]
+    fn a_stream_parameter_takes_into_arg_stream_asserts_its_item_and_does_not_cross() {
+        let out = expand_impl(quote! {
+            impl Svc {
+                async fn sum(&self, n: u8, xs: ArgStream<u32>) -> u64 { 0 }
+                fn map(&self, xs: serve_core::ArgStream<u32>) -> impl Stream<Item = u32> { todo!() }
+            }
+        });
+        let sum = remote_body(&out, "SvcSumStub");
+        assert!(sum.contains("(::serve_core::__private::IntoArg::into_arg(n),::serve_core::__private::IntoArg::into_arg(::serve_core::__private::IntoArgStream::into_arg_stream(xs)),)"), "{sum}");
+        assert!(
+            sum.contains(
+                "args:::serve_core::__private::stream_args_encoder::<(u8,ArgStream<u32>,)>"
+            ),
+            "{sum}"
+        );
+        let remote = str_of(method_of(&out, "SvcSumStub", "remote").unwrap());
+        assert!(remote.contains("n:impl::serve_core::__private::IntoArg<u8>,xs:impl::serve_core::__private::IntoArgStream<u32>"), "{remote}");
+        let handle = impls_of(&out, "SvcHandle")
+            .into_iter()
+            .map(str_of)
+            .collect::<String>();
+        assert!(handle.contains("\"sum\"=>::core::result::Result::Err(::serve_core::__private::stream_args_cannot_cross()),"), "{handle}");
+        let assertions = out.items.iter().find_map(|i| match i {
+            Item::Const(c) => Some(str_of(&c.expr)),
+            _ => None,
+        });
+        let assertions = assertions.unwrap();
+        assert!(!assertions.contains("ArgStream"), "{assertions}");
+        assert!(
+            assertions
+                .contains("assert_arg::<u32>();::serve_core::__private::assert_arg::<u32>();"),
+            "{assertions}"
+        );
+    }
+
+    #[test]
+    fn stream_parameters_where_they_cannot_be_taken_are_errors() {
+        let errors = compile_errors(&file(crate::expand::deployment(
+            TokenStream::new(),
+            quote! {
+                impl Svc {
+                    fn new(xs: ArgStream<u8>) -> Self { todo!() }
+                    fn count(&self, xs: ArgStream<u8>) -> usize { 0 }
+                    async fn ok(&self, xs: ArgStream<u8>) -> usize { 0 }
+                    fn ok_too(&self, xs: ArgStream<u8>) -> impl Stream<Item = u8> { xs }
+                }
+            },
+        )));
+        assert_eq!(
+            errors,
+            [
+                crate::stream_arg::IN_CONSTRUCTOR.to_owned(),
+                crate::stream_arg::IN_SYNC_METHOD.to_owned()
             ]
         );
     }

@@ -18,6 +18,7 @@ mod model;
 mod options;
 mod parse;
 mod remote;
+mod stream_arg;
 // The rules of deployment options, shared with serve-core, which keeps them: this crate cannot
 // depend on serve-core (serve-core depends on it, to re-export the macros), so it compiles the
 // same file. That file is std-only and names nothing through `crate::` or `super::` for this
@@ -76,6 +77,19 @@ mod testing;
 ///
 /// Endpoints are `&self` methods, sync or `async`, returning `T`, `Result<T, E>` or
 /// `impl Stream<Item = T>` (a `.remote(..)` of the latter returns a `DeploymentResponseGenerator`).
+///
+/// A parameter of type `ArgStream<T>` takes a stream (streams into streams): its stub parameter
+/// is `impl IntoArgStream<T>`, which accepts another call's `DeploymentResponseGenerator<T>` or
+/// any `Stream<Item = T> + Send + 'static`, and the method reads it as a stream of
+/// `Result<T, ServeError>`. Such a method must be `async fn` or return a stream; `new` and
+/// `#[remote]` tasks cannot take one:
+///
+/// ```ignore
+/// pub fn predict(&self, tokens: ArgStream<u32>) -> impl Stream<Item = Result<u32, ServeError>> + Send + '_
+/// // the stub:
+/// pub fn remote(&self, tokens: impl IntoArgStream<u32>) -> DeploymentResponseGenerator<u32>
+/// // so stages compose: detok.detokenize.remote(model.predict.remote(tok.tokenize.remote(text)))
+/// ```
 /// Mistakes (`&mut self`, borrowed arguments, generic methods, ...) are reported on the offending
 /// token, all at once; the valid methods still get their stubs.
 #[proc_macro_attribute]

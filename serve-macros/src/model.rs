@@ -120,6 +120,9 @@ pub(crate) struct Output {
 pub(crate) struct Arg {
     pub(crate) name: Ident,
     pub(crate) ty: Type,
+    /// `T` of an `ArgStream<T>` parameter (a stream argument): the stub takes
+    /// `impl IntoArgStream<T>` for it (see `stream_arg`).
+    pub(crate) stream: Option<Type>,
 }
 
 /// `#[ingress]` on a deployment's impl block: the deployment part plus the routes.

@@ -17,6 +17,7 @@ use crate::model::{
     Kind, Method, NewFn, Output,
 };
 use crate::options;
+use crate::stream_arg;
 use crate::util::{
     Errors, both, cfgs, contains_impl_trait, docs, first_type_arg, is_self_type, last_segment,
     last_segment_is, peel, plain_name,
@@ -251,6 +252,7 @@ pub(crate) fn method(
         ),
     )?
     .1;
+    stream_arg::check_method(&args, &output, asyncness(&f.sig.asyncness))?;
     Ok(Method {
         ident: f.sig.ident.clone(),
         vis: f.vis.clone(),
@@ -280,13 +282,14 @@ pub(crate) fn new_fn(f: &ImplItemFn, self_ident: &Ident) -> syn::Result<NewFn> {
     let (((), args), fallible) = both(
         both(
             no_generics(&f.sig.generics, GENERIC_METHOD),
-            args(&f.sig.inputs, GENERIC_METHOD, REFERENCE_ARG),
+            args(&f.sig.inputs, GENERIC_METHOD, REFERENCE_ARG)
+                .and_then(|args| stream_arg::reject(args, stream_arg::IN_CONSTRUCTOR)),
         ),
         fallible,
     )?;
     let params = args
         .into_iter()
-        .map(|Arg { name, ty }| CtorParam {
+        .map(|Arg { name, ty, .. }| CtorParam {
             kind: handle_target(&ty)
                 .map_or(CtorParamKind::Value, |d| CtorParamKind::Handle(Box::new(d))),
             name,
@@ -365,6 +368,7 @@ pub(crate) fn args(
         out.push(Arg {
             name,
             ty: (*arg.ty).clone(),
+            stream: stream_arg::item(&arg.ty),
         });
     }
     errors.finish(out)

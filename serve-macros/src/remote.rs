@@ -10,6 +10,7 @@ use syn::{Attribute, FnArg, ItemFn, Visibility};
 use crate::codegen::{assert_arg, reply};
 use crate::model::{Arg, Asyncness, Kind, Output};
 use crate::parse;
+use crate::stream_arg;
 use crate::util::{Errors, both, cfgs, docs, plain_name, private};
 
 pub(crate) const NOT_A_FN: &str = "`#[remote]` applies to a free function";
@@ -78,7 +79,8 @@ pub(crate) fn parse(args: TokenStream, item: syn::Item) -> syn::Result<Task> {
     let ((), (args, output)) = both(
         checks.finish(()),
         both(
-            parse::args(&item.sig.inputs, GENERIC_TASK, REFERENCE_ARG),
+            parse::args(&item.sig.inputs, GENERIC_TASK, REFERENCE_ARG)
+                .and_then(|args| stream_arg::reject(args, stream_arg::IN_TASK)),
             output,
         ),
     )?;

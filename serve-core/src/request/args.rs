@@ -3,7 +3,9 @@
 //! Every generated stub takes each argument as `impl IntoArg<T>`, so the compiler accepts exactly
 //! `T`, `DeploymentResponse<T>` (chaining without awaiting), `ObjectRef<T>` (and references to
 //! them, which share the request). A streaming generator, a response of another type, or a response
-//! nested in a container is not an `IntoArg<T>` and does not compile.
+//! nested in a container is not an `IntoArg<T>` and does not compile: a generator goes into a
+//! parameter declared as a stream, [`ArgStream<T>`](crate::ArgStream), which the stub takes as
+//! `impl IntoArgStream<T>` ([`arg_stream`](super::arg_stream)).
 //!
 //! A call whose arguments are all plain values is dispatched at once. Otherwise the runtime first
 //! waits for the upstream requests; if one failed, the downstream method never runs and its caller
@@ -57,7 +59,7 @@ impl<T> Arg<T> {
     message = "`{Self}` cannot be passed where this call expects a `{T}`",
     label = "expected `{T}`, a `DeploymentResponse<{T}>` or an `ObjectRef<{T}>`",
     note = "a handle call takes each argument as its value, a `DeploymentResponse` of it (chaining), or an `ObjectRef` of it",
-    note = "a streaming `DeploymentResponseGenerator` cannot be passed to another call: consume its items first"
+    note = "a streaming `DeploymentResponseGenerator` is a stream, not a value: to pass it into another call, declare that method's parameter as `ArgStream<{T}>` (a stream argument), or collect its items first"
 )]
 pub trait IntoArg<T> {
     /// Converts `self` into the argument.

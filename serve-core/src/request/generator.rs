@@ -41,10 +41,10 @@ use crate::util::sync::Lock;
 /// Capacity of a streaming request's channel, in messages (each one item or one batch). Small,
 /// because a message may hold [`BATCH_MAX`] items: 16 (as before batching) was a little faster
 /// but let a slow consumer's producer hold 3.4 times as many items (docs/benchmarks.md).
-pub(crate) const STREAM_BUFFER: usize = 4;
+pub const STREAM_BUFFER: usize = 4;
 
 /// The most items one message carries.
-pub(crate) const BATCH_MAX: usize = 64;
+pub const BATCH_MAX: usize = 64;
 
 /// One message of a stream's channel. An error is always alone: it ends the stream.
 pub(crate) enum Batch<T> {

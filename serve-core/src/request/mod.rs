@@ -5,6 +5,8 @@
 //!   [`ObjectRef`](response::ObjectRef) of it; cancelling it cancels what it started;
 //! * [`generator`]: a streaming request's bounded channel and the caller's
 //!   [`DeploymentResponseGenerator`](generator::DeploymentResponseGenerator);
+//! * [`arg_stream`]: stream arguments, [`ArgStream`](arg_stream::ArgStream) (streams into
+//!   streams);
 //! * [`args`]: a call's arguments, values or responses still to resolve (chaining);
 //! * [`encoded`]: a call by method name with encoded arguments, as a replica serves a caller in
 //!   another process;
@@ -13,6 +15,7 @@
 //!
 //! Nothing here knows how a request finds a replica: that is the data plane, one layer up.
 
+pub(crate) mod arg_stream;
 pub(crate) mod args;
 pub(crate) mod codec;
 pub(crate) mod context;

@@ -186,6 +186,7 @@ fn call_method(routes: &[Route]) -> Method {
         args: vec![crate::model::Arg {
             name: Ident::new("request", Span::call_site()),
             ty: parse_quote!(#p::Request),
+            stream: None,
         }],
     }
 }
