@@ -11,6 +11,7 @@ use proc_macro::TokenStream;
 
 use crate::model::HttpMethod;
 
+mod batch;
 mod codegen;
 mod expand;
 mod ingress;
@@ -185,6 +186,21 @@ pub fn remote(args: TokenStream, item: TokenStream) -> TokenStream {
 #[proc_macro_attribute]
 pub fn ingress(args: TokenStream, item: TokenStream) -> TokenStream {
     ingress::expand(args.into(), item.into()).into()
+}
+
+/// Dynamic batching on a method of a `#[deployment]` (or `#[ingress]`) impl block:
+/// `#[batch(max_batch_size = 8, batch_wait_timeout_s = 0.01, max_concurrent_batches = 1)]`
+/// (each option optional; Ray's defaults 10, 0.01 s, 1). `#[deployment]` consumes it; anywhere
+/// else it is an error. See the guide's batching chapter and [`macro@deployment`].
+#[proc_macro_attribute]
+pub fn batch(_args: TokenStream, item: TokenStream) -> TokenStream {
+    let item = proc_macro2::TokenStream::from(item);
+    let error = syn::Error::new(
+        proc_macro2::Span::call_site(),
+        "`#[batch]` must be on a method inside a `#[deployment]` (or `#[ingress]`) impl block",
+    )
+    .to_compile_error();
+    quote::quote!(#item #error).into()
 }
 
 /// `#[get("/path")]`: a route of an `#[ingress]` impl block (see [`macro@ingress`]). `#[ingress]`
