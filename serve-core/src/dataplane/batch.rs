@@ -654,3 +654,6 @@ pub(crate) fn warn_if_capped(deployment: &str, max_ongoing_requests: usize, spec
         }
     }
 }
+
+#[cfg(test)]
+mod tests;
