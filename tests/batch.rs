@@ -352,3 +352,35 @@ fn batching_outside_a_replica_or_of_an_unbatched_method_is_an_error() {
     assert_eq!(e.kind(), ErrorKind::Runtime);
     assert!(e.to_string().contains("outside a replica"), "{e}");
 }
+
+// ---- under #[ingress]: a method without a route may be batched ----
+
+#[deployment(max_ongoing_requests = 16)]
+#[derive(Default)]
+pub struct Api;
+
+#[ingress]
+impl Api {
+    #[get("/")]
+    pub fn root(&self) -> String {
+        "ok".to_owned()
+    }
+
+    #[batch(max_batch_size = 4, batch_wait_timeout_s = 0)]
+    pub fn lengths(&self, words: Vec<String>) -> Vec<usize> {
+        words.iter().map(String::len).collect()
+    }
+}
+
+#[test]
+fn a_method_of_an_ingress_can_be_batched() {
+    let serve = Serve::start().unwrap();
+    let api = serve.run(Api::bind()).unwrap();
+    let responses: Vec<_> = ["a", "bb", "ccc"]
+        .into_iter()
+        .map(|w| api.lengths.remote(w.to_owned()))
+        .collect();
+    let lengths: Vec<usize> = responses.into_iter().map(|r| r.result().unwrap()).collect();
+    assert_eq!(lengths, [1, 2, 3]);
+    serve.shutdown();
+}
