@@ -1,5 +1,5 @@
-//! Procedural macros of `serve-core`: `#[deployment]`, `#[ingress]` with its route attributes,
-//! and `#[remote]`.
+//! Procedural macros of `serve-core`: `#[deployment]` (with `#[batch]` on its methods),
+//! `#[ingress]` with its route attributes, and `#[remote]`.
 //!
 //! Use them through `serve-core`, which re-exports them; the generated code names only
 //! `::serve_core::__private` items. This crate holds the entry points; the work happens on
