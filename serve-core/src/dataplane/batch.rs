@@ -115,12 +115,18 @@ struct Settings {
 trait Queue: Send + Sync {
     /// The items waiting for a batch whose callers still wait.
     fn waiting(&self) -> usize;
+    /// Has the loop look at its settings again (they changed).
+    fn wake(&self);
 }
 
 impl<D: Send + Sync, T: Send, R: Send> Queue for Shared<D, T, R> {
     fn waiting(&self) -> usize {
         let queue = self.queue.locked();
         queue.iter().filter(|p| !p.reply.is_closed()).count()
+    }
+
+    fn wake(&self) {
+        self.arrived.notify_one();
     }
 }
 
@@ -140,6 +146,13 @@ impl Settings {
 
     fn wait(&self) -> Duration {
         Duration::from_nanos(self.wait.load(Ordering::Relaxed))
+    }
+
+    /// A batch forming now sees a new size or wait at once (a smaller size may make it full).
+    fn changed(&self) {
+        if let Some(queue) = self.queue.get().and_then(Weak::upgrade) {
+            queue.wake();
+        }
     }
 }
 
@@ -268,22 +281,25 @@ impl Batching {
         queue.map_or(0, |q| q.waiting())
     }
 
-    /// Sets the largest batch (at least 1). Batches formed from now on use it.
+    /// Sets the largest batch (at least 1). Batches formed from now on use it, the one forming
+    /// now included.
     pub fn set_max_batch_size(&self, max_batch_size: usize) -> Result<(), ServeError> {
         rules::count("max_batch_size", "max_batch_size", max_batch_size as u64)
             .map_err(|e| self.invalid(e))?;
         self.settings
             .max_batch_size
             .store(max_batch_size, Ordering::Relaxed);
+        self.settings.changed();
         Ok(())
     }
 
     /// Sets how long a batch waits for more items after its first one (seconds, at least 0).
-    /// Batches formed from now on use it.
+    /// Batches formed from now on use it, the one forming now included.
     pub fn set_batch_wait_timeout_s(&self, seconds: f64) -> Result<(), ServeError> {
         rules::number("batch_wait_timeout_s", "batch_wait_timeout_s", seconds)
             .map_err(|e| self.invalid(e))?;
         self.settings.wait.store(nanos(seconds), Ordering::Relaxed);
+        self.settings.changed();
         Ok(())
     }
 

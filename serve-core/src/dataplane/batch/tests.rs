@@ -173,3 +173,28 @@ async fn at_most_max_concurrent_batches_run_at_once() {
         MOST.load(Ordering::SeqCst)
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_smaller_size_sends_the_batch_forming_now() {
+    static SPEC: BatchSpec = BatchSpec::new("double", 4, 3600.0, 1);
+    let (replica, model) = (replica(), Arc::new(Model::default()));
+    let batching = context::on_replica(replica.clone(), async {
+        declare_batch(method, &SPEC);
+        batching(method).unwrap()
+    })
+    .await;
+    let calls = {
+        let (replica, model) = (replica.clone(), model.clone());
+        tokio::spawn(async move { call_all(&replica, &SPEC, SYNC, &model, [1, 2]).await })
+    };
+    // Both items wait (for an hour, or two more items).
+    while batching.queued() < 2 {
+        tokio::task::yield_now().await;
+    }
+    batching.set_max_batch_size(2).unwrap();
+    let results = tokio::time::timeout(Duration::from_secs(20), calls)
+        .await
+        .expect("the batch went once it was full")
+        .unwrap();
+    assert_eq!(results, [Ok(2), Ok(4)]);
+}
