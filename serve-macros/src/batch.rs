@@ -322,6 +322,39 @@ mod tests {
     }
 
     #[test]
+    fn the_impl_is_emitted_without_batch_and_the_stub_takes_one_item() {
+        use crate::testing::{compile_errors, file, method_of, str_of};
+        let out = file(crate::expand::deployment(
+            TokenStream::new(),
+            quote! {
+                impl Svc {
+                    #[batch(max_batch_size = 8)]
+                    #[doc = "Doubles."]
+                    pub async fn double(&self, xs: Vec<u8>) -> Result<Vec<u16>, E> { todo!() }
+                }
+            },
+        ));
+        assert_eq!(compile_errors(&out), Vec::<String>::new());
+        assert_eq!(
+            str_of(&out.items[0]),
+            "implSvc{#[doc=\"Doubles.\"]pubasyncfndouble(&self,xs:Vec<u8>)->Result<Vec<u16>,E>{todo!()}}"
+        );
+        let remote = method_of(&out, "SvcDoubleStub", "remote").unwrap();
+        assert_eq!(
+            str_of(&remote.sig),
+            "fnremote(&self,xs:impl::serve_core::__private::IntoArg<u8>)->::serve_core::__private::DeploymentResponse<u16>"
+        );
+        let body = str_of(&remote.block);
+        assert!(
+            body.contains("call_batched(Svc::double,&Svc::__serve_batch_double,"),
+            "{body}"
+        );
+        assert!(str_of(&out).contains(
+            "const__serve_batch_double:::serve_core::__private::BatchSpec=::serve_core::__private::BatchSpec::new(\"double\",8,0.01,1);"
+        ));
+    }
+
+    #[test]
     fn batch_attributes_are_recognised_bare_or_under_serve_core() {
         assert!(is_batch(&parse_quote!(#[batch])));
         assert!(is_batch(
