@@ -354,6 +354,63 @@ fn errors_app() -> Application<FaultyIngress> {
     FaultyIngress::bind(Faulty::bind())
 }
 
+// --- a batched method on a worker ----------------------------------------------------------------
+
+/// The batches the worker's `BatchModel` replica was called with (in the worker's process).
+static BATCHES: std::sync::Mutex<Vec<usize>> = std::sync::Mutex::new(Vec::new());
+
+#[derive(serde::Deserialize)]
+pub struct BatchTuning {
+    max_batch_size: usize,
+}
+
+#[deployment(max_ongoing_requests = 64)]
+#[derive(Default)]
+pub struct BatchModel;
+
+#[deployment]
+impl BatchModel {
+    #[batch(max_batch_size = 4, batch_wait_timeout_s = 30)]
+    pub fn double(&self, xs: Vec<u32>) -> Vec<u32> {
+        BATCHES.lock().unwrap().push(xs.len());
+        xs.into_iter().map(|x| 2 * x).collect()
+    }
+
+    pub fn batches(&self) -> Vec<usize> {
+        std::mem::take(&mut *BATCHES.lock().unwrap())
+    }
+
+    pub fn reconfigure(&self, tuning: BatchTuning) -> Result<(), ServeError> {
+        serve_core::batching(Self::double)?.set_max_batch_size(tuning.max_batch_size)
+    }
+}
+
+#[deployment]
+pub struct BatchIngress {
+    model: DeploymentHandle<BatchModel>,
+}
+
+#[deployment]
+impl BatchIngress {
+    pub fn new(model: DeploymentHandle<BatchModel>) -> Self {
+        Self { model }
+    }
+
+    /// Calls the model with 0..n at once; returns the answers and the batches the model saw.
+    pub async fn fan(&self, n: u32) -> Result<(Vec<u32>, Vec<usize>), ServeError> {
+        let calls: Vec<_> = (0..n).map(|x| self.model.double.remote(x)).collect();
+        let mut answers = Vec::new();
+        for call in calls {
+            answers.push(call.await?);
+        }
+        Ok((answers, self.model.batches.remote().await?))
+    }
+}
+
+fn batch_app() -> Application<BatchIngress> {
+    BatchIngress::bind(BatchModel::bind())
+}
+
 // --- the worker processes -------------------------------------------------------------------------
 
 #[test]
@@ -370,6 +427,7 @@ fn worker_process() {
         "cancel" => run_worker(cancel_app(), &env),
         "pressure" => run_worker(pressure_app(), &env),
         "errors" => run_worker(errors_app(), &env),
+        "batch" => run_worker(batch_app(), &env),
         other => panic!("no application `{other}`"),
     }
 }
@@ -762,5 +820,30 @@ async fn a_worker_serves_http_through_the_ingress_on_the_head() {
         let reply = post_json(addr, "/", &json!({"language": language, "name": "Dora"})).await;
         assert_eq!((reply.status, reply.body.as_str()), (200, answer));
     }
+    serve.shutdown();
+}
+
+#[test]
+fn a_batched_method_on_a_worker_groups_the_calls_from_the_head_and_takes_its_user_config() {
+    let nats = NatsServer::start();
+    let serve = head(&nats, "batch");
+    let _worker = worker("batch", &nats, "batch", "w1");
+    serve.wait_for_workers(1, PATIENCE).unwrap();
+    let handle = serve.run(batch_app()).unwrap();
+    assert_eq!(nodes_of(&serve, "BatchModel"), nodes(&["w1"]));
+    // The wait is long: batches go when full.
+    let (answers, batches) = handle.fan.remote(8).result().unwrap();
+    assert_eq!(answers, (0..8).map(|x| 2 * x).collect::<Vec<_>>());
+    assert_eq!(batches, [4, 4]);
+    // `reconfigure` runs on the worker, on behalf of its replica.
+    serve
+        .update_deployment(
+            "BatchModel",
+            serve_core::DeploymentUpdate::new().user_config(json!({"max_batch_size": 2})),
+        )
+        .unwrap();
+    let (answers, batches) = handle.fan.remote(8).result().unwrap();
+    assert_eq!(answers, (0..8).map(|x| 2 * x).collect::<Vec<_>>());
+    assert_eq!(batches, [2, 2, 2, 2]);
     serve.shutdown();
 }

@@ -223,3 +223,10 @@ fn a_graceful_shutdown_timeout_that_is_not_a_number_of_seconds_is_refused_before
 fn pipeline_runs() {
     example("pipeline");
 }
+
+#[test]
+fn batch_compares_the_batched_model_with_the_unbatched_one() {
+    let out = example_with("batch", &["--seconds", "0.2"]);
+    assert!(out.contains("unbatched:"), "{out}");
+    assert!(out.contains("batched / unbatched:"), "{out}");
+}

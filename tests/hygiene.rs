@@ -29,6 +29,27 @@ mod app {
         pub async fn total(&self, items: ::serve_core::ArgStream<u8>) -> usize {
             ::serve_core::futures::StreamExt::count(items).await
         }
+        #[::serve_core::batch(max_batch_size = 2, batch_wait_timeout_s = 0)]
+        pub fn lengths(
+            &self,
+            words: ::std::vec::Vec<::std::string::String>,
+        ) -> ::std::vec::Vec<usize> {
+            ::std::iter::Iterator::collect(::std::iter::Iterator::map(
+                ::std::iter::IntoIterator::into_iter(words),
+                |w| w.len(),
+            ))
+        }
+        // Bare: `#[deployment]` consumes it, no import needed.
+        #[batch]
+        pub async fn doubled(
+            &self,
+            xs: ::std::vec::Vec<u8>,
+        ) -> ::core::result::Result<::std::vec::Vec<u8>, ::std::io::Error> {
+            ::core::result::Result::Ok(::std::iter::Iterator::collect(::std::iter::Iterator::map(
+                ::std::iter::IntoIterator::into_iter(xs),
+                |x| 2 * x,
+            )))
+        }
     }
 
     #[::serve_core::deployment]
@@ -143,6 +164,8 @@ fn expansion_needs_no_prelude() {
         .run(app::Greeter::bind(::std::borrow::ToOwned::to_owned("Hi")))
         .unwrap();
     ::std::assert_eq!(greeter.fallible.remote(7).result().unwrap(), 7);
+    ::std::assert_eq!(greeter.lengths.remote("four").result().unwrap(), 4);
+    ::std::assert_eq!(greeter.doubled.remote(21).result().unwrap(), 42);
     ::std::assert_eq!(
         ::std::iter::Iterator::count(::std::iter::IntoIterator::into_iter(
             greeter.count.remote(3)

@@ -87,6 +87,7 @@ pub use control::autoscaling;
 pub use control::resources::{self, InstanceResources};
 pub use control::status::{ApplicationStatus, DeploymentStatus, ReplicaStatus};
 pub use control::update::DeploymentUpdate;
+pub use dataplane::batch::{BatchError, Batching, batching};
 pub use error::{BoxError, ErrorKind, RemoteError, ServeError};
 pub use request::arg_stream::{ArgItem, ArgStream, IntoArgStream};
 pub use request::args::{Arg, IntoArg};
@@ -96,7 +97,7 @@ pub use request::response::{DeploymentResponse, ObjectRef, ObjectRefFuture};
 #[cfg(feature = "cluster")]
 pub use serve::cluster::Worker;
 pub use serve::{Serve, ServeBuilder, run, shutdown};
-pub use serve_macros::{delete, deployment, get, ingress, patch, post, put, remote};
+pub use serve_macros::{batch, delete, deployment, get, ingress, patch, post, put, remote};
 
 /// Re-exported for writing streaming methods: `stream!` / `try_stream!` build an
 /// `impl Stream` from a block with `yield`.
@@ -110,8 +111,8 @@ pub mod prelude {
     pub use crate::ArgStream;
     pub use crate::{
         Application, DeploymentConfig, DeploymentHandle, DeploymentResponse,
-        DeploymentResponseGenerator, ErrorKind, IntoArg, ObjectRef, Serve, ServeError, deployment,
-        remote, stream, try_stream,
+        DeploymentResponseGenerator, ErrorKind, IntoArg, ObjectRef, Serve, ServeError, batch,
+        deployment, remote, stream, try_stream,
     };
     /// `#[ingress]` and its route attributes.
     pub use crate::{delete, get, ingress, patch, post, put};
@@ -129,6 +130,9 @@ pub mod __private {
     pub use crate::api::handle::{CallOne, CallStream};
     pub use crate::config::{AutoscalingConfig, DeploymentConfig};
     pub use crate::control::application::{AppRef, Application, BuildContext, Constructor};
+    pub use crate::dataplane::batch::{
+        BatchFn, BatchFuture, BatchSpec, call_batched, declare_batch,
+    };
     pub use crate::dataplane::router::RequestRouter;
     pub use crate::dataplane::sink::StreamSink;
     pub use crate::error::{BoxError, ServeError};

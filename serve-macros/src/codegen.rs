@@ -15,6 +15,8 @@ use crate::model::{
 };
 use crate::util::{camel_case, plain_name, private, replace_self};
 
+mod batch;
+
 /// The `DeploymentDefaults` impl of a `#[deployment(...)]` struct: one setter per option given, in
 /// the config's field order, then `autoscaling(..)`, then each custom resource.
 pub(crate) fn config_impl(model: &DeploymentStruct) -> TokenStream {
@@ -81,6 +83,7 @@ pub(crate) fn deployment_impl(model: &DeploymentImpl) -> TokenStream {
         g.shorthand(),
         g.bind(),
         g.assertions(),
+        g.batch_specs(),
     ];
     items.into_iter().collect()
 }
@@ -312,6 +315,7 @@ impl<'a> ImplGen<'a> {
 
     fn deployment(&self) -> TokenStream {
         let (p, ty, handle) = (&self.p, &self.ty, &self.handle);
+        let batches = self.batches_fn();
         let check_health = self.model.check_health.as_ref().map(|hook| {
             let body = self.hook_body(hook, TokenStream::new());
             quote! {
@@ -341,6 +345,7 @@ impl<'a> ImplGen<'a> {
                 type Handle = #handle;
                 #check_health
                 #reconfigure
+                #batches
             }
         }
     }
@@ -443,6 +448,7 @@ impl<'a> ImplGen<'a> {
             result: (&&#p::Wire::<#value>::NEW).__serve_decoder(),
         });
         let call = match (m.output.kind, m.asyncness) {
+            _ if m.batch.is_some() => self.batched_call(m, packed, wire),
             (Kind::Unary, Asyncness::Sync) => quote! {
                 #p::RequestRouter::call_sync(#router, #name, #packed,
                     move |__serve_this: &#ty, #unpacked| #wrap(#ty::#ident(__serve_this #(, #names)*)), #wire)
@@ -543,13 +549,21 @@ impl<'a> ImplGen<'a> {
              to another deployment's `bind` where that deployment's `new` takes a `DeploymentHandle`.",
             self.doc_path
         );
+        let declare = self.batch_declarations();
+        let default = quote!(#p::infallible(<#ty as ::core::default::Default>::default()));
+        // In a block only when there is something to declare.
+        let default = if declare.is_empty() {
+            default
+        } else {
+            quote!({ #declare #default })
+        };
         let (params, body) = match &self.model.constructor {
             Constructor::Invalid => return TokenStream::new(),
             Constructor::Default => (
                 TokenStream::new(),
                 quote! {
                     #p::Application::__new([], move |__serve_ctx: &#p::BuildContext| {
-                        #p::Constructor::sync(move || #p::infallible(<#ty as ::core::default::Default>::default()))
+                        #p::Constructor::sync(move || #default)
                     })
                 },
             ),
@@ -608,10 +622,16 @@ impl<'a> ImplGen<'a> {
         });
         let names = new.params.iter().map(|param| &param.name);
         let wrap = reply(new.fallible);
+        let declare = self.batch_declarations();
         let construct = match new.asyncness {
-            Asyncness::Sync => quote!(#p::Constructor::sync(move || #wrap(#ty::new(#(#names),*)))),
+            Asyncness::Sync if declare.is_empty() => {
+                quote!(#p::Constructor::sync(move || #wrap(#ty::new(#(#names),*))))
+            }
+            Asyncness::Sync => {
+                quote!(#p::Constructor::sync(move || { #declare #wrap(#ty::new(#(#names),*)) }))
+            }
             Asyncness::Async => {
-                quote!(#p::Constructor::from_async(async move { #wrap(#ty::new(#(#names),*).await) }))
+                quote!(#p::Constructor::from_async(async move { #declare #wrap(#ty::new(#(#names),*).await) }))
             }
         };
         quote! {

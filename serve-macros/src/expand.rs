@@ -6,11 +6,11 @@ use quote::quote;
 use syn::Item;
 
 use crate::util::Errors;
-use crate::{codegen, parse};
+use crate::{batch, codegen, parse};
 
 /// `#[deployment(args)]` on `input` (a struct or its inherent impl block).
 pub(crate) fn deployment(args: TokenStream, input: TokenStream) -> TokenStream {
-    let item = match syn::parse2::<Item>(input.clone()) {
+    let mut item = match syn::parse2::<Item>(input.clone()) {
         Ok(item) => item,
         Err(e) => {
             let error = e.to_compile_error();
@@ -35,6 +35,16 @@ pub(crate) fn deployment(args: TokenStream, input: TokenStream) -> TokenStream {
         }
     };
     let errors = errors.into_error().map(|e| e.to_compile_error());
+    if let Item::Impl(i) = &mut item {
+        // `#[batch]` is `#[deployment]`'s to consume: the emitted impl goes without it.
+        if i.items
+            .iter()
+            .any(|it| matches!(it, syn::ImplItem::Fn(f) if f.attrs.iter().any(batch::is_batch)))
+        {
+            batch::strip(i);
+            return quote!(#item #generated #errors);
+        }
+    }
     quote!(#input #generated #errors)
 }
 

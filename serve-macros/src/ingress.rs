@@ -38,6 +38,9 @@ pub(crate) fn expand(args: TokenStream, input: TokenStream) -> TokenStream {
             TokenStream::new()
         }
     };
+    if let Item::Impl(imp) = &mut item {
+        crate::batch::strip(imp);
+    }
     let errors = errors.into_error().map(|e| e.to_compile_error());
     quote!(#item #generated #errors)
 }

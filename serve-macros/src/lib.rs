@@ -1,5 +1,5 @@
-//! Procedural macros of `serve-core`: `#[deployment]`, `#[ingress]` with its route attributes,
-//! and `#[remote]`.
+//! Procedural macros of `serve-core`: `#[deployment]` (with `#[batch]` on its methods),
+//! `#[ingress]` with its route attributes, and `#[remote]`.
 //!
 //! Use them through `serve-core`, which re-exports them; the generated code names only
 //! `::serve_core::__private` items. This crate holds the entry points; the work happens on
@@ -11,6 +11,7 @@ use proc_macro::TokenStream;
 
 use crate::model::HttpMethod;
 
+mod batch;
 mod codegen;
 mod expand;
 mod ingress;
@@ -92,6 +93,37 @@ mod testing;
 /// ```
 /// Mistakes (`&mut self`, borrowed arguments, generic methods, ...) are reported on the offending
 /// token, all at once; the valid methods still get their stubs.
+///
+/// **Dynamic batching**: `#[batch(max_batch_size = N, batch_wait_timeout_s = S,
+/// max_concurrent_batches = M)]` (each optional; Ray's defaults 10, 0.01, 1) on an endpoint taking
+/// one `Vec<T>` and returning `Vec<R>` or `Result<Vec<R>, E>`. `#[deployment]` consumes the
+/// attribute. The stub takes one `T` and returns a `DeploymentResponse<R>`; on the replica, the
+/// call's closure hands its item to the replica's batcher for the method and awaits its own
+/// result (abridged):
+///
+/// ```ignore
+/// #[batch(max_batch_size = 8)]
+/// pub fn predict(&self, xs: Vec<f32>) -> Vec<f32> { .. }
+/// // expands (besides the usual handle field and stub struct) to:
+/// impl Model { const __serve_batch_predict: BatchSpec = BatchSpec::new("predict", 8, 0.01, 1); }
+/// impl ModelPredictStub {
+///     pub fn remote(&self, xs: impl IntoArg<f32>) -> DeploymentResponse<f32> {
+///         // an ordinary unary call (routing, slots, queue, cancellation, cluster mode unchanged)
+///         RequestRouter::call_async(.., "predict", (xs,), |this, (xs,)| async move {
+///             call_batched(Model::predict, &Model::__serve_batch_predict,
+///                          BatchFn::Sync(|this, items| Model::predict(this, items)), this, xs).await
+///         }, ..)
+///     }
+/// }
+/// impl Deployment for Model { fn __batches() -> &'static [BatchSpec] { /* the specs */ } }
+/// // and `bind`'s constructor declares `Model::predict` on the replica before `new` runs
+/// ```
+///
+/// A batch never grows past the deployment's `max_ongoing_requests` (each waiting call holds a
+/// slot; the default is 5): set it to at least `max_batch_size` (a warning is logged at deploy
+/// otherwise). Change the batch size and wait at run time with
+/// `serve_core::batching(Self::predict)?.set_max_batch_size(n)` (e.g. from `reconfigure`).
+/// Streaming batches are not supported (a compile error). See the guide's batching chapter.
 #[proc_macro_attribute]
 pub fn deployment(args: TokenStream, item: TokenStream) -> TokenStream {
     expand::deployment(args.into(), item.into()).into()
@@ -199,6 +231,21 @@ pub fn remote(args: TokenStream, item: TokenStream) -> TokenStream {
 #[proc_macro_attribute]
 pub fn ingress(args: TokenStream, item: TokenStream) -> TokenStream {
     ingress::expand(args.into(), item.into()).into()
+}
+
+/// Dynamic batching on a method of a `#[deployment]` (or `#[ingress]`) impl block:
+/// `#[batch(max_batch_size = 8, batch_wait_timeout_s = 0.01, max_concurrent_batches = 1)]`
+/// (each option optional; Ray's defaults 10, 0.01 s, 1). `#[deployment]` consumes it; anywhere
+/// else it is an error. See the guide's batching chapter and [`macro@deployment`].
+#[proc_macro_attribute]
+pub fn batch(_args: TokenStream, item: TokenStream) -> TokenStream {
+    let item = proc_macro2::TokenStream::from(item);
+    let error = syn::Error::new(
+        proc_macro2::Span::call_site(),
+        "`#[batch]` must be on a method inside a `#[deployment]` (or `#[ingress]`) impl block",
+    )
+    .to_compile_error();
+    quote::quote!(#item #error).into()
 }
 
 /// `#[get("/path")]`: a route of an `#[ingress]` impl block (see [`macro@ingress`]). `#[ingress]`

@@ -84,6 +84,9 @@ pub(crate) struct Method {
     pub(crate) asyncness: Asyncness,
     pub(crate) output: Output,
     pub(crate) args: Vec<Arg>,
+    /// `#[batch(..)]`'s options: then `args` is the one `T` of its `Vec<T>` and `output` the `R`
+    /// of its `Vec<R>` (the stub's view).
+    pub(crate) batch: Option<crate::batch::Batch>,
 }
 
 impl Method {

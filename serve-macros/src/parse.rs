@@ -16,12 +16,12 @@ use crate::model::{
     Arg, Asyncness, Constructor, CtorParam, CtorParamKind, DeploymentImpl, DeploymentStruct, Hook,
     Kind, Method, NewFn, Output,
 };
-use crate::options;
 use crate::stream_arg;
 use crate::util::{
     Errors, both, cfgs, contains_impl_trait, docs, first_type_arg, is_self_type, last_segment,
     last_segment_is, peel, plain_name,
 };
+use crate::{batch, options};
 
 pub(crate) const NOT_A_DEPLOYMENT: &str =
     "`#[deployment]` applies to a struct and to its inherent `impl` block";
@@ -156,6 +156,7 @@ pub(crate) fn deployment_impl(
         bind_taken |= plain_name(&f.sig.ident) == "bind";
         match f.sig.receiver() {
             None if plain_name(&f.sig.ident) == "new" => {
+                errors.extend(batch::misplaced(f, batch::ON_NEW));
                 constructor = match new_fn(f, &ident) {
                     Ok(new) => Constructor::New(new),
                     Err(e) => {
@@ -166,15 +167,23 @@ pub(crate) fn deployment_impl(
             }
             // Helpers stay helpers, but `bind` would clash with the generated one.
             None => {
+                errors.extend(batch::misplaced(f, batch::ON_HELPER));
                 if plain_name(&f.sig.ident) == "bind" {
                     errors.extend(reserved_name(&f.sig.ident));
                 }
             }
             Some(receiver) => match plain_name(&f.sig.ident).as_str() {
-                "check_health" => check_health = errors.take(hook(f, receiver, &ident, 0)),
-                "reconfigure" => reconfigure = errors.take(hook(f, receiver, &ident, 1)),
+                "check_health" => {
+                    errors.extend(batch::misplaced(f, batch::ON_CHECK_HEALTH));
+                    check_health = errors.take(hook(f, receiver, &ident, 0));
+                }
+                "reconfigure" => {
+                    errors.extend(batch::misplaced(f, batch::ON_RECONFIGURE));
+                    reconfigure = errors.take(hook(f, receiver, &ident, 1));
+                }
                 _ => {
-                    if let Some(m) = errors.take(method(f, receiver, &ident)) {
+                    let m = method(f, receiver, &ident).and_then(|m| batch::apply(m, f));
+                    if let Some(m) = errors.take(m) {
                         methods.push(m);
                     }
                 }
@@ -261,6 +270,7 @@ pub(crate) fn method(
         asyncness: asyncness(&f.sig.asyncness),
         output,
         args,
+        batch: None,
     })
 }
 

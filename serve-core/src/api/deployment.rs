@@ -4,8 +4,10 @@
 use std::sync::Arc;
 
 use crate::config::DeploymentConfig;
+use crate::dataplane::batch::BatchSpec;
 use crate::dataplane::router::RequestRouter;
 use crate::error::{BoxError, ErrorKind, ServeError};
+use crate::request::context;
 use crate::request::encoded::EncodedResponse;
 use crate::util::panic;
 
@@ -43,6 +45,20 @@ pub trait Deployment: DeploymentDefaults + Send + Sync + Sized + 'static {
     fn __reconfigure(_this: &Arc<Self>, _config: serde_json::Value) -> Option<Hook> {
         None
     }
+
+    /// The deployment's `#[batch]` methods (to warn at deploy when a replica cannot hold a full
+    /// batch).
+    #[doc(hidden)]
+    fn __batches() -> &'static [BatchSpec] {
+        &[]
+    }
+}
+
+/// `hook`, made for `replica`, run on its behalf: `replica_context()` and `batching(..)` see that
+/// replica inside it, on the async workers and on the blocking pool.
+pub(crate) fn on_replica(replica: &Arc<context::ReplicaInfo>, hook: Option<Hook>) -> Option<Hook> {
+    let replica = replica.clone();
+    hook.map(|run| -> Hook { Box::pin(context::on_replica(replica, run)) })
 }
 
 /// A running lifecycle hook (`check_health`, `reconfigure`).
@@ -66,6 +82,12 @@ pub fn hook_async(
 #[doc(hidden)]
 pub fn hook_sync(f: impl FnOnce() -> Result<(), BoxError> + Send + 'static) -> Hook {
     Box::pin(async move {
+        // On the blocking pool too, the hook runs on behalf of the replica it ran for here.
+        let replica = context::current_replica();
+        let f = move || match replica {
+            Some(replica) => context::constructing_sync(replica, f),
+            None => f(),
+        };
         match panic::on_blocking_pool(&tokio::runtime::Handle::current(), f).await {
             Some(Ok(result)) => result,
             Some(Err(panic)) => Err(Box::new(ServeError::panic(panic)) as _),

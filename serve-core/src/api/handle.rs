@@ -7,7 +7,7 @@ use std::sync::Arc;
 
 use futures::future::BoxFuture;
 
-use super::deployment::{Deployment, HandleStubs, Hook};
+use super::deployment::{Deployment, HandleStubs, Hook, on_replica};
 use crate::dataplane::replica::Endpoint;
 use crate::dataplane::router::RequestRouter;
 use crate::error::{ErrorKind, ServeError};
@@ -108,14 +108,15 @@ impl<D: Deployment> Served for DeploymentHandle<D> {
 }
 
 impl<D: Deployment> DeploymentHandle<D> {
-    /// `hook` of each replica of this process it routes to.
+    /// `hook` of each replica of this process it routes to, run on behalf of its replica (so
+    /// that `replica_context()` and a `#[batch]` method's `batching(..)` find it).
     #[cfg_attr(not(feature = "cluster"), allow(dead_code))]
     fn local_hooks(&self, hook: impl Fn(&Arc<D>) -> Option<Hook>) -> Vec<Option<Hook>> {
         self.router()
             .replicas()
             .iter()
             .filter_map(|replica| match replica.endpoint() {
-                Endpoint::Local(instance) => Some(hook(instance)),
+                Endpoint::Local(instance) => Some(on_replica(replica.info(), hook(instance))),
                 Endpoint::Remote(_) => None,
             })
             .collect()

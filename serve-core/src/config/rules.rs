@@ -51,6 +51,10 @@ const OPTIONS: &[(&str, Rule)] = &[
     ("downscaling_factor", Rule::Positive),
     // `http_options` of a config file (and the command line's `--request-timeout-s`).
     ("request_timeout_s", Rule::Positive),
+    // `#[batch(..)]` on a method, and its run-time setters (`Batching`).
+    ("max_batch_size", Rule::AtLeast(1)),
+    ("batch_wait_timeout_s", Rule::NonNegative),
+    ("max_concurrent_batches", Rule::AtLeast(1)),
 ];
 
 /// The rule of the amount of one custom resource.

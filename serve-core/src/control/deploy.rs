@@ -10,9 +10,10 @@ use super::controller::{self, ReplicaFactory};
 use super::mirror::Mirror;
 use super::placement::Placement;
 use super::state::{DeploymentState, NewReplica};
-use crate::api::deployment::Deployment;
+use crate::api::deployment::{Deployment, on_replica};
 use crate::api::handle::DeploymentHandle;
 use crate::config::DeploymentConfig;
+use crate::dataplane::batch;
 use crate::dataplane::replica::{Endpoint, LocalReplica, RemoteReplica, Replica};
 use crate::dataplane::router::{RequestRouter, RouterSettings};
 use crate::error::{ErrorKind, ServeError};
@@ -92,6 +93,7 @@ async fn deploy<D: Deployment>(
     ingress: bool,
 ) -> Result<Deployed, ServeError> {
     let name: Arc<str> = Arc::from(config.name.as_str());
+    batch::warn_if_capped(&config.name, config.max_ongoing_requests, D::__batches());
     // The current user_config: updates reach replicas constructed later too.
     let user_config = Arc::new(Mutex::new(config.user_config.clone()));
     let placement = Arc::new(Placement::new(
@@ -231,7 +233,7 @@ pub(crate) async fn construct<D: Deployment>(
     let instance = Arc::new(instance);
     // A replica gets its user_config before it takes any request.
     if let Some(config) = user_config {
-        let Some(hook) = D::__reconfigure(&instance, config) else {
+        let Some(hook) = on_replica(info, D::__reconfigure(&instance, config)) else {
             return Err(ServeError::new(ErrorKind::Constructor)
                 .with_message(
                     "a user_config is set, but the deployment has no `reconfigure` method to \

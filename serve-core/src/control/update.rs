@@ -3,7 +3,7 @@
 use std::sync::Arc;
 
 use super::state::DeploymentState;
-use crate::api::deployment::Deployment;
+use crate::api::deployment::{Deployment, on_replica};
 use crate::config::ReplicaResources;
 use crate::dataplane::replica::Endpoint;
 use crate::error::{ErrorKind, ServeError};
@@ -134,7 +134,10 @@ impl<D: Deployment> DeploymentState<D> {
         let mut hooks = Vec::with_capacity(replicas.len());
         for replica in replicas.iter() {
             let hook = match replica.endpoint() {
-                Endpoint::Local(instance) => D::__reconfigure(instance, user_config.clone()),
+                Endpoint::Local(instance) => on_replica(
+                    replica.info(),
+                    D::__reconfigure(instance, user_config.clone()),
+                ),
                 // A replica in another process is reconfigured on its own node.
                 Endpoint::Remote(endpoint) => {
                     let hook = endpoint.reconfigure(user_config);

@@ -26,6 +26,7 @@
 //! Which replicas exist, and when one is added, replaced or retired, is the control plane's
 //! business (`control`); this layer only offers the operations (`add_replica`, `remove_where`).
 
+pub(crate) mod batch;
 pub(crate) mod call;
 pub(crate) mod invoke;
 pub(crate) mod picker;

@@ -37,7 +37,6 @@ pub(crate) struct ReplicaInfo {
     pub(crate) node: Option<Arc<str>>,
     /// What the runtime keeps per replica for the features that live with one (a batched
     /// method's queue, a multiplexed loader's models).
-    #[allow(dead_code)] // until batching and multiplexing use it
     pub(crate) state: ReplicaState,
 }
 
@@ -76,7 +75,6 @@ pub(crate) struct ReplicaState {
 /// An entry's type, name and value.
 type StateEntry = (TypeId, &'static str, Arc<dyn Any + Send + Sync>);
 
-#[allow(dead_code)] // until batching and multiplexing use it
 impl ReplicaState {
     /// The entry `T` named `key`, made by `init` if there is none yet.
     pub(crate) fn get_or_init<T: Any + Send + Sync>(
@@ -182,6 +180,15 @@ pub(crate) fn constructing_sync<R>(replica: Arc<ReplicaInfo>, f: impl FnOnce() -
     f()
 }
 
+/// Runs `fut` on behalf of `replica` but of no one request: a lifecycle hook (`reconfigure`,
+/// `check_health`) or a batch of a `#[batch]` method. It sees its replica as a constructor does.
+pub(crate) fn on_replica<F: Future>(
+    replica: Arc<ReplicaInfo>,
+    fut: F,
+) -> impl Future<Output = F::Output> {
+    CONSTRUCTING.scope(replica, fut)
+}
+
 /// The replica whose constructor the current code runs in, if any.
 fn constructing_now() -> Option<Arc<ReplicaInfo>> {
     CONSTRUCTING
@@ -201,7 +208,6 @@ pub(crate) fn current() -> Option<RequestScope> {
 }
 
 /// The replica the current code runs on: the current request's, or the one being constructed.
-#[allow(dead_code)]
 pub(crate) fn current_replica() -> Option<Arc<ReplicaInfo>> {
     current()
         .map(|scope| scope.replica)

@@ -121,6 +121,7 @@ pub(crate) fn ingress_impl(
                     .iter()
                     .map(|a| syn::Error::new_spanned(a, TWO_ROUTES)),
             );
+            errors.extend(crate::batch::misplaced(&f, crate::batch::ON_ROUTE));
             handlers.push((f, first.clone()));
         } else {
             endpoints.items.push(ImplItem::Fn(f));
@@ -188,6 +189,7 @@ fn call_method(routes: &[Route]) -> Method {
             ty: parse_quote!(#p::Request),
             stream: None,
         }],
+        batch: None,
     }
 }
 
