@@ -13,6 +13,7 @@ use crate::model::HttpMethod;
 
 mod codegen;
 mod expand;
+mod handles;
 mod ingress;
 mod model;
 mod options;

@@ -60,10 +60,12 @@ pub(crate) mod ingress;
 mod request;
 mod response;
 mod server;
+mod streaming;
 
 pub use request::Request;
 pub use response::{HttpError, HttpResponse, IntoChunk, IntoHttpResponse, Json, StatusCode};
 pub use server::MAX_BODY_BYTES;
+pub use streaming::{IntoStreamPart, ResponseHead, StreamPart, StreamingResponse};
 
 pub(crate) use server::{Ingress, Proxy, StreamingIngress, UnaryIngress};
 

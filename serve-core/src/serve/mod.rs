@@ -24,7 +24,7 @@ use crate::control::status::ApplicationStatus;
 use crate::control::update::DeploymentUpdate;
 use crate::error::{ErrorKind, ServeError};
 use crate::http::{
-    self, Ingress, IntoChunk, IntoHttpResponse, Proxy, Request, StreamingIngress, UnaryIngress,
+    self, Ingress, IntoHttpResponse, IntoStreamPart, Proxy, Request, StreamingIngress, UnaryIngress,
 };
 use crate::util::blocking;
 use crate::util::sync::{self, Lock};
@@ -402,7 +402,7 @@ impl Serve {
     where
         D: Deployment,
         D::Handle: CallStream<Request, Item = T>,
-        T: IntoChunk + Send + 'static,
+        T: IntoStreamPart,
     {
         let configs = app.deployment_configs();
         self.serve_http(app, route_prefix, configs, |handle| {
