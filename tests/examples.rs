@@ -216,3 +216,13 @@ fn a_graceful_shutdown_timeout_that_is_not_a_number_of_seconds_is_refused_before
 fn pipeline_runs() {
     example("pipeline");
 }
+
+#[test]
+fn ensemble_names_each_model_and_gets_every_message_right() {
+    let out = example("ensemble");
+    assert!(
+        out.contains("deployments: LogisticModel, LogisticModel_1, LogisticModel_2, Ensemble"),
+        "{out}"
+    );
+    assert!(out.contains("5 of 5 right"), "{out}");
+}

@@ -75,8 +75,17 @@ mod testing;
 /// }
 /// ```
 ///
+/// A constructor parameter that holds handles in a `Vec`, `Option`, `HashMap`/`BTreeMap` (as
+/// values), array or tuple, nested or not, is bound with the same shape of applications:
+/// `new(models: Vec<DeploymentHandle<Model>>)` gives `bind(models: Vec<Application<Model>>)`
+/// (serve-core's `Bindable` wires it). A handle anywhere else the macro can see (`Arc<..>`,
+/// `Rc<..>`, a generic struct of yours, a map's key, a tuple beside a plain value) is an error on
+/// that type.
+///
 /// Endpoints are `&self` methods, sync or `async`, returning `T`, `Result<T, E>` or
 /// `impl Stream<Item = T>` (a `.remote(..)` of the latter returns a `DeploymentResponseGenerator`).
+/// A streaming HTTP ingress may return `StreamingResponse<impl Stream<Item = T>>` to set its
+/// status, headers and media type: it streams `StreamPart<T>`s, the head first.
 /// Mistakes (`&mut self`, borrowed arguments, generic methods, ...) are reported on the offending
 /// token, all at once; the valid methods still get their stubs.
 #[proc_macro_attribute]

@@ -393,7 +393,9 @@ impl Serve {
 
     /// Like [`run_http`](Self::run_http) for an ingress whose `call` streams
     /// (`impl Stream<Item = T>`): the response is chunked, each item flushed as it is produced, or
-    /// Server-Sent Events when the client accepts `text/event-stream`.
+    /// Server-Sent Events when the client accepts `text/event-stream`. A `call` that returns a
+    /// [`StreamingResponse`](crate::http::StreamingResponse) sets the status, headers and media
+    /// type.
     pub fn run_http_streaming<D, T>(
         &self,
         app: Application<D>,
