@@ -46,7 +46,9 @@ pub enum Features {
     Shape,
 }
 
-const SPAM_WORDS: [&str; 6] = ["free", "winner", "prize", "urgent", "claim", "offer"];
+const SPAM_WORDS: [&str; 8] = [
+    "free", "winner", "prize", "urgent", "claim", "offer", "cash", "limited",
+];
 
 impl Features {
     fn of(self, text: &str) -> Vec<f64> {
@@ -147,8 +149,14 @@ impl Ensemble {
 
 const MESSAGES: [(&str, bool); 5] = [
     ("Lunch at noon tomorrow? I booked the usual place.", false),
-    ("URGENT!!! You are a WINNER, claim your FREE prize now at http://win.example", true),
-    ("Your invoice 20231 is attached, thanks for the quick payment.", false),
+    (
+        "URGENT!!! You are a WINNER, claim your FREE prize now at http://win.example",
+        true,
+    ),
+    (
+        "Your invoice 20231 is attached, thanks for the quick payment.",
+        false,
+    ),
     ("Limited offer: $500 cash, call 5550199 now!!", true),
     ("The build is green again, merging the fix now!", false),
 ];
@@ -205,7 +213,11 @@ fn main() -> Result<(), ServeError> {
         right += usize::from(verdict.spam == spam);
     }
     println!("{right} of {} right", MESSAGES.len());
-    assert_eq!(right, MESSAGES.len(), "the ensemble gets every message right");
+    assert_eq!(
+        right,
+        MESSAGES.len(),
+        "the ensemble gets every message right"
+    );
     serve.shutdown();
     Ok(())
 }

@@ -6,7 +6,9 @@ use std::collections::HashMap;
 
 use serve_core::http::{Request, StatusCode, StreamPart, StreamingResponse};
 use serve_core::prelude::*;
-use serve_test_support::cluster::{WorkerProcess, WorkerSpec, run_worker, test_cluster, worker_env};
+use serve_test_support::cluster::{
+    WorkerProcess, WorkerSpec, run_worker, test_cluster, worker_env,
+};
 use serve_test_support::http::{next_chunk, open};
 use serve_test_support::{NatsServer, PATIENCE, deployment_status};
 
@@ -138,15 +140,21 @@ fn a_map_of_handles_names_its_models_alike_in_every_process() {
     let answers = ensemble.remote(10).result().unwrap();
     let expected: Vec<(String, i64, String)> = (0..8)
         .map(|i| {
-            let name = if i == 0 { "Model".to_owned() } else { format!("Model_{i}") };
+            let name = if i == 0 {
+                "Model".to_owned()
+            } else {
+                format!("Model_{i}")
+            };
             (format!("m{i}"), 10 * i, name)
         })
         .collect();
-    assert_eq!(answers, expected, "each key reaches its own model, on the worker");
-    for i in 1..8 {
-        let status = deployment_status(&serve, &format!("Model_{i}"));
-        let node = status.replicas[0].node.clone();
-        assert_eq!(node.as_deref(), Some("w1"));
+    assert_eq!(
+        answers, expected,
+        "each key reaches its own model, on the worker"
+    );
+    for (_, _, name) in &expected {
+        let node = deployment_status(&serve, name).replicas[0].node.clone();
+        assert_eq!(node.as_deref(), Some("w1"), "{name} runs on the worker");
     }
     serve.shutdown();
 }
@@ -166,7 +174,12 @@ async fn a_streaming_responses_head_crosses_from_a_worker_to_the_proxy() {
         .await
         .unwrap();
     assert_eq!(response.status(), 201);
-    let header = |name| response.headers().get(name).map(|v| v.to_str().unwrap().to_owned());
+    let header = |name| {
+        response
+            .headers()
+            .get(name)
+            .map(|v| v.to_str().unwrap().to_owned())
+    };
     assert_eq!(header("content-type").as_deref(), Some("text/csv"));
     assert_eq!(header("x-node").as_deref(), Some("worker"));
     let mut body = response.into_body();
