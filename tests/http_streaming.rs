@@ -267,3 +267,34 @@ fn the_head_crosses_encoded_as_the_first_item() {
     assert_eq!(parts[1], StreamPart::Item("a\n".to_owned()));
     serve.shutdown();
 }
+
+/// Passes `StreamPart`s on by hand, with a head after its first item.
+#[deployment]
+#[derive(Default)]
+pub struct LateHead;
+
+#[deployment]
+impl LateHead {
+    pub fn call(&self, _req: Request) -> impl Stream<Item = StreamPart<String>> + Send + use<> {
+        futures::stream::iter([
+            StreamPart::Item("a".to_owned()),
+            StreamPart::Head(ResponseHead::default()),
+            StreamPart::Item("b".to_owned()),
+        ])
+    }
+}
+
+#[tokio::test]
+async fn a_head_after_the_first_item_ends_the_stream_with_an_error() {
+    let serve = Serve::start().unwrap();
+    let addr = serve.start_http("127.0.0.1:0").unwrap();
+    serve.run_http_streaming(LateHead::bind(), "/").unwrap();
+    let reply = send(addr, "GET", "/", &[("accept", "text/event-stream")], "").await;
+    assert_eq!(reply.status, 200);
+    assert_eq!(
+        reply.body,
+        "data: a\n\nevent: error\ndata: runtime error: a streamed response's head came after its first item: \
+         the status and headers are sent with the first item and cannot change after it\n\n"
+    );
+    serve.shutdown();
+}

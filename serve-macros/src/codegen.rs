@@ -851,6 +851,29 @@ mod tests {
     }
 
     #[test]
+    fn a_streaming_response_is_driven_head_first() {
+        let out = expand_impl(quote! {
+            impl Svc {
+                pub fn call(&self, req: Request) -> StreamingResponse<impl Stream<Item = Result<String, HttpError>> + Send + use<>> { todo!() }
+                pub async fn plain(&self) -> StreamingResponse<impl Stream<Item = String> + Send> { todo!() }
+            }
+        });
+        let call = str_of(&method_of(&out, "SvcCallStub", "remote").unwrap().block);
+        assert!(call.contains(
+            "__serve_sink.drive_fallible(::serve_core::__private::StreamingResponse::__fallible_parts(Svc::call(&*__serve_this,req))).await"
+        ), "{call}");
+        let plain = str_of(&method_of(&out, "SvcPlainStub", "remote").unwrap().block);
+        assert!(plain.contains(
+            "__serve_sink.drive(::serve_core::__private::StreamingResponse::__parts(Svc::plain(&*__serve_this).await)).await"
+        ), "{plain}");
+        let sig = str_of(&method_of(&out, "SvcCallStub", "remote").unwrap().sig.output);
+        assert_eq!(
+            sig,
+            "->::serve_core::__private::DeploymentResponseGenerator<::serve_core::__private::StreamPart<String>>"
+        );
+    }
+
+    #[test]
     fn bind_without_new_uses_default_and_async_new_uses_from_async() {
         let out = expand_impl(quote!(impl Svc {}));
         let bind = method_of(&out, "Svc", "bind").unwrap();

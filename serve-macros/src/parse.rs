@@ -713,6 +713,46 @@ mod tests {
     }
 
     #[test]
+    fn a_streaming_response_streams_stream_parts() {
+        let m = model(quote! {
+            impl Svc {
+                pub async fn call(&self, req: Request) -> StreamingResponse<impl Stream<Item = Result<String, HttpError>> + Send + use<>> { todo!() }
+                pub fn plain(&self) -> http::StreamingResponse<impl Stream<Item = Vec<u8>> + Send> { todo!() }
+            }
+        });
+        let summary: Vec<_> = m
+            .methods
+            .iter()
+            .map(|m| {
+                let value = m.output.value_ty.as_ref().map(str_of).unwrap_or_default();
+                (
+                    m.output.kind,
+                    m.output.fallible,
+                    m.output.streaming_response,
+                    value,
+                )
+            })
+            .collect();
+        assert_eq!(
+            summary,
+            [
+                (
+                    Kind::Streaming,
+                    true,
+                    true,
+                    "::serve_core::__private::StreamPart<String>".to_owned()
+                ),
+                (
+                    Kind::Streaming,
+                    false,
+                    true,
+                    "::serve_core::__private::StreamPart<Vec<u8>>".to_owned()
+                ),
+            ]
+        );
+    }
+
+    #[test]
     fn each_method_error_has_its_message() {
         let cases = [
             (
@@ -810,6 +850,22 @@ mod tests {
                     }
                 ),
                 STREAM_WITHOUT_ITEM,
+            ),
+            (
+                quote!(
+                    fn f(&self) -> StreamingResponse<BoxStream<'static, String>> {
+                        todo!()
+                    }
+                ),
+                STREAMING_RESPONSE_WITHOUT_STREAM,
+            ),
+            (
+                quote!(
+                    fn f(&self) -> StreamingResponse {
+                        todo!()
+                    }
+                ),
+                STREAMING_RESPONSE_WITHOUT_STREAM,
             ),
             (
                 quote!(
