@@ -560,11 +560,13 @@ impl<'a> ImplGen<'a> {
 
     fn bind_body(&self, new: &NewFn) -> TokenStream {
         let (p, ty) = (&self.p, &self.ty);
-        // `<T as Bindable>` spanned at the parameter's type: a shape serve-core cannot wire (a
-        // user type named `Vec`) is reported there.
-        let bindable = |param: &CtorParam| {
+        // `<T as Bindable>::f(..);` wholly spanned at the parameter's type (a call of mixed spans
+        // is reported at `#[deployment]`): a shape serve-core cannot wire (a `HashMap` key that is
+        // not `Ord`, a user type named `Vec`) is reported there.
+        let bindable = |param: &CtorParam, method: &str| {
             let user_ty = self.user_ty(&param.ty);
-            quote_spanned!(param.ty.span()=> <#user_ty as #p::Bindable>)
+            let method = Ident::new(method, param.ty.span());
+            quote_spanned!(param.ty.span()=> <#user_ty as ::serve_core::__private::Bindable>::#method)
         };
         let handles: Vec<&CtorParam> = new
             .params
@@ -575,8 +577,8 @@ impl<'a> ImplGen<'a> {
             quote!([])
         } else {
             let collect = handles.iter().map(|param| {
-                let (name, bindable) = (&param.name, bindable(param));
-                quote!(#bindable::__children(&#name, &mut __serve_children);)
+                let (name, children) = (&param.name, bindable(param, "__children"));
+                quote_spanned!(param.ty.span()=> #children(&#name, &mut __serve_children);)
             });
             quote!({
                 let mut __serve_children = ::std::vec::Vec::new();
@@ -588,8 +590,8 @@ impl<'a> ImplGen<'a> {
             let name = &param.name;
             match param.kind {
                 CtorParamKind::Handles(_) => {
-                    let bindable = bindable(param);
-                    quote!(let #name = #bindable::__handles(&#name, __serve_ctx);)
+                    let handles = bindable(param, "__handles");
+                    quote_spanned!(param.ty.span()=> let #name = #handles(&#name, __serve_ctx);)
                 }
                 CtorParamKind::Value => {
                     // Spanned at the parameter's type: a non-`Clone` value is reported there.
