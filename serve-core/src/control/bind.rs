@@ -31,12 +31,14 @@ use crate::api::handle::DeploymentHandle;
 /// | `(DeploymentHandle<A>, [DeploymentHandle<B>; 2])` | `(Application<A>, [Application<B>; 2])` |
 ///
 /// A handle anywhere else (a field of your own struct, an `Arc` or `Rc`) is not wired: the
-/// macro rejects the types it can see into, and a struct of your own is an ordinary value.
+/// macro rejects the types it can see into, and a struct of your own is an ordinary value. The
+/// trait is sealed: `#[deployment]` recognises these shapes by name, so an implementation for
+/// another type would never be used.
 #[diagnostic::on_unimplemented(
     message = "`{Self}` holds deployment handles that `bind` cannot wire",
     note = "`bind` wires a `DeploymentHandle<D>` on its own or inside `Vec`, `Option`, `HashMap`, `BTreeMap`, arrays and tuples of them"
 )]
-pub trait Bindable: Sized + Send + 'static {
+pub trait Bindable: sealed::Sealed + Sized + Send + 'static {
     /// What `bind` takes for this parameter: the same shape, applications for handles.
     type Bound: Send + Sync + 'static;
 
@@ -48,6 +50,18 @@ pub trait Bindable: Sized + Send + 'static {
     #[doc(hidden)]
     fn __handles(bound: &Self::Bound, ctx: &BuildContext) -> Self;
 }
+
+mod sealed {
+    /// Implemented for exactly the types `Bindable` is.
+    pub trait Sealed {}
+}
+
+impl<D: Deployment> sealed::Sealed for DeploymentHandle<D> {}
+impl<T: Bindable> sealed::Sealed for Vec<T> {}
+impl<T: Bindable> sealed::Sealed for Option<T> {}
+impl<T: Bindable, const N: usize> sealed::Sealed for [T; N] {}
+impl<K, T: Bindable, S> sealed::Sealed for HashMap<K, T, S> {}
+impl<K, T: Bindable> sealed::Sealed for BTreeMap<K, T> {}
 
 impl<D: Deployment> Bindable for DeploymentHandle<D> {
     type Bound = Application<D>;
@@ -154,6 +168,8 @@ where
 
 macro_rules! tuples {
     ($(($($t:ident $i:tt),+))+) => {$(
+        impl<$($t: Bindable),+> sealed::Sealed for ($($t,)+) {}
+
         impl<$($t: Bindable),+> Bindable for ($($t,)+) {
             type Bound = ($($t::Bound,)+);
 
