@@ -230,3 +230,13 @@ fn batch_compares_the_batched_model_with_the_unbatched_one() {
     assert!(out.contains("unbatched:"), "{out}");
     assert!(out.contains("batched / unbatched:"), "{out}");
 }
+
+#[test]
+fn ensemble_names_each_model_and_gets_every_message_right() {
+    let out = example("ensemble");
+    assert!(
+        out.contains("deployments: LogisticModel, LogisticModel_1, LogisticModel_2, Ensemble"),
+        "{out}"
+    );
+    assert!(out.contains("5 of 5 right"), "{out}");
+}

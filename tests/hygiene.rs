@@ -230,3 +230,78 @@ fn every_struct_option_sets_its_config_value() {
         ::std::vec![expected]
     );
 }
+
+/// Handles nested in constructor arguments, and a `StreamingResponse`, with no prelude either.
+mod nested {
+    use super::app::Greeter;
+
+    #[::serve_core::deployment]
+    pub struct Choir {
+        voices: ::std::vec::Vec<::serve_core::DeploymentHandle<Greeter>>,
+        solo: ::core::option::Option<::serve_core::DeploymentHandle<Greeter>>,
+        #[allow(dead_code)]
+        sections: ::std::collections::HashMap<
+            ::std::string::String,
+            [::serve_core::DeploymentHandle<Greeter>; 1],
+        >,
+    }
+
+    #[::serve_core::deployment]
+    impl Choir {
+        pub fn new(
+            voices: ::std::vec::Vec<::serve_core::DeploymentHandle<Greeter>>,
+            solo: ::core::option::Option<::serve_core::DeploymentHandle<Greeter>>,
+            sections: ::std::collections::HashMap<
+                ::std::string::String,
+                [::serve_core::DeploymentHandle<Greeter>; 1],
+            >,
+        ) -> Self {
+            Self {
+                voices,
+                solo,
+                sections,
+            }
+        }
+        pub fn size(&self) -> usize {
+            self.voices.len()
+                + <usize as ::core::convert::From<bool>>::from(::core::option::Option::is_some(
+                    &self.solo,
+                ))
+        }
+        pub fn call(
+            &self,
+            _req: ::serve_core::http::Request,
+        ) -> ::serve_core::http::StreamingResponse<
+            impl ::serve_core::futures::Stream<Item = ::std::string::String>
+            + ::core::marker::Send
+            + use<>,
+        > {
+            ::serve_core::http::StreamingResponse::new(::serve_core::futures::stream::iter(
+                ::std::vec![::std::borrow::ToOwned::to_owned("la")],
+            ))
+            .status(::serve_core::http::StatusCode::CREATED)
+        }
+    }
+}
+
+#[test]
+fn nested_handles_and_streaming_responses_need_no_prelude() {
+    let serve = ::serve_core::Serve::start().unwrap();
+    let voice = || app::Greeter::bind(::std::borrow::ToOwned::to_owned("Hi"));
+    let choir = serve
+        .run(nested::Choir::bind(
+            ::std::vec![voice(), voice()],
+            ::core::option::Option::Some(voice()),
+            <::std::collections::HashMap<_, _> as ::core::convert::From<_>>::from([(
+                ::std::borrow::ToOwned::to_owned("alto"),
+                [voice()],
+            )]),
+        ))
+        .unwrap();
+    ::std::assert_eq!(choir.size.remote().result().unwrap(), 3);
+    let parts: ::std::vec::Vec<_> =
+        ::std::iter::Iterator::collect(::std::iter::IntoIterator::into_iter(
+            choir.remote(::serve_core::http::Request::new("GET", "/")),
+        ));
+    ::std::assert_eq!(parts.len(), 2, "the head, then one item");
+}

@@ -84,6 +84,7 @@ pub use config::{
 };
 pub use control::application::Application;
 pub use control::autoscaling;
+pub use control::bind::Bindable;
 pub use control::resources::{self, InstanceResources};
 pub use control::status::{ApplicationStatus, DeploymentStatus, ReplicaStatus};
 pub use control::update::DeploymentUpdate;
@@ -130,6 +131,7 @@ pub mod __private {
     pub use crate::api::handle::{CallOne, CallStream};
     pub use crate::config::{AutoscalingConfig, DeploymentConfig};
     pub use crate::control::application::{AppRef, Application, BuildContext, Constructor};
+    pub use crate::control::bind::Bindable;
     pub use crate::dataplane::batch::{
         BatchFn, BatchFuture, BatchSpec, call_batched, declare_batch,
     };
@@ -155,7 +157,7 @@ pub mod __private {
         PathParams, QueryParams, RespondAsIs, RespondFallback, RespondServerError, Responder,
         Route, RouteTable, Segment, json_body, reject, run_sync, unknown_route,
     };
-    pub use crate::http::{HttpResponse, Request};
+    pub use crate::http::{HttpResponse, Request, StreamPart, StreamingResponse};
 
     /// The outcome of a method that returns a plain value.
     #[inline]

@@ -10,8 +10,8 @@ use syn::Type;
 use syn::spanned::Spanned;
 
 use crate::model::{
-    Asyncness, Constructor, CtorParamKind, DeploymentImpl, DeploymentStruct, Hook, Kind, Method,
-    NewFn, Output,
+    Asyncness, Constructor, CtorParam, CtorParamKind, DeploymentImpl, DeploymentStruct, Hook, Kind,
+    Method, NewFn, Output,
 };
 use crate::util::{camel_case, plain_name, private, replace_self};
 
@@ -466,10 +466,20 @@ impl<'a> ImplGen<'a> {
                     quote!(drive)
                 };
                 let wait = (asyncness == Asyncness::Async).then(|| quote!(.await));
+                let mut stream = quote!(#ty::#ident(&*__serve_this #(, #names)*) #wait);
+                if m.output.streaming_response {
+                    // The head, then the items: `StreamPart<T>`s.
+                    let parts = if m.output.fallible {
+                        quote!(__fallible_parts)
+                    } else {
+                        quote!(__parts)
+                    };
+                    stream = quote!(#p::StreamingResponse::#parts(#stream));
+                }
                 quote! {
                     #p::RequestRouter::call_stream(#router, #name, #packed,
                         move |__serve_this: #p::Arc<#ty>, #unpacked, __serve_sink: #p::StreamSink<#value>| async move {
-                            __serve_sink.#drive(#ty::#ident(&*__serve_this #(, #names)*) #wait).await
+                            __serve_sink.#drive(#stream).await
                         }, #wire)
                 }
             }
@@ -581,13 +591,12 @@ impl<'a> ImplGen<'a> {
     }
 
     fn bind_params(&self, new: &NewFn) -> TokenStream {
-        let p = &self.p;
         let params = new.params.iter().map(|param| {
             let name = &param.name;
             match &param.kind {
-                CtorParamKind::Handle(d) => {
-                    let d = self.user_ty(d);
-                    quote!(#name: #p::Application<#d>)
+                CtorParamKind::Handles(bound) => {
+                    let bound = self.user_ty(bound);
+                    quote!(#name: #bound)
                 }
                 CtorParamKind::Value => {
                     let ty = self.user_ty(&param.ty);
@@ -600,18 +609,38 @@ impl<'a> ImplGen<'a> {
 
     fn bind_body(&self, new: &NewFn) -> TokenStream {
         let (p, ty) = (&self.p, &self.ty);
-        let nodes = new.params.iter().filter_map(|param| match param.kind {
-            CtorParamKind::Handle(_) => {
-                let name = &param.name;
-                Some(quote!(#p::Application::__node(&#name)))
-            }
-            CtorParamKind::Value => None,
-        });
+        // `<T as Bindable>::f(..);` wholly spanned at the parameter's type (a call of mixed spans
+        // is reported at `#[deployment]`): a shape serve-core cannot wire (a `HashMap` key that is
+        // not `Ord`, a user type named `Vec`) is reported there.
+        let bindable = |param: &CtorParam, method: &str| {
+            let user_ty = self.user_ty(&param.ty);
+            let method = Ident::new(method, param.ty.span());
+            quote_spanned!(param.ty.span()=> <#user_ty as ::serve_core::__private::Bindable>::#method)
+        };
+        let handles: Vec<&CtorParam> = new
+            .params
+            .iter()
+            .filter(|param| matches!(param.kind, CtorParamKind::Handles(_)))
+            .collect();
+        let children = if handles.is_empty() {
+            quote!([])
+        } else {
+            let collect = handles.iter().map(|param| {
+                let (name, children) = (&param.name, bindable(param, "__children"));
+                quote_spanned!(param.ty.span()=> #children(&#name, &mut __serve_children);)
+            });
+            quote!({
+                let mut __serve_children = ::std::vec::Vec::new();
+                #(#collect)*
+                __serve_children
+            })
+        };
         let lets = new.params.iter().map(|param| {
             let name = &param.name;
             match param.kind {
-                CtorParamKind::Handle(_) => {
-                    quote!(let #name = #p::BuildContext::handle(__serve_ctx, &#name);)
+                CtorParamKind::Handles(_) => {
+                    let handles = bindable(param, "__handles");
+                    quote_spanned!(param.ty.span()=> let #name = #handles(&#name, __serve_ctx);)
                 }
                 CtorParamKind::Value => {
                     // Spanned at the parameter's type: a non-`Clone` value is reported there.
@@ -636,7 +665,7 @@ impl<'a> ImplGen<'a> {
         };
         quote! {
             #p::Application::__new(
-                [#(#nodes),*],
+                #children,
                 move |__serve_ctx: &#p::BuildContext| {
                     #(#lets)*
                     #construct
@@ -838,16 +867,69 @@ mod tests {
         );
         let body = str_of(&bind.block);
         assert!(
-            body.contains("[::serve_core::__private::Application::__node(&adder)]"),
-            "only handles are nodes"
+            body.contains("<DeploymentHandle<Adder>as::serve_core::__private::Bindable>::__children(&adder,&mut__serve_children);"),
+            "only handles are children"
         );
+        assert!(!body.contains("__children(&factor"), "a value is no child");
         assert!(body.contains(
-            "letadder=::serve_core::__private::BuildContext::handle(__serve_ctx,&adder);"
+            "letadder=<DeploymentHandle<Adder>as::serve_core::__private::Bindable>::__handles(&adder,__serve_ctx);"
         ));
         assert!(body.contains("letfactor=::core::clone::Clone::clone(&factor);"));
         assert!(body.contains(
             "Constructor::sync(move||::serve_core::__private::fallible(Ingress::new(adder,factor)))"
         ));
+    }
+
+    #[test]
+    fn bind_takes_the_shape_of_nested_handles() {
+        let out = expand_impl(quote! {
+            impl Ensemble {
+                pub fn new(models: Vec<DeploymentHandle<Model>>, by_name: HashMap<String, DeploymentHandle<Model>>, fallback: Option<DeploymentHandle<Self>>) -> Self { todo!() }
+            }
+        });
+        let bind = method_of(&out, "Ensemble", "bind").unwrap();
+        assert_eq!(
+            str_of(&bind.sig.inputs),
+            "models:Vec<::serve_core::__private::Application<Model>>,\
+             by_name:HashMap<String,::serve_core::__private::Application<Model>>,\
+             fallback:Option<::serve_core::__private::Application<Ensemble>>"
+        );
+        let body = str_of(&bind.block);
+        for (name, ty) in [
+            ("models", "Vec<DeploymentHandle<Model>>"),
+            ("by_name", "HashMap<String,DeploymentHandle<Model>>"),
+            ("fallback", "Option<DeploymentHandle<Ensemble>>"),
+        ] {
+            assert!(body.contains(&format!(
+                "<{ty}as::serve_core::__private::Bindable>::__children(&{name},&mut__serve_children);"
+            )));
+            assert!(body.contains(&format!(
+                "let{name}=<{ty}as::serve_core::__private::Bindable>::__handles(&{name},__serve_ctx);"
+            )));
+        }
+    }
+
+    #[test]
+    fn a_streaming_response_is_driven_head_first() {
+        let out = expand_impl(quote! {
+            impl Svc {
+                pub fn call(&self, req: Request) -> StreamingResponse<impl Stream<Item = Result<String, HttpError>> + Send + use<>> { todo!() }
+                pub async fn plain(&self) -> StreamingResponse<impl Stream<Item = String> + Send> { todo!() }
+            }
+        });
+        let call = str_of(&method_of(&out, "SvcCallStub", "remote").unwrap().block);
+        assert!(call.contains(
+            "__serve_sink.drive_fallible(::serve_core::__private::StreamingResponse::__fallible_parts(Svc::call(&*__serve_this,req))).await"
+        ), "{call}");
+        let plain = str_of(&method_of(&out, "SvcPlainStub", "remote").unwrap().block);
+        assert!(plain.contains(
+            "__serve_sink.drive(::serve_core::__private::StreamingResponse::__parts(Svc::plain(&*__serve_this).await)).await"
+        ), "{plain}");
+        let sig = str_of(&method_of(&out, "SvcCallStub", "remote").unwrap().sig.output);
+        assert_eq!(
+            sig,
+            "->::serve_core::__private::DeploymentResponseGenerator<::serve_core::__private::StreamPart<String>>"
+        );
     }
 
     #[test]

@@ -14,6 +14,7 @@ use crate::model::HttpMethod;
 mod batch;
 mod codegen;
 mod expand;
+mod handles;
 mod ingress;
 mod model;
 mod options;
@@ -76,6 +77,13 @@ mod testing;
 /// }
 /// ```
 ///
+/// A constructor parameter that holds handles in a `Vec`, `Option`, `HashMap`/`BTreeMap` (as
+/// values), array or tuple, nested or not, is bound with the same shape of applications:
+/// `new(models: Vec<DeploymentHandle<Model>>)` gives `bind(models: Vec<Application<Model>>)`
+/// (serve-core's `Bindable` wires it). A handle anywhere else the macro can see (`Arc<..>`,
+/// `Rc<..>`, a generic struct of yours, a map's key, a tuple beside a plain value) is an error on
+/// that type.
+///
 /// Endpoints are `&self` methods, sync or `async`, returning `T`, `Result<T, E>` or
 /// `impl Stream<Item = T>` (a `.remote(..)` of the latter returns a `DeploymentResponseGenerator`).
 ///
@@ -91,6 +99,9 @@ mod testing;
 /// pub fn remote(&self, tokens: impl IntoArgStream<u32>) -> DeploymentResponseGenerator<u32>
 /// // so stages compose: detok.detokenize.remote(model.predict.remote(tok.tokenize.remote(text)))
 /// ```
+///
+/// A streaming HTTP ingress may return `StreamingResponse<impl Stream<Item = T>>` to set its
+/// status, headers and media type: it streams `StreamPart<T>`s, the head first.
 /// Mistakes (`&mut self`, borrowed arguments, generic methods, ...) are reported on the offending
 /// token, all at once; the valid methods still get their stubs.
 ///

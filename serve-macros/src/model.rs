@@ -69,8 +69,10 @@ pub(crate) struct CtorParam {
 }
 
 pub(crate) enum CtorParamKind {
-    /// `DeploymentHandle<D>`: `bind` takes an `Application<D>` (the `D` is stored here).
-    Handle(Box<Type>),
+    /// A type that holds deployment handles (`DeploymentHandle<D>`, `Vec<DeploymentHandle<D>>`,
+    /// ..): `bind` takes the type stored here, the same shape with `Application<D>` for each
+    /// handle, and serve-core's `Bindable` wires it.
+    Handles(Box<Type>),
     /// Any other value: `bind` takes it as is and clones it for each replica.
     Value,
 }
@@ -117,6 +119,9 @@ pub(crate) struct Output {
     pub(crate) fallible: bool,
     /// `T`: the response value or stream item; `None` is `()` (no return type written).
     pub(crate) value_ty: Option<Type>,
+    /// `StreamingResponse<impl Stream<Item = T>>`: a stream whose items reach callers as
+    /// `StreamPart<T>` (`value_ty`), the response head first.
+    pub(crate) streaming_response: bool,
 }
 
 /// A by-value argument, named by the user or `arg{i}` when its pattern is not a plain ident.

@@ -12,6 +12,7 @@ use syn::{
     PathArguments, Receiver, ReturnType, Token, Type, TypeParamBound,
 };
 
+use crate::handles;
 use crate::model::{
     Arg, Asyncness, Constructor, CtorParam, CtorParamKind, DeploymentImpl, DeploymentStruct, Hook,
     Kind, Method, NewFn, Output,
@@ -37,6 +38,8 @@ pub(crate) const REFERENCE_ARG: &str = "deployment arguments must be owned value
 pub(crate) const UNSUPPORTED_IMPL_RETURN: &str = "deployment methods return `T`, `Result<T, E>` or `impl Stream<Item = T>`; this `impl Trait` return is not supported";
 pub(crate) const STREAM_WITHOUT_ITEM: &str =
     "a streaming method returns `impl Stream<Item = T>`: name the item type";
+pub(crate) const STREAMING_RESPONSE_WITHOUT_STREAM: &str = "a `StreamingResponse` wraps the method's stream, \
+     written `impl Stream<Item = T>`: `StreamingResponse<impl Stream<Item = String> + Send>`";
 pub(crate) const RESULT_WITHOUT_VALUE: &str =
     "cannot tell the value type of this `Result`: write `Result<T, E>`";
 
@@ -297,32 +300,24 @@ pub(crate) fn new_fn(f: &ImplItemFn, self_ident: &Ident) -> syn::Result<NewFn> {
         ),
         fallible,
     )?;
+    // Handles, alone or inside `Vec`, `Option`, maps, arrays, tuples: see `handles.rs`.
+    let mut errors = Errors::default();
     let params = args
         .into_iter()
         .map(|Arg { name, ty, .. }| CtorParam {
-            kind: handle_target(&ty)
-                .map_or(CtorParamKind::Value, |d| CtorParamKind::Handle(Box::new(d))),
+            kind: match errors.take(handles::bound_type(&ty)).flatten() {
+                Some(bound) => CtorParamKind::Handles(Box::new(bound)),
+                None => CtorParamKind::Value,
+            },
             name,
             ty,
         })
         .collect();
-    Ok(NewFn {
+    errors.finish(NewFn {
         asyncness: asyncness(&f.sig.asyncness),
         fallible,
         params,
     })
-}
-
-/// `D` of a `DeploymentHandle<D>` (recognised by the last path segment, one type argument).
-fn handle_target(ty: &Type) -> Option<Type> {
-    let seg = last_segment(ty).filter(|s| s.ident == "DeploymentHandle")?;
-    match &seg.arguments {
-        PathArguments::AngleBracketed(a) if a.args.len() == 1 => match &a.args[0] {
-            GenericArgument::Type(d) => Some(d.clone()),
-            _ => None,
-        },
-        _ => None,
-    }
 }
 
 pub(crate) fn asyncness(token: &Option<Token![async]>) -> Asyncness {
@@ -393,16 +388,21 @@ pub(crate) fn output(ret: &ReturnType, unsupported_impl: &str) -> syn::Result<Ou
                 kind: Kind::Unary,
                 fallible: false,
                 value_ty: None,
+                streaming_response: false,
             });
         }
         ReturnType::Type(_, ty) => &**ty,
     };
+    if last_segment_is(ty, "StreamingResponse") {
+        return streaming_response(ty, unsupported_impl);
+    }
     let Type::ImplTrait(imp) = peel(ty) else {
         let (fallible, value) = value_of(ty, unsupported_impl)?;
         return Ok(Output {
             kind: Kind::Unary,
             fallible,
             value_ty: Some(value),
+            streaming_response: false,
         });
     };
     let stream = imp.bounds.iter().find_map(|bound| match bound {
@@ -429,6 +429,33 @@ pub(crate) fn output(ret: &ReturnType, unsupported_impl: &str) -> syn::Result<Ou
         kind: Kind::Streaming,
         fallible,
         value_ty: Some(value),
+        streaming_response: false,
+    })
+}
+
+/// `StreamingResponse<impl Stream<Item = T>>` (an HTTP stream with its own head): streaming, and
+/// its handle's items are `StreamPart<T>`.
+fn streaming_response(ty: &Type, unsupported_impl: &str) -> syn::Result<Output> {
+    let stream = last_segment(ty).and_then(first_type_arg);
+    let stream =
+        stream.ok_or_else(|| syn::Error::new_spanned(ty, STREAMING_RESPONSE_WITHOUT_STREAM))?;
+    if !matches!(peel(stream), Type::ImplTrait(_)) {
+        return Err(syn::Error::new_spanned(
+            stream,
+            STREAMING_RESPONSE_WITHOUT_STREAM,
+        ));
+    }
+    let inner = output(
+        &ReturnType::Type(Default::default(), Box::new(stream.clone())),
+        unsupported_impl,
+    )?;
+    let p = crate::util::private();
+    let value = inner.value_ty;
+    Ok(Output {
+        kind: Kind::Streaming,
+        fallible: inner.fallible,
+        value_ty: Some(syn::parse_quote!(#p::StreamPart<#value>)),
+        streaming_response: true,
     })
 }
 
@@ -501,15 +528,15 @@ mod tests {
             .params
             .iter()
             .map(|p| match &p.kind {
-                CtorParamKind::Handle(d) => format!("{}: handle of {}", p.name, str_of(d)),
+                CtorParamKind::Handles(bound) => format!("{}: bound as {}", p.name, str_of(bound)),
                 CtorParamKind::Value => format!("{}: {}", p.name, str_of(&p.ty)),
             })
             .collect();
         assert_eq!(
             params,
             [
-                "adder: handle of Adder",
-                "multiplier: handle of Multiplier",
+                "adder: bound as ::serve_core::__private::Application<Adder>",
+                "multiplier: bound as ::serve_core::__private::Application<Multiplier>",
                 "factor: u32"
             ]
         );
@@ -700,6 +727,46 @@ mod tests {
     }
 
     #[test]
+    fn a_streaming_response_streams_stream_parts() {
+        let m = model(quote! {
+            impl Svc {
+                pub async fn call(&self, req: Request) -> StreamingResponse<impl Stream<Item = Result<String, HttpError>> + Send + use<>> { todo!() }
+                pub fn plain(&self) -> http::StreamingResponse<impl Stream<Item = Vec<u8>> + Send> { todo!() }
+            }
+        });
+        let summary: Vec<_> = m
+            .methods
+            .iter()
+            .map(|m| {
+                let value = m.output.value_ty.as_ref().map(str_of).unwrap_or_default();
+                (
+                    m.output.kind,
+                    m.output.fallible,
+                    m.output.streaming_response,
+                    value,
+                )
+            })
+            .collect();
+        assert_eq!(
+            summary,
+            [
+                (
+                    Kind::Streaming,
+                    true,
+                    true,
+                    "::serve_core::__private::StreamPart<String>".to_owned()
+                ),
+                (
+                    Kind::Streaming,
+                    false,
+                    true,
+                    "::serve_core::__private::StreamPart<Vec<u8>>".to_owned()
+                ),
+            ]
+        );
+    }
+
+    #[test]
     fn each_method_error_has_its_message() {
         let cases = [
             (
@@ -797,6 +864,22 @@ mod tests {
                     }
                 ),
                 STREAM_WITHOUT_ITEM,
+            ),
+            (
+                quote!(
+                    fn f(&self) -> StreamingResponse<BoxStream<'static, String>> {
+                        todo!()
+                    }
+                ),
+                STREAMING_RESPONSE_WITHOUT_STREAM,
+            ),
+            (
+                quote!(
+                    fn f(&self) -> StreamingResponse {
+                        todo!()
+                    }
+                ),
+                STREAMING_RESPONSE_WITHOUT_STREAM,
             ),
             (
                 quote!(

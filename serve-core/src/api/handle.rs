@@ -26,6 +26,8 @@ use crate::transport::Served;
 ///
 /// A constructor parameter of type `DeploymentHandle<D>` is bound with an
 /// [`Application<D>`](crate::Application); the runtime passes in the handle of the deployed `D`.
+/// Handles inside a `Vec`, `Option`, map, array or tuple are bound likewise (see
+/// [`Bindable`](crate::Bindable)).
 pub struct DeploymentHandle<D: Deployment> {
     stubs: D::Handle,
 }

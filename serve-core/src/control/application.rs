@@ -147,8 +147,11 @@ pub struct AppRef(Arc<dyn AnyNode>);
 ///
 /// Pass it to [`run`](crate::run) / [`Serve::run`](crate::Serve::run) to deploy it (with everything it
 /// was bound with), or to another deployment's `bind` where that deployment's constructor takes a
-/// `DeploymentHandle<D>`. Clones are the same deployment: binding one application into two parents
+/// `DeploymentHandle<D>` (or a `Vec`, `Option`, map, array or tuple of them: see [`Bindable`]).
+/// Clones are the same deployment: binding one application into two parents, or twice into one,
 /// deploys it once, shared.
+///
+/// [`Bindable`]: crate::Bindable
 pub struct Application<D> {
     node: Arc<Node<D>>,
     _marker: PhantomData<fn() -> D>,
@@ -173,14 +176,14 @@ impl<D> std::fmt::Debug for Application<D> {
 
 impl<D: Deployment> Application<D> {
     #[doc(hidden)]
-    pub fn __new<const N: usize>(
-        children: [AppRef; N],
+    pub fn __new(
+        children: impl IntoIterator<Item = AppRef>,
         ctor: impl Fn(&BuildContext) -> Constructor<D> + Send + Sync + 'static,
     ) -> Self {
         Self {
             node: Arc::new(Node {
                 config: D::__deployment_config(),
-                children: children.into(),
+                children: children.into_iter().collect(),
                 ctor: Box::new(ctor),
             }),
             _marker: PhantomData,

@@ -1,7 +1,8 @@
 //! The control plane: which replicas a deployment has, and how that changes.
 //!
 //! * [`application`]: the graph `Type::bind(..)` builds, and [`deploy`]: how each node of it is
-//!   deployed (placement, initial replicas, router, state, controller);
+//!   deployed (placement, initial replicas, router, state, controller); [`bind`]: the shapes of
+//!   handles a constructor parameter may hold (`Vec`, `Option`, maps, arrays, tuples);
 //! * [`state`]: one running deployment ([`DeploymentState`](state::DeploymentState)): its router,
 //!   target replica count, rollout generation and per-replica records; [`managed`] is the
 //!   type-erased view the instance holds, and [`registry`] holds them all;
@@ -16,6 +17,7 @@
 
 pub(crate) mod application;
 pub mod autoscaling;
+pub(crate) mod bind;
 pub(crate) mod controller;
 pub(crate) mod deploy;
 pub(crate) mod health;

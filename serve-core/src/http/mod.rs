@@ -5,7 +5,8 @@
 //! `(StatusCode, body)`, or a `Result` whose error is an [`HttpError`] for a 4xx). A streaming
 //! `call` (`impl Stream<Item = T>`, with `T` a `String`, `Vec<u8>` or `Json<U>`) answers with a
 //! chunked body, flushed item by item, or Server-Sent Events when the client sends
-//! `Accept: text/event-stream`. The response head goes out with the first item.
+//! `Accept: text/event-stream`. The response head goes out with the first item. To set its
+//! status, headers and media type, return a [`StreamingResponse`] of the stream instead.
 //!
 //! A failed `call` answers with a status that says why: an [`HttpError`] anywhere in the error's
 //! source chain keeps its status; a failure of the ingress request itself is the proxy's to answer
@@ -60,10 +61,12 @@ pub(crate) mod ingress;
 mod request;
 mod response;
 mod server;
+mod streaming;
 
 pub use request::Request;
 pub use response::{HttpError, HttpResponse, IntoChunk, IntoHttpResponse, Json, StatusCode};
 pub use server::MAX_BODY_BYTES;
+pub use streaming::{IntoStreamPart, ResponseHead, StreamPart, StreamingResponse};
 
 pub(crate) use server::{Ingress, Proxy, StreamingIngress, UnaryIngress};
 

@@ -28,7 +28,8 @@ use axum::body::Body;
 use futures::{Stream, StreamExt};
 
 use super::request::Request;
-use super::response::{HttpError, HttpResponse, IntoChunk, IntoHttpResponse, StatusCode};
+use super::response::{HttpError, HttpResponse, IntoHttpResponse, StatusCode};
+use super::streaming::{IntoStreamPart, ResponseHead, StreamPart};
 use crate::api::deployment::Deployment;
 use crate::api::handle::{CallOne, CallStream, DeploymentHandle};
 use crate::control::registry::Registry;
@@ -49,7 +50,11 @@ pub(crate) enum Reply {
     /// A whole response to a request that got as far as a deployment: its id goes in the
     /// `x-request-id` header.
     Answered(HttpResponse, u64),
-    Stream(Pin<Box<dyn Stream<Item = Result<Vec<u8>, ServeError>> + Send>>),
+    /// A streamed response: its head (status and headers; the body is the stream) and chunks.
+    Stream(
+        HttpResponse,
+        Pin<Box<dyn Stream<Item = Result<Vec<u8>, ServeError>> + Send>>,
+    ),
 }
 
 /// An application mounted on the proxy.
@@ -87,37 +92,80 @@ where
 /// An ingress whose `call(&self, req: Request)` streams: each item is flushed as a chunk.
 ///
 /// The response head goes out with the first item, so a failure before it (a full queue, an
-/// `HttpError` before anything was yielded, the request timeout) still gets its own status. The
-/// request timeout covers the whole stream: past it the generator is dropped, which stops the
-/// producer on the replica, and the body ends as it does on an error mid-stream.
+/// `HttpError` before anything was yielded, the request timeout) still gets its own status. A
+/// [`StreamingResponse`](super::StreamingResponse)'s head (status, headers, media type) comes as
+/// the stream's first item, before it. The request timeout covers the whole stream: past it the
+/// generator is dropped, which stops the producer on the replica, and the body ends as it does on
+/// an error mid-stream.
 pub(crate) struct StreamingIngress<D: Deployment>(pub(crate) DeploymentHandle<D>);
 
 impl<D, T> Ingress for StreamingIngress<D>
 where
     D: Deployment,
     D::Handle: CallStream<Request, Item = T>,
-    T: IntoChunk + Send + 'static,
+    T: IntoStreamPart,
 {
     fn handle(&self, req: Request, sse: bool, timeout: Option<Duration>) -> BoxFuture<Reply> {
         // Counted from dispatch, like the unary path's `.timeout()`.
         let deadline = timeout.map(Deadline::after);
         let mut items: DeploymentResponseGenerator<T> = self.0.__call_stream(req);
         Box::pin(async move {
-            let first = match deadline {
-                Some(deadline) => match tokio::time::timeout_at(deadline.at, items.next()).await {
-                    Ok(first) => first,
-                    // Returning drops `items`, which stops the producer.
-                    Err(_) => return Reply::Full(error_response(&deadline.error())),
-                },
-                None => items.next().await,
-            };
-            match first {
-                Some(Ok(first)) => Reply::Stream(Box::pin(chunks(first, items, sse, deadline))),
-                Some(Err(e)) => Reply::Full(error_response(&e)),
-                None => Reply::Stream(Box::pin(futures::stream::empty())),
+            let mut head = None;
+            loop {
+                let next = match deadline {
+                    Some(deadline) => {
+                        match tokio::time::timeout_at(deadline.at, items.next()).await {
+                            Ok(next) => next,
+                            // Returning drops `items`, which stops the producer.
+                            Err(_) => return Reply::Full(error_response(&deadline.error())),
+                        }
+                    }
+                    None => items.next().await,
+                };
+                let first = match next.map(|item| item.map(IntoStreamPart::into_stream_part)) {
+                    // A later head before the first item replaces the earlier one.
+                    Some(Ok(StreamPart::Head(h))) => {
+                        head = Some(h);
+                        continue;
+                    }
+                    Some(Ok(StreamPart::Item(first))) => Some(first),
+                    Some(Err(e)) => return Reply::Full(error_response(&e)),
+                    None => None,
+                };
+                // A media type of the method's own: its items go out as they are.
+                let sse = sse && head.as_ref().is_none_or(|h| h.media_type().is_none());
+                let head = stream_head(head, sse);
+                return match first {
+                    Some(first) => {
+                        Reply::Stream(head, Box::pin(chunks(first, items, sse, deadline)))
+                    }
+                    None => Reply::Stream(head, Box::pin(futures::stream::empty())),
+                };
             }
         })
     }
+}
+
+/// The head of a streamed response: the method's (status, headers), with the default media type
+/// and `cache-control` where it set none.
+fn stream_head(head: Option<ResponseHead>, sse: bool) -> HttpResponse {
+    let head = head.unwrap_or_default();
+    let mut response = HttpResponse::new(head.status());
+    if head.media_type().is_none() {
+        let content_type = if sse {
+            "text/event-stream"
+        } else {
+            "application/octet-stream"
+        };
+        response = response.with_header("content-type", content_type);
+    }
+    if head.header("cache-control").is_none() {
+        response = response.with_header("cache-control", "no-cache");
+    }
+    for (name, value) in head.headers() {
+        response = response.with_header(name, value.clone());
+    }
+    response
 }
 
 /// When the proxy's request timeout runs out for one request.
@@ -147,8 +195,8 @@ impl Deadline {
 
 /// The body of a streaming response whose `first` item arrived: it, then the rest of `items`
 /// until they end, fail, or the `deadline` passes.
-fn chunks<T: IntoChunk + Send + 'static>(
-    first: T,
+fn chunks<T: IntoStreamPart>(
+    first: Vec<u8>,
     mut items: DeploymentResponseGenerator<T>,
     sse: bool,
     deadline: Option<Deadline>,
@@ -169,8 +217,9 @@ fn chunks<T: IntoChunk + Send + 'static>(
                 () = &mut expired => break deadline.map(Deadline::error),
                 item = items.next() => item,
             };
-            match item {
-                Some(Ok(value)) => yield Ok(encode(value, sse)),
+            match item.map(|item| item.map(IntoStreamPart::into_stream_part)) {
+                Some(Ok(StreamPart::Item(chunk))) => yield Ok(encode(chunk, sse)),
+                Some(Ok(StreamPart::Head(_))) => break Some(late_head()),
                 Some(Err(e)) => break Some(e),
                 None => break None,
             }
@@ -193,12 +242,16 @@ fn chunks<T: IntoChunk + Send + 'static>(
 }
 
 /// One item as it goes on the wire: its chunk, or a Server-Sent Event carrying it.
-fn encode<T: IntoChunk>(value: T, sse: bool) -> Vec<u8> {
-    if sse {
-        sse_event(None, &value.into_chunk())
-    } else {
-        value.into_chunk()
-    }
+fn encode(chunk: Vec<u8>, sse: bool) -> Vec<u8> {
+    if sse { sse_event(None, &chunk) } else { chunk }
+}
+
+/// A response head after the first item: the status went out already, so the stream ends.
+fn late_head() -> ServeError {
+    ServeError::new(ErrorKind::Runtime).with_message(
+        "a streamed response's head came after its first item: the status and headers are sent \
+         with the first item and cannot change after it",
+    )
 }
 
 /// What a client is told about a failure: an [`HttpError`]'s message, or the error's one line.
@@ -507,9 +560,19 @@ fn to_axum(response: HttpResponse) -> axum::response::Response {
 /// The response hyper sends, with an `x-request-id` header when `request_id` is given. Header
 /// names and values move over without copies; a response with an invalid one becomes a 500.
 fn to_axum_with_id(response: HttpResponse, request_id: Option<u64>) -> axum::response::Response {
+    respond(response, request_id, Body::from)
+}
+
+/// [`to_axum_with_id`] with the body made by `body` (from the response's own body), which is
+/// not called when the head is invalid: a stream's producer is then dropped (stopped).
+fn respond(
+    response: HttpResponse,
+    request_id: Option<u64>,
+    body: impl FnOnce(Vec<u8>) -> Body,
+) -> axum::response::Response {
     use axum::http::{HeaderName, HeaderValue};
-    let (status, headers, body) = response.into_parts();
-    let mut response = axum::response::Response::new(Body::from(body));
+    let (status, headers, content) = response.into_parts();
+    let mut response = axum::response::Response::new(Body::empty());
     let invalid = |what: String| {
         let mut fallback = axum::response::Response::new(Body::from(format!(
             "Internal Server Error: invalid response: {what}"
@@ -538,6 +601,7 @@ fn to_axum_with_id(response: HttpResponse, request_id: Option<u64>) -> axum::res
     {
         map.insert(HeaderName::from_static("x-request-id"), value);
     }
+    *response.body_mut() = body(content);
     response
 }
 
@@ -589,21 +653,12 @@ async fn serve_request(
     match ingress.handle(req, sse, proxy.request_timeout()).await {
         Reply::Full(response) => to_axum(response),
         Reply::Answered(response, request_id) => to_axum_with_id(response, Some(request_id)),
-        Reply::Stream(chunks) => {
-            let content_type = if sse {
-                "text/event-stream"
-            } else {
-                "application/octet-stream"
-            };
+        Reply::Stream(head, chunks) => {
             // An error mid-stream ends the body with an error: hyper aborts the chunked
             // response, so the client sees a broken stream rather than a clean end.
-            let body = Body::from_stream(chunks.map(|chunk| chunk.map(bytes::Bytes::from)));
-            axum::http::Response::builder()
-                .status(200)
-                .header("content-type", content_type)
-                .header("cache-control", "no-cache")
-                .body(body)
-                .unwrap_or_else(|_| axum::response::Response::new(Body::empty()))
+            respond(head, None, |_| {
+                Body::from_stream(chunks.map(|chunk| chunk.map(bytes::Bytes::from)))
+            })
         }
     }
 }

@@ -24,7 +24,7 @@ use crate::control::status::ApplicationStatus;
 use crate::control::update::DeploymentUpdate;
 use crate::error::{ErrorKind, ServeError};
 use crate::http::{
-    self, Ingress, IntoChunk, IntoHttpResponse, Proxy, Request, StreamingIngress, UnaryIngress,
+    self, Ingress, IntoHttpResponse, IntoStreamPart, Proxy, Request, StreamingIngress, UnaryIngress,
 };
 use crate::util::blocking;
 use crate::util::sync::{self, Lock};
@@ -393,7 +393,9 @@ impl Serve {
 
     /// Like [`run_http`](Self::run_http) for an ingress whose `call` streams
     /// (`impl Stream<Item = T>`): the response is chunked, each item flushed as it is produced, or
-    /// Server-Sent Events when the client accepts `text/event-stream`.
+    /// Server-Sent Events when the client accepts `text/event-stream`. A `call` that returns a
+    /// [`StreamingResponse`](crate::http::StreamingResponse) sets the status, headers and media
+    /// type.
     pub fn run_http_streaming<D, T>(
         &self,
         app: Application<D>,
@@ -402,7 +404,7 @@ impl Serve {
     where
         D: Deployment,
         D::Handle: CallStream<Request, Item = T>,
-        T: IntoChunk + Send + 'static,
+        T: IntoStreamPart,
     {
         let configs = app.deployment_configs();
         self.serve_http(app, route_prefix, configs, |handle| {

@@ -183,6 +183,7 @@ fn call_method(routes: &[Route]) -> Method {
             kind: Kind::Unary,
             fallible: false,
             value_ty: Some(parse_quote!(#p::HttpResponse)),
+            streaming_response: false,
         },
         args: vec![crate::model::Arg {
             name: Ident::new("request", Span::call_site()),
