@@ -74,7 +74,7 @@ mod transport;
 mod util;
 
 pub use api::deployment::Deployment;
-pub use api::handle::DeploymentHandle;
+pub use api::handle::{DeploymentHandle, HandleOptions};
 #[cfg(feature = "cli")]
 pub use cli::main;
 #[cfg(feature = "cluster")]
@@ -90,12 +90,13 @@ pub use control::update::DeploymentUpdate;
 pub use error::{BoxError, ErrorKind, RemoteError, ServeError};
 pub use request::args::{Arg, IntoArg};
 pub use request::context::{ReplicaContext, replica_context};
+pub use request::multiplex::get_multiplexed_model_id;
 pub use request::generator::{BlockingIter, DeploymentResponseGenerator};
 pub use request::response::{DeploymentResponse, ObjectRef, ObjectRefFuture};
 #[cfg(feature = "cluster")]
 pub use serve::cluster::Worker;
 pub use serve::{Serve, ServeBuilder, run, shutdown};
-pub use serve_macros::{delete, deployment, get, ingress, patch, post, put, remote};
+pub use serve_macros::{delete, deployment, get, ingress, multiplexed, patch, post, put, remote};
 
 /// Re-exported for writing streaming methods: `stream!` / `try_stream!` build an
 /// `impl Stream` from a block with `yield`.
@@ -108,7 +109,7 @@ pub mod prelude {
     pub use crate::{
         Application, DeploymentConfig, DeploymentHandle, DeploymentResponse,
         DeploymentResponseGenerator, ErrorKind, IntoArg, ObjectRef, Serve, ServeError, deployment,
-        remote, stream, try_stream,
+        multiplexed, remote, stream, try_stream,
     };
     /// `#[ingress]` and its route attributes.
     pub use crate::{delete, get, ingress, patch, post, put};
@@ -127,12 +128,14 @@ pub mod __private {
     pub use crate::config::{AutoscalingConfig, DeploymentConfig};
     pub use crate::control::application::{AppRef, Application, BuildContext, Constructor};
     pub use crate::dataplane::router::RequestRouter;
+    pub use crate::dataplane::target::CallTarget;
     pub use crate::dataplane::sink::StreamSink;
     pub use crate::error::{BoxError, ServeError};
     pub use crate::request::args::{Arg, ArgList, IntoArg, assert_arg};
     pub use crate::request::codec::{CallWire, Wire, WireFallback, WireViaSerde};
     pub use crate::request::encoded::{EncodedResponse, EncodedUnary};
     pub use crate::request::generator::DeploymentResponseGenerator;
+    pub use crate::request::multiplex::{multiplexed_async, multiplexed_sync};
     pub use crate::request::response::{DeploymentResponse, ObjectRef};
     pub use crate::serve::task::{spawn_task_async, spawn_task_sync};
     pub use serde_json::Value as JsonValue;

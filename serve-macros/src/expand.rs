@@ -6,7 +6,7 @@ use quote::quote;
 use syn::Item;
 
 use crate::util::Errors;
-use crate::{codegen, parse};
+use crate::{codegen, multiplexed, parse};
 
 /// `#[deployment(args)]` on `input` (a struct or its inherent impl block).
 pub(crate) fn deployment(args: TokenStream, input: TokenStream) -> TokenStream {
@@ -18,6 +18,8 @@ pub(crate) fn deployment(args: TokenStream, input: TokenStream) -> TokenStream {
         }
     };
     let mut errors = Errors::default();
+    // The impl block without its `#[multiplexed]` loader, and the loader's own block, if it has one.
+    let mut rewritten = None;
     let generated = match &item {
         Item::Struct(s) => {
             let model = parse::deployment_struct(args, s, &mut errors);
@@ -26,16 +28,25 @@ pub(crate) fn deployment(args: TokenStream, input: TokenStream) -> TokenStream {
             let assertion = errors.is_empty().then(|| codegen::struct_assertion(&model));
             quote!(#config #assertion)
         }
-        Item::Impl(i) => parse::deployment_impl(args, i, &mut errors)
-            .map(|model| codegen::deployment_impl(&model))
-            .unwrap_or_default(),
+        Item::Impl(i) => {
+            let mut i = i.clone();
+            let loaders = multiplexed::extract(&mut i, &mut errors);
+            let generated = parse::deployment_impl(args, &i, &mut errors)
+                .map(|model| codegen::deployment_impl(&model))
+                .unwrap_or_default();
+            if !loaders.is_empty() {
+                rewritten = Some(quote!(#i #loaders));
+            }
+            generated
+        }
         other => {
             errors.push(parse::not_a_deployment(other));
             TokenStream::new()
         }
     };
     let errors = errors.into_error().map(|e| e.to_compile_error());
-    quote!(#input #generated #errors)
+    let user = rewritten.unwrap_or(input);
+    quote!(#user #generated #errors)
 }
 
 #[cfg(test)]

@@ -5,6 +5,7 @@ use std::sync::Arc;
 
 use crate::config::DeploymentConfig;
 use crate::dataplane::router::RequestRouter;
+use crate::dataplane::target::CallTarget;
 use crate::error::{BoxError, ErrorKind, ServeError};
 use crate::request::encoded::EncodedResponse;
 use crate::util::panic;
@@ -90,8 +91,9 @@ pub fn assert_deployment_type<T: Send + Sync + 'static>() {}
 /// Implemented by the generated handle type of a deployment.
 #[doc(hidden)]
 pub trait HandleStubs<D>: Clone + Send + Sync + 'static {
-    fn __from_router(router: Arc<RequestRouter<D>>) -> Self;
-    fn __router(&self) -> &Arc<RequestRouter<D>>;
+    /// Stubs that call through `target` (a router and the handle's options).
+    fn __from_target(target: CallTarget<D>) -> Self;
+    fn __target(&self) -> &CallTarget<D>;
     /// Calls `method` with its argument tuple encoded in `args` (see `api::encoded`).
     fn __call_encoded(&self, method: &str, args: &[u8]) -> Result<EncodedResponse, ServeError>;
 }

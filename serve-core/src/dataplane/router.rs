@@ -16,6 +16,7 @@ use super::replica::Replica;
 use super::sink::StreamSink;
 use super::slot::{Job, Slot, SlotSource};
 use super::sync_policy::SyncPolicy;
+use super::target::CallTarget;
 use crate::error::{BoxError, ServeError};
 use crate::request::args::ArgList;
 use crate::request::codec::CallWire;
@@ -312,10 +313,26 @@ impl<D: Send + Sync + 'static> RequestRouter<D> {
         Some(Slot::new(self.clone(), replica))
     }
 
+    /// A free slot for a request sent for multiplexed model `id`: on a replica that holds the
+    /// model if one has room (see `multiplexed`).
+    fn free_slot_for(self: &Arc<Self>, id: &str) -> Option<Slot<D>> {
+        if self.queue.len() > 0 {
+            return None;
+        }
+        let replicas = self.replicas.load();
+        let max = self.max_ongoing.load(Ordering::Relaxed);
+        let replica = super::multiplexed::reserve(&replicas, max, id, |k| fastrand::usize(..k))?;
+        Some(Slot::new(self.clone(), replica))
+    }
+
     /// Runs `call` with a slot now, or queues it (FIFO) until one frees up; fails it at once when
     /// the queue is full.
     fn dispatch<C: Call<D>>(self: &Arc<Self>, call: C, values: C::Values) {
-        match self.free_slot() {
+        let slot = match call.model_id() {
+            None => self.free_slot(),
+            Some(id) => self.free_slot_for(id),
+        };
+        match slot {
             Some(slot) => call.run(values, slot),
             None => self.enqueue(Box::new((call, values))),
         }
@@ -385,6 +402,7 @@ impl<D: Send + Sync + 'static> RequestRouter<D> {
         args: A,
         invoke: I,
         wire: CallWire<A::Values, T>,
+        model_id: Option<Arc<str>>,
     ) -> DeploymentResponse<T>
     where
         A: ArgList,
@@ -403,6 +421,7 @@ impl<D: Send + Sync + 'static> RequestRouter<D> {
             method,
             invoke,
             wire,
+            model_id,
         };
         self.submit(method, call, args, scope.as_ref());
         DeploymentResponse::from_consumer(consumer)
@@ -411,7 +430,7 @@ impl<D: Send + Sync + 'static> RequestRouter<D> {
     /// Calls a synchronous method: in a task on the async workers while the deployment's sync
     /// calls are short, else on the blocking pool (see `SyncPolicy`).
     pub fn call_sync<A, T, F>(
-        self: &Arc<Self>,
+        target: &CallTarget<D>,
         method: &'static str,
         args: A,
         f: F,
@@ -422,12 +441,15 @@ impl<D: Send + Sync + 'static> RequestRouter<D> {
         T: Send + 'static,
         F: FnOnce(&D, A::Values) -> Result<T, BoxError> + Send + 'static,
     {
-        self.call_unary(method, args, SyncFn(f), wire)
+        let model_id = target.model_id().cloned();
+        target
+            .router()
+            .call_unary(method, args, SyncFn(f), wire, model_id)
     }
 
     /// Calls an `async fn` method: it runs as a task on the async workers.
     pub fn call_async<A, T, F, Fut>(
-        self: &Arc<Self>,
+        target: &CallTarget<D>,
         method: &'static str,
         args: A,
         f: F,
@@ -439,13 +461,16 @@ impl<D: Send + Sync + 'static> RequestRouter<D> {
         F: FnOnce(Arc<D>, A::Values) -> Fut + Send + 'static,
         Fut: Future<Output = Result<T, BoxError>> + Send + 'static,
     {
-        self.call_unary(method, args, AsyncFn(f), wire)
+        let model_id = target.model_id().cloned();
+        target
+            .router()
+            .call_unary(method, args, AsyncFn(f), wire, model_id)
     }
 
     /// Calls a streaming method: `f` drives the method's stream into the sink; items reach the
     /// caller's generator as they are produced.
     pub fn call_stream<A, T, F, Fut>(
-        self: &Arc<Self>,
+        target: &CallTarget<D>,
         method: &'static str,
         args: A,
         f: F,
@@ -466,8 +491,11 @@ impl<D: Send + Sync + 'static> RequestRouter<D> {
             method,
             f,
             wire,
+            model_id: target.model_id().cloned(),
         };
-        self.submit(method, call, args, scope.as_ref());
+        target
+            .router()
+            .submit(method, call, args, scope.as_ref());
         generator
     }
 }

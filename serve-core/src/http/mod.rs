@@ -63,7 +63,7 @@ mod server;
 
 pub use request::Request;
 pub use response::{HttpError, HttpResponse, IntoChunk, IntoHttpResponse, Json, StatusCode};
-pub use server::MAX_BODY_BYTES;
+pub use server::{MAX_BODY_BYTES, MULTIPLEXED_MODEL_ID_HEADER};
 
 pub(crate) use server::{Ingress, Proxy, StreamingIngress, UnaryIngress};
 

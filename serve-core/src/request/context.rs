@@ -37,7 +37,6 @@ pub(crate) struct ReplicaInfo {
     pub(crate) node: Option<Arc<str>>,
     /// What the runtime keeps per replica for the features that live with one (a batched
     /// method's queue, a multiplexed loader's models).
-    #[allow(dead_code)] // until batching and multiplexing use it
     pub(crate) state: ReplicaState,
 }
 
@@ -76,7 +75,6 @@ pub(crate) struct ReplicaState {
 /// An entry's type, name and value.
 type StateEntry = (TypeId, &'static str, Arc<dyn Any + Send + Sync>);
 
-#[allow(dead_code)] // until batching and multiplexing use it
 impl ReplicaState {
     /// The entry `T` named `key`, made by `init` if there is none yet.
     pub(crate) fn get_or_init<T: Any + Send + Sync>(
@@ -150,6 +148,8 @@ pub(crate) struct RequestScope {
     pub(crate) request: Option<Arc<dyn Cancel>>,
     pub(crate) request_id: u64,
     pub(crate) replica: Arc<ReplicaInfo>,
+    /// The model id it was sent for (model multiplexing), if any.
+    pub(crate) model_id: Option<Arc<str>>,
 }
 
 tokio::task_local! {
@@ -201,7 +201,6 @@ pub(crate) fn current() -> Option<RequestScope> {
 }
 
 /// The replica the current code runs on: the current request's, or the one being constructed.
-#[allow(dead_code)]
 pub(crate) fn current_replica() -> Option<Arc<ReplicaInfo>> {
     current()
         .map(|scope| scope.replica)
@@ -250,6 +249,7 @@ pub struct ReplicaContext {
     replica: Arc<ReplicaInfo>,
     /// `None` in a constructor.
     request_id: Option<u64>,
+    model_id: Option<Arc<str>>,
 }
 
 impl ReplicaContext {
@@ -277,6 +277,13 @@ impl ReplicaContext {
     /// every log line the request causes); empty in a constructor, as in Ray.
     pub fn request_id(&self) -> String {
         self.request_id.map(format_request_id).unwrap_or_default()
+    }
+
+    /// The model id the request was sent for (model multiplexing; see
+    /// [`get_multiplexed_model_id`](crate::get_multiplexed_model_id)); `None` for a request sent
+    /// without one, and in a constructor.
+    pub fn multiplexed_model_id(&self) -> Option<&str> {
+        self.model_id.as_deref()
     }
 
     /// What the replica reserves (its deployment's `num_cpus`, `num_gpus` and custom resources).
@@ -340,11 +347,13 @@ pub fn replica_context() -> Option<ReplicaContext> {
         .map(|scope| ReplicaContext {
             replica: scope.replica,
             request_id: Some(scope.request_id),
+            model_id: scope.model_id,
         })
         .or_else(|| {
             constructing_now().map(|replica| ReplicaContext {
                 replica,
                 request_id: None,
+                model_id: None,
             })
         })
 }
