@@ -53,7 +53,7 @@ impl<D: Deployment> DeploymentHandle<D> {
     }
 
     /// The multiplexed model id this handle's calls are sent for, if any.
-    pub fn multiplexed_model_id(&self) -> Option<&str> {
+    fn model_id(&self) -> Option<&str> {
         self.stubs.__target().model_id().map(|id| &**id)
     }
 
@@ -216,7 +216,7 @@ impl<D: Deployment> fmt::Debug for HandleOptions<D> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("HandleOptions")
             .field("deployment", &self.handle.deployment_name())
-            .field("multiplexed_model_id", &self.handle.multiplexed_model_id())
+            .field("multiplexed_model_id", &self.handle.model_id())
             .finish()
     }
 }

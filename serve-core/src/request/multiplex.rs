@@ -29,23 +29,26 @@ use crate::util::sync::Lock;
 pub(crate) const LOADED_MODELS: &str = "multiplexed model ids";
 
 /// The model ids one replica holds now (least recently used first as of the last load or
-/// eviction): written by its [`ModelCache`]
-/// (or, for a remote replica on the caller's side, by the replies it sends), read lock-free by the
-/// router and by `status`.
+/// eviction), and those it is loading: written by its [`ModelCache`] (or, for a remote replica on
+/// the caller's side, by the replies it sends), read lock-free by the router and by `status`.
 #[derive(Default)]
 pub(crate) struct LoadedModels {
     ids: ArcSwap<Vec<Arc<str>>>,
+    /// Ids being loaded: routing counts them as held, so concurrent first calls for one model
+    /// go to the replica that loads it (while it has room) instead of loading it everywhere.
+    loading: ArcSwap<Vec<Arc<str>>>,
 }
 
 impl LoadedModels {
-    /// Whether it holds model `id`.
+    /// Whether it holds model `id`, or is loading it.
     pub(crate) fn contains(&self, id: &str) -> bool {
-        self.ids.load().iter().any(|held| &**held == id)
+        let has = |ids: &[Arc<str>]| ids.iter().any(|held| &**held == id);
+        has(&self.ids.load()) || has(&self.loading.load())
     }
 
-    /// How many models it holds.
+    /// How many models it holds or loads.
     pub(crate) fn len(&self) -> usize {
-        self.ids.load().len()
+        self.ids.load().len() + self.loading.load().len()
     }
 
     /// The ids it holds, least recently used first.
@@ -56,6 +59,11 @@ impl LoadedModels {
     /// Replaces the ids it holds.
     pub(crate) fn set(&self, ids: Vec<Arc<str>>) {
         self.ids.store(Arc::new(ids));
+    }
+
+    /// Replaces the ids it is loading.
+    fn set_loading(&self, ids: Vec<Arc<str>>) {
+        self.loading.store(Arc::new(ids));
     }
 }
 
@@ -113,9 +121,9 @@ struct Loading {
 }
 
 /// A model found, or the entry to wait on before loading it.
-enum Lookup<M> {
+enum Lookup<'a, M: Send + Sync + 'static> {
     Found(Arc<M>),
-    Load(Ticket),
+    Load(Ticket<'a, M>),
 }
 
 impl<M: Send + Sync + 'static> ModelCache<M> {
@@ -153,7 +161,7 @@ impl<M: Send + Sync + 'static> ModelCache<M> {
             }
         };
         drop(held);
-        self.done(ticket);
+        drop(ticket);
         result
     }
 
@@ -175,12 +183,12 @@ impl<M: Send + Sync + 'static> ModelCache<M> {
             }
         };
         drop(held);
-        self.done(ticket);
+        drop(ticket);
         result
     }
 
     /// The model if cached (and marks it most recently used), else the entry to load it under.
-    fn lookup(&self, id: &str) -> Lookup<M> {
+    fn lookup(&self, id: &str) -> Lookup<'_, M> {
         let mut inner = self.inner.locked();
         if let Some(model) = Self::touch(&mut inner, id) {
             return Lookup::Found(model);
@@ -191,10 +199,15 @@ impl<M: Send + Sync + 'static> ModelCache<M> {
                 let id: Arc<str> = Arc::from(id);
                 let loading = Arc::new(Loading::default());
                 inner.loading.insert(id.clone(), loading.clone());
+                self.publish_loading(&inner);
                 (id, loading)
             }
         };
-        Lookup::Load(Ticket { id, loading })
+        Lookup::Load(Ticket {
+            cache: self,
+            id,
+            loading,
+        })
     }
 
     /// The model if it was loaded while the caller waited.
@@ -247,14 +260,10 @@ impl<M: Send + Sync + 'static> ModelCache<M> {
         model
     }
 
-    /// Forgets the id's loading entry when no other caller holds it (one that does finds the
-    /// model, or loads it in turn).
-    fn done(&self, ticket: Ticket) {
-        let mut inner = self.inner.locked();
-        // Clones of the entry are only made under this lock: 2 is the map's and the ticket's.
-        if Arc::strong_count(&ticket.loading) == 2 {
-            inner.loading.remove(&ticket.id);
-        }
+    /// Reports the ids being loaded.
+    fn publish_loading(&self, inner: &Inner<M>) {
+        self.loaded
+            .set_loading(inner.loading.keys().cloned().collect());
     }
 
     /// Reports the ids held now (under the lock, so reports land in order). Only loads and
@@ -277,10 +286,27 @@ impl<M: Send + Sync + 'static> ModelCache<M> {
     }
 }
 
-/// A caller's claim on an id's loading entry.
-struct Ticket {
+/// A caller's claim on an id's loading entry. Dropped (the load done, failed, or cancelled), it
+/// forgets the entry when no other caller holds it (one that does finds the model, or loads it in
+/// turn).
+struct Ticket<'a, M: Send + Sync + 'static> {
+    cache: &'a ModelCache<M>,
     id: Arc<str>,
     loading: Arc<Loading>,
+}
+
+impl<M: Send + Sync + 'static> Drop for Ticket<'_, M> {
+    fn drop(&mut self) {
+        let mut inner = self.cache.inner.locked();
+        // Clones of the entry are made and dropped only under this lock (this one just below):
+        // 2 is the map's and this ticket's.
+        let mine = std::mem::take(&mut self.loading);
+        if Arc::strong_count(&mine) == 2 {
+            inner.loading.remove(&self.id);
+            self.cache.publish_loading(&inner);
+        }
+        drop(mine);
+    }
 }
 
 /// The cache of loader `loader` on the replica the calling code runs on.
@@ -294,12 +320,18 @@ fn cache<M: Send + Sync + 'static>(
              (or constructor), where it has a replica to keep its models on"
         ))
     })?;
-    let cache = replica.state.get_or_init(loader, || {
-        let loaded = replica
-            .state
-            .get_or_init(LOADED_MODELS, LoadedModels::default);
-        ModelCache::<M>::new(capacity, loaded)
-    });
+    // Two steps: `get_or_init` holds the state's lock while it makes an entry.
+    let cache = match replica.state.get::<ModelCache<M>>(loader) {
+        Some(cache) => cache,
+        None => {
+            let loaded = replica
+                .state
+                .get_or_init(LOADED_MODELS, LoadedModels::default);
+            replica
+                .state
+                .get_or_init(loader, || ModelCache::<M>::new(capacity, loaded))
+        }
+    };
     Ok((cache, replica.deployment.clone()))
 }
 
@@ -481,6 +513,10 @@ mod tests {
         {
             tokio::task::yield_now().await;
         }
+        assert!(
+            cache.loaded.contains("a") && cache.loaded.ids().is_empty(),
+            "routing sees the replica loading it; status does not list it yet"
+        );
         release.send(true).unwrap();
         let models: Vec<_> = futures::future::join_all(calls).await;
         let first = models[0].as_ref().unwrap();
@@ -489,6 +525,8 @@ mod tests {
         }
         assert_eq!(loads.load(Ordering::SeqCst), 1);
         assert!(cache.inner.locked().loading.is_empty());
+        assert_eq!(cache.ids(), ["a"]);
+        assert_eq!(cache.loaded.len(), 1, "no longer loading");
     }
 
     #[tokio::test]
