@@ -216,3 +216,10 @@ fn a_graceful_shutdown_timeout_that_is_not_a_number_of_seconds_is_refused_before
 fn pipeline_runs() {
     example("pipeline");
 }
+
+#[test]
+fn multiplex_trains_each_customers_model_once() {
+    let out = example("multiplex");
+    assert!(out.contains("18 calls, 3 models trained"), "{out}");
+    assert!(out.contains("could not load model `hooli`"), "{out}");
+}

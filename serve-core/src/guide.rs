@@ -25,6 +25,8 @@
 //!    `&self` methods and serve instances.
 //! 9. [`benchmarks`]: what a handle call and an HTTP request cost, in time and in instructions,
 //!    the soak test, and the wire format chosen for calls between processes.
+//! 10. [`multiplexing`]: model multiplexing: `#[multiplexed]` loaders, choosing a call's model,
+//!     routing to the replica that holds it, status, across processes.
 
 #[doc = include_str!("../docs/getting-started.md")]
 pub mod getting_started {}
@@ -70,3 +72,6 @@ pub mod concepts {}
 
 #[doc = include_str!("../docs/benchmarks.md")]
 pub mod benchmarks {}
+
+#[doc = include_str!("../docs/multiplexing.md")]
+pub mod multiplexing {}

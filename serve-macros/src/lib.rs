@@ -79,6 +79,12 @@ mod testing;
 /// `impl Stream<Item = T>` (a `.remote(..)` of the latter returns a `DeploymentResponseGenerator`).
 /// Mistakes (`&mut self`, borrowed arguments, generic methods, ...) are reported on the offending
 /// token, all at once; the valid methods still get their stubs.
+///
+/// A method marked [`#[multiplexed(max_num_models_per_replica = N)]`](macro@multiplexed) is the
+/// deployment's model loader, not an endpoint: it is taken out of the impl block and replaced by a
+/// method of the same name returning the replica's cached model (`Result<Arc<M>, ServeError>`).
+/// The handle's stubs call through a `CallTarget` (the router and the handle's options), so
+/// `handle.options().multiplexed_model_id(id)` sends each call for model `id`.
 #[proc_macro_attribute]
 pub fn deployment(args: TokenStream, item: TokenStream) -> TokenStream {
     expand::deployment(args.into(), item.into()).into()

@@ -281,11 +281,17 @@ fn generate(f: &ImplItemFn, loader: &Loader, options: &Options) -> TokenStream {
     let inner = format_ident!("__serve_load_{}", loader_name, span = name.span());
     let (vis, id, model) = (&f.vis, &loader.id_name, &loader.model);
     let max = proc_macro2::Literal::usize_suffixed(options.max_models as usize);
+    // At the return type: an error type that is no error is reported there.
+    let output_span = match &f.sig.output {
+        ReturnType::Type(_, ty) => ty.span(),
+        ReturnType::Default => name.span(),
+    };
     let wrap = if loader.fallible {
         quote!(#p::fallible)
     } else {
         quote!(#p::infallible)
     };
+    let wrapped = quote_spanned!(output_span=> #wrap(__serve_loaded));
     let docs = f.attrs.iter().filter(|a| a.path().is_ident("doc"));
     let cfgs: Vec<_> = f.attrs.iter().filter(|a| a.path().is_ident("cfg")).collect();
     let about = format!(
@@ -312,7 +318,8 @@ fn generate(f: &ImplItemFn, loader: &Loader, options: &Options) -> TokenStream {
             ) -> #result {
                 #p::multiplexed_async(#loader_name, #max, #id_ref,
                     |__serve_id: ::std::string::String| async move {
-                        #wrap(Self::#inner(self, __serve_id).await)
+                        let __serve_loaded = Self::#inner(self, __serve_id).await;
+                        #wrapped
                     },
                 ).await
             }
@@ -323,7 +330,10 @@ fn generate(f: &ImplItemFn, loader: &Loader, options: &Options) -> TokenStream {
                 #id: impl ::core::convert::AsRef<::core::primitive::str>,
             ) -> #result {
                 #p::multiplexed_sync(#loader_name, #max, #id_ref,
-                    |__serve_id: ::std::string::String| #wrap(Self::#inner(self, __serve_id)),
+                    |__serve_id: ::std::string::String| {
+                        let __serve_loaded = Self::#inner(self, __serve_id);
+                        #wrapped
+                    },
                 )
             }
         },
@@ -379,7 +389,7 @@ mod tests {
         assert_eq!(user, "implSvc{pubfncall(&self){}}");
         assert!(generated.contains("pubasyncfnget_model(&self,model_id:impl::core::convert::AsRef<::core::primitive::str>,)->::core::result::Result<::serve_core::__private::Arc<Model>,::serve_core::__private::ServeError>"), "{generated}");
         assert!(generated.contains("multiplexed_async(\"get_model\",2usize,"));
-        assert!(generated.contains("::serve_core::__private::fallible(Self::__serve_load_get_model(self,__serve_id).await)"));
+        assert!(generated.contains("let__serve_loaded=Self::__serve_load_get_model(self,__serve_id).await;::serve_core::__private::fallible(__serve_loaded)"));
         assert!(generated.contains("#[doc(hidden)]asyncfn__serve_load_get_model(&self,model_id:String)->Result<Model,E>{load(model_id)}"));
     }
 
@@ -394,7 +404,7 @@ mod tests {
         assert!(errors.is_empty(), "{errors:?}");
         assert!(generated.contains("fnget_model(&self,id:impl"));
         assert!(generated.contains("multiplexed_sync(\"get_model\",3usize,"));
-        assert!(generated.contains("::serve_core::__private::infallible(Self::__serve_load_get_model(self,__serve_id))"));
+        assert!(generated.contains("let__serve_loaded=Self::__serve_load_get_model(self,__serve_id);::serve_core::__private::infallible(__serve_loaded)"));
     }
 
     #[test]
