@@ -79,8 +79,7 @@ fn words(text: &str) -> impl Iterator<Item = String> + '_ {
 
 impl TicketModel {
     fn train(tickets: &[(&str, &str)]) -> Self {
-        let mut labels: BTreeMap<String, (usize, HashMap<String, usize>, usize)> =
-            BTreeMap::new();
+        let mut labels: BTreeMap<String, (usize, HashMap<String, usize>, usize)> = BTreeMap::new();
         let mut vocabulary = std::collections::HashSet::new();
         for (text, label) in tickets {
             let entry = labels.entry(label.to_string()).or_default();
@@ -184,7 +183,11 @@ fn main() -> Result<(), ServeError> {
         ("acme", "why was I charged twice", "billing"),
         ("globex", "the dashboard does not load", "outage"),
         ("initech", "someone took my stapler", "facilities"),
-        ("acme", "I cannot log in, the app shows an error", "technical"),
+        (
+            "acme",
+            "I cannot log in, the app shows an error",
+            "technical",
+        ),
         ("globex", "please export to csv", "feature"),
         ("initech", "I forgot my tps password", "access"),
     ];
@@ -198,7 +201,10 @@ fn main() -> Result<(), ServeError> {
                 .result()?;
             assert_eq!(routed.label, want, "{customer}: {text}");
             // Every call for a customer goes to the replica that holds its model.
-            assert_eq!(*home.entry(customer).or_insert(routed.replica), routed.replica);
+            assert_eq!(
+                *home.entry(customer).or_insert(routed.replica),
+                routed.replica
+            );
             if round == 0 {
                 println!(
                     "{:<8} replica {}  {:<10} {:.2}  {text}",

@@ -11,7 +11,9 @@ use std::sync::{LazyLock, Mutex};
 use serde::{Deserialize, Serialize};
 use serve_core::http::{Json, Request};
 use serve_core::prelude::*;
-use serve_test_support::cluster::{WorkerProcess, WorkerSpec, run_worker, test_cluster, worker_env};
+use serve_test_support::cluster::{
+    WorkerProcess, WorkerSpec, run_worker, test_cluster, worker_env,
+};
 use serve_test_support::http::send;
 use serve_test_support::{NatsServer, PATIENCE, deployment_status};
 
@@ -58,7 +60,10 @@ impl Linear {
 
 /// Model `id`'s weights.
 fn weights(id: &str) -> (f64, f64) {
-    (id.bytes().map(f64::from).sum::<f64>() / 100.0, id.len() as f64)
+    (
+        id.bytes().map(f64::from).sum::<f64>() / 100.0,
+        id.len() as f64,
+    )
 }
 
 /// What model `id` predicts for `x`, computed here (no model is made, or dropped).
@@ -197,7 +202,11 @@ async fn each_model_loads_once_and_its_calls_go_to_the_replica_that_holds_it() {
     for id in ids {
         assert!(status[&home[id]].contains(&id.to_string()), "{status:?}");
     }
-    assert_eq!(status.values().map(Vec::len).sum::<usize>(), 3, "{status:?}");
+    assert_eq!(
+        status.values().map(Vec::len).sum::<usize>(),
+        3,
+        "{status:?}"
+    );
     serve.shutdown();
 }
 
@@ -287,7 +296,9 @@ async fn a_failed_load_fails_that_call_with_the_loaders_error_and_caches_nothing
         .await
         .unwrap_err();
     assert_eq!(err.kind(), ErrorKind::User);
-    let cause = err.downcast_ref::<LoadError>().expect("the loader's own error");
+    let cause = err
+        .downcast_ref::<LoadError>()
+        .expect("the loader's own error");
     assert_eq!(cause.to_string(), "no weights for fail-a");
     assert!(
         err.to_string()
@@ -312,8 +323,15 @@ async fn the_model_id_is_read_inside_the_request_and_absent_without_one() {
     assert_eq!(kept.predict.remote(1.0).await.unwrap().model_id, "id-a");
     // A call without a model id has none; the loader refuses an empty id.
     let err = handle.predict.remote(1.0).await.unwrap_err();
-    assert!(err.to_string().contains("`get_model` was given an empty model id"), "{err}");
-    assert!(serve_core::get_multiplexed_model_id().is_none(), "outside a request");
+    assert!(
+        err.to_string()
+            .contains("`get_model` was given an empty model id"),
+        "{err}"
+    );
+    assert!(
+        serve_core::get_multiplexed_model_id().is_none(),
+        "outside a request"
+    );
     serve.shutdown();
 }
 
@@ -337,11 +355,17 @@ async fn the_http_header_picks_the_model_and_routes_to_its_replica() {
             let served: Served = serde_json::from_str(&reply.body).unwrap();
             assert_eq!(served.model_id, id);
             assert!(predicts(served.y, id, round as f64 + 0.5), "{served:?}");
-            assert_eq!(*replicas.entry(id).or_insert(served.replica), served.replica);
+            assert_eq!(
+                *replicas.entry(id).or_insert(served.replica),
+                served.replica
+            );
         }
     }
     assert_eq!((loads("http-a"), loads("http-b")), (1, 1));
-    assert_ne!(replicas["http-a"], replicas["http-b"], "spread over both replicas");
+    assert_ne!(
+        replicas["http-a"], replicas["http-b"],
+        "spread over both replicas"
+    );
     let reply = send(addr, "POST", "/", &[], "1").await;
     assert_eq!(reply.status, 500, "no model id: {}", reply.body);
     serve.shutdown();
@@ -362,7 +386,12 @@ impl Front {
     }
 
     pub async fn call(&self, id: String, x: f64) -> Result<Served, ServeError> {
-        self.zoo.options().multiplexed_model_id(id).predict.remote(x).await
+        self.zoo
+            .options()
+            .multiplexed_model_id(id)
+            .predict
+            .remote(x)
+            .await
     }
 
     /// How many times this process loaded `id` (the worker's count, asked on the worker).
@@ -401,10 +430,18 @@ async fn multiplexed_calls_cross_processes_and_route_by_the_ids_the_replicas_rep
     for round in 0..4 {
         for id in ["far-a", "far-b", "far-c"] {
             let served = front.remote(id, round as f64).await.unwrap();
-            assert_eq!(served.node.as_deref(), Some("w1"), "the model ran on the worker");
+            assert_eq!(
+                served.node.as_deref(),
+                Some("w1"),
+                "the model ran on the worker"
+            );
             assert_eq!(served.model_id, id);
             assert!(predicts(served.y, id, round as f64), "{served:?}");
-            assert_eq!(*home.entry(id).or_insert(served.replica), served.replica, "{id}");
+            assert_eq!(
+                *home.entry(id).or_insert(served.replica),
+                served.replica,
+                "{id}"
+            );
         }
     }
     for id in ["far-a", "far-b", "far-c"] {

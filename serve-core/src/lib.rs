@@ -90,8 +90,8 @@ pub use control::update::DeploymentUpdate;
 pub use error::{BoxError, ErrorKind, RemoteError, ServeError};
 pub use request::args::{Arg, IntoArg};
 pub use request::context::{ReplicaContext, replica_context};
-pub use request::multiplex::get_multiplexed_model_id;
 pub use request::generator::{BlockingIter, DeploymentResponseGenerator};
+pub use request::multiplex::get_multiplexed_model_id;
 pub use request::response::{DeploymentResponse, ObjectRef, ObjectRefFuture};
 #[cfg(feature = "cluster")]
 pub use serve::cluster::Worker;
@@ -127,8 +127,8 @@ pub mod __private {
     pub use crate::api::handle::{CallOne, CallStream};
     pub use crate::config::{AutoscalingConfig, DeploymentConfig};
     pub use crate::control::application::{AppRef, Application, BuildContext, Constructor};
+    pub use crate::dataplane::router::CallTarget;
     pub use crate::dataplane::router::RequestRouter;
-    pub use crate::dataplane::target::CallTarget;
     pub use crate::dataplane::sink::StreamSink;
     pub use crate::error::{BoxError, ServeError};
     pub use crate::request::args::{Arg, ArgList, IntoArg, assert_arg};

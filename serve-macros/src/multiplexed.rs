@@ -36,9 +36,11 @@ use crate::util::{Errors, contains_impl_trait, first_type_arg, last_segment, pee
 const DEFAULT_MAX_MODELS: u64 = 3;
 
 pub(crate) const NOT_A_METHOD: &str = "a `#[multiplexed]` loader is a method of the deployment: `async fn get_model(&self, model_id: String) -> Model`";
-pub(crate) const MUT_SELF: &str = "a `#[multiplexed]` loader takes `&self`, not `&mut self`: concurrent requests call it at once";
+pub(crate) const MUT_SELF: &str =
+    "a `#[multiplexed]` loader takes `&self`, not `&mut self`: concurrent requests call it at once";
 pub(crate) const SELF_BY_VALUE: &str = "a `#[multiplexed]` loader takes `&self`";
-pub(crate) const ONE_ARGUMENT: &str = "a `#[multiplexed]` loader takes one argument after `&self`, the model id: `model_id: String`";
+pub(crate) const ONE_ARGUMENT: &str =
+    "a `#[multiplexed]` loader takes one argument after `&self`, the model id: `model_id: String`";
 pub(crate) const ID_TYPE: &str = "the model id is a `String`: `model_id: String`";
 pub(crate) const GENERIC: &str =
     "a `#[multiplexed]` loader cannot be generic: it returns one model type";
@@ -46,8 +48,7 @@ pub(crate) const NO_MODEL: &str =
     "a `#[multiplexed]` loader returns the model it loaded: `-> Model` or `-> Result<Model, E>`";
 pub(crate) const IMPL_RETURN: &str = "a `#[multiplexed]` loader returns the model as a named type (`-> Model` or `-> Result<Model, E>`), not `impl Trait`: it is cached and shared";
 pub(crate) const SECOND_LOADER: &str = "a deployment has one `#[multiplexed]` loader: a request carries one model id, and routing follows it";
-pub(crate) const OUTSIDE: &str =
-    "`#[multiplexed]` goes on a loader method inside a `#[deployment]` (or `#[ingress]`) impl block";
+pub(crate) const OUTSIDE: &str = "`#[multiplexed]` goes on a loader method inside a `#[deployment]` (or `#[ingress]`) impl block";
 
 /// The options of one loader.
 struct Options {
@@ -57,9 +58,14 @@ struct Options {
 /// Whether `attr` is `#[multiplexed]` (bare or under a path starting with `serve_core`).
 fn is_multiplexed(attr: &Attribute) -> bool {
     let path = attr.path();
-    path.segments.last().is_some_and(|s| s.ident == "multiplexed")
+    path.segments
+        .last()
+        .is_some_and(|s| s.ident == "multiplexed")
         && (path.segments.len() == 1
-            || path.segments.first().is_some_and(|s| s.ident == "serve_core"))
+            || path
+                .segments
+                .first()
+                .is_some_and(|s| s.ident == "serve_core"))
 }
 
 /// Takes the `#[multiplexed]` loaders out of `item` and returns the impl block that replaces
@@ -71,7 +77,12 @@ pub(crate) fn extract(item: &mut ItemImpl, errors: &mut Errors) -> TokenStream {
     for impl_item in std::mem::take(&mut item.items) {
         match impl_item {
             ImplItem::Fn(mut f) if f.attrs.iter().any(is_multiplexed) => {
-                let attrs: Vec<Attribute> = f.attrs.iter().filter(|a| is_multiplexed(a)).cloned().collect();
+                let attrs: Vec<Attribute> = f
+                    .attrs
+                    .iter()
+                    .filter(|a| is_multiplexed(a))
+                    .cloned()
+                    .collect();
                 f.attrs.retain(|a| !is_multiplexed(a));
                 loaders.push((attrs, f));
             }
@@ -106,7 +117,8 @@ pub(crate) fn extract(item: &mut ItemImpl, errors: &mut Errors) -> TokenStream {
             }
         }
     }
-    let (self_ty, (impl_generics, _, where_clause)) = (&item.self_ty, item.generics.split_for_impl());
+    let (self_ty, (impl_generics, _, where_clause)) =
+        (&item.self_ty, item.generics.split_for_impl());
     quote! {
         impl #impl_generics #self_ty #where_clause {
             #out
@@ -221,16 +233,13 @@ fn loader(f: &ImplItemFn) -> syn::Result<Loader> {
             if let Pat::Ident(p) = &*id.pat {
                 id_name = p.ident.clone();
             }
-            let is_string = last_segment(&id.ty)
-                .is_some_and(|s| s.ident == "String" && s.arguments.is_none());
+            let is_string =
+                last_segment(&id.ty).is_some_and(|s| s.ident == "String" && s.arguments.is_none());
             if !is_string {
                 checks.push(syn::Error::new_spanned(&id.ty, ID_TYPE));
             }
         }
-        [] => checks.push(syn::Error::new(
-            sig.paren_token.span.join(),
-            ONE_ARGUMENT,
-        )),
+        [] => checks.push(syn::Error::new(sig.paren_token.span.join(), ONE_ARGUMENT)),
         [_, extra @ ..] => {
             let extra: Vec<_> = extra.iter().collect();
             checks.push(syn::Error::new_spanned(quote!(#(#extra),*), ONE_ARGUMENT))
@@ -293,7 +302,11 @@ fn generate(f: &ImplItemFn, loader: &Loader, options: &Options) -> TokenStream {
     };
     let wrapped = quote_spanned!(output_span=> #wrap(__serve_loaded));
     let docs = f.attrs.iter().filter(|a| a.path().is_ident("doc"));
-    let cfgs: Vec<_> = f.attrs.iter().filter(|a| a.path().is_ident("cfg")).collect();
+    let cfgs: Vec<_> = f
+        .attrs
+        .iter()
+        .filter(|a| a.path().is_ident("cfg"))
+        .collect();
     let about = format!(
         "The model `{id}` from this replica's cache of at most {max} models (`#[multiplexed]`), \
          loaded with `{loader_name}`'s body if it is not cached: once, however many requests ask \
@@ -373,7 +386,11 @@ mod tests {
             .into_error()
             .map(|e| e.into_iter().map(|e| e.to_string()).collect())
             .unwrap_or_default();
-        (str_of(&imp), generated.to_string().replace(' ', ""), messages)
+        (
+            str_of(&imp),
+            generated.to_string().replace(' ', ""),
+            messages,
+        )
     }
 
     #[test]

@@ -4,8 +4,8 @@
 use std::sync::Arc;
 
 use crate::config::DeploymentConfig;
+use crate::dataplane::router::CallTarget;
 use crate::dataplane::router::RequestRouter;
-use crate::dataplane::target::CallTarget;
 use crate::error::{BoxError, ErrorKind, ServeError};
 use crate::request::encoded::EncodedResponse;
 use crate::util::panic;

@@ -9,8 +9,8 @@ use futures::future::BoxFuture;
 
 use super::deployment::{Deployment, HandleStubs, Hook};
 use crate::dataplane::replica::Endpoint;
+use crate::dataplane::router::CallTarget;
 use crate::dataplane::router::RequestRouter;
-use crate::dataplane::target::CallTarget;
 use crate::error::{ErrorKind, ServeError};
 use crate::request::encoded::EncodedResponse;
 use crate::request::generator::DeploymentResponseGenerator;

@@ -79,7 +79,7 @@ where
         self.completer.cell().is_done()
     }
 
-    #[inline]
+    #[inline(always)]
     fn model_id(&self) -> Option<&Arc<str>> {
         self.model_id.as_ref()
     }
@@ -194,7 +194,7 @@ where
         self.sender.is_closed()
     }
 
-    #[inline]
+    #[inline(always)]
     fn model_id(&self) -> Option<&Arc<str>> {
         self.model_id.as_ref()
     }

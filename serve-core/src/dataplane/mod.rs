@@ -38,4 +38,3 @@ pub(crate) mod router;
 pub(crate) mod sink;
 pub(crate) mod slot;
 pub(crate) mod sync_policy;
-pub(crate) mod target;

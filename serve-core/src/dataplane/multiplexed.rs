@@ -37,12 +37,23 @@ pub(crate) fn reserve<D>(
     }
     let held: Vec<usize> = replicas
         .iter()
-        .map(|r| loaded(r).map_or(0, |models| if models.contains(id) { usize::MAX } else { models.len() }))
+        .map(|r| {
+            loaded(r).map_or(0, |models| {
+                if models.contains(id) {
+                    usize::MAX
+                } else {
+                    models.len()
+                }
+            })
+        })
         .collect();
     // 1. The replicas that hold it, least loaded first.
     let mut holders: Vec<usize> = (0..n).filter(|&i| held[i] == usize::MAX).collect();
     holders.sort_by_key(|&i| replicas[i].slots().load());
-    if let Some(i) = holders.into_iter().find(|&i| replicas[i].slots().try_reserve(max)) {
+    if let Some(i) = holders
+        .into_iter()
+        .find(|&i| replicas[i].slots().try_reserve(max))
+    {
         return Some(replicas[i].clone());
     }
     // 2. Power of two choices on (models held, load); 3. then any replica.

@@ -72,7 +72,9 @@ where
     use futures::StreamExt;
     let task = slot.runtime().clone().spawn(async move {
         let items = match (endpoint(&slot), (wire.args)(&values)) {
-            (Some(endpoint), Ok(args)) => Ok(endpoint.call_stream(method, args, model_id.as_deref())),
+            (Some(endpoint), Ok(args)) => {
+                Ok(endpoint.call_stream(method, args, model_id.as_deref()))
+            }
             (None, _) => Err(not_remote()),
             (_, Err(e)) => Err(e),
         };

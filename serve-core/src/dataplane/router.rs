@@ -1,7 +1,8 @@
 //! [`RequestRouter`]: the request path of one deployment — its routable replicas, its queue, and
-//! the calls the generated stubs make.
+//! the calls the generated stubs make (through a [`CallTarget`]: the router and a handle's options).
 
 use std::future::Future;
+use std::ops::Deref;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -16,7 +17,6 @@ use super::replica::Replica;
 use super::sink::StreamSink;
 use super::slot::{Job, Slot, SlotSource};
 use super::sync_policy::SyncPolicy;
-use super::target::CallTarget;
 use crate::error::{BoxError, ServeError};
 use crate::request::args::ArgList;
 use crate::request::codec::CallWire;
@@ -38,6 +38,66 @@ pub(crate) struct RouterSettings {
     /// How long a replica taken out of routing may take to finish its requests before they are
     /// failed (`graceful_shutdown_timeout_s`).
     pub(crate) graceful_timeout: Duration,
+}
+
+/// What a handle's stubs call through: a deployment's router with the options of one handle
+/// (`handle.options()`: today the multiplexed model id). Cheap to clone: a handle without options
+/// costs what its router's `Arc` costs, and its calls check one `None`.
+#[doc(hidden)]
+pub struct CallTarget<D> {
+    router: Arc<RequestRouter<D>>,
+    /// The model each call is sent for (model multiplexing), if any.
+    model_id: Option<Arc<str>>,
+}
+
+impl<D> CallTarget<D> {
+    /// The plain target of `router`: no options.
+    pub(crate) fn new(router: Arc<RequestRouter<D>>) -> Self {
+        Self {
+            router,
+            model_id: None,
+        }
+    }
+
+    /// The same router, each call sent for model `model_id` (`None`: no model).
+    pub(crate) fn with_model_id(&self, model_id: Option<Arc<str>>) -> Self {
+        Self {
+            router: self.router.clone(),
+            model_id,
+        }
+    }
+
+    /// The router.
+    #[inline]
+    pub(crate) fn router(&self) -> &Arc<RequestRouter<D>> {
+        &self.router
+    }
+
+    /// The model id its calls are sent for.
+    #[inline]
+    pub(crate) fn model_id(&self) -> Option<&Arc<str>> {
+        self.model_id.as_ref()
+    }
+}
+
+impl<D> Clone for CallTarget<D> {
+    #[inline]
+    fn clone(&self) -> Self {
+        Self {
+            router: self.router.clone(),
+            model_id: self.model_id.clone(),
+        }
+    }
+}
+
+/// The generated handle reads its router through the target (`__router`, `unknown_method`).
+impl<D> Deref for CallTarget<D> {
+    type Target = Arc<RequestRouter<D>>;
+
+    #[inline]
+    fn deref(&self) -> &Arc<RequestRouter<D>> {
+        &self.router
+    }
 }
 
 /// Routes the requests of one deployment to its replicas.
@@ -314,7 +374,10 @@ impl<D: Send + Sync + 'static> RequestRouter<D> {
     }
 
     /// A free slot for a request sent for multiplexed model `id`: on a replica that holds the
-    /// model if one has room (see `multiplexed`).
+    /// model if one has room (see `multiplexed`). Kept out of line: the plain call path does not
+    /// carry its code.
+    #[cold]
+    #[inline(never)]
     fn free_slot_for(self: &Arc<Self>, id: &str) -> Option<Slot<D>> {
         if self.queue.len() > 0 {
             return None;
@@ -327,6 +390,7 @@ impl<D: Send + Sync + 'static> RequestRouter<D> {
 
     /// Runs `call` with a slot now, or queues it (FIFO) until one frees up; fails it at once when
     /// the queue is full.
+    #[inline]
     fn dispatch<C: Call<D>>(self: &Arc<Self>, call: C, values: C::Values) {
         let slot = match call.model_id() {
             None => self.free_slot(),
@@ -493,9 +557,7 @@ impl<D: Send + Sync + 'static> RequestRouter<D> {
             wire,
             model_id: target.model_id().cloned(),
         };
-        target
-            .router()
-            .submit(method, call, args, scope.as_ref());
+        target.router().submit(method, call, args, scope.as_ref());
         generator
     }
 }

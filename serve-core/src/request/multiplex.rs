@@ -280,7 +280,8 @@ impl<M: Send + Sync + 'static> ModelCache<M> {
         let ids: Vec<String> = inner.models.iter().map(|(id, _)| id.to_string()).collect();
         let mut reported: Vec<String> = self.loaded.ids().iter().map(|id| id.to_string()).collect();
         let mut sorted = ids.clone();
-        (sorted.sort(), reported.sort());
+        sorted.sort();
+        reported.sort();
         assert_eq!(sorted, reported, "the router sees the ids cached");
         ids
     }
@@ -474,7 +475,10 @@ mod tests {
             .unwrap();
         assert_eq!(err.to_string(), "disk on fire");
         assert!(cache.ids().is_empty());
-        assert!(cache.inner.locked().loading.is_empty(), "no entry left behind");
+        assert!(
+            cache.inner.locked().loading.is_empty(),
+            "no entry left behind"
+        );
         load_sync(&cache, "a", &loads, &drops);
         assert_eq!(loads.load(Ordering::SeqCst), 1);
     }
