@@ -16,7 +16,10 @@
 //! impl Svc {
 //!     pub async fn get_model(&self, model_id: impl AsRef<str>) -> Result<Arc<Model>, ServeError> {
 //!         P::multiplexed_async("get_model", 2usize, AsRef::<str>::as_ref(&model_id),
-//!             |__serve_id: String| async move { P::fallible(Self::__serve_load_get_model(self, __serve_id).await) },
+//!             |__serve_id: String| async move {
+//!                 let __serve_loaded = Self::__serve_load_get_model(self, __serve_id).await;
+//!                 P::fallible(__serve_loaded)
+//!             },
 //!         ).await
 //!     }
 //!     #[doc(hidden)]
