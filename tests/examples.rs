@@ -240,3 +240,10 @@ fn ensemble_names_each_model_and_gets_every_message_right() {
     );
     assert!(out.contains("5 of 5 right"), "{out}");
 }
+
+#[test]
+fn multiplex_trains_each_customers_model_once() {
+    let out = example("multiplex");
+    assert!(out.contains("18 calls, 3 models trained"), "{out}");
+    assert!(out.contains("could not load model `hooli`"), "{out}");
+}

@@ -50,6 +50,18 @@ mod app {
                 |x| 2 * x,
             )))
         }
+        /// A sync multiplexed loader, the attribute written bare (`#[deployment]` consumes it).
+        #[multiplexed]
+        fn voice(&self, id: ::std::string::String) -> ::std::string::String {
+            ::std::format!("{}:{id}", self.greeting)
+        }
+        pub fn voiced(
+            &self,
+        ) -> ::core::result::Result<::std::string::String, ::serve_core::ServeError> {
+            let id =
+                ::core::option::Option::unwrap_or_default(::serve_core::get_multiplexed_model_id());
+            ::core::result::Result::Ok(::std::string::ToString::to_string(&*self.voice(id)?))
+        }
     }
 
     #[::serve_core::deployment]
@@ -109,6 +121,20 @@ mod app {
         }
         pub fn ping(&self) -> u8 {
             1
+        }
+        /// An async multiplexed loader under `#[ingress]`, the attribute written by path.
+        #[::serve_core::multiplexed(max_num_models_per_replica = 2)]
+        async fn model(
+            &self,
+            model_id: ::std::string::String,
+        ) -> ::core::result::Result<usize, ::std::io::Error> {
+            ::core::result::Result::Ok(model_id.len())
+        }
+        pub async fn model_size(
+            &self,
+            id: ::std::string::String,
+        ) -> ::core::result::Result<usize, ::serve_core::ServeError> {
+            ::core::result::Result::Ok(*self.model(id).await?)
         }
     }
 
@@ -199,6 +225,9 @@ fn expansion_needs_no_prelude() {
     let response = api.remote(request("DELETE", "/fail")).result().unwrap();
     ::std::assert_eq!(response.status().as_u16(), 500);
     ::std::assert_eq!(api.ping.remote().result().unwrap(), 1);
+    ::std::assert_eq!(api.model_size.remote("abc").result().unwrap(), 3);
+    let voiced = greeter.options().multiplexed_model_id("v").voiced.remote();
+    ::std::assert_eq!(voiced.result().unwrap(), "Hi:v");
 }
 
 #[test]

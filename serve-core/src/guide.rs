@@ -27,6 +27,8 @@
 //!    the soak test, and the wire format chosen for calls between processes.
 //! 10. [`batching`]: dynamic batching with `#[batch]`: how batches form, errors, changing the
 //!     batch size at run time, and what it gains.
+//! 11. [`multiplexing`]: model multiplexing: `#[multiplexed]` loaders, choosing a call's model,
+//!     routing to the replica that holds it, status, across processes.
 
 #[doc = include_str!("../docs/getting-started.md")]
 pub mod getting_started {}
@@ -75,3 +77,6 @@ pub mod benchmarks {}
 
 #[doc = include_str!("../docs/batching.md")]
 pub mod batching {}
+
+#[doc = include_str!("../docs/multiplexing.md")]
+pub mod multiplexing {}

@@ -74,7 +74,7 @@ mod transport;
 mod util;
 
 pub use api::deployment::Deployment;
-pub use api::handle::DeploymentHandle;
+pub use api::handle::{DeploymentHandle, HandleOptions};
 #[cfg(feature = "cli")]
 pub use cli::main;
 #[cfg(feature = "cluster")]
@@ -94,11 +94,14 @@ pub use request::arg_stream::{ArgItem, ArgStream, IntoArgStream};
 pub use request::args::{Arg, IntoArg};
 pub use request::context::{ReplicaContext, replica_context};
 pub use request::generator::{BlockingIter, DeploymentResponseGenerator};
+pub use request::multiplex::get_multiplexed_model_id;
 pub use request::response::{DeploymentResponse, ObjectRef, ObjectRefFuture};
 #[cfg(feature = "cluster")]
 pub use serve::cluster::Worker;
 pub use serve::{Serve, ServeBuilder, run, shutdown};
-pub use serve_macros::{batch, delete, deployment, get, ingress, patch, post, put, remote};
+pub use serve_macros::{
+    batch, delete, deployment, get, ingress, multiplexed, patch, post, put, remote,
+};
 
 /// Re-exported for writing streaming methods: `stream!` / `try_stream!` build an
 /// `impl Stream` from a block with `yield`.
@@ -113,7 +116,7 @@ pub mod prelude {
     pub use crate::{
         Application, DeploymentConfig, DeploymentHandle, DeploymentResponse,
         DeploymentResponseGenerator, ErrorKind, IntoArg, ObjectRef, Serve, ServeError, batch,
-        deployment, remote, stream, try_stream,
+        deployment, multiplexed, remote, stream, try_stream,
     };
     /// `#[ingress]` and its route attributes.
     pub use crate::{delete, get, ingress, patch, post, put};
@@ -135,6 +138,7 @@ pub mod __private {
     pub use crate::dataplane::batch::{
         BatchFn, BatchFuture, BatchSpec, call_batched, declare_batch,
     };
+    pub use crate::dataplane::router::CallTarget;
     pub use crate::dataplane::router::RequestRouter;
     pub use crate::dataplane::sink::StreamSink;
     pub use crate::error::{BoxError, ServeError};
@@ -147,6 +151,7 @@ pub mod __private {
     pub use crate::request::generator::DeploymentResponseGenerator;
     /// A stream's channel sizes, for tests that bound what a pipeline of streams holds.
     pub use crate::request::generator::{BATCH_MAX, STREAM_BUFFER};
+    pub use crate::request::multiplex::{multiplexed_async, multiplexed_sync};
     pub use crate::request::response::{DeploymentResponse, ObjectRef};
     pub use crate::serve::task::{spawn_task_async, spawn_task_sync};
     pub use serde_json::Value as JsonValue;

@@ -213,7 +213,7 @@ impl<'a> ImplGen<'a> {
             pub struct #handle {
                 #(#fields)*
                 #[doc(hidden)]
-                __serve_router: #p::Arc<#p::RequestRouter<#ty>>,
+                __serve_router: #p::CallTarget<#ty>,
             }
         }
     }
@@ -248,13 +248,13 @@ impl<'a> ImplGen<'a> {
         quote! {
             #[automatically_derived]
             impl #p::HandleStubs<#ty> for #handle {
-                fn __from_router(router: #p::Arc<#p::RequestRouter<#ty>>) -> Self {
+                fn __from_target(router: #p::CallTarget<#ty>) -> Self {
                     Self {
                         #(#fields)*
                         __serve_router: router,
                     }
                 }
-                fn __router(&self) -> &#p::Arc<#p::RequestRouter<#ty>> {
+                fn __target(&self) -> &#p::CallTarget<#ty> {
                     &self.__serve_router
                 }
                 #call_encoded
@@ -403,7 +403,7 @@ impl<'a> ImplGen<'a> {
             #[doc = #struct_doc]
             #(#cfgs)*
             pub struct #stub {
-                __serve_router: #p::Arc<#p::RequestRouter<#ty>>,
+                __serve_router: #p::CallTarget<#ty>,
             }
 
             #(#cfgs)*
@@ -777,7 +777,7 @@ mod tests {
                 "pub numbers: IngressNumbersStub",
                 "pub later: IngressLaterStub",
                 "pub r#type: IngressTypeStub",
-                " __serve_router: ::serve_core::__private::Arc<::serve_core::__private::RequestRouter<Ingress>>",
+                " __serve_router: ::serve_core::__private::CallTarget<Ingress>",
             ]
         );
         let deployment = impls_of(&out, "Ingress")

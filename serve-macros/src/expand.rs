@@ -6,11 +6,11 @@ use quote::quote;
 use syn::Item;
 
 use crate::util::Errors;
-use crate::{batch, codegen, parse};
+use crate::{batch, codegen, multiplexed, parse};
 
 /// `#[deployment(args)]` on `input` (a struct or its inherent impl block).
 pub(crate) fn deployment(args: TokenStream, input: TokenStream) -> TokenStream {
-    let mut item = match syn::parse2::<Item>(input.clone()) {
+    let item = match syn::parse2::<Item>(input.clone()) {
         Ok(item) => item,
         Err(e) => {
             let error = e.to_compile_error();
@@ -18,6 +18,9 @@ pub(crate) fn deployment(args: TokenStream, input: TokenStream) -> TokenStream {
         }
     };
     let mut errors = Errors::default();
+    // The impl block without its `#[multiplexed]` loader and `#[batch]` attributes, and the
+    // loader's own block, if there is one.
+    let mut rewritten = None;
     let generated = match &item {
         Item::Struct(s) => {
             let model = parse::deployment_struct(args, s, &mut errors);
@@ -26,26 +29,33 @@ pub(crate) fn deployment(args: TokenStream, input: TokenStream) -> TokenStream {
             let assertion = errors.is_empty().then(|| codegen::struct_assertion(&model));
             quote!(#config #assertion)
         }
-        Item::Impl(i) => parse::deployment_impl(args, i, &mut errors)
-            .map(|model| codegen::deployment_impl(&model))
-            .unwrap_or_default(),
+        Item::Impl(i) => {
+            let mut i = i.clone();
+            let loaders = multiplexed::extract(&mut i, &mut errors);
+            let generated = parse::deployment_impl(args, &i, &mut errors)
+                .map(|model| codegen::deployment_impl(&model))
+                .unwrap_or_default();
+            // `#[batch]` is `#[deployment]`'s to consume (the parser has read it): the emitted
+            // impl goes without it.
+            let batched = i.items.iter().any(
+                |it| matches!(it, syn::ImplItem::Fn(f) if f.attrs.iter().any(batch::is_batch)),
+            );
+            if batched {
+                batch::strip(&mut i);
+            }
+            if batched || !loaders.is_empty() {
+                rewritten = Some(quote!(#i #loaders));
+            }
+            generated
+        }
         other => {
             errors.push(parse::not_a_deployment(other));
             TokenStream::new()
         }
     };
     let errors = errors.into_error().map(|e| e.to_compile_error());
-    if let Item::Impl(i) = &mut item {
-        // `#[batch]` is `#[deployment]`'s to consume: the emitted impl goes without it.
-        if i.items
-            .iter()
-            .any(|it| matches!(it, syn::ImplItem::Fn(f) if f.attrs.iter().any(batch::is_batch)))
-        {
-            batch::strip(i);
-            return quote!(#item #generated #errors);
-        }
-    }
-    quote!(#input #generated #errors)
+    let user = rewritten.unwrap_or(input);
+    quote!(#user #generated #errors)
 }
 
 #[cfg(test)]

@@ -26,10 +26,14 @@ pub(crate) fn expand(args: TokenStream, input: TokenStream) -> TokenStream {
         }
     };
     let mut errors = Errors::default();
+    let mut loaders = TokenStream::new();
     let generated = match &mut item {
-        Item::Impl(imp) => parse::ingress_impl(args, imp, &mut errors)
-            .map(|model| codegen::ingress_impl(&model))
-            .unwrap_or_default(),
+        Item::Impl(imp) => {
+            loaders = crate::multiplexed::extract(imp, &mut errors);
+            parse::ingress_impl(args, imp, &mut errors)
+                .map(|model| codegen::ingress_impl(&model))
+                .unwrap_or_default()
+        }
         other => {
             errors.push(syn::Error::new_spanned(
                 crate::parse::item_head(other),
@@ -42,7 +46,7 @@ pub(crate) fn expand(args: TokenStream, input: TokenStream) -> TokenStream {
         crate::batch::strip(imp);
     }
     let errors = errors.into_error().map(|e| e.to_compile_error());
-    quote!(#item #generated #errors)
+    quote!(#item #loaders #generated #errors)
 }
 
 /// A route attribute that no `#[ingress]` consumed: the item, unchanged, and an error on the

@@ -17,6 +17,7 @@ mod expand;
 mod handles;
 mod ingress;
 mod model;
+mod multiplexed;
 mod options;
 mod parse;
 mod remote;
@@ -135,6 +136,12 @@ mod testing;
 /// otherwise). Change the batch size and wait at run time with
 /// `serve_core::batching(Self::predict)?.set_max_batch_size(n)` (e.g. from `reconfigure`).
 /// Streaming batches are not supported (a compile error). See the guide's batching chapter.
+///
+/// A method marked [`#[multiplexed(max_num_models_per_replica = N)]`](macro@multiplexed) is the
+/// deployment's model loader, not an endpoint: it is taken out of the impl block and replaced by a
+/// method of the same name returning the replica's cached model (`Result<Arc<M>, ServeError>`).
+/// The handle's stubs call through a `CallTarget` (the router and the handle's options), so
+/// `handle.options().multiplexed_model_id(id)` sends each call for model `id`.
 #[proc_macro_attribute]
 pub fn deployment(args: TokenStream, item: TokenStream) -> TokenStream {
     expand::deployment(args.into(), item.into()).into()
@@ -292,4 +299,57 @@ pub fn delete(_args: TokenStream, item: TokenStream) -> TokenStream {
 #[proc_macro_attribute]
 pub fn patch(_args: TokenStream, item: TokenStream) -> TokenStream {
     ingress::route_outside_ingress(HttpMethod::Patch, item.into()).into()
+}
+
+/// `#[multiplexed(max_num_models_per_replica = N)]`: marks a deployment's model loader (Ray's
+/// `@serve.multiplexed`; `N` defaults to Ray's 3). `#[deployment]` (or `#[ingress]`) on the impl
+/// block consumes it; anywhere else it is an error.
+///
+/// The loader is a `&self` method, sync or `async`, taking the model id (`model_id: String`) and
+/// returning the model `M` or `Result<M, E>`. It is not an endpoint. In its place the deployment
+/// gets a method of the same name and visibility that takes the id as `impl AsRef<str>` and
+/// returns `Result<Arc<M>, ServeError>`: the model from this replica's cache of at most `N`,
+/// loaded with the loader's body if it is not cached (once, however many requests ask for it at
+/// once); when it does not fit, the least recently used model is evicted (and dropped once no
+/// request uses it) before the new one loads. A failed load caches nothing and fails the call
+/// with the loader's error. One loader per deployment.
+///
+/// ```ignore
+/// #[deployment]
+/// impl Svc {
+///     #[multiplexed(max_num_models_per_replica = 2)]
+///     pub async fn get_model(&self, model_id: String) -> Result<Model, LoadError> { load(&model_id).await }
+///
+///     pub async fn call(&self, x: f32) -> Result<f32, ServeError> {
+///         let id = serve_core::get_multiplexed_model_id().unwrap_or_default();
+///         Ok(self.get_model(id).await?.predict(x))
+///     }
+/// }
+/// ```
+///
+/// expands (besides the endpoints) to
+///
+/// ```ignore
+/// impl Svc {
+///     /// The model `model_id` from this replica's cache of at most 2 models ...
+///     pub async fn get_model(&self, model_id: impl AsRef<str>) -> Result<Arc<Model>, ServeError> {
+///         P::multiplexed_async("get_model", 2usize, AsRef::<str>::as_ref(&model_id),
+///             |__serve_id: String| async move {
+///                 let __serve_loaded = Self::__serve_load_get_model(self, __serve_id).await;
+///                 P::fallible(__serve_loaded)
+///             }).await
+///     }
+///     #[doc(hidden)]
+///     async fn __serve_load_get_model(&self, model_id: String) -> Result<Model, LoadError> {
+///         load(&model_id).await
+///     }
+/// }
+/// ```
+///
+/// A sync loader gets a sync accessor (`P::multiplexed_sync`), for sync methods. Callers pick the
+/// model per call with `handle.options().multiplexed_model_id("customer-42")`, or over HTTP with
+/// the header `serve_multiplexed_model_id`; routing prefers replicas that hold it.
+#[proc_macro_attribute]
+pub fn multiplexed(_args: TokenStream, item: TokenStream) -> TokenStream {
+    multiplexed::outside(item.into()).into()
 }

@@ -5,6 +5,7 @@ use std::sync::Arc;
 
 use crate::config::DeploymentConfig;
 use crate::dataplane::batch::BatchSpec;
+use crate::dataplane::router::CallTarget;
 use crate::dataplane::router::RequestRouter;
 use crate::error::{BoxError, ErrorKind, ServeError};
 use crate::request::context;
@@ -112,8 +113,9 @@ pub fn assert_deployment_type<T: Send + Sync + 'static>() {}
 /// Implemented by the generated handle type of a deployment.
 #[doc(hidden)]
 pub trait HandleStubs<D>: Clone + Send + Sync + 'static {
-    fn __from_router(router: Arc<RequestRouter<D>>) -> Self;
-    fn __router(&self) -> &Arc<RequestRouter<D>>;
+    /// Stubs that call through `target` (a router and the handle's options).
+    fn __from_target(target: CallTarget<D>) -> Self;
+    fn __target(&self) -> &CallTarget<D>;
     /// Calls `method` with its argument tuple encoded in `args` (see `api::encoded`).
     fn __call_encoded(&self, method: &str, args: &[u8]) -> Result<EncodedResponse, ServeError>;
 }

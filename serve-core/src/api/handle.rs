@@ -9,6 +9,7 @@ use futures::future::BoxFuture;
 
 use super::deployment::{Deployment, HandleStubs, Hook, on_replica};
 use crate::dataplane::replica::Endpoint;
+use crate::dataplane::router::CallTarget;
 use crate::dataplane::router::RequestRouter;
 use crate::error::{ErrorKind, ServeError};
 use crate::request::encoded::EncodedResponse;
@@ -35,12 +36,27 @@ pub struct DeploymentHandle<D: Deployment> {
 impl<D: Deployment> DeploymentHandle<D> {
     pub(crate) fn from_router(router: Arc<RequestRouter<D>>) -> Self {
         Self {
-            stubs: D::Handle::__from_router(router),
+            stubs: D::Handle::__from_target(CallTarget::new(router)),
         }
     }
 
     pub(crate) fn router(&self) -> &Arc<RequestRouter<D>> {
-        self.stubs.__router()
+        self.stubs.__target().router()
+    }
+
+    /// A handle of the same deployment whose calls carry options, as Ray's
+    /// `handle.options(..)`: `handle.options().multiplexed_model_id("customer-42").predict.remote(x)`.
+    /// What it returns derefs to the handle's methods; keep it (it is cheap to clone) to make
+    /// many calls with the same options.
+    pub fn options(&self) -> HandleOptions<D> {
+        HandleOptions {
+            handle: self.clone(),
+        }
+    }
+
+    /// The multiplexed model id this handle's calls are sent for, if any.
+    fn model_id(&self) -> Option<&str> {
+        self.stubs.__target().model_id().map(|id| &**id)
     }
 
     /// The deployment's name within its application (made unique: `Inner`, `Inner_1`, ..).
@@ -64,8 +80,32 @@ impl<D: Deployment> DeploymentHandle<D> {
 }
 
 impl<D: Deployment> Served for DeploymentHandle<D> {
-    fn call_encoded(&self, method: &str, args: &[u8]) -> Result<EncodedResponse, ServeError> {
-        self.stubs.__call_encoded(method, args)
+    fn call_encoded(
+        &self,
+        method: &str,
+        args: &[u8],
+        model_id: Option<&str>,
+    ) -> Result<EncodedResponse, ServeError> {
+        match model_id {
+            None => self.stubs.__call_encoded(method, args),
+            Some(id) => self
+                .options()
+                .multiplexed_model_id(id)
+                .stubs
+                .__call_encoded(method, args),
+        }
+    }
+
+    fn model_ids(&self) -> Option<Arc<Vec<Arc<str>>>> {
+        use crate::request::multiplex::{LOADED_MODELS, LoadedModels};
+        // A serving handle routes to its one replica.
+        let replicas = self.router().replicas();
+        let loaded = replicas
+            .first()?
+            .info()
+            .state
+            .get::<LoadedModels>(LOADED_MODELS)?;
+        Some(loaded.ids())
     }
 
     fn check_health(&self) -> BoxFuture<'static, Result<(), ServeError>> {
@@ -122,6 +162,65 @@ impl<D: Deployment> DeploymentHandle<D> {
                 Endpoint::Remote(_) => None,
             })
             .collect()
+    }
+}
+
+/// A handle with options set: see [`DeploymentHandle::options`]. It derefs to the handle (so
+/// `.method.remote(..)` calls with the options); [`handle`](Self::handle) gives it as a plain
+/// `DeploymentHandle<D>` to store or pass on.
+pub struct HandleOptions<D: Deployment> {
+    handle: DeploymentHandle<D>,
+}
+
+impl<D: Deployment> HandleOptions<D> {
+    /// Sends each call for multiplexed model `id` (Ray's `multiplexed_model_id`): routing
+    /// prefers a replica that holds the model, and the method reads the id with
+    /// [`get_multiplexed_model_id`](crate::get_multiplexed_model_id). An empty id means none.
+    pub fn multiplexed_model_id(self, id: impl AsRef<str>) -> Self {
+        let id = id.as_ref();
+        let id = (!id.is_empty()).then(|| Arc::from(id));
+        let target = self.handle.stubs.__target().with_model_id(id);
+        Self {
+            handle: DeploymentHandle {
+                stubs: D::Handle::__from_target(target),
+            },
+        }
+    }
+
+    /// The handle with these options.
+    pub fn handle(&self) -> DeploymentHandle<D> {
+        self.handle.clone()
+    }
+}
+
+impl<D: Deployment> Deref for HandleOptions<D> {
+    type Target = DeploymentHandle<D>;
+
+    fn deref(&self) -> &DeploymentHandle<D> {
+        &self.handle
+    }
+}
+
+impl<D: Deployment> Clone for HandleOptions<D> {
+    fn clone(&self) -> Self {
+        Self {
+            handle: self.handle.clone(),
+        }
+    }
+}
+
+impl<D: Deployment> From<HandleOptions<D>> for DeploymentHandle<D> {
+    fn from(options: HandleOptions<D>) -> Self {
+        options.handle
+    }
+}
+
+impl<D: Deployment> fmt::Debug for HandleOptions<D> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("HandleOptions")
+            .field("deployment", &self.handle.deployment_name())
+            .field("multiplexed_model_id", &self.handle.model_id())
+            .finish()
     }
 }
 

@@ -11,6 +11,8 @@ use super::status::{DeploymentStatus, ReplicaStatus};
 use crate::config::DeploymentConfig;
 use crate::dataplane::replica::{Endpoint, Replica};
 use crate::dataplane::router::RequestRouter;
+use crate::request::context::ReplicaInfo;
+use crate::request::multiplex::{LOADED_MODELS, LoadedModels};
 use crate::util::sync::Lock;
 
 /// A constructed replica on its way into routing (holding its place: identity and resources).
@@ -308,10 +310,19 @@ impl<D> DeploymentState<D> {
                     .into(),
                     ongoing_requests: replica.slots().load(),
                     node: replica.info().node.as_deref().map(str::to_owned),
+                    multiplexed_model_ids: multiplexed_model_ids(replica.info()),
                 })
                 .collect(),
         }
     }
+}
+
+/// The multiplexed model ids a replica holds, as this process knows them.
+fn multiplexed_model_ids(info: &ReplicaInfo) -> Vec<String> {
+    info.state
+        .get::<LoadedModels>(LOADED_MODELS)
+        .map(|loaded| loaded.ids().iter().map(|id| id.to_string()).collect())
+        .unwrap_or_default()
 }
 
 impl<D> Drop for DeploymentState<D> {

@@ -56,4 +56,9 @@ pub struct ReplicaStatus {
     /// The node it runs on, in cluster mode.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub node: Option<String>,
+    /// The multiplexed models it holds (`#[multiplexed]`), least recently used first as of the
+    /// last load or eviction. For a replica in another process: as its last reply to a call sent
+    /// for a model id reported them.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub multiplexed_model_ids: Vec<String>,
 }

@@ -29,6 +29,11 @@ pub(crate) trait Call<D>: Send + 'static {
     /// Nobody wants the result any more (cancelled, or a stream whose consumer left): such a
     /// request is dropped without running or taking a slot.
     fn abandoned(&self) -> bool;
+    /// The multiplexed model id it was sent for: routing prefers a replica that holds it.
+    #[inline]
+    fn model_id(&self) -> Option<&Arc<str>> {
+        None
+    }
     /// An argument's request failed, or the request was refused: the method is never invoked.
     fn fail(self, err: ServeError);
     /// Runs the method on the slot's replica; the slot is released when the request ends.
@@ -57,6 +62,8 @@ pub(crate) struct UnaryCall<T, I, V> {
     pub(crate) invoke: I,
     /// How it crosses to a remote replica.
     pub(crate) wire: CallWire<V, T>,
+    /// The multiplexed model id it was sent for.
+    pub(crate) model_id: Option<Arc<str>>,
 }
 
 impl<D, T, I, V> Call<D> for UnaryCall<T, I, V>
@@ -72,6 +79,11 @@ where
         self.completer.cell().is_done()
     }
 
+    #[inline(always)]
+    fn model_id(&self) -> Option<&Arc<str>> {
+        self.model_id.as_ref()
+    }
+
     fn fail(self, err: ServeError) {
         self.completer.complete(Err(err));
     }
@@ -81,9 +93,9 @@ where
         slot.track(cell.clone());
         match slot.endpoint() {
             Endpoint::Local(_) => {
-                if let Some(abort) = self
-                    .invoke
-                    .invoke(values, slot, self.completer, self.method)
+                if let Some(abort) =
+                    self.invoke
+                        .invoke(values, slot, self.completer, self.method, self.model_id)
                 {
                     cell.set_abort(abort);
                 }
@@ -110,6 +122,7 @@ where
         I: Invoke<D, V, T>,
     {
         let (method, wire) = (call.method, call.wire);
+        let model_id = call.model_id.clone();
         let deployment = slot.deployment().clone();
         let (endpoint, args) = match (remote::endpoint(&slot), (wire.args)(&values)) {
             (Some(endpoint), Ok(args)) => (endpoint.clone(), args),
@@ -138,6 +151,9 @@ where
                 source.requeue(Box::new((call, values)));
             }
             outcome => {
+                if let Outcome::Replied(_, Some(models)) = &outcome {
+                    remote::loaded_models(slot.replica(), models);
+                }
                 let result = outcome
                     .into_result()
                     .and_then(|bytes| (wire.result)(&bytes))
@@ -147,7 +163,7 @@ where
                 call.completer.complete(result);
             }
         });
-        let sent = endpoint.call(method, args, on_reply);
+        let sent = endpoint.call(method, args, model_id.as_deref(), on_reply);
         cell.adopt(sent);
     }
 }
@@ -160,6 +176,8 @@ pub(crate) struct StreamCall<T, F, V> {
     pub(crate) f: F,
     /// How it crosses to a remote replica.
     pub(crate) wire: CallWire<V, T>,
+    /// The multiplexed model id it was sent for.
+    pub(crate) model_id: Option<Arc<str>>,
 }
 
 impl<D, T, F, V, Fut> Call<D> for StreamCall<T, F, V>
@@ -176,6 +194,11 @@ where
         self.sender.is_closed()
     }
 
+    #[inline(always)]
+    fn model_id(&self) -> Option<&Arc<str>> {
+        self.model_id.as_ref()
+    }
+
     fn fail(self, err: ServeError) {
         // The channel is empty: nothing was sent before the arguments resolved.
         self.sender.errors().try_send(err);
@@ -188,6 +211,7 @@ where
             f,
             request_id,
             wire,
+            model_id,
         } = self;
         let errors = sender.errors();
         let stop = Arc::new(StreamStop {
@@ -197,7 +221,7 @@ where
         });
         slot.track(stop.clone());
         if let Endpoint::Remote(_) = slot.endpoint() {
-            stop.started(remote::stream(values, slot, sender, method, wire));
+            stop.started(remote::stream(values, slot, sender, method, wire, model_id));
             return;
         }
         // The parent of the calls the method makes: cancelled with them when the stream is cut
@@ -207,6 +231,7 @@ where
             request: Some(parent.clone()),
             request_id,
             replica: slot.replica().info().clone(),
+            model_id,
         };
         let cut_short = CutShort {
             parent,

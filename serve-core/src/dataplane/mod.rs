@@ -4,8 +4,9 @@
 //!
 //! 1. builds its argument tuple (`request::args`); if an argument is a pending response, a small
 //!    task first waits for it, and fails the call with an upstream error if it failed;
-//! 2. reserves a slot on a replica ([`picker`]: power of two choices on in-flight counts); a
-//!    replica has `max_ongoing_requests` slots ([`replica::Slots`]);
+//! 2. reserves a slot on a replica ([`picker`]: power of two choices on in-flight counts; a call
+//!    sent for a multiplexed model id prefers a replica that holds the model, [`multiplexed`]);
+//!    a replica has `max_ongoing_requests` slots ([`replica::Slots`]);
 //! 3. when every replica is full, waits in one FIFO [`queue`] (bounded by `max_queued_requests`:
 //!    past it the call fails at once with a back-pressure error); a request that finishes hands
 //!    its [`slot`] to the head of the queue;
@@ -29,6 +30,7 @@
 pub(crate) mod batch;
 pub(crate) mod call;
 pub(crate) mod invoke;
+pub(crate) mod multiplexed;
 pub(crate) mod picker;
 pub(crate) mod queue;
 pub(crate) mod remote;

@@ -35,6 +35,20 @@ pub(crate) fn located(
     }
 }
 
+/// Records the multiplexed model ids a remote replica reported holding (with its reply to a
+/// call sent for a model id), for routing and `status`.
+pub(crate) fn loaded_models<D>(
+    replica: &std::sync::Arc<dyn super::replica::Replica<D>>,
+    models: &[std::sync::Arc<str>],
+) {
+    use crate::request::multiplex::{LOADED_MODELS, LoadedModels};
+    replica
+        .info()
+        .state
+        .get_or_init(LOADED_MODELS, LoadedModels::default)
+        .set(models.to_vec());
+}
+
 pub(crate) fn not_remote() -> ServeError {
     ServeError::new(crate::error::ErrorKind::Runtime).with_message("the replica is not remote")
 }
@@ -48,6 +62,7 @@ pub(crate) fn stream<D, V, T>(
     sender: GeneratorSender<T>,
     method: &'static str,
     wire: CallWire<V, T>,
+    model_id: Option<std::sync::Arc<str>>,
 ) -> AbortHandle
 where
     D: 'static,
@@ -57,7 +72,9 @@ where
     use futures::StreamExt;
     let task = slot.runtime().clone().spawn(async move {
         let items = match (endpoint(&slot), (wire.args)(&values)) {
-            (Some(endpoint), Ok(args)) => Ok(endpoint.call_stream(method, args)),
+            (Some(endpoint), Ok(args)) => {
+                Ok(endpoint.call_stream(method, args, model_id.as_deref()))
+            }
             (None, _) => Err(not_remote()),
             (_, Err(e)) => Err(e),
         };

@@ -1,7 +1,8 @@
 //! [`RequestRouter`]: the request path of one deployment — its routable replicas, its queue, and
-//! the calls the generated stubs make.
+//! the calls the generated stubs make (through a [`CallTarget`]: the router and a handle's options).
 
 use std::future::Future;
+use std::ops::Deref;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -37,6 +38,66 @@ pub(crate) struct RouterSettings {
     /// How long a replica taken out of routing may take to finish its requests before they are
     /// failed (`graceful_shutdown_timeout_s`).
     pub(crate) graceful_timeout: Duration,
+}
+
+/// What a handle's stubs call through: a deployment's router with the options of one handle
+/// (`handle.options()`: today the multiplexed model id). Cheap to clone: a handle without options
+/// costs what its router's `Arc` costs, and its calls check one `None`.
+#[doc(hidden)]
+pub struct CallTarget<D> {
+    router: Arc<RequestRouter<D>>,
+    /// The model each call is sent for (model multiplexing), if any.
+    model_id: Option<Arc<str>>,
+}
+
+impl<D> CallTarget<D> {
+    /// The plain target of `router`: no options.
+    pub(crate) fn new(router: Arc<RequestRouter<D>>) -> Self {
+        Self {
+            router,
+            model_id: None,
+        }
+    }
+
+    /// The same router, each call sent for model `model_id` (`None`: no model).
+    pub(crate) fn with_model_id(&self, model_id: Option<Arc<str>>) -> Self {
+        Self {
+            router: self.router.clone(),
+            model_id,
+        }
+    }
+
+    /// The router.
+    #[inline]
+    pub(crate) fn router(&self) -> &Arc<RequestRouter<D>> {
+        &self.router
+    }
+
+    /// The model id its calls are sent for.
+    #[inline]
+    pub(crate) fn model_id(&self) -> Option<&Arc<str>> {
+        self.model_id.as_ref()
+    }
+}
+
+impl<D> Clone for CallTarget<D> {
+    #[inline]
+    fn clone(&self) -> Self {
+        Self {
+            router: self.router.clone(),
+            model_id: self.model_id.clone(),
+        }
+    }
+}
+
+/// The generated handle reads its router through the target (`__router`, `unknown_method`).
+impl<D> Deref for CallTarget<D> {
+    type Target = Arc<RequestRouter<D>>;
+
+    #[inline]
+    fn deref(&self) -> &Arc<RequestRouter<D>> {
+        &self.router
+    }
 }
 
 /// Routes the requests of one deployment to its replicas.
@@ -312,10 +373,30 @@ impl<D: Send + Sync + 'static> RequestRouter<D> {
         Some(Slot::new(self.clone(), replica))
     }
 
+    /// A free slot for a request sent for multiplexed model `id`: on a replica that holds the
+    /// model if one has room (see `multiplexed`). Kept out of line: the plain call path does not
+    /// carry its code.
+    #[cold]
+    #[inline(never)]
+    fn free_slot_for(self: &Arc<Self>, id: &str) -> Option<Slot<D>> {
+        if self.queue.len() > 0 {
+            return None;
+        }
+        let replicas = self.replicas.load();
+        let max = self.max_ongoing.load(Ordering::Relaxed);
+        let replica = super::multiplexed::reserve(&replicas, max, id, |k| fastrand::usize(..k))?;
+        Some(Slot::new(self.clone(), replica))
+    }
+
     /// Runs `call` with a slot now, or queues it (FIFO) until one frees up; fails it at once when
     /// the queue is full.
+    #[inline]
     fn dispatch<C: Call<D>>(self: &Arc<Self>, call: C, values: C::Values) {
-        match self.free_slot() {
+        let slot = match call.model_id() {
+            None => self.free_slot(),
+            Some(id) => self.free_slot_for(id),
+        };
+        match slot {
             Some(slot) => call.run(values, slot),
             None => self.enqueue(Box::new((call, values))),
         }
@@ -385,6 +466,7 @@ impl<D: Send + Sync + 'static> RequestRouter<D> {
         args: A,
         invoke: I,
         wire: CallWire<A::Values, T>,
+        model_id: Option<Arc<str>>,
     ) -> DeploymentResponse<T>
     where
         A: ArgList,
@@ -403,6 +485,7 @@ impl<D: Send + Sync + 'static> RequestRouter<D> {
             method,
             invoke,
             wire,
+            model_id,
         };
         self.submit(method, call, args, scope.as_ref());
         DeploymentResponse::from_consumer(consumer)
@@ -411,7 +494,7 @@ impl<D: Send + Sync + 'static> RequestRouter<D> {
     /// Calls a synchronous method: in a task on the async workers while the deployment's sync
     /// calls are short, else on the blocking pool (see `SyncPolicy`).
     pub fn call_sync<A, T, F>(
-        self: &Arc<Self>,
+        target: &CallTarget<D>,
         method: &'static str,
         args: A,
         f: F,
@@ -422,12 +505,15 @@ impl<D: Send + Sync + 'static> RequestRouter<D> {
         T: Send + 'static,
         F: FnOnce(&D, A::Values) -> Result<T, BoxError> + Send + 'static,
     {
-        self.call_unary(method, args, SyncFn(f), wire)
+        let model_id = target.model_id().cloned();
+        target
+            .router()
+            .call_unary(method, args, SyncFn(f), wire, model_id)
     }
 
     /// Calls an `async fn` method: it runs as a task on the async workers.
     pub fn call_async<A, T, F, Fut>(
-        self: &Arc<Self>,
+        target: &CallTarget<D>,
         method: &'static str,
         args: A,
         f: F,
@@ -439,13 +525,16 @@ impl<D: Send + Sync + 'static> RequestRouter<D> {
         F: FnOnce(Arc<D>, A::Values) -> Fut + Send + 'static,
         Fut: Future<Output = Result<T, BoxError>> + Send + 'static,
     {
-        self.call_unary(method, args, AsyncFn(f), wire)
+        let model_id = target.model_id().cloned();
+        target
+            .router()
+            .call_unary(method, args, AsyncFn(f), wire, model_id)
     }
 
     /// Calls a streaming method: `f` drives the method's stream into the sink; items reach the
     /// caller's generator as they are produced.
     pub fn call_stream<A, T, F, Fut>(
-        self: &Arc<Self>,
+        target: &CallTarget<D>,
         method: &'static str,
         args: A,
         f: F,
@@ -466,8 +555,9 @@ impl<D: Send + Sync + 'static> RequestRouter<D> {
             method,
             f,
             wire,
+            model_id: target.model_id().cloned(),
         };
-        self.submit(method, call, args, scope.as_ref());
+        target.router().submit(method, call, args, scope.as_ref());
         generator
     }
 }

@@ -65,7 +65,7 @@ mod streaming;
 
 pub use request::Request;
 pub use response::{HttpError, HttpResponse, IntoChunk, IntoHttpResponse, Json, StatusCode};
-pub use server::MAX_BODY_BYTES;
+pub use server::{MAX_BODY_BYTES, MULTIPLEXED_MODEL_ID_HEADER};
 pub use streaming::{IntoStreamPart, ResponseHead, StreamPart, StreamingResponse};
 
 pub(crate) use server::{Ingress, Proxy, StreamingIngress, UnaryIngress};

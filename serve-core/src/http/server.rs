@@ -73,7 +73,13 @@ where
 {
     fn handle(&self, req: Request, _sse: bool, timeout: Option<Duration>) -> BoxFuture<Reply> {
         // The ingress's `async fn` runs in this request's task when a replica has room for it.
-        let (mut response, run) = invoke::driven_by_caller(|| self.0.__call_one(req));
+        let (mut response, run) = match multiplexed_model_id(&req) {
+            None => invoke::driven_by_caller(|| self.0.__call_one(req)),
+            Some(id) => {
+                let handle = self.0.options().multiplexed_model_id(id);
+                invoke::driven_by_caller(|| handle.__call_one(req))
+            }
+        };
         if let Some(timeout) = timeout {
             response = response.timeout(timeout);
         }
@@ -108,7 +114,10 @@ where
     fn handle(&self, req: Request, sse: bool, timeout: Option<Duration>) -> BoxFuture<Reply> {
         // Counted from dispatch, like the unary path's `.timeout()`.
         let deadline = timeout.map(Deadline::after);
-        let mut items: DeploymentResponseGenerator<T> = self.0.__call_stream(req);
+        let mut items: DeploymentResponseGenerator<T> = match multiplexed_model_id(&req) {
+            None => self.0.__call_stream(req),
+            Some(id) => self.0.options().multiplexed_model_id(id).__call_stream(req),
+        };
         Box::pin(async move {
             let mut head = None;
             loop {
@@ -166,6 +175,16 @@ fn stream_head(head: Option<ResponseHead>, sse: bool) -> HttpResponse {
         response = response.with_header(name, value.clone());
     }
     response
+}
+
+/// The header that sends a request for a multiplexed model, as in Ray.
+pub const MULTIPLEXED_MODEL_ID_HEADER: &str = "serve_multiplexed_model_id";
+
+/// The model id a request asks for with [`MULTIPLEXED_MODEL_ID_HEADER`] (an empty one is none).
+fn multiplexed_model_id(req: &Request) -> Option<String> {
+    req.header(MULTIPLEXED_MODEL_ID_HEADER)
+        .filter(|id| !id.is_empty())
+        .map(str::to_owned)
 }
 
 /// When the proxy's request timeout runs out for one request.

@@ -148,6 +148,8 @@ pub(crate) struct RequestScope {
     pub(crate) request: Option<Arc<dyn Cancel>>,
     pub(crate) request_id: u64,
     pub(crate) replica: Arc<ReplicaInfo>,
+    /// The model id it was sent for (model multiplexing), if any.
+    pub(crate) model_id: Option<Arc<str>>,
 }
 
 tokio::task_local! {
@@ -256,6 +258,7 @@ pub struct ReplicaContext {
     replica: Arc<ReplicaInfo>,
     /// `None` in a constructor.
     request_id: Option<u64>,
+    model_id: Option<Arc<str>>,
 }
 
 impl ReplicaContext {
@@ -283,6 +286,13 @@ impl ReplicaContext {
     /// every log line the request causes); empty in a constructor, as in Ray.
     pub fn request_id(&self) -> String {
         self.request_id.map(format_request_id).unwrap_or_default()
+    }
+
+    /// The model id the request was sent for (model multiplexing; see
+    /// [`get_multiplexed_model_id`](crate::get_multiplexed_model_id)); `None` for a request sent
+    /// without one, and in a constructor.
+    pub fn multiplexed_model_id(&self) -> Option<&str> {
+        self.model_id.as_deref()
     }
 
     /// What the replica reserves (its deployment's `num_cpus`, `num_gpus` and custom resources).
@@ -346,11 +356,13 @@ pub fn replica_context() -> Option<ReplicaContext> {
         .map(|scope| ReplicaContext {
             replica: scope.replica,
             request_id: Some(scope.request_id),
+            model_id: scope.model_id,
         })
         .or_else(|| {
             constructing_now().map(|replica| ReplicaContext {
                 replica,
                 request_id: None,
+                model_id: None,
             })
         })
 }

@@ -10,6 +10,7 @@
 //! * [`args`]: a call's arguments, values or responses still to resolve (chaining);
 //! * [`encoded`]: a call by method name with encoded arguments, as a replica serves a caller in
 //!   another process;
+//! * [`multiplex`]: a replica's cache of multiplexed models, and the model ids it holds;
 //! * [`context`]: the request and replica a piece of code runs for (request ids, recursive
 //!   cancellation, `replica_context()`).
 //!
@@ -21,4 +22,5 @@ pub(crate) mod codec;
 pub(crate) mod context;
 pub(crate) mod encoded;
 pub(crate) mod generator;
+pub(crate) mod multiplex;
 pub(crate) mod response;

@@ -28,6 +28,9 @@ pub(crate) struct CallHead<'a> {
     pub(crate) window: u32,
     /// What is asked: a method call, or one of the replica's lifecycle hooks.
     pub(crate) op: Op,
+    /// The multiplexed model id the call was sent for, if any. The reply to a unary call that has
+    /// one reports the model ids the replica holds ([`value_with_models`]).
+    pub(crate) model_id: Option<&'a str>,
 }
 
 /// What a call message asks of a replica.
@@ -58,12 +61,14 @@ const VALUE: u8 = 0;
 const ERROR: u8 = 1;
 const ITEM: u8 = 2;
 const END: u8 = 3;
+const VALUE_WITH_MODELS: u8 = 4;
 
 /// A reply, as the caller reads it.
 #[derive(Debug)]
 pub(crate) enum Reply {
-    /// The result of a unary call.
-    Value(Bytes),
+    /// The result of a unary call, and, for a call sent for a multiplexed model id, the model ids
+    /// its replica holds now.
+    Value(Bytes, Option<Vec<std::sync::Arc<str>>>),
     /// The call failed (a stream: after the items sent before).
     Error(ServeError),
     /// A stream's next item.
@@ -82,6 +87,20 @@ fn tagged(tag: u8, body: &[u8]) -> Bytes {
 /// The reply carrying a unary call's encoded result.
 pub(crate) fn value(body: &[u8]) -> Bytes {
     tagged(VALUE, body)
+}
+
+/// The reply carrying a unary call's encoded result and the model ids its replica holds (a call
+/// sent for a multiplexed model id): the tag, the ids (postcard), then the result as it is.
+pub(crate) fn value_with_models(body: &[u8], models: &[std::sync::Arc<str>]) -> Bytes {
+    let ids: Vec<&str> = models.iter().map(|id| &**id).collect();
+    let mut out = vec![VALUE_WITH_MODELS];
+    match postcard::to_extend(&ids, out) {
+        Ok(encoded) => out = encoded,
+        // A list of strings always encodes; were it not to, the result still crosses.
+        Err(_) => return value(body),
+    }
+    out.extend_from_slice(body);
+    Bytes::from(out)
 }
 
 /// The reply carrying a stream's next encoded item.
@@ -111,7 +130,14 @@ pub(crate) fn parse_reply(mut payload: Bytes) -> Result<Reply, ServeError> {
     let tag = payload[0];
     let body = payload.split_off(1);
     match tag {
-        VALUE => Ok(Reply::Value(body)),
+        VALUE => Ok(Reply::Value(body, None)),
+        VALUE_WITH_MODELS => {
+            let (ids, rest) = postcard::take_from_bytes::<Vec<&str>>(&body)
+                .map_err(|e| wire(format!("a malformed model list: {e}")))?;
+            let ids = ids.into_iter().map(std::sync::Arc::from).collect();
+            let value = body.slice(body.len() - rest.len()..);
+            Ok(Reply::Value(value, Some(ids)))
+        }
         ITEM => Ok(Reply::Item(body)),
         END if body.is_empty() => Ok(Reply::End),
         ERROR => postcard::from_bytes::<ServeError>(&body)
@@ -156,6 +182,7 @@ mod tests {
             method: "say_hello",
             window: 32,
             op: Op::Call,
+            model_id: Some("customer-42"),
         };
         let bytes = call(&head, b"\x04Dora").unwrap();
         let (parsed, args) = parse_call(&bytes).unwrap();
@@ -166,7 +193,13 @@ mod tests {
 
     #[test]
     fn replies_keep_their_kind_and_errors_their_fields() {
-        assert!(matches!(parse_reply(value(b"ab")).unwrap(), Reply::Value(b) if b == "ab"));
+        assert!(matches!(parse_reply(value(b"ab")).unwrap(), Reply::Value(b, None) if b == "ab"));
+        let models = ["a".into(), "b".into()];
+        let Reply::Value(b, Some(ids)) = parse_reply(value_with_models(b"cd", &models)).unwrap()
+        else {
+            panic!("no model ids")
+        };
+        assert_eq!((&b[..], ids), (&b"cd"[..], models.to_vec()));
         assert!(matches!(parse_reply(item(b"c")).unwrap(), Reply::Item(b) if b == "c"));
         assert!(matches!(parse_reply(end()).unwrap(), Reply::End));
         let err = ServeError::unavailable("node gone").at(&"Adder".into(), "call");
@@ -175,7 +208,7 @@ mod tests {
         };
         assert_eq!(back.kind(), ErrorKind::Unavailable);
         assert_eq!(back.to_string(), err.to_string());
-        for foreign in [&b""[..], b"\x09", b"\x01\xff\xff\xff"] {
+        for foreign in [&b""[..], b"\x09", b"\x01\xff\xff\xff", b"\x04\x05a"] {
             let err = parse_reply(Bytes::copy_from_slice(foreign)).unwrap_err();
             assert_eq!(err.kind(), ErrorKind::Wire, "{foreign:?}");
         }

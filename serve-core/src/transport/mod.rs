@@ -32,8 +32,9 @@ pub(crate) mod nats;
 #[cfg_attr(not(feature = "cluster"), allow(dead_code))]
 pub(crate) enum Outcome {
     /// The replica answered (a value or its error), or the call failed on the way and may have
-    /// run (its node went away, the connection dropped).
-    Replied(Result<Bytes, ServeError>),
+    /// run (its node went away, the connection dropped). For a call sent for a multiplexed model
+    /// id, the model ids the replica holds now, if it said.
+    Replied(Result<Bytes, ServeError>, Option<Vec<Arc<str>>>),
     /// The call reached no node (nobody listens where its replica was): it never ran, so it may
     /// be sent to another replica.
     Undelivered(ServeError),
@@ -43,7 +44,7 @@ impl Outcome {
     /// The reply, an undelivered call being an error like any other.
     pub(crate) fn into_result(self) -> Result<Bytes, ServeError> {
         match self {
-            Outcome::Replied(result) => result,
+            Outcome::Replied(result, _) => result,
             Outcome::Undelivered(e) => Err(e),
         }
     }
@@ -59,13 +60,25 @@ pub(crate) type RemoteStream = Pin<Box<dyn Stream<Item = Result<Bytes, ServeErro
 
 /// One replica in another process, as a caller reaches it.
 pub(crate) trait RemoteEndpoint: Send + Sync {
-    /// Calls the unary `method` with its encoded argument tuple; `on_reply` gets the outcome.
-    /// No task waits for the reply: the plane hands it to `on_reply` as it arrives. The handle
-    /// returned cancels the call, on the far side too.
-    fn call(&self, method: &'static str, args: Vec<u8>, on_reply: OnReply) -> Arc<dyn Cancel>;
+    /// Calls the unary `method` with its encoded argument tuple (sent for multiplexed model
+    /// `model_id`, if any); `on_reply` gets the outcome. No task waits for the reply: the plane
+    /// hands it to `on_reply` as it arrives. The handle returned cancels the call, on the far
+    /// side too.
+    fn call(
+        &self,
+        method: &'static str,
+        args: Vec<u8>,
+        model_id: Option<&str>,
+        on_reply: OnReply,
+    ) -> Arc<dyn Cancel>;
     /// Calls the streaming `method` with its encoded argument tuple; items arrive as they are
     /// produced, and the producer runs at most a bounded window ahead of this consumer.
-    fn call_stream(&self, method: &'static str, args: Vec<u8>) -> RemoteStream;
+    fn call_stream(
+        &self,
+        method: &'static str,
+        args: Vec<u8>,
+        model_id: Option<&str>,
+    ) -> RemoteStream;
     /// The node it runs on, for errors and `status`.
     fn node(&self) -> &str;
     /// Runs the replica's `check_health` on its node.
@@ -79,8 +92,17 @@ pub(crate) trait RemoteEndpoint: Send + Sync {
 /// encoded arguments.
 #[cfg_attr(not(feature = "cluster"), allow(dead_code))]
 pub(crate) trait Served: Send + Sync {
-    /// Starts `method` with its encoded argument tuple.
-    fn call_encoded(&self, method: &str, args: &[u8]) -> Result<EncodedResponse, ServeError>;
+    /// Starts `method` with its encoded argument tuple, sent for multiplexed model `model_id`
+    /// if any.
+    fn call_encoded(
+        &self,
+        method: &str,
+        args: &[u8],
+        model_id: Option<&str>,
+    ) -> Result<EncodedResponse, ServeError>;
+    /// The multiplexed model ids the replica holds now (`None`: it has no loader, or loaded none
+    /// yet).
+    fn model_ids(&self) -> Option<Arc<Vec<Arc<str>>>>;
     /// Runs the replica's `check_health` (passes if it has none).
     fn check_health(&self) -> BoxFuture<'static, Result<(), ServeError>>;
     /// Hands the replica's `reconfigure` a new `user_config`.

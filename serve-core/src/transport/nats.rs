@@ -346,7 +346,7 @@ impl NatsPlane {
 impl Waiter {
     fn fail(self, err: ServeError) {
         match self.tx {
-            WaiterTx::Unary(on_reply) => on_reply(Outcome::Replied(Err(err))),
+            WaiterTx::Unary(on_reply) => on_reply(Outcome::Replied(Err(err), None)),
             WaiterTx::Stream(tx) => {
                 let _ = tx.send(Err(err));
             }
@@ -419,12 +419,13 @@ impl Inner {
                 drop(calls);
                 let outcome = match reply {
                     Err(e) if no_responders => Outcome::Undelivered(e),
-                    Ok(Reply::Value(bytes)) => Outcome::Replied(Ok(bytes)),
-                    Ok(Reply::Error(e)) | Err(e) => Outcome::Replied(Err(e)),
-                    Ok(Reply::Item(_) | Reply::End) => {
-                        Outcome::Replied(Err(ServeError::new(ErrorKind::Wire)
-                            .with_message("a stream's reply to a unary call")))
-                    }
+                    Ok(Reply::Value(bytes, models)) => Outcome::Replied(Ok(bytes), models),
+                    Ok(Reply::Error(e)) | Err(e) => Outcome::Replied(Err(e), None),
+                    Ok(Reply::Item(_) | Reply::End) => Outcome::Replied(
+                        Err(ServeError::new(ErrorKind::Wire)
+                            .with_message("a stream's reply to a unary call")),
+                        None,
+                    ),
                 };
                 on_reply(outcome);
             }
@@ -456,7 +457,7 @@ impl Inner {
             return None;
         };
         let response = match head.op {
-            Op::Call => served.call_encoded(head.method, args),
+            Op::Call => served.call_encoded(head.method, args, head.model_id),
             Op::CheckHealth => Ok(hook_reply(served.check_health())),
             Op::Reconfigure => match serde_json::from_slice(args) {
                 Ok(config) => Ok(hook_reply(served.reconfigure(config))),
@@ -469,7 +470,11 @@ impl Inner {
                 self.publish(reply, frame::error(&e));
                 None
             }
-            Ok(EncodedResponse::Unary(future)) => Some(self.unary_reply(reply, future)),
+            Ok(EncodedResponse::Unary(future)) => {
+                // A multiplexed call's reply says which models the replica holds then.
+                let models = head.model_id.map(|_| served);
+                Some(self.unary_reply(reply, future, models))
+            }
             Ok(EncodedResponse::Stream(stream)) => {
                 self.run_stream(reply, stream, head.window.max(1));
                 None
@@ -519,15 +524,23 @@ impl Inner {
     }
 
     /// The reply of a unary request: its result, or nothing if the caller cancelled it first.
-    fn unary_reply(self: Arc<Self>, reply: Subject, mut future: EncodedUnary) -> UnaryReply {
+    /// With `models`, a value's reply carries the model ids that replica holds.
+    fn unary_reply(
+        self: Arc<Self>,
+        reply: Subject,
+        mut future: EncodedUnary,
+        models: Option<Arc<dyn Served>>,
+    ) -> UnaryReply {
         let mut cancelled = self.track(&reply, None);
         Box::pin(async move {
             tokio::select! {
                 result = &mut future => {
                     self.untrack(&reply);
-                    let payload = match result {
-                        Ok(bytes) => frame::value(&bytes),
-                        Err(e) => frame::error(&e),
+                    let models = models.and_then(|served| served.model_ids());
+                    let payload = match (result, models) {
+                        (Ok(bytes), None) => frame::value(&bytes),
+                        (Ok(bytes), Some(models)) => frame::value_with_models(&bytes, &models),
+                        (Err(e), _) => frame::error(&e),
                     };
                     Some((reply, payload))
                 }
@@ -673,6 +686,7 @@ impl NatsEndpoint {
         &self,
         method: &str,
         args: &[u8],
+        model_id: Option<&str>,
         window: u32,
         pending: &mut Pending,
     ) -> Result<impl Future<Output = Result<(), ServeError>> + Send + 'static, ServeError> {
@@ -681,6 +695,7 @@ impl NatsEndpoint {
             method,
             window,
             op: Op::Call,
+            model_id,
         };
         let payload = frame::call(&head, args)?;
         let reply = self.inner.reply_subject(pending.id);
@@ -710,8 +725,14 @@ impl NatsEndpoint {
 }
 
 impl RemoteEndpoint for NatsEndpoint {
-    fn call(&self, method: &'static str, args: Vec<u8>, on_reply: OnReply) -> Arc<dyn Cancel> {
-        self.send_unary(Op::Call, method, &args, on_reply)
+    fn call(
+        &self,
+        method: &'static str,
+        args: Vec<u8>,
+        model_id: Option<&str>,
+        on_reply: OnReply,
+    ) -> Arc<dyn Cancel> {
+        self.send_unary(Op::Call, method, &args, model_id, on_reply)
     }
 
     fn check_health(&self) -> BoxFuture<'static, Result<(), ServeError>> {
@@ -725,8 +746,13 @@ impl RemoteEndpoint for NatsEndpoint {
         self.hook(Op::Reconfigure, config.to_string().into_bytes())
     }
 
-    fn call_stream(&self, method: &'static str, args: Vec<u8>) -> RemoteStream {
-        self.stream(method, args)
+    fn call_stream(
+        &self,
+        method: &'static str,
+        args: Vec<u8>,
+        model_id: Option<&str>,
+    ) -> RemoteStream {
+        self.stream(method, args, model_id)
     }
 
     fn node(&self) -> &str {
@@ -743,6 +769,7 @@ impl NatsEndpoint {
             op,
             "",
             &args,
+            None,
             Box::new(move |outcome: Outcome| {
                 let _ = tx.send(outcome.into_result().map(drop));
             }),
@@ -757,17 +784,25 @@ impl NatsEndpoint {
         })
     }
 
-    fn send_unary(&self, op: Op, method: &str, args: &[u8], on_reply: OnReply) -> Arc<dyn Cancel> {
+    fn send_unary(
+        &self,
+        op: Op,
+        method: &str,
+        args: &[u8],
+        model_id: Option<&str>,
+        on_reply: OnReply,
+    ) -> Arc<dyn Cancel> {
         let head = CallHead {
             replica: self.replica,
             method,
             window: 0,
             op,
+            model_id,
         };
         let payload = match frame::call(&head, args) {
             Ok(payload) => payload,
             Err(e) => {
-                on_reply(Outcome::Replied(Err(e)));
+                on_reply(Outcome::Replied(Err(e), None));
                 return Arc::new(Sent::nothing());
             }
         };
@@ -785,13 +820,13 @@ impl NatsEndpoint {
         })
     }
 
-    fn stream(&self, method: &'static str, args: Vec<u8>) -> RemoteStream {
+    fn stream(&self, method: &'static str, args: Vec<u8>, model_id: Option<&str>) -> RemoteStream {
         let (tx, mut rx) = mpsc::unbounded_channel();
         let id = self
             .inner
             .register(&self.node, &self.target, WaiterTx::Stream(tx));
         let mut pending = self.pending(id);
-        let sent = self.send(method, &args, STREAM_WINDOW, &mut pending);
+        let sent = self.send(method, &args, model_id, STREAM_WINDOW, &mut pending);
         let target = self.target.clone();
         Box::pin(async_stream::stream! {
             // Moves the whole guard in (a closure would capture only the fields it uses).
@@ -826,7 +861,7 @@ impl NatsEndpoint {
                         yield Err(e);
                         break;
                     }
-                    Some(Ok(Reply::Value(_))) => {
+                    Some(Ok(Reply::Value(..))) => {
                         pending.done = true;
                         yield Err(ServeError::new(ErrorKind::Wire)
                             .with_message(format!("{target}: a unary reply to a streaming call")));

@@ -1,0 +1,15 @@
+use serve_core::prelude::*;
+
+pub struct Model;
+
+pub struct Zoo;
+
+impl Zoo {
+    #[multiplexed(max_num_models_per_replica = 2)]
+    pub async fn get_model(&self, model_id: String) -> Model {
+        let _ = model_id;
+        Model
+    }
+}
+
+fn main() {}
