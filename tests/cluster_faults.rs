@@ -53,6 +53,8 @@ const HOLD_MS: u64 = 3_000;
 const USER: &str = "SERVE_FAULTS_USER";
 const PASSWORD: &str = "SERVE_FAULTS_PASSWORD";
 const NETNS: &str = "SERVE_FAULTS_NETNS";
+/// Where `Echo::hold` marks that it started.
+const HOLD_DIR: &str = "SERVE_FAULTS_HOLD_DIR";
 
 /// The leaf: replicas on the workers.
 #[deployment(num_replicas = 4)]
@@ -75,10 +77,17 @@ impl Echo {
     }
 
     /// Gives back the name of the node it ran on after `ms` (a call surely in flight when its
-    /// worker dies).
+    /// worker dies). On start it leaves a file `<node>-<request id>` in the directory
+    /// [`HOLD_DIR`] names, if it is set, so a test knows the call reached its replica.
     pub async fn hold(&self, ms: u64) -> Option<String> {
+        let ctx = serve_core::replica_context()?;
+        let node = ctx.node_name().map(str::to_owned);
+        if let Ok(dir) = std::env::var(HOLD_DIR) {
+            let name = format!("{}-{}", node.as_deref().unwrap_or("head"), ctx.request_id());
+            std::fs::write(std::path::Path::new(&dir).join(name), b"").expect("a held call's mark");
+        }
         tokio::time::sleep(Duration::from_millis(ms)).await;
-        serve_core::replica_context().and_then(|c| c.node_name().map(str::to_owned))
+        node
     }
 
     /// The network namespace this replica runs in.
@@ -439,8 +448,14 @@ fn a_worker_killed_under_load_fails_only_its_calls_and_its_replicas_come_back() 
     let url = nats.url();
     let cluster = "faults-kill";
     let serve = head(&url, cluster);
-    let _w1 = WorkerProcess::start(WorkerSpec::new("echo", &url, cluster, "w1"));
-    let mut w2 = WorkerProcess::start(WorkerSpec::new("echo", &url, cluster, "w2"));
+    let held_marks = std::env::temp_dir().join(format!("serve-faults-held-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&held_marks);
+    std::fs::create_dir_all(&held_marks).unwrap();
+    let marks = held_marks.display().to_string();
+    let _w1 =
+        WorkerProcess::start(WorkerSpec::new("echo", &url, cluster, "w1").env(HOLD_DIR, &marks));
+    let mut w2 =
+        WorkerProcess::start(WorkerSpec::new("echo", &url, cluster, "w2").env(HOLD_DIR, &marks));
     serve.wait_for_workers(2, PATIENCE).unwrap();
     let echo = deploy(&serve, cluster);
     wait_echo(&serve, "two replicas on each worker", |d| {
@@ -451,27 +466,28 @@ fn a_worker_killed_under_load_fails_only_its_calls_and_its_replicas_come_back() 
     const LOAD_THREADS: u64 = 4;
     let load = Load::start(&echo, LOAD_THREADS);
     load.wait_ok(200, "calls before the kill");
-    // The load's calls are short: at the kill, none of them may be on w2 (those sent after it
-    // are re-routed, since NATS says no one answers). So some long calls are sent first, until
-    // w2 runs more calls than the load alone can put there: at least one of them is a held call,
-    // surely in flight when w2 dies (status counts what was sent to a remote replica and not
-    // answered, so this reads no race).
-    let on_w2 = |d: &DeploymentStatus| -> usize {
-        d.replicas
-            .iter()
-            .filter(|r| r.node.as_deref() == Some("w2"))
-            .map(|r| r.ongoing_requests)
-            .sum()
+    // The load's calls are short: at the kill, none of them may be running on w2 (those sent
+    // after it are re-routed, since NATS says no one answers). So long calls are sent first, and
+    // w2 is killed once one of them runs there: it left its mark (a call only dispatched to w2
+    // may not have reached it yet, and would be re-routed too).
+    let w2_runs_a_held_call = || {
+        std::fs::read_dir(&held_marks)
+            .unwrap()
+            .any(|e| e.unwrap().file_name().to_string_lossy().starts_with("w2-"))
     };
     let mut held = Vec::new();
-    while on_w2(&deployment_status(&serve, "Echo")) <= LOAD_THREADS as usize {
-        // 4 replicas of 5 slots: 16 held calls and the load fill them all, w2's 10 with them.
-        assert!(held.len() < 16, "w2 never ran a held call");
-        let response = echo.hold.remote(HOLD_MS);
-        held.push(std::thread::spawn(move || {
-            let result = response.result_timeout(CALL_BOUND);
-            (Instant::now(), result)
-        }));
+    let waiting = Instant::now();
+    while !w2_runs_a_held_call() {
+        // 4 replicas of 5 slots: 12 held calls and the load leave room, w2's 10 slots among them.
+        if held.len() < 12 {
+            let response = echo.hold.remote(HOLD_MS);
+            held.push(std::thread::spawn(move || {
+                let result = response.result_timeout(CALL_BOUND);
+                (Instant::now(), result)
+            }));
+        }
+        assert!(waiting.elapsed() < PATIENCE, "w2 never ran a held call");
+        std::thread::sleep(Duration::from_millis(5));
     }
     let killed = Instant::now();
     w2.kill();
@@ -505,6 +521,7 @@ fn a_worker_killed_under_load_fails_only_its_calls_and_its_replicas_come_back() 
         }
     }
     tally.unavailable.sort_by_key(|(at, _)| *at);
+    let _ = std::fs::remove_dir_all(&held_marks);
     assert!(
         held_failed > 0,
         "held calls were in flight to w2 when it died: they must have failed"
