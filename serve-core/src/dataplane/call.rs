@@ -62,8 +62,6 @@ pub(crate) struct UnaryCall<T, I, V> {
     pub(crate) invoke: I,
     /// How it crosses to a remote replica.
     pub(crate) wire: CallWire<V, T>,
-    /// The multiplexed model id it was sent for.
-    pub(crate) model_id: Option<Arc<str>>,
 }
 
 impl<D, T, I, V> Call<D> for UnaryCall<T, I, V>
@@ -81,7 +79,7 @@ where
 
     #[inline(always)]
     fn model_id(&self) -> Option<&Arc<str>> {
-        self.model_id.as_ref()
+        self.completer.cell().model_id()
     }
 
     fn fail(self, err: ServeError) {
@@ -93,9 +91,9 @@ where
         slot.track(cell.clone());
         match slot.endpoint() {
             Endpoint::Local(_) => {
-                if let Some(abort) =
-                    self.invoke
-                        .invoke(values, slot, self.completer, self.method, self.model_id)
+                if let Some(abort) = self
+                    .invoke
+                    .invoke(values, slot, self.completer, self.method)
                 {
                     cell.set_abort(abort);
                 }
@@ -122,7 +120,7 @@ where
         I: Invoke<D, V, T>,
     {
         let (method, wire) = (call.method, call.wire);
-        let model_id = call.model_id.clone();
+        let model_id = call.completer.cell().model_id().cloned();
         let deployment = slot.deployment().clone();
         let (endpoint, args) = match (remote::endpoint(&slot), (wire.args)(&values)) {
             (Some(endpoint), Ok(args)) => (endpoint.clone(), args),
@@ -226,12 +224,11 @@ where
         }
         // The parent of the calls the method makes: cancelled with them when the stream is cut
         // short, which is when the task ends (or is dropped) without the stream having ended.
-        let parent = Arc::new(StreamRequest::new());
+        let parent = Arc::new(StreamRequest::new(model_id));
         let scope = RequestScope {
             request: Some(parent.clone()),
             request_id,
             replica: slot.replica().info().clone(),
-            model_id,
         };
         let cut_short = CutShort {
             parent,

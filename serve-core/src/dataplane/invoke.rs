@@ -29,7 +29,6 @@ pub(crate) trait Invoke<D, V, T>: Send + 'static {
         slot: Slot<D>,
         completer: Completer<T>,
         method: &'static str,
-        model_id: Option<Arc<str>>,
     ) -> Option<AbortHandle>;
 }
 
@@ -50,9 +49,8 @@ where
         slot: Slot<D>,
         completer: Completer<T>,
         method: &'static str,
-        model_id: Option<Arc<str>>,
     ) -> Option<AbortHandle> {
-        let scope = request_scope(&completer, &slot, model_id);
+        let scope = request_scope(&completer, &slot);
         let rt = slot.runtime().clone();
         let policy = slot.source().sync_policy();
         if policy.inline() {
@@ -151,9 +149,8 @@ where
         slot: Slot<D>,
         completer: Completer<T>,
         method: &'static str,
-        model_id: Option<Arc<str>>,
     ) -> Option<AbortHandle> {
-        let scope = request_scope(&completer, &slot, model_id);
+        let scope = request_scope(&completer, &slot);
         let rt = slot.runtime().clone();
         let run = async move {
             let result = match slot.endpoint() {
@@ -242,16 +239,11 @@ pub(crate) fn outcome<T>(
 
 /// The scope a unary request's method runs in.
 #[inline]
-fn request_scope<T: Send + 'static, D>(
-    completer: &Completer<T>,
-    slot: &Slot<D>,
-    model_id: Option<Arc<str>>,
-) -> RequestScope {
+fn request_scope<T: Send + 'static, D>(completer: &Completer<T>, slot: &Slot<D>) -> RequestScope {
     let cell = completer.cell();
     RequestScope {
         request_id: cell.request_id(),
         request: Some(cell.clone()),
         replica: slot.replica().info().clone(),
-        model_id,
     }
 }

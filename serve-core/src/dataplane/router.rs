@@ -475,7 +475,7 @@ impl<D: Send + Sync + 'static> RequestRouter<D> {
     {
         let scope = context::current();
         let request_id = context::request_id_for_new_call(scope.as_ref());
-        let (completer, consumer) = response::pending::<T>(request_id);
+        let (completer, consumer) = response::pending_for::<T>(request_id, model_id);
         if let Some(parent) = scope.as_ref().and_then(|s| s.request.as_ref()) {
             // Started on behalf of another request: cancelled with it.
             parent.adopt(completer.cell().clone());
@@ -485,7 +485,6 @@ impl<D: Send + Sync + 'static> RequestRouter<D> {
             method,
             invoke,
             wire,
-            model_id,
         };
         self.submit(method, call, args, scope.as_ref());
         DeploymentResponse::from_consumer(consumer)

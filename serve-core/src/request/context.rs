@@ -148,8 +148,13 @@ pub(crate) struct RequestScope {
     pub(crate) request: Option<Arc<dyn Cancel>>,
     pub(crate) request_id: u64,
     pub(crate) replica: Arc<ReplicaInfo>,
-    /// The model id it was sent for (model multiplexing), if any.
-    pub(crate) model_id: Option<Arc<str>>,
+}
+
+impl RequestScope {
+    /// The multiplexed model id the request was sent for, if any.
+    pub(crate) fn model_id(&self) -> Option<&Arc<str>> {
+        self.request.as_ref().and_then(|r| r.model_id())
+    }
 }
 
 tokio::task_local! {
@@ -354,9 +359,9 @@ impl ReplicaContext {
 pub fn replica_context() -> Option<ReplicaContext> {
     current()
         .map(|scope| ReplicaContext {
+            model_id: scope.model_id().cloned(),
             replica: scope.replica,
             request_id: Some(scope.request_id),
-            model_id: scope.model_id,
         })
         .or_else(|| {
             constructing_now().map(|replica| ReplicaContext {

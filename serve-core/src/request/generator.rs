@@ -64,21 +64,28 @@ pub(crate) enum Batch<T> {
 pub(crate) struct StreamRequest {
     /// `None` once cancelled: a call adopted later is cancelled at once.
     children: Mutex<Option<Vec<Weak<dyn Cancel>>>>,
+    /// The multiplexed model id the stream was requested for.
+    model_id: Option<Arc<str>>,
 }
 
 impl StreamRequest {
     /// The smallest list worth pruning.
     const PRUNE_FROM: usize = 16;
 
-    /// A streaming request that runs (not cancelled).
-    pub(crate) fn new() -> Self {
+    /// A streaming request that runs (not cancelled), sent for multiplexed model `model_id`.
+    pub(crate) fn new(model_id: Option<Arc<str>>) -> Self {
         Self {
             children: Mutex::new(Some(Vec::new())),
+            model_id,
         }
     }
 }
 
 impl Cancel for StreamRequest {
+    fn model_id(&self) -> Option<&Arc<str>> {
+        self.model_id.as_ref()
+    }
+
     fn cancel(&self) {
         let children = self.children.locked().take();
         for child in children.into_iter().flatten() {
@@ -412,7 +419,7 @@ mod tests {
 
     #[test]
     fn cancelling_a_stream_cancels_its_running_calls_and_any_adopted_later() {
-        let stream = StreamRequest::new();
+        let stream = StreamRequest::new(None);
         let running = Arc::new(Call::default());
         stream.adopt(running.clone());
         stream.cancel();
@@ -426,7 +433,7 @@ mod tests {
 
     #[test]
     fn a_long_stream_keeps_only_the_calls_still_running() {
-        let stream = StreamRequest::new();
+        let stream = StreamRequest::new(None);
         let kept = Arc::new(Call::default());
         stream.adopt(kept.clone());
         for _ in 0..10_000 {

@@ -12,8 +12,9 @@
 //! request to a replica that already holds its model, and `status` reports it. A remote replica's
 //! ids, on the caller's side, are what its replies last reported.
 //!
-//! The id a request was sent for ([`get_multiplexed_model_id`]) travels in its scope (see
-//! `context`), and across processes in the call message.
+//! The id a request was sent for ([`get_multiplexed_model_id`]) lives with the request itself (its
+//! result cell, or a stream's `StreamRequest`), which the method's scope holds (see `context`), so
+//! a call without one carries nothing for it; across processes it travels in the call message.
 
 use std::collections::HashMap;
 use std::future::Future;
@@ -91,9 +92,7 @@ impl LoadedModels {
 /// # Ok::<(), ServeError>(())
 /// ```
 pub fn get_multiplexed_model_id() -> Option<String> {
-    context::current()
-        .and_then(|scope| scope.model_id)
-        .map(|id| id.to_string())
+    context::current().and_then(|scope| scope.model_id().map(|id| id.to_string()))
 }
 
 /// One replica's models of one loader: at most `capacity`, by id, in least recently used order.

@@ -47,11 +47,20 @@ pub(crate) trait Cancel: Send + Sync {
     fn cancel(&self);
     /// Records `child` as started by this request (cancelled at once if this one already was).
     fn adopt(&self, child: Arc<dyn Cancel>);
+    /// The multiplexed model id it was sent for, if any (it lives with the request, so the
+    /// request scope and a plain call carry nothing for it).
+    fn model_id(&self) -> Option<&Arc<str>> {
+        None
+    }
 }
 
 impl<T: Send> Cancel for Cell<T> {
     fn cancel(&self) {
         Cell::cancel(self);
+    }
+
+    fn model_id(&self) -> Option<&Arc<str>> {
+        self.model_id.as_ref()
     }
 
     fn adopt(&self, child: Arc<dyn Cancel>) {
@@ -75,11 +84,19 @@ pub(crate) struct Cell<T> {
     consumers: AtomicUsize,
     /// Set by the first clone of a consumer (which is where `T: Clone` is known).
     clone_fn: OnceLock<fn(&T) -> T>,
+    /// The multiplexed model id the request was sent for.
+    model_id: Option<Arc<str>>,
 }
 
 impl<T> Cell<T> {
     pub(crate) fn request_id(&self) -> u64 {
         self.request_id
+    }
+
+    /// The multiplexed model id the request was sent for, if any.
+    #[inline]
+    pub(crate) fn model_id(&self) -> Option<&Arc<str>> {
+        self.model_id.as_ref()
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, State<T>> {
@@ -281,8 +298,18 @@ impl<T> Drop for Completer<T> {
 
 /// Creates a pending request: the producer's completer and the first consumer.
 pub(crate) fn pending<T>(request_id: u64) -> (Completer<T>, Consumer<T>) {
+    pending_for(request_id, None)
+}
+
+/// The same, for a request sent for multiplexed model `model_id`.
+#[inline]
+pub(crate) fn pending_for<T>(
+    request_id: u64,
+    model_id: Option<Arc<str>>,
+) -> (Completer<T>, Consumer<T>) {
     let cell = Arc::new(Cell {
         request_id,
+        model_id,
         state: Mutex::new(State {
             outcome: Outcome::Pending,
             waker: None,
