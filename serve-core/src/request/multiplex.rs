@@ -153,10 +153,9 @@ impl<M: Send + Sync + 'static> ModelCache<M> {
             Some(model) => Ok(model),
             None => {
                 self.make_room();
-                match load(id.to_owned()).await {
-                    Ok(model) => Ok(self.insert(&ticket.id, model)),
-                    Err(e) => Err(e),
-                }
+                load(id.to_owned())
+                    .await
+                    .map(|model| self.insert(&ticket.id, model))
             }
         };
         drop(held);
@@ -223,24 +222,17 @@ impl<M: Send + Sync + 'static> ModelCache<M> {
         Some(model)
     }
 
-    /// Evicts least recently used models until one more fits. They are dropped here, outside the
-    /// lock (or by the last request still using one).
+    /// Evicts least recently used models until one more fits.
     fn make_room(&self) {
         let evicted = {
             let mut inner = self.inner.locked();
-            let excess = (inner.models.len() + 1).saturating_sub(self.capacity);
-            let evicted = inner.models.drain(..excess).collect::<Vec<_>>();
+            let evicted = Self::evict_past(&mut inner, self.capacity - 1);
             if !evicted.is_empty() {
                 self.publish(&inner);
             }
             evicted
         };
-        if !evicted.is_empty() {
-            for (id, _) in &evicted {
-                tracing::debug!(model_id = %id, "multiplexed model evicted");
-            }
-        }
-        drop(evicted);
+        drop(evicted); // outside the lock
     }
 
     /// Caches a model that loaded, evicting the least recently used ones past the capacity
@@ -250,13 +242,23 @@ impl<M: Send + Sync + 'static> ModelCache<M> {
         let evicted = {
             let mut inner = self.inner.locked();
             inner.models.push((id.clone(), model.clone()));
-            let excess = inner.models.len().saturating_sub(self.capacity);
-            let evicted = inner.models.drain(..excess).collect::<Vec<_>>();
+            let evicted = Self::evict_past(&mut inner, self.capacity);
             self.publish(&inner);
             evicted
         };
-        drop(evicted);
+        drop(evicted); // outside the lock
         model
+    }
+
+    /// Takes the least recently used models out until at most `keep` are left. The caller drops
+    /// them outside the lock (or the last request still using one does).
+    fn evict_past(inner: &mut Inner<M>, keep: usize) -> Vec<(Arc<str>, Arc<M>)> {
+        let excess = inner.models.len().saturating_sub(keep);
+        let evicted: Vec<_> = inner.models.drain(..excess).collect();
+        for (id, _) in &evicted {
+            tracing::debug!(model_id = %id, "multiplexed model evicted");
+        }
+        evicted
     }
 
     /// Reports the ids being loaded.
