@@ -26,6 +26,10 @@ use tokio::sync::watch;
 #[allow(dead_code)]
 mod hello;
 
+#[path = "../examples/chain.rs"]
+#[allow(dead_code)]
+mod chain;
+
 #[path = "../examples/stream.rs"]
 #[allow(dead_code)]
 mod stream_example;
@@ -49,60 +53,8 @@ fn object_ref_app() -> Application<object_ref::Ingress> {
     object_ref::Ingress::bind(object_ref::SayHi::bind())
 }
 
-// --- the chain ----------------------------------------------------------------------------------
-
-#[deployment]
-pub struct Adder {
-    increment: i32,
-}
-
-#[deployment]
-impl Adder {
-    pub fn new(increment: i32) -> Self {
-        Self { increment }
-    }
-
-    pub fn call(&self, val: i32) -> i32 {
-        val + self.increment
-    }
-}
-
-#[deployment]
-pub struct Multiplier {
-    multiple: i32,
-}
-
-#[deployment]
-impl Multiplier {
-    pub fn new(multiple: i32) -> Self {
-        Self { multiple }
-    }
-
-    pub fn call(&self, val: i32) -> i32 {
-        val * self.multiple
-    }
-}
-
-#[deployment]
-pub struct Ingress {
-    adder: DeploymentHandle<Adder>,
-    multiplier: DeploymentHandle<Multiplier>,
-}
-
-#[deployment]
-impl Ingress {
-    pub fn new(adder: DeploymentHandle<Adder>, multiplier: DeploymentHandle<Multiplier>) -> Self {
-        Self { adder, multiplier }
-    }
-
-    pub async fn call(&self, input: i32) -> Result<i32, ServeError> {
-        let adder_response = self.adder.remote(input);
-        self.multiplier.remote(adder_response).await
-    }
-}
-
-fn chain_app() -> Application<Ingress> {
-    Ingress::bind(Adder::bind(1), Multiplier::bind(2))
+fn chain_app() -> Application<chain::Ingress> {
+    chain::Ingress::bind(chain::Adder::bind(1), chain::Multiplier::bind(2))
 }
 
 // --- where replicas run -------------------------------------------------------------------------
@@ -453,6 +405,16 @@ fn worker(app: &str, nats: &NatsServer, cluster: &str, node: &str) -> WorkerProc
     WorkerProcess::start(spec(app, nats, cluster, node))
 }
 
+/// A head of `cluster` and its worker `w1` serving `app`, joined. Dropped in reverse order: the
+/// worker, the head, then the NATS server.
+fn head_and_worker(app: &str, cluster: &str) -> (NatsServer, Serve, WorkerProcess) {
+    let nats = NatsServer::start();
+    let serve = head(&nats, cluster);
+    let worker = worker(app, &nats, cluster, "w1");
+    serve.wait_for_workers(1, PATIENCE).unwrap();
+    (nats, serve, worker)
+}
+
 /// Where the replicas of deployment `name` run: replica id -> node.
 fn placement(serve: &Serve, name: &str) -> BTreeMap<usize, String> {
     deployment_status(serve, name)
@@ -556,10 +518,7 @@ fn the_chain_runs_with_its_leaves_on_a_worker() {
 
 #[test]
 fn seed_stream_re_streams_a_generator_on_a_worker() {
-    let nats = NatsServer::start();
-    let serve = head(&nats, "stream");
-    let _worker = worker("stream", &nats, "stream", "w1");
-    serve.wait_for_workers(1, PATIENCE).unwrap();
+    let (_nats, serve, _worker) = head_and_worker("stream", "stream");
     let handle = serve.run(stream_app()).unwrap();
     assert_eq!(nodes_of(&serve, "Streamer"), nodes(&["w1"]));
     assert_eq!(nodes_of(&serve, "Caller"), nodes(&["head"]));
@@ -574,10 +533,7 @@ fn seed_stream_re_streams_a_generator_on_a_worker() {
 
 #[test]
 fn seed_object_ref_passes_a_response_from_a_worker_to_a_task() {
-    let nats = NatsServer::start();
-    let serve = head(&nats, "object-ref");
-    let _worker = worker("object_ref", &nats, "object-ref", "w1");
-    serve.wait_for_workers(1, PATIENCE).unwrap();
+    let (_nats, serve, _worker) = head_and_worker("object_ref", "object-ref");
     let handle = serve.run(object_ref_app()).unwrap();
     assert_eq!(nodes_of(&serve, "SayHi"), nodes(&["w1"]));
     assert_eq!(nodes_of(&serve, "Ingress"), nodes(&["head"]));
@@ -634,10 +590,7 @@ fn replicas_spread_over_two_workers_and_every_one_answers() {
 #[test]
 fn ten_thousand_items_stream_across_a_hop_in_order() {
     const ITEMS: u32 = 10_000;
-    let nats = NatsServer::start();
-    let serve = head(&nats, "long-stream");
-    let _worker = worker("stream", &nats, "long-stream", "w1");
-    serve.wait_for_workers(1, PATIENCE).unwrap();
+    let (_nats, serve, _worker) = head_and_worker("stream", "long-stream");
     let handle = serve.run(stream_app()).unwrap();
     assert_eq!(nodes_of(&serve, "Streamer"), nodes(&["w1"]));
 
@@ -653,10 +606,7 @@ fn ten_thousand_items_stream_across_a_hop_in_order() {
 
 #[test]
 fn cancelling_on_the_head_drops_the_request_on_the_worker() {
-    let nats = NatsServer::start();
-    let serve = head(&nats, "cancel");
-    let _worker = worker("cancel", &nats, "cancel", "w1");
-    serve.wait_for_workers(1, PATIENCE).unwrap();
+    let (_nats, serve, _worker) = head_and_worker("cancel", "cancel");
     let handle = serve.run(cancel_app()).unwrap();
     assert_eq!(nodes_of(&serve, "Slow"), nodes(&["w1"]));
     assert_eq!(nodes_of(&serve, "CancelIngress"), nodes(&["head"]));
@@ -700,10 +650,7 @@ fn cancelling_on_the_head_drops_the_request_on_the_worker() {
 async fn back_pressure_refuses_past_the_queue_of_a_replica_on_a_worker() {
     const CALLS: u32 = 8;
     let refused = CALLS as usize - (1 + HELD_QUEUE);
-    let nats = NatsServer::start();
-    let serve = head(&nats, "pressure");
-    let _worker = worker("pressure", &nats, "pressure", "w1");
-    serve.wait_for_workers(1, PATIENCE).unwrap();
+    let (_nats, serve, _worker) = head_and_worker("pressure", "pressure");
     let handle = serve.run(pressure_app()).unwrap();
     assert_eq!(nodes_of(&serve, "Held"), nodes(&["w1"]));
 
@@ -758,10 +705,7 @@ async fn next_done<T>(done: &mut tokio::sync::mpsc::UnboundedReceiver<T>) -> Opt
 
 #[test]
 fn a_user_error_and_a_panic_on_a_worker_reach_the_head_with_their_messages() {
-    let nats = NatsServer::start();
-    let serve = head(&nats, "errors");
-    let _worker = worker("errors", &nats, "errors", "w1");
-    serve.wait_for_workers(1, PATIENCE).unwrap();
+    let (_nats, serve, _worker) = head_and_worker("errors", "errors");
     let handle = serve.run(errors_app()).unwrap();
     assert_eq!(nodes_of(&serve, "Faulty"), nodes(&["w1"]));
 
@@ -825,10 +769,7 @@ async fn a_worker_serves_http_through_the_ingress_on_the_head() {
 
 #[test]
 fn a_batched_method_on_a_worker_groups_the_calls_from_the_head_and_takes_its_user_config() {
-    let nats = NatsServer::start();
-    let serve = head(&nats, "batch");
-    let _worker = worker("batch", &nats, "batch", "w1");
-    serve.wait_for_workers(1, PATIENCE).unwrap();
+    let (_nats, serve, _worker) = head_and_worker("batch", "batch");
     let handle = serve.run(batch_app()).unwrap();
     assert_eq!(nodes_of(&serve, "BatchModel"), nodes(&["w1"]));
     // The wait is long: batches go when full.
