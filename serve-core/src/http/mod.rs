@@ -74,3 +74,8 @@ pub(crate) use server::{Ingress, Proxy, StreamingIngress, UnaryIngress};
 pub(crate) fn server_prefix_check(prefix: &str) -> Result<(), crate::error::ServeError> {
     server::normalize_prefix(prefix).map(drop)
 }
+
+/// A route prefix as the proxy mounts it (leading `/`, no trailing one).
+pub(crate) fn normalized_prefix(prefix: &str) -> Result<String, crate::error::ServeError> {
+    server::normalize_prefix(prefix)
+}
