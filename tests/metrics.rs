@@ -75,7 +75,10 @@ impl Metrics {
             .expect("a +Inf bucket")
             .count;
         let count = self.value(&format!("{name}_count"), labels);
-        assert_eq!(inf, count, "{name}: the +Inf bucket holds every observation");
+        assert_eq!(
+            inf, count,
+            "{name}: the +Inf bucket holds every observation"
+        );
         count
     }
 
@@ -163,7 +166,9 @@ async fn counters_and_histograms_move_with_successes_errors_404s_and_503s() {
 
     // Back pressure: one request runs, one waits, the next is refused.
     let running = tokio::spawn(send(addr, "GET", "/api/hold", &[], ""));
-    entered.expect_open("the first request holds the slot").await;
+    entered
+        .expect_open("the first request holds the slot")
+        .await;
     let waiting = tokio::spawn(send(addr, "GET", "/api/hold", &[], ""));
     let api = [("deployment", "Api"), ("application", "Api")];
     let during = scrape_until(addr, "the second request queued", |m| {
@@ -171,15 +176,28 @@ async fn counters_and_histograms_move_with_successes_errors_404s_and_503s() {
     })
     .await;
     // Gauges read at scrape time: the request running, the one waiting, both in the proxy.
-    let replica = [("deployment", "Api"), ("replica", "Api#0"), ("application", "Api")];
-    assert_eq!(during.value("serve_replica_processing_queries", &replica), 1.0);
-    assert_eq!(during.value("serve_num_ongoing_requests_at_replicas", &api), 1.0);
+    let replica = [
+        ("deployment", "Api"),
+        ("replica", "Api#0"),
+        ("application", "Api"),
+    ];
+    assert_eq!(
+        during.value("serve_replica_processing_queries", &replica),
+        1.0
+    );
+    assert_eq!(
+        during.value("serve_num_ongoing_requests_at_replicas", &api),
+        1.0
+    );
     assert_eq!(during.value("serve_num_ongoing_http_requests", &[]), 2.0);
     let refused = send(addr, "GET", "/api/hold", &[], "").await;
     assert_eq!(refused.status, 503, "{}", refused.body);
     release.open();
     for request in [running, waiting] {
-        let reply = tokio::time::timeout(PATIENCE, request).await.unwrap().unwrap();
+        let reply = tokio::time::timeout(PATIENCE, request)
+            .await
+            .unwrap()
+            .unwrap();
         assert_eq!(reply.status, 200);
     }
 
@@ -188,39 +206,115 @@ async fn counters_and_histograms_move_with_successes_errors_404s_and_503s() {
         m.value("serve_num_http_requests_total", &[("status_code", "200")]) == 7.0
     })
     .await;
-    let http = |method, code| [("route", "/api"), ("method", method), ("application", "Api"), ("status_code", code)];
-    assert_eq!(m.value("serve_num_http_requests_total", &http("GET", "200")), 7.0);
-    assert_eq!(m.value("serve_num_http_requests_total", &http("POST", "500")), 3.0);
-    assert_eq!(m.value("serve_num_http_requests_total", &http("GET", "404")), 2.0);
-    assert_eq!(m.value("serve_num_http_requests_total", &http("GET", "503")), 1.0);
+    let http = |method, code| {
+        [
+            ("route", "/api"),
+            ("method", method),
+            ("application", "Api"),
+            ("status_code", code),
+        ]
+    };
+    assert_eq!(
+        m.value("serve_num_http_requests_total", &http("GET", "200")),
+        7.0
+    );
+    assert_eq!(
+        m.value("serve_num_http_requests_total", &http("POST", "500")),
+        3.0
+    );
+    assert_eq!(
+        m.value("serve_num_http_requests_total", &http("GET", "404")),
+        2.0
+    );
+    assert_eq!(
+        m.value("serve_num_http_requests_total", &http("GET", "503")),
+        1.0
+    );
     // A path no application serves: route and application empty.
     let unrouted = [("route", ""), ("application", ""), ("status_code", "404")];
     assert_eq!(m.value("serve_num_http_requests_total", &unrouted), 1.0);
     // Errors are the 4xx and 5xx, by route and by ingress deployment; `/metrics` itself is not
     // counted.
-    let error = |code| [("route", "/api"), ("error_code", code), ("application", "Api")];
-    assert_eq!(m.value("serve_num_http_error_requests_total", &error("500")), 3.0);
-    assert_eq!(m.value("serve_num_http_error_requests_total", &error("404")), 2.0);
-    assert_eq!(m.value("serve_num_http_error_requests_total", &error("503")), 1.0);
-    assert!(!m.has("serve_num_http_error_requests_total", &[("error_code", "200")]));
-    let by_deployment = [("deployment", "Api"), ("error_code", "503"), ("method", "GET"), ("route", "/api")];
-    assert_eq!(m.value("serve_num_deployment_http_error_requests_total", &by_deployment), 1.0);
-    assert_eq!(m.histogram_count("serve_http_request_latency_ms", &http("GET", "200")), 7.0);
-    assert_eq!(m.histogram_count("serve_http_request_latency_ms", &http("POST", "500")), 3.0);
+    let error = |code| {
+        [
+            ("route", "/api"),
+            ("error_code", code),
+            ("application", "Api"),
+        ]
+    };
+    assert_eq!(
+        m.value("serve_num_http_error_requests_total", &error("500")),
+        3.0
+    );
+    assert_eq!(
+        m.value("serve_num_http_error_requests_total", &error("404")),
+        2.0
+    );
+    assert_eq!(
+        m.value("serve_num_http_error_requests_total", &error("503")),
+        1.0
+    );
+    assert!(!m.has(
+        "serve_num_http_error_requests_total",
+        &[("error_code", "200")]
+    ));
+    let by_deployment = [
+        ("deployment", "Api"),
+        ("error_code", "503"),
+        ("method", "GET"),
+        ("route", "/api"),
+    ];
+    assert_eq!(
+        m.value(
+            "serve_num_deployment_http_error_requests_total",
+            &by_deployment
+        ),
+        1.0
+    );
+    assert_eq!(
+        m.histogram_count("serve_http_request_latency_ms", &http("GET", "200")),
+        7.0
+    );
+    assert_eq!(
+        m.histogram_count("serve_http_request_latency_ms", &http("POST", "500")),
+        3.0
+    );
     assert_eq!(m.value("serve_num_ongoing_http_requests", &[]), 0.0);
 
     // The replica: 7 answered, 5 failed (the `Err`s and the 404s its code returned); the refused
     // request never reached it. Its route is the application's prefix.
-    let requests = [("deployment", "Api"), ("replica", "Api#0"), ("route", "/api"), ("application", "Api")];
-    assert_eq!(m.value("serve_deployment_request_counter_total", &requests), 7.0);
-    assert_eq!(m.value("serve_deployment_error_counter_total", &requests), 5.0);
-    assert_eq!(m.histogram_count("serve_deployment_processing_latency_ms", &requests), 12.0);
+    let requests = [
+        ("deployment", "Api"),
+        ("replica", "Api#0"),
+        ("route", "/api"),
+        ("application", "Api"),
+    ];
+    assert_eq!(
+        m.value("serve_deployment_request_counter_total", &requests),
+        7.0
+    );
+    assert_eq!(
+        m.value("serve_deployment_error_counter_total", &requests),
+        5.0
+    );
+    assert_eq!(
+        m.histogram_count("serve_deployment_processing_latency_ms", &requests),
+        12.0
+    );
     assert_eq!(m.value("serve_replica_processing_queries", &replica), 0.0);
     assert_eq!(m.value("serve_deployment_queued_queries", &api), 0.0);
     // Every call this node made to it, the refused one included.
-    let handle = [("deployment", "Api"), ("route", "/api"), ("application", "Api"), ("handle", "local")];
+    let handle = [
+        ("deployment", "Api"),
+        ("route", "/api"),
+        ("application", "Api"),
+        ("handle", "local"),
+    ];
     assert_eq!(m.value("serve_handle_request_counter_total", &handle), 13.0);
-    assert_eq!(m.value("serve_deployment_replica_starts_total", &replica), 1.0);
+    assert_eq!(
+        m.value("serve_deployment_replica_starts_total", &replica),
+        1.0
+    );
     assert_eq!(m.value("serve_deployment_replica_healthy", &replica), 1.0);
     assert_eq!(m.value("serve_deployment_running_replicas", &api), 1.0);
 
@@ -230,7 +324,10 @@ async fn counters_and_histograms_move_with_successes_errors_404s_and_503s() {
     assert_eq!((api_metrics.requests, api_metrics.errors), (7, 5));
     assert_eq!(api_metrics.latency_ms.count, 12);
     let route = snapshot.route("/api").unwrap();
-    assert_eq!((route.requests, route.errors, route.server_errors), (13, 6, 4));
+    assert_eq!(
+        (route.requests, route.errors, route.server_errors),
+        (13, 6, 4)
+    );
     serve.shutdown();
 }
 
@@ -275,7 +372,9 @@ async fn scrapes_under_load_see_counters_grow_to_the_requests_made() {
     const EACH: usize = 50;
     let serve = Serve::start().unwrap();
     let addr = serve.start_http("127.0.0.1:0").unwrap();
-    serve.run_http(Shout::bind(Upper::bind()), "/shout").unwrap();
+    serve
+        .run_http(Shout::bind(Upper::bind()), "/shout")
+        .unwrap();
 
     let clients: Vec<_> = (0..CLIENTS)
         .map(|_| {
@@ -317,9 +416,20 @@ async fn scrapes_under_load_see_counters_grow_to_the_requests_made() {
     }
     let last = scrapes.last().unwrap();
     // The downstream deployment's requests carry the route of the application they serve.
-    let upper_requests = [("deployment", "Upper"), ("route", "/shout"), ("application", "Shout"), ("replica", "Upper#0")];
-    assert_eq!(last.histogram_count("serve_deployment_processing_latency_ms", &upper_requests), total);
-    assert_eq!(last.value("serve_deployment_error_counter_total", &upper), 0.0);
+    let upper_requests = [
+        ("deployment", "Upper"),
+        ("route", "/shout"),
+        ("application", "Shout"),
+        ("replica", "Upper#0"),
+    ];
+    assert_eq!(
+        last.histogram_count("serve_deployment_processing_latency_ms", &upper_requests),
+        total
+    );
+    assert_eq!(
+        last.value("serve_deployment_error_counter_total", &upper),
+        0.0
+    );
     serve.shutdown();
 }
 
@@ -368,30 +478,69 @@ fn batches_and_multiplexed_models_are_measured() {
     }
     for id in ["a", "b", "a"] {
         let handle = models.options().multiplexed_model_id(id);
-        assert_eq!(handle.predict.remote().result_timeout(PATIENCE).unwrap(), id);
+        assert_eq!(
+            handle.predict.remote().result_timeout(PATIENCE).unwrap(),
+            id
+        );
     }
 
     // No proxy here: the same text, from the instance.
     let m = Metrics::parse(&serve.metrics_text());
-    let batch = [("deployment", "Batched"), ("replica", "Batched#0"), ("application", "Batched"), ("function_name", "double")];
+    let batch = [
+        ("deployment", "Batched"),
+        ("replica", "Batched#0"),
+        ("application", "Batched"),
+        ("function_name", "double"),
+    ];
     assert_eq!(m.value("serve_batches_processed_total", &batch), 2.0);
     assert_eq!(m.histogram_count("serve_actual_batch_size", &batch), 2.0);
     assert_eq!(m.value("serve_actual_batch_size_sum", &batch), 8.0);
-    assert_eq!(m.value("serve_batch_utilization_percent_sum", &batch), 200.0);
+    assert_eq!(
+        m.value("serve_batch_utilization_percent_sum", &batch),
+        200.0
+    );
     assert_eq!(m.histogram_count("serve_batch_wait_time_ms", &batch), 2.0);
-    assert_eq!(m.histogram_count("serve_batch_execution_time_ms", &batch), 2.0);
+    assert_eq!(
+        m.histogram_count("serve_batch_execution_time_ms", &batch),
+        2.0
+    );
     assert_eq!(m.value("serve_batch_queue_length", &batch), 0.0);
 
-    let replica = [("deployment", "Models"), ("replica", "Models#0"), ("application", "Models")];
-    assert_eq!(m.value("serve_multiplexed_get_model_requests_counter_total", &replica), 3.0);
+    let replica = [
+        ("deployment", "Models"),
+        ("replica", "Models#0"),
+        ("application", "Models"),
+    ];
+    assert_eq!(
+        m.value(
+            "serve_multiplexed_get_model_requests_counter_total",
+            &replica
+        ),
+        3.0
+    );
     // `a`, then `b` (evicting `a`), then `a` again (evicting `b`).
-    assert_eq!(m.value("serve_multiplexed_models_load_counter_total", &replica), 3.0);
-    assert_eq!(m.value("serve_multiplexed_models_unload_counter_total", &replica), 2.0);
-    assert_eq!(m.histogram_count("serve_multiplexed_model_load_latency_ms", &replica), 3.0);
-    assert_eq!(m.histogram_count("serve_multiplexed_model_unload_latency_ms", &replica), 2.0);
+    assert_eq!(
+        m.value("serve_multiplexed_models_load_counter_total", &replica),
+        3.0
+    );
+    assert_eq!(
+        m.value("serve_multiplexed_models_unload_counter_total", &replica),
+        2.0
+    );
+    assert_eq!(
+        m.histogram_count("serve_multiplexed_model_load_latency_ms", &replica),
+        3.0
+    );
+    assert_eq!(
+        m.histogram_count("serve_multiplexed_model_unload_latency_ms", &replica),
+        2.0
+    );
     assert_eq!(m.value("serve_num_multiplexed_models", &replica), 1.0);
     let model = |id| [("deployment", "Models"), ("model_id", id)];
-    assert_eq!(m.value("serve_registered_multiplexed_model_id", &model("a")), 1.0);
+    assert_eq!(
+        m.value("serve_registered_multiplexed_model_id", &model("a")),
+        1.0
+    );
     assert!(!m.has("serve_registered_multiplexed_model_id", &model("b")));
     serve.shutdown();
 }
@@ -493,11 +642,22 @@ async fn ray_metric_names_are_rays_exactly() {
     serve.run_http(Shout::bind(Upper::bind()), "/").unwrap();
     assert_eq!(send(addr, "POST", "/", &[], "hi").await.body, "HI");
     let m = scrape(addr).await;
-    let ok = [("route", "/"), ("method", "POST"), ("application", "Shout"), ("status_code", "200")];
+    let ok = [
+        ("route", "/"),
+        ("method", "POST"),
+        ("application", "Shout"),
+        ("status_code", "200"),
+    ];
     assert_eq!(m.value("ray_serve_num_http_requests_total", &ok), 1.0);
-    assert_eq!(m.histogram_count("ray_serve_http_request_latency_ms", &ok), 1.0);
+    assert_eq!(
+        m.histogram_count("ray_serve_http_request_latency_ms", &ok),
+        1.0
+    );
     let upper = [("deployment", "Upper"), ("application", "Shout")];
-    assert_eq!(m.value("ray_serve_deployment_request_counter_total", &upper), 1.0);
+    assert_eq!(
+        m.value("ray_serve_deployment_request_counter_total", &upper),
+        1.0
+    );
     let foreign: Vec<&str> = m
         .names()
         .into_iter()
@@ -545,7 +705,10 @@ async fn every_metric_the_grafana_dashboard_queries_is_exposed() {
     let mut queries = Vec::new();
     exprs(&dashboard, &mut queries);
     let queried: BTreeSet<String> = queries.iter().flat_map(|q| metrics_in(q)).collect();
-    assert!(queried.len() >= 20, "the dashboard queries most metrics: {queried:?}");
+    assert!(
+        queried.len() >= 20,
+        "the dashboard queries most metrics: {queried:?}"
+    );
 
     // Everything that makes series: HTTP with errors, a composition, batching, multiplexing,
     // autoscaling.
@@ -554,7 +717,9 @@ async fn every_metric_the_grafana_dashboard_queries_is_exposed() {
     let (entered, release) = (Gate::new(), Gate::new());
     release.open();
     serve.run_http(Api::bind(entered, release), "/api").unwrap();
-    serve.run_http(Shout::bind(Upper::bind()), "/shout").unwrap();
+    serve
+        .run_http(Shout::bind(Upper::bind()), "/shout")
+        .unwrap();
     let batched = serve.run_async(Batched::bind()).await.unwrap();
     let models = serve.run_async(Models::bind()).await.unwrap();
     let busy = {
@@ -685,13 +850,25 @@ async fn in_cluster_mode_each_node_serves_its_own_metrics() {
             Some("w1") => (&on_worker, &head),
             _ => (&head, &on_worker),
         };
-        assert!(here.has("serve_deployment_request_counter_total", &labels), "{tag} where it runs");
-        assert!(!elsewhere.has("serve_deployment_request_counter_total", &labels), "{tag} only there");
+        assert!(
+            here.has("serve_deployment_request_counter_total", &labels),
+            "{tag} where it runs"
+        );
+        assert!(
+            !elsewhere.has("serve_deployment_request_counter_total", &labels),
+            "{tag} only there"
+        );
         answered += here.value("serve_deployment_request_counter_total", &labels);
     }
-    assert_eq!(answered, 7.0, "every call answered by some replica: {status:?}");
+    assert_eq!(
+        answered, 7.0,
+        "every call answered by some replica: {status:?}"
+    );
     assert!(
-        status.replicas.iter().any(|r| r.node.as_deref() == Some("w1")),
+        status
+            .replicas
+            .iter()
+            .any(|r| r.node.as_deref() == Some("w1")),
         "a replica runs on the worker: {status:?}"
     );
     // The controller (health, autoscaling, replica counts) runs on the head.

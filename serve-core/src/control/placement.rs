@@ -501,7 +501,12 @@ mod tests {
 
     #[test]
     fn a_head_with_room_but_no_replicas_is_no_reason_to_rebalance() {
-        let nodes = Arc::new(NodeSet::clustered(unlimited(), "head", "head", Default::default()));
+        let nodes = Arc::new(NodeSet::clustered(
+            unlimited(),
+            "head",
+            "head",
+            Default::default(),
+        ));
         nodes.set_cluster(Arc::new(NoHooks));
         worker(&nodes, "w1");
         let placement = Placement::new(

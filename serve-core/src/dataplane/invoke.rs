@@ -91,11 +91,7 @@ where
 #[inline]
 fn ran_inline<D>(slot: &Slot<D>, method: &'static str, took: Duration) {
     let blocked = util::blocking::take_inline_blocked();
-    let counted = if blocked {
-        Duration::MAX
-    } else {
-        took
-    };
+    let counted = if blocked { Duration::MAX } else { took };
     if slot.source().sync_policy().ran_inline(counted) {
         let why = if blocked { "blocked" } else { "ran long" };
         tracing::debug!(

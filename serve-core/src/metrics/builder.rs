@@ -3,7 +3,9 @@
 use std::sync::Arc;
 
 use prometheus::core::{MetricVec, MetricVecBuilder};
-use prometheus::{GaugeVec, HistogramOpts, HistogramVec, IntCounterVec, IntGaugeVec, Opts, Registry};
+use prometheus::{
+    GaugeVec, HistogramOpts, HistogramVec, IntCounterVec, IntGaugeVec, Opts, Registry,
+};
 
 use super::family::{Counters, Family, FloatGauges, Gauges, Histograms};
 use super::label::{self, Label};
@@ -57,4 +59,3 @@ impl Builder {
         self.register(name, vec.expect("a valid histogram"))
     }
 }
-

@@ -5,8 +5,8 @@
 use super::builder::Builder;
 use super::family::{Counters, FloatGauges, Gauges, Histograms};
 use super::label::{
-    Label,     BATCH, CALLERS, DEPLOYMENT, DEPLOYMENT_HTTP_ERROR, HANDLE, HTTP, HTTP_ERROR, MODEL, PROXY,
-    REPLICA, REPLICA_REQUESTS,
+    BATCH, CALLERS, DEPLOYMENT, DEPLOYMENT_HTTP_ERROR, HANDLE, HTTP, HTTP_ERROR, Label, MODEL,
+    PROXY, REPLICA, REPLICA_REQUESTS,
 };
 
 /// Latency buckets in milliseconds: from 50 µs (a call inside one process takes a few) to 5
@@ -18,7 +18,9 @@ const LATENCY_MS: &[f64] = &[
 /// Batch utilization buckets, in percent of `max_batch_size`.
 const PERCENT: &[f64] = &[10.0, 20.0, 30.0, 40.0, 50.0, 60.0, 70.0, 80.0, 90.0, 100.0];
 /// Batch size buckets.
-const BATCH_SIZE: &[f64] = &[1.0, 2.0, 4.0, 8.0, 16.0, 32.0, 64.0, 128.0, 256.0, 512.0, 1024.0];
+const BATCH_SIZE: &[f64] = &[
+    1.0, 2.0, 4.0, 8.0, 16.0, 32.0, 64.0, 128.0, 256.0, 512.0, 1024.0,
+];
 
 /// Every metric family, by what it measures.
 pub(crate) struct Families {

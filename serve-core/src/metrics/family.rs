@@ -126,8 +126,8 @@ impl<B: MetricVecBuilder> std::fmt::Debug for Series<B> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use prometheus::core::Collector;
     use prometheus::Opts;
+    use prometheus::core::Collector;
 
     fn family() -> Counters {
         Family::new(IntCounterVec::new(Opts::new("c", "a counter"), &["a"]).unwrap())
@@ -144,7 +144,11 @@ mod tests {
         let two = f.series(&["x"]);
         one.inc();
         two.inc();
-        assert_eq!(f.vec.with_label_values(&["x"]).get(), 2, "holders of one label set share it");
+        assert_eq!(
+            f.vec.with_label_values(&["x"]).get(),
+            2,
+            "holders of one label set share it"
+        );
         drop(one);
         assert_eq!(exposed(&f), 1, "still held");
         drop(two);

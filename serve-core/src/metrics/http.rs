@@ -156,9 +156,8 @@ impl RouteSeries {
     fn record(&self, method: &MethodKey, status: u16, took: Duration) {
         match (method, STATUSES.contains(&status)) {
             (MethodKey::Standard(m), true) => {
-                let table = self.tables[*m].get_or_init(|| {
-                    (0..STATUSES.len()).map(|_| OnceLock::new()).collect()
-                });
+                let table = self.tables[*m]
+                    .get_or_init(|| (0..STATUSES.len()).map(|_| OnceLock::new()).collect());
                 let series = table[usize::from(status - STATUSES.start())]
                     .get_or_init(|| Box::new(self.series(METHODS[*m], status)));
                 series.record(took);
@@ -194,7 +193,7 @@ impl RouteSeries {
         });
         HttpSeries {
             requests: f.http_requests.series(&[route, method, app, &code]),
-            latency: f.http_latency.series(&[method, route, app, &code]),
+            latency: f.http_latency.series(&[route, method, app, &code]),
             errors,
         }
     }

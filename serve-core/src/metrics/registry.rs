@@ -60,9 +60,12 @@ struct Inner {
 impl Metrics {
     /// A new instance's metrics.
     pub(crate) fn new(options: MetricsOptions) -> Self {
-        let prefix = if options.ray_names { "ray_serve" } else { "serve" };
-        let registry =
-            Registry::new_custom(Some(prefix.into()), None).expect("a non-empty prefix");
+        let prefix = if options.ray_names {
+            "ray_serve"
+        } else {
+            "serve"
+        };
+        let registry = Registry::new_custom(Some(prefix.into()), None).expect("a non-empty prefix");
         let mut b = Builder {
             registry,
             names: Vec::new(),

@@ -172,7 +172,11 @@ impl ModelSeries {
         self.loads.inc();
         self.models.inc();
         let [deployment, replica, app] = &self.labels;
-        let series = self.metrics.families().model_ids.series(&[deployment, replica, app, id]);
+        let series = self
+            .metrics
+            .families()
+            .model_ids
+            .series(&[deployment, replica, app, id]);
         series.set(1);
         self.ids.locked().insert(id.to_owned(), series);
     }
@@ -230,7 +234,9 @@ impl DeploymentSeries {
 
 impl std::fmt::Debug for DeploymentSeries {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_tuple("DeploymentSeries").field(&self.calls).finish()
+        f.debug_tuple("DeploymentSeries")
+            .field(&self.calls)
+            .finish()
     }
 }
 

@@ -23,11 +23,11 @@ use crate::control::resources::{InstanceResources, ResourcePool};
 use crate::control::status::ApplicationStatus;
 use crate::control::update::DeploymentUpdate;
 use crate::error::{ErrorKind, ServeError};
-use crate::metrics::registry::Metrics;
-use crate::metrics::snapshot::{self, MetricsSnapshot};
 use crate::http::{
     self, Ingress, IntoHttpResponse, IntoStreamPart, Proxy, Request, StreamingIngress, UnaryIngress,
 };
+use crate::metrics::registry::Metrics;
+use crate::metrics::snapshot::{self, MetricsSnapshot};
 use crate::util::blocking;
 use crate::util::sync::{self, Lock};
 
@@ -382,13 +382,12 @@ impl Serve {
             )));
         }
         let rt = self.live_handle()?;
-        let proxy =
-            futures::executor::block_on(rt.spawn(Proxy::start(
-                addr,
-                self.inner.registry.clone(),
-                self.inner.nodes.metrics().clone(),
-            )))
-                .unwrap_or_else(|_| Err(ServeError::shut_down()))?;
+        let proxy = futures::executor::block_on(rt.spawn(Proxy::start(
+            addr,
+            self.inner.registry.clone(),
+            self.inner.nodes.metrics().clone(),
+        )))
+        .unwrap_or_else(|_| Err(ServeError::shut_down()))?;
         let bound = proxy.addr();
         *http = Some(proxy);
         Ok(bound)
