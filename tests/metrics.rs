@@ -9,14 +9,16 @@ use std::net::SocketAddr;
 use std::time::Duration;
 
 use prometheus_parse::{Sample, Scrape, Value};
+use serve_core::BoxError;
 use serve_core::http::{HttpError, Request};
 use serve_core::prelude::*;
-use serve_core::{AutoscalingConfig, BoxError};
 use serve_test_support::cluster::{
     WorkerProcess, WorkerSpec, run_http_worker_reporting, test_cluster, worker_env,
 };
 use serve_test_support::http::send;
-use serve_test_support::{Gate, NatsServer, Overloaded, PATIENCE, deployment_status, run_with};
+use serve_test_support::{
+    Gate, NatsServer, Overloaded, PATIENCE, deployment_status, quick_autoscaling,
+};
 
 // --- reading what `/metrics` says -----------------------------------------------------------------
 
@@ -80,6 +82,31 @@ impl Metrics {
             "{name}: the +Inf bucket holds every observation"
         );
         count
+    }
+
+    /// Metric `name` with `labels`: a histogram's observations (see [`histogram_count`]), any
+    /// other metric's value.
+    ///
+    /// [`histogram_count`]: Self::histogram_count
+    fn get(&self, name: &str, labels: &[(&str, &str)]) -> f64 {
+        let histogram =
+            (self.samples(name, labels)).any(|s| matches!(s.value, Value::Histogram(_)));
+        match histogram {
+            true => self.histogram_count(name, labels),
+            false => self.value(name, labels),
+        }
+    }
+
+    /// Checks every `(metric, labels, value)` (see [`get`](Self::get)); fails listing all that
+    /// differ.
+    fn expect(&self, expected: &[(&str, &[(&str, &str)], f64)]) {
+        let wrong: Vec<String> = (expected.iter())
+            .filter_map(|&(name, labels, want)| {
+                let got = self.get(name, labels);
+                (got != want).then(|| format!("{name} {labels:?}: {got}, expected {want}"))
+            })
+            .collect();
+        assert!(wrong.is_empty(), "{}", wrong.join("\n"));
     }
 
     /// Every metric name in the scrape (histograms under their own name and their `_sum` and
@@ -176,20 +203,16 @@ async fn counters_and_histograms_move_with_successes_errors_404s_and_503s() {
     })
     .await;
     // Gauges read at scrape time: the request running, the one waiting, both in the proxy.
-    let replica = [
+    let replica: &[_] = &[
         ("deployment", "Api"),
         ("replica", "Api#0"),
         ("application", "Api"),
     ];
-    assert_eq!(
-        during.value("serve_replica_processing_queries", &replica),
-        1.0
-    );
-    assert_eq!(
-        during.value("serve_num_ongoing_requests_at_replicas", &api),
-        1.0
-    );
-    assert_eq!(during.value("serve_num_ongoing_http_requests", &[]), 2.0);
+    during.expect(&[
+        ("serve_replica_processing_queries", replica, 1.0),
+        ("serve_num_ongoing_requests_at_replicas", &api, 1.0),
+        ("serve_num_ongoing_http_requests", &[], 2.0),
+    ]);
     let refused = send(addr, "GET", "/api/hold", &[], "").await;
     assert_eq!(refused.status, 503, "{}", refused.body);
     release.open();
@@ -206,35 +229,9 @@ async fn counters_and_histograms_move_with_successes_errors_404s_and_503s() {
         m.value("serve_num_http_requests_total", &[("status_code", "200")]) == 7.0
     })
     .await;
-    let http = |method, code| {
-        [
-            ("route", "/api"),
-            ("method", method),
-            ("application", "Api"),
-            ("status_code", code),
-        ]
-    };
-    assert_eq!(
-        m.value("serve_num_http_requests_total", &http("GET", "200")),
-        7.0
-    );
-    assert_eq!(
-        m.value("serve_num_http_requests_total", &http("POST", "500")),
-        3.0
-    );
-    assert_eq!(
-        m.value("serve_num_http_requests_total", &http("GET", "404")),
-        2.0
-    );
-    assert_eq!(
-        m.value("serve_num_http_requests_total", &http("GET", "503")),
-        1.0
-    );
-    // A path no application serves: route and application empty.
-    let unrouted = [("route", ""), ("application", ""), ("status_code", "404")];
-    assert_eq!(m.value("serve_num_http_requests_total", &unrouted), 1.0);
-    // Errors are the 4xx and 5xx, by route and by ingress deployment; `/metrics` itself is not
-    // counted.
+    let route = |method, code| [("route", "/api"), ("method", method), ("status_code", code)];
+    let (get_200, post_500) = (route("GET", "200"), route("POST", "500"));
+    let (get_404, get_503) = (route("GET", "404"), route("GET", "503"));
     let error = |code| {
         [
             ("route", "/api"),
@@ -242,81 +239,64 @@ async fn counters_and_histograms_move_with_successes_errors_404s_and_503s() {
             ("application", "Api"),
         ]
     };
-    assert_eq!(
-        m.value("serve_num_http_error_requests_total", &error("500")),
-        3.0
-    );
-    assert_eq!(
-        m.value("serve_num_http_error_requests_total", &error("404")),
-        2.0
-    );
-    assert_eq!(
-        m.value("serve_num_http_error_requests_total", &error("503")),
-        1.0
-    );
-    assert!(!m.has(
-        "serve_num_http_error_requests_total",
-        &[("error_code", "200")]
-    ));
-    let by_deployment = [
-        ("deployment", "Api"),
-        ("error_code", "503"),
-        ("method", "GET"),
-        ("route", "/api"),
-    ];
-    assert_eq!(
-        m.value(
-            "serve_num_deployment_http_error_requests_total",
-            &by_deployment
-        ),
-        1.0
-    );
-    assert_eq!(
-        m.histogram_count("serve_http_request_latency_ms", &http("GET", "200")),
-        7.0
-    );
-    assert_eq!(
-        m.histogram_count("serve_http_request_latency_ms", &http("POST", "500")),
-        3.0
-    );
-    assert_eq!(m.value("serve_num_ongoing_http_requests", &[]), 0.0);
-
-    // The replica: 7 answered, 5 failed (the `Err`s and the 404s its code returned); the refused
-    // request never reached it. Its route is the application's prefix.
-    let requests = [
-        ("deployment", "Api"),
+    let (e500, e404, e503) = (error("500"), error("404"), error("503"));
+    // The replica's requests carry its application's route.
+    let requests: &[_] = &[
         ("replica", "Api#0"),
         ("route", "/api"),
         ("application", "Api"),
     ];
-    assert_eq!(
-        m.value("serve_deployment_request_counter_total", &requests),
-        7.0
-    );
-    assert_eq!(
-        m.value("serve_deployment_error_counter_total", &requests),
-        5.0
-    );
-    assert_eq!(
-        m.histogram_count("serve_deployment_processing_latency_ms", &requests),
-        12.0
-    );
-    assert_eq!(m.value("serve_replica_processing_queries", &replica), 0.0);
-    assert_eq!(m.value("serve_deployment_queued_queries", &api), 0.0);
-    // Every call this node made to it, the refused one included.
-    let handle = [
+    let handle: &[_] = &[
         ("deployment", "Api"),
         ("route", "/api"),
-        ("application", "Api"),
         ("handle", "local"),
     ];
-    assert_eq!(m.value("serve_handle_request_counter_total", &handle), 13.0);
-    assert_eq!(
-        m.value("serve_deployment_replica_starts_total", &replica),
-        1.0
-    );
-    assert_eq!(m.value("serve_deployment_replica_healthy", &replica), 1.0);
-    assert_eq!(m.value("serve_deployment_running_replicas", &api), 1.0);
+    m.expect(&[
+        ("serve_num_http_requests_total", &get_200, 7.0),
+        ("serve_num_http_requests_total", &post_500, 3.0),
+        ("serve_num_http_requests_total", &get_404, 2.0),
+        ("serve_num_http_requests_total", &get_503, 1.0),
+        // A path no application serves: route and application empty.
+        (
+            "serve_num_http_requests_total",
+            &[("route", ""), ("application", ""), ("status_code", "404")],
+            1.0,
+        ),
+        // Errors are the 4xx and 5xx, by route and by ingress deployment.
+        ("serve_num_http_error_requests_total", &e500, 3.0),
+        ("serve_num_http_error_requests_total", &e404, 2.0),
+        ("serve_num_http_error_requests_total", &e503, 1.0),
+        (
+            "serve_num_deployment_http_error_requests_total",
+            &[
+                ("deployment", "Api"),
+                ("error_code", "503"),
+                ("method", "GET"),
+            ],
+            1.0,
+        ),
+        ("serve_http_request_latency_ms", &get_200, 7.0),
+        ("serve_http_request_latency_ms", &post_500, 3.0),
+        ("serve_num_ongoing_http_requests", &[], 0.0),
+        // The replica answered 7 and failed 5 (the `Err`s and the 404s its code returned); the
+        // refused request never reached it.
+        ("serve_deployment_request_counter_total", requests, 7.0),
+        ("serve_deployment_error_counter_total", requests, 5.0),
+        ("serve_deployment_processing_latency_ms", requests, 12.0),
+        ("serve_replica_processing_queries", replica, 0.0),
+        ("serve_deployment_queued_queries", &api, 0.0),
+        // Every call this node made to it, the refused one included.
+        ("serve_handle_request_counter_total", handle, 13.0),
+        ("serve_deployment_replica_starts_total", replica, 1.0),
+        ("serve_deployment_replica_healthy", replica, 1.0),
+        ("serve_deployment_running_replicas", &api, 1.0),
+    ]);
+    // `/metrics` itself is not counted; a success is no error.
+    assert!(!m.has("serve_num_http_requests_total", &[("route", "/metrics")]));
+    assert!(!m.has(
+        "serve_num_http_error_requests_total",
+        &[("error_code", "200")]
+    ));
 
     // The same numbers in process, for a dashboard.
     let snapshot = serve.metrics();
@@ -361,6 +341,10 @@ impl Shout {
     }
 }
 
+fn shout_app() -> Application<Shout> {
+    Shout::bind(Upper::bind())
+}
+
 /// The counter `name`'s value in every scrape, with `labels`.
 fn series_of(scrapes: &[Metrics], name: &str, labels: &[(&str, &str)]) -> Vec<f64> {
     scrapes.iter().map(|m| m.value(name, labels)).collect()
@@ -372,9 +356,7 @@ async fn scrapes_under_load_see_counters_grow_to_the_requests_made() {
     const EACH: usize = 50;
     let serve = Serve::start().unwrap();
     let addr = serve.start_http("127.0.0.1:0").unwrap();
-    serve
-        .run_http(Shout::bind(Upper::bind()), "/shout")
-        .unwrap();
+    serve.run_http(shout_app(), "/shout").unwrap();
 
     let clients: Vec<_> = (0..CLIENTS)
         .map(|_| {
@@ -486,150 +468,96 @@ fn batches_and_multiplexed_models_are_measured() {
 
     // No proxy here: the same text, from the instance.
     let m = Metrics::parse(&serve.metrics_text());
-    let batch = [
-        ("deployment", "Batched"),
-        ("replica", "Batched#0"),
-        ("application", "Batched"),
-        ("function_name", "double"),
-    ];
-    assert_eq!(m.value("serve_batches_processed_total", &batch), 2.0);
-    assert_eq!(m.histogram_count("serve_actual_batch_size", &batch), 2.0);
-    assert_eq!(m.value("serve_actual_batch_size_sum", &batch), 8.0);
-    assert_eq!(
-        m.value("serve_batch_utilization_percent_sum", &batch),
-        200.0
-    );
-    assert_eq!(m.histogram_count("serve_batch_wait_time_ms", &batch), 2.0);
-    assert_eq!(
-        m.histogram_count("serve_batch_execution_time_ms", &batch),
-        2.0
-    );
-    assert_eq!(m.value("serve_batch_queue_length", &batch), 0.0);
-
-    let replica = [
-        ("deployment", "Models"),
-        ("replica", "Models#0"),
-        ("application", "Models"),
-    ];
-    assert_eq!(
-        m.value(
-            "serve_multiplexed_get_model_requests_counter_total",
-            &replica
-        ),
-        3.0
-    );
-    // `a`, then `b` (evicting `a`), then `a` again (evicting `b`).
-    assert_eq!(
-        m.value("serve_multiplexed_models_load_counter_total", &replica),
-        3.0
-    );
-    assert_eq!(
-        m.value("serve_multiplexed_models_unload_counter_total", &replica),
-        2.0
-    );
-    assert_eq!(
-        m.histogram_count("serve_multiplexed_model_load_latency_ms", &replica),
-        3.0
-    );
-    assert_eq!(
-        m.histogram_count("serve_multiplexed_model_unload_latency_ms", &replica),
-        2.0
-    );
-    assert_eq!(m.value("serve_num_multiplexed_models", &replica), 1.0);
+    let batch: &[_] = &[("replica", "Batched#0"), ("function_name", "double")];
+    let replica: &[_] = &[("replica", "Models#0"), ("application", "Models")];
     let model = |id| [("deployment", "Models"), ("model_id", id)];
-    assert_eq!(
-        m.value("serve_registered_multiplexed_model_id", &model("a")),
-        1.0
-    );
+    m.expect(&[
+        // Two full batches of four.
+        ("serve_batches_processed_total", batch, 2.0),
+        ("serve_actual_batch_size", batch, 2.0),
+        ("serve_actual_batch_size_sum", batch, 8.0),
+        ("serve_batch_utilization_percent_sum", batch, 200.0),
+        ("serve_batch_wait_time_ms", batch, 2.0),
+        ("serve_batch_execution_time_ms", batch, 2.0),
+        ("serve_batch_queue_length", batch, 0.0),
+        // `a`, then `b` (evicting `a`), then `a` again (evicting `b`).
+        (
+            "serve_multiplexed_get_model_requests_counter_total",
+            replica,
+            3.0,
+        ),
+        ("serve_multiplexed_models_load_counter_total", replica, 3.0),
+        (
+            "serve_multiplexed_models_unload_counter_total",
+            replica,
+            2.0,
+        ),
+        ("serve_multiplexed_model_load_latency_ms", replica, 3.0),
+        ("serve_multiplexed_model_unload_latency_ms", replica, 2.0),
+        ("serve_num_multiplexed_models", replica, 1.0),
+        ("serve_registered_multiplexed_model_id", &model("a"), 1.0),
+    ]);
     assert!(!m.has("serve_registered_multiplexed_model_id", &model("b")));
     serve.shutdown();
 }
 
-#[deployment]
-pub struct Busy {
-    release: Gate,
-}
-
-#[deployment]
-impl Busy {
-    pub fn new(release: Gate) -> Self {
-        Self { release }
-    }
-
-    pub async fn call(&self) -> String {
-        self.release.wait().await;
-        "done".into()
-    }
-}
-
-fn quick_autoscaling(min: usize, max: usize) -> AutoscalingConfig {
-    AutoscalingConfig::default()
-        .min_replicas(min)
-        .max_replicas(max)
-        .target_ongoing_requests(1.0)
-        .metrics_interval_s(0.02)
-        .look_back_period_s(0.1)
-        .upscale_delay_s(0.1)
-        .downscale_delay_s(0.3)
-}
-
-/// Polls `serve.metrics_text()` until `pred` holds; fails the test after [`PATIENCE`].
-fn text_until(serve: &Serve, what: &str, pred: impl Fn(&Metrics) -> bool) -> Metrics {
-    let deadline = std::time::Instant::now() + PATIENCE;
-    loop {
-        let metrics = Metrics::parse(&serve.metrics_text());
-        if pred(&metrics) {
-            return metrics;
-        }
-        assert!(std::time::Instant::now() < deadline, "never {what}");
-        std::thread::sleep(Duration::from_millis(5));
-    }
-}
-
-#[test]
-fn autoscaling_decisions_and_replica_health_are_measured() {
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn autoscaling_decisions_and_replica_health_are_measured() {
     let serve = Serve::start().unwrap();
-    let release = Gate::new();
-    let handle = run_with(&serve, Busy::bind(release.clone()), |c| {
-        c.autoscaling(quick_autoscaling(1, 3))
-    });
-    let busy = [("deployment", "Busy"), ("application", "Busy")];
-    let m = Metrics::parse(&serve.metrics_text());
-    assert_eq!(m.value("serve_autoscaling_target_replicas", &busy), 1.0);
+    let addr = serve.start_http("127.0.0.1:0").unwrap();
+    let (entered, release) = (Gate::new(), Gate::new());
+    let app = Api::bind(entered, release.clone());
+    let mut configs = app.deployment_configs();
+    configs[0] = (configs[0].clone())
+        .max_queued_requests(100)
+        .autoscaling(quick_autoscaling(1, 3));
+    serve.run_http_configured(app, "/", configs).unwrap();
+    let api: &[_] = &[("deployment", "Api"), ("application", "Api")];
+    scrape(addr)
+        .await
+        .expect(&[("serve_autoscaling_target_replicas", api, 1.0)]);
 
-    // Six calls held at once: a load of 6 for a target of 1 per replica, clamped to 3.
-    let held: Vec<_> = (0..6).map(|_| handle.remote()).collect();
-    let m = text_until(&serve, "3 replicas running", |m| {
-        m.value("serve_deployment_running_replicas", &busy) == 3.0
-    });
-    assert_eq!(m.value("serve_autoscaling_target_replicas", &busy), 3.0);
-    assert_eq!(m.value("serve_autoscaling_desired_replicas", &busy), 3.0);
-    assert!(m.value("serve_autoscaling_total_requests", &busy) > 0.0);
-    let up = [("deployment", "Busy"), ("direction", "up")];
+    // Six requests held at once (one slot per replica): a load of 6 for a target of 1 per
+    // replica, clamped to 3.
+    let held: Vec<_> = (0..6)
+        .map(|_| tokio::spawn(send(addr, "GET", "/hold", &[], "")))
+        .collect();
+    let m = scrape_until(addr, "3 replicas running", |m| {
+        m.value("serve_deployment_running_replicas", api) == 3.0
+    })
+    .await;
+    m.expect(&[
+        ("serve_autoscaling_target_replicas", api, 3.0),
+        ("serve_autoscaling_desired_replicas", api, 3.0),
+        // Each replica started once and is healthy.
+        ("serve_deployment_replica_starts_total", api, 3.0),
+        ("serve_deployment_replica_healthy", api, 3.0),
+    ]);
+    assert!(m.value("serve_autoscaling_total_requests", api) > 0.0);
+    let up = [("deployment", "Api"), ("direction", "up")];
     assert!(m.value("serve_autoscaling_decisions_total", &up) >= 1.0);
-    let policy = [("deployment", "Busy"), ("policy_scope", "deployment")];
+    let policy = [("deployment", "Api"), ("policy_scope", "deployment")];
     assert!(m.has("serve_autoscaling_policy_execution_time_ms", &policy));
-    // Each replica started once and is healthy.
-    assert_eq!(m.value("serve_deployment_replica_starts_total", &busy), 3.0);
-    assert_eq!(m.value("serve_deployment_replica_healthy", &busy), 3.0);
     let replicas: BTreeSet<&str> = m
-        .samples("serve_deployment_replica_healthy", &busy)
+        .samples("serve_deployment_replica_healthy", api)
         .map(|s| s.labels.get("replica").unwrap())
         .collect();
-    assert_eq!(replicas, BTreeSet::from(["Busy#0", "Busy#1", "Busy#2"]));
+    assert_eq!(replicas, BTreeSet::from(["Api#0", "Api#1", "Api#2"]));
 
     release.open();
-    for call in held {
-        assert_eq!(call.result_timeout(PATIENCE).unwrap(), "done");
+    for request in held {
+        let reply = tokio::time::timeout(PATIENCE, request).await.unwrap();
+        assert_eq!(reply.unwrap().status, 200);
     }
     // Idle: back to one replica; the others' series go with them.
-    let m = text_until(&serve, "back to 1 replica", |m| {
-        m.value("serve_deployment_running_replicas", &busy) == 1.0
-            && m.value("serve_deployment_replica_healthy", &busy) == 1.0
-    });
-    let down = [("deployment", "Busy"), ("direction", "down")];
+    let m = scrape_until(addr, "back to 1 replica", |m| {
+        m.value("serve_deployment_running_replicas", api) == 1.0
+            && m.value("serve_deployment_replica_healthy", api) == 1.0
+    })
+    .await;
+    let down = [("deployment", "Api"), ("direction", "down")];
     assert!(m.value("serve_autoscaling_decisions_total", &down) >= 1.0);
-    assert_eq!(m.value("serve_autoscaling_target_replicas", &busy), 1.0);
+    m.expect(&[("serve_autoscaling_target_replicas", api, 1.0)]);
     serve.shutdown();
 }
 
@@ -639,25 +567,16 @@ fn autoscaling_decisions_and_replica_health_are_measured() {
 async fn ray_metric_names_are_rays_exactly() {
     let serve = Serve::builder().ray_metric_names(true).start().unwrap();
     let addr = serve.start_http("127.0.0.1:0").unwrap();
-    serve.run_http(Shout::bind(Upper::bind()), "/").unwrap();
+    serve.run_http(shout_app(), "/").unwrap();
     assert_eq!(send(addr, "POST", "/", &[], "hi").await.body, "HI");
     let m = scrape(addr).await;
-    let ok = [
-        ("route", "/"),
-        ("method", "POST"),
-        ("application", "Shout"),
-        ("status_code", "200"),
-    ];
-    assert_eq!(m.value("ray_serve_num_http_requests_total", &ok), 1.0);
-    assert_eq!(
-        m.histogram_count("ray_serve_http_request_latency_ms", &ok),
-        1.0
-    );
-    let upper = [("deployment", "Upper"), ("application", "Shout")];
-    assert_eq!(
-        m.value("ray_serve_deployment_request_counter_total", &upper),
-        1.0
-    );
+    let ok: &[_] = &[("route", "/"), ("method", "POST"), ("status_code", "200")];
+    let upper: &[_] = &[("deployment", "Upper"), ("application", "Shout")];
+    m.expect(&[
+        ("ray_serve_num_http_requests_total", ok, 1.0),
+        ("ray_serve_http_request_latency_ms", ok, 1.0),
+        ("ray_serve_deployment_request_counter_total", upper, 1.0),
+    ]);
     let foreign: Vec<&str> = m
         .names()
         .into_iter()
@@ -717,23 +636,19 @@ async fn every_metric_the_grafana_dashboard_queries_is_exposed() {
     let (entered, release) = (Gate::new(), Gate::new());
     release.open();
     serve.run_http(Api::bind(entered, release), "/api").unwrap();
-    serve
-        .run_http(Shout::bind(Upper::bind()), "/shout")
-        .unwrap();
+    serve.run_http(shout_app(), "/shout").unwrap();
     let batched = serve.run_async(Batched::bind()).await.unwrap();
-    let models = serve.run_async(Models::bind()).await.unwrap();
-    let busy = {
-        let app = Busy::bind(Gate::new());
+    // The model deployment autoscales too.
+    let models = {
+        let app = Models::bind();
         let mut configs = app.deployment_configs();
-        let root = configs.pop().unwrap().autoscaling(quick_autoscaling(1, 2));
-        configs.push(root);
+        configs[0] = configs[0].clone().autoscaling(quick_autoscaling(1, 2));
         let serve = serve.clone();
         tokio::task::spawn_blocking(move || serve.run_configured(app, configs))
             .await
             .unwrap()
             .unwrap()
     };
-    drop(busy);
     for path in ["/api/ok", "/api/fail", "/api/missing"] {
         send(addr, "GET", path, &[], "").await;
     }
@@ -765,44 +680,12 @@ async fn every_metric_the_grafana_dashboard_queries_is_exposed() {
 
 // --- cluster mode: each node its own `/metrics` ---------------------------------------------------
 
-#[deployment(num_replicas = 2)]
-#[derive(Default)]
-pub struct Spread;
-
-#[deployment]
-impl Spread {
-    pub fn echo(&self, text: String) -> String {
-        text
-    }
-}
-
-#[deployment]
-pub struct Front {
-    spread: DeploymentHandle<Spread>,
-}
-
-#[deployment]
-impl Front {
-    pub fn new(spread: DeploymentHandle<Spread>) -> Self {
-        Self { spread }
-    }
-
-    pub async fn call(&self, req: Request) -> Result<String, ServeError> {
-        let text = String::from_utf8_lossy(req.body()).into_owned();
-        self.spread.echo.remote(text).await
-    }
-}
-
-fn front_app() -> Application<Front> {
-    Front::bind(Spread::bind())
-}
-
 #[test]
 #[ignore = "the worker processes of the cluster test"]
 fn worker_process() {
     let Some(env) = worker_env() else { return };
     match env.app.as_str() {
-        "front" => run_http_worker_reporting(front_app(), &env),
+        "shout" => run_http_worker_reporting(shout_app(), &env),
         other => panic!("no application `{other}`"),
     }
 }
@@ -816,7 +699,7 @@ async fn in_cluster_mode_each_node_serves_its_own_metrics() {
         .unwrap();
     let head_addr = serve.start_http("127.0.0.1:0").unwrap();
     let worker = WorkerProcess::start(
-        WorkerSpec::new("front", &nats.url(), "metrics", "w1")
+        WorkerSpec::new("shout", &nats.url(), "metrics", "w1")
             .num_cpus(8.0)
             .http("127.0.0.1:0"),
     );
@@ -824,16 +707,20 @@ async fn in_cluster_mode_each_node_serves_its_own_metrics() {
     let deploy = serve.clone();
     tokio::task::spawn_blocking(move || {
         deploy.wait_for_workers(1, PATIENCE).unwrap();
-        deploy.run_http(front_app(), "/").unwrap();
+        // Two replicas of `Upper`: they spread over the head and the worker.
+        let app = shout_app();
+        let mut configs = app.deployment_configs();
+        configs[0] = configs[0].clone().num_replicas(2);
+        deploy.run_http_configured(app, "/", configs).unwrap();
     })
     .await
     .unwrap();
 
     for _ in 0..4 {
-        assert_eq!(send(head_addr, "POST", "/", &[], "a").await.body, "a");
+        assert_eq!(send(head_addr, "POST", "/", &[], "a").await.body, "A");
     }
     for _ in 0..3 {
-        assert_eq!(send(worker_addr, "POST", "/", &[], "b").await.body, "b");
+        assert_eq!(send(worker_addr, "POST", "/", &[], "b").await.body, "B");
     }
     let (head, on_worker) = (scrape(head_addr).await, scrape(worker_addr).await);
     // Each proxy counts its own requests.
@@ -841,11 +728,11 @@ async fn in_cluster_mode_each_node_serves_its_own_metrics() {
     assert_eq!(head.value("serve_num_http_requests_total", &ok), 4.0);
     assert_eq!(on_worker.value("serve_num_http_requests_total", &ok), 3.0);
     // Each replica is counted on the node it runs on, and only there.
-    let status = deployment_status(&serve, "Spread");
+    let status = deployment_status(&serve, "Upper");
     let mut answered = 0.0;
     for replica in &status.replicas {
-        let tag = format!("Spread#{}", replica.replica_id);
-        let labels = [("deployment", "Spread"), ("replica", tag.as_str())];
+        let tag = format!("Upper#{}", replica.replica_id);
+        let labels = [("deployment", "Upper"), ("replica", tag.as_str())];
         let (here, elsewhere) = match replica.node.as_deref() {
             Some("w1") => (&on_worker, &head),
             _ => (&head, &on_worker),
@@ -872,9 +759,9 @@ async fn in_cluster_mode_each_node_serves_its_own_metrics() {
         "a replica runs on the worker: {status:?}"
     );
     // The controller (health, autoscaling, replica counts) runs on the head.
-    let spread = [("deployment", "Spread")];
-    assert_eq!(head.value("serve_deployment_replica_healthy", &spread), 2.0);
-    assert!(!on_worker.has("serve_deployment_replica_healthy", &spread));
-    assert!(!on_worker.has("serve_deployment_running_replicas", &spread));
+    let upper = [("deployment", "Upper")];
+    assert_eq!(head.value("serve_deployment_replica_healthy", &upper), 2.0);
+    assert!(!on_worker.has("serve_deployment_replica_healthy", &upper));
+    assert!(!on_worker.has("serve_deployment_running_replicas", &upper));
     serve.shutdown();
 }

@@ -431,6 +431,9 @@ struct Route {
     metrics: Arc<RouteSeries>,
 }
 
+/// Where a request goes: the application's ingress, its route prefix, its route's metrics.
+type Routed = (Arc<dyn Ingress>, Arc<str>, Arc<RouteSeries>);
+
 /// The routing table and the server's state.
 pub(crate) struct Proxy {
     routes: RwLock<Vec<Route>>,
@@ -592,7 +595,7 @@ impl Proxy {
     }
 
     /// The application serving `path`, its route prefix and its metrics.
-    fn route(&self, path: &str) -> Option<(Arc<dyn Ingress>, Arc<str>, Arc<RouteSeries>)> {
+    fn route(&self, path: &str) -> Option<Routed> {
         let routes = self.routes.read_locked();
         routes
             .iter()

@@ -120,10 +120,13 @@ pub(crate) struct RouteSeries {
     /// The ingress deployment (none for requests no application serves).
     deployment: Option<String>,
     /// Per standard method, a place per status code, made on the method's first request.
-    tables: [OnceLock<Box<[OnceLock<Box<HttpSeries>>]>>; METHODS.len()],
+    tables: [OnceLock<StatusTable>; METHODS.len()],
     /// Other methods and statuses.
     others: Mutex<HashMap<(String, u16), Arc<HttpSeries>>>,
 }
+
+/// One method's series of a route: a place per status code in [`STATUSES`].
+type StatusTable = Box<[OnceLock<Box<HttpSeries>>]>;
 
 /// The series of one route, method and status.
 struct HttpSeries {

@@ -3,7 +3,9 @@
 //! callers of a deployment ([`DeploymentSeries`]), a deployment's controller
 //! ([`ControlSeries`]).
 
+use std::borrow::Borrow;
 use std::collections::HashMap;
+use std::hash::Hash;
 use std::sync::Mutex;
 use std::time::Duration;
 
@@ -101,7 +103,7 @@ impl ReplicaSeries {
             loads: f.model_loads.series(&labels),
             unloads: f.model_unloads.series(&labels),
             get_model: f.get_model.series(&labels),
-            ids: Mutex::default(),
+            ids: KeyedGauges::default(),
             metrics: self.metrics.clone(),
             labels: self.labels.clone(),
         }
@@ -154,7 +156,7 @@ pub(crate) struct ModelSeries {
     unloads: SeriesOf<IntCounterVec>,
     get_model: SeriesOf<IntCounterVec>,
     /// `registered_multiplexed_model_id`: one series per model id held.
-    ids: Mutex<HashMap<String, SeriesOf<IntGaugeVec>>>,
+    ids: KeyedGauges<String>,
     metrics: Metrics,
     labels: [String; 3],
 }
@@ -172,26 +174,65 @@ impl ModelSeries {
         self.loads.inc();
         self.models.inc();
         let [deployment, replica, app] = &self.labels;
-        let series = self
-            .metrics
-            .families()
-            .model_ids
-            .series(&[deployment, replica, app, id]);
-        series.set(1);
-        self.ids.locked().insert(id.to_owned(), series);
+        let ids = &self.metrics.families().model_ids;
+        self.ids.insert(
+            id.to_owned(),
+            ids.series(&[deployment, replica, app, id]),
+            1,
+        );
     }
 
     /// Model `id` was evicted.
     pub(crate) fn evicted(&self, id: &str) {
         self.unloads.inc();
         self.models.dec();
-        let series = self.ids.locked().remove(id);
-        drop(series);
+        self.ids.remove(id);
     }
 
     /// Evicted models took `took` to drop.
     pub(crate) fn unloaded(&self, took: Duration) {
         self.unload_latency.observe(ms(took));
+    }
+}
+
+/// Gauges of one family made and dropped one key at a time (a model id, a replica id): each is
+/// in the exposition from its key's `insert` to its `remove`.
+struct KeyedGauges<K> {
+    series: Mutex<HashMap<K, SeriesOf<IntGaugeVec>>>,
+}
+
+impl<K> Default for KeyedGauges<K> {
+    fn default() -> Self {
+        Self {
+            series: Mutex::default(),
+        }
+    }
+}
+
+impl<K: Hash + Eq> KeyedGauges<K> {
+    /// Holds `series` for `key`, set to `value`.
+    fn insert(&self, key: K, series: SeriesOf<IntGaugeVec>, value: i64) {
+        series.set(value);
+        self.series.locked().insert(key, series);
+    }
+
+    /// Sets `key`'s gauge, if it has one.
+    fn set<Q: Hash + Eq + ?Sized>(&self, key: &Q, value: i64)
+    where
+        K: Borrow<Q>,
+    {
+        if let Some(series) = self.series.locked().get(key) {
+            series.set(value);
+        }
+    }
+
+    /// Drops `key`'s gauge (out of the exposition, unless held elsewhere too).
+    fn remove<Q: Hash + Eq + ?Sized>(&self, key: &Q)
+    where
+        K: Borrow<Q>,
+    {
+        let series = self.series.locked().remove(key);
+        drop(series); // outside the lock
     }
 }
 
@@ -253,7 +294,7 @@ pub(crate) struct ControlSeries {
     running: SeriesOf<IntGaugeVec>,
     autoscaling: Option<AutoscalingSeries>,
     /// `deployment_replica_healthy`, by replica id.
-    healthy: Mutex<HashMap<usize, SeriesOf<IntGaugeVec>>>,
+    healthy: KeyedGauges<usize>,
     metrics: Metrics,
     /// Deployment and application.
     labels: [String; 2],
@@ -284,7 +325,7 @@ impl ControlSeries {
         Self {
             running: f.running_replicas.series(&labels),
             autoscaling,
-            healthy: Mutex::default(),
+            healthy: KeyedGauges::default(),
             metrics: metrics.clone(),
             labels: [deployment.to_owned(), app.to_owned()],
         }
@@ -324,25 +365,17 @@ impl ControlSeries {
     pub(crate) fn replica_added(&self, replica_id: usize) {
         let [deployment, app] = &self.labels;
         let replica = replica_tag(deployment, replica_id);
-        let series = self
-            .metrics
-            .families()
-            .replica_healthy
-            .series(&[deployment, &replica, app]);
-        series.set(1);
-        self.healthy.locked().insert(replica_id, series);
+        let healthy = &self.metrics.families().replica_healthy;
+        (self.healthy).insert(replica_id, healthy.series(&[deployment, &replica, app]), 1);
     }
 
     /// Replica `replica_id`'s last health check passed or not.
     pub(crate) fn replica_health(&self, replica_id: usize, healthy: bool) {
-        if let Some(series) = self.healthy.locked().get(&replica_id) {
-            series.set(i64::from(healthy));
-        }
+        self.healthy.set(&replica_id, i64::from(healthy));
     }
 
     /// Replica `replica_id` left routing.
     pub(crate) fn replica_removed(&self, replica_id: usize) {
-        let series = self.healthy.locked().remove(&replica_id);
-        drop(series);
+        self.healthy.remove(&replica_id);
     }
 }

@@ -171,7 +171,7 @@ impl<D: Deployment> Worker<D> {
         D::Handle: CallOne<Request, Output = R>,
         R: IntoHttpResponse + Send + 'static,
     {
-        crate::http::server_prefix_check(route_prefix)?;
+        crate::http::normalized_prefix(route_prefix)?;
         let bound = self.serve.start_http(addr)?;
         let name = self.handle.deployment_name().to_owned();
         self.serve.proxy()?.mount(
