@@ -2,9 +2,10 @@
 
 use std::time::Duration;
 
-use serve_core::AutoscalingConfig;
 use serve_core::prelude::*;
-use serve_test_support::{Counter, Gate, PATIENCE, run_with, wait_for_deployment, wait_until};
+use serve_test_support::{
+    Counter, Gate, PATIENCE, quick_autoscaling, run_with, wait_for_deployment, wait_until,
+};
 
 #[deployment(max_ongoing_requests = 1)]
 pub struct Held {
@@ -113,17 +114,6 @@ impl Busy {
         }
         "done".into()
     }
-}
-
-fn quick_autoscaling(min: usize, max: usize) -> AutoscalingConfig {
-    AutoscalingConfig::default()
-        .min_replicas(min)
-        .max_replicas(max)
-        .target_ongoing_requests(1.0)
-        .metrics_interval_s(0.02)
-        .look_back_period_s(0.1)
-        .upscale_delay_s(0.1)
-        .downscale_delay_s(0.3)
 }
 
 #[test]

@@ -29,6 +29,9 @@
 //!     batch size at run time, and what it gains.
 //! 11. [`multiplexing`]: model multiplexing: `#[multiplexed]` loaders, choosing a call's model,
 //!     routing to the replica that holds it, status, across processes.
+//! 12. [`operating`]: operating it: the Prometheus metrics at `/metrics` (Ray Serve's, with
+//!     their labels and Ray's names), reading them in process, a Grafana dashboard, what
+//!     measuring costs.
 
 #[doc = include_str!("../docs/getting-started.md")]
 pub mod getting_started {}
@@ -80,3 +83,6 @@ pub mod batching {}
 
 #[doc = include_str!("../docs/multiplexing.md")]
 pub mod multiplexing {}
+
+#[doc = include_str!("../docs/operating.md")]
+pub mod operating {}

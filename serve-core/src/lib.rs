@@ -45,7 +45,7 @@
 //! ```
 //!
 //! How the crate is built: layers that import one way only, lowest first — `util` (locks,
-//! seconds, panics, blocking) → `error` → [`config`] (deployment options and their one
+//! seconds, panics, blocking) → `metrics` (the Prometheus series each part holds) → `error` → [`config`] (deployment options and their one
 //! validation, config files) → `request` (responses, arguments, request context) → `dataplane`
 //! (the request path: replicas, picker, queue, slots, invocation) → `api` ([`Deployment`],
 //! [`DeploymentHandle`]) → `control` (applications, controller, autoscaling, health, updates,
@@ -68,6 +68,7 @@ mod dataplane;
 mod error;
 pub mod guide;
 pub mod http;
+mod metrics;
 mod request;
 mod serve;
 mod transport;
@@ -90,6 +91,7 @@ pub use control::status::{ApplicationStatus, DeploymentStatus, ReplicaStatus};
 pub use control::update::DeploymentUpdate;
 pub use dataplane::batch::{BatchError, Batching, batching};
 pub use error::{BoxError, ErrorKind, RemoteError, ServeError};
+pub use metrics::snapshot::{DeploymentMetrics, LatencyHistogram, MetricsSnapshot, RouteMetrics};
 pub use request::arg_stream::{ArgItem, ArgStream, IntoArgStream};
 pub use request::args::{Arg, IntoArg};
 pub use request::context::{ReplicaContext, replica_context};

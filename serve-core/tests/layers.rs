@@ -41,6 +41,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 /// serve-core's layers, lowest first. Each is a top-level module: `src/x.rs` or `src/x/`.
 const LAYERS: &[&str] = &[
     "util",
+    "metrics",
     "error",
     "config",
     "request",

@@ -162,6 +162,19 @@ pub fn run_with<D: serve_core::Deployment>(
         .expect("the application deploys")
 }
 
+/// Autoscaling that reacts within a test's patience: `min..=max` replicas, one ongoing request
+/// per replica, measured every 20 ms over the last 100 ms, up after 100 ms, down after 300 ms.
+pub fn quick_autoscaling(min: usize, max: usize) -> serve_core::AutoscalingConfig {
+    serve_core::AutoscalingConfig::default()
+        .min_replicas(min)
+        .max_replicas(max)
+        .target_ongoing_requests(1.0)
+        .metrics_interval_s(0.02)
+        .look_back_period_s(0.1)
+        .upscale_delay_s(0.1)
+        .downscale_delay_s(0.3)
+}
+
 /// The sorted ids of the replicas of the first application's first deployment.
 pub fn replica_ids(serve: &serve_core::Serve) -> Vec<usize> {
     let mut ids: Vec<usize> = serve.status()[0].deployments[0]

@@ -370,7 +370,7 @@ impl WorkerNode {
             start.assignment.into(),
         )
         .on_node(Some(self.name.clone()));
-        let served = mirror.start_local(Arc::new(info), user_config).await?;
+        let served = mirror.start_local(info, user_config).await?;
         let key = self.next_key.fetch_add(1, Ordering::Relaxed);
         self.plane.serve(key, served);
         self.local

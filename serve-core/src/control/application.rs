@@ -127,6 +127,7 @@ pub(crate) trait AnyNode: Send + Sync {
     fn mirror(
         self: Arc<Self>,
         ctx: BuildContext,
+        app: Arc<str>,
         config: DeploymentConfig,
         rt: tokio::runtime::Handle,
     ) -> (Arc<dyn Any + Send + Sync>, Arc<dyn Mirror>);
@@ -264,13 +265,18 @@ impl<D: Deployment> Application<D> {
         nodes: Arc<NodeSet>,
     ) -> (DeploymentHandle<D>, Vec<Arc<dyn Mirror>>) {
         let order = post_order(&self.__node());
+        // Named as `deploy` names it.
+        let app: Arc<str> = Arc::from(configs.last().map_or("", |c| c.name.as_str()));
         let mut ctx = BuildContext {
             handles: HashMap::new(),
             nodes,
         };
         let mut mirrors = Vec::with_capacity(order.len());
         for (node, config) in order.iter().zip(configs) {
-            let (handle, mirror) = node.0.clone().mirror(ctx.clone(), config, rt.clone());
+            let (handle, mirror) =
+                node.0
+                    .clone()
+                    .mirror(ctx.clone(), app.clone(), config, rt.clone());
             ctx.handles.insert(node.0.id(), handle);
             mirrors.push(mirror);
         }

@@ -117,7 +117,7 @@ impl AutoscalingPolicy {
     }
 
     /// The average of the samples within the look-back window ending at `now`; 0 with none.
-    fn load(&self, now: Instant) -> f64 {
+    pub(crate) fn load(&self, now: Instant) -> f64 {
         let window = secs(self.config.look_back_period_s);
         let (sum, n) = self
             .samples

@@ -38,6 +38,7 @@ use super::state::{DeploymentState, NewReplica};
 use crate::api::deployment::Deployment;
 use crate::config::DeploymentConfig;
 use crate::error::{ErrorKind, ServeError};
+use crate::metrics::series::Direction;
 use crate::util::counted::Counted;
 use crate::util::time;
 
@@ -123,9 +124,18 @@ fn autoscale<D: Deployment>(
     policy: &mut AutoscalingPolicy,
     now: Instant,
 ) {
+    let started = Instant::now();
     policy.record(now, state.router.ongoing());
     let target = state.target();
     let decided = policy.decide(now, target);
+    let took = started.elapsed();
+    let moved = match decided.cmp(&target) {
+        std::cmp::Ordering::Greater => Some(Direction::Up),
+        std::cmp::Ordering::Less => Some(Direction::Down),
+        std::cmp::Ordering::Equal => None,
+    };
+    let (load, desired) = (policy.load(now), policy.desired(now, target));
+    state.metrics.decided(load, desired, took, moved);
     if decided != target {
         tracing::info!(
             deployment = %state.name(),

@@ -3,7 +3,7 @@
 //! router, its state and its controller.
 
 use std::any::Any;
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, Weak};
 
 use super::application::{AnyNode, AppRef, BoxFuture, BuildContext, Deployed, Node};
 use super::controller::{self, ReplicaFactory};
@@ -17,6 +17,8 @@ use crate::dataplane::batch;
 use crate::dataplane::replica::{Endpoint, LocalReplica, RemoteReplica, Replica};
 use crate::dataplane::router::{RequestRouter, RouterSettings};
 use crate::error::{ErrorKind, ServeError};
+use crate::metrics::registry::Refresh;
+use crate::metrics::series::{ControlSeries, DeploymentSeries};
 use crate::request::context::ReplicaInfo;
 use crate::transport::{RemoteEndpoint, Served};
 use crate::util::sync::Lock;
@@ -49,16 +51,20 @@ impl<D: Deployment> AnyNode for Node<D> {
     fn mirror(
         self: Arc<Self>,
         ctx: BuildContext,
+        app: Arc<str>,
         config: DeploymentConfig,
         rt: tokio::runtime::Handle,
     ) -> (Arc<dyn Any + Send + Sync>, Arc<dyn Mirror>) {
         let name: Arc<str> = Arc::from(config.name.as_str());
+        let metrics = ctx.nodes.metrics();
+        let series = DeploymentSeries::new(metrics, &app, &name);
         let router = Arc::new(RequestRouter::new(
             name,
             Vec::new(),
-            router_settings(&config),
+            router_settings(&config, Some(series)),
             rt.clone(),
         ));
+        metrics.on_scrape(Arc::downgrade(&router) as Weak<dyn Refresh>);
         let handle = Arc::new(DeploymentHandle::<D>::from_router(router.clone()));
         let mirror = Arc::new(MirrorOf {
             node: self,
@@ -70,13 +76,15 @@ impl<D: Deployment> AnyNode for Node<D> {
     }
 }
 
-/// The router settings of a deployment configured with `config`.
-fn router_settings(config: &DeploymentConfig) -> RouterSettings {
+/// The router settings of a deployment configured with `config`, its callers measured by
+/// `metrics`.
+fn router_settings(config: &DeploymentConfig, metrics: Option<DeploymentSeries>) -> RouterSettings {
     RouterSettings {
         max_ongoing: config.max_ongoing_requests,
         max_queued: config.max_queued_requests,
         graceful_timeout: time::seconds(config.graceful_shutdown_timeout_s)
             .unwrap_or(std::time::Duration::ZERO),
+        metrics,
     }
 }
 
@@ -99,10 +107,11 @@ async fn deploy<D: Deployment>(
     let placement = Arc::new(Placement::new(
         ctx.nodes.clone(),
         config.resources.clone(),
-        app,
+        app.clone(),
         name.clone(),
         ingress,
     ));
+    let metrics = ctx.nodes.metrics().clone();
     let factory = replica_factory(node, ctx, &rt, &user_config, &placement);
     let initial = match &config.autoscaling {
         Some(autoscaling) => autoscaling.initial(),
@@ -133,16 +142,21 @@ async fn deploy<D: Deployment>(
             new.replica
         })
         .collect();
-    let settings = router_settings(&config);
+    let series = DeploymentSeries::new(&metrics, &app, &name);
+    let settings = router_settings(&config, Some(series));
     let router = Arc::new(RequestRouter::new(name, replicas, settings, rt.clone()));
+    metrics.on_scrape(Arc::downgrade(&router) as Weak<dyn Refresh>);
     placement.set_on_wait(router.wake_signal());
+    let control = ControlSeries::new(&metrics, &app, &config.name, config.autoscaling.is_some());
     let state = Arc::new(DeploymentState::new(
         router.clone(),
         config.clone(),
         user_config,
         placement,
         initial,
+        control,
     ));
+    metrics.on_scrape(Arc::downgrade(&state) as Weak<dyn Refresh>);
     for (id, guard) in published {
         state.keep_published(id, guard);
     }
@@ -265,6 +279,7 @@ pub(crate) fn serving_handle<D: Deployment>(
         max_ongoing: usize::MAX,
         max_queued: None,
         graceful_timeout: std::time::Duration::ZERO,
+        metrics: None,
     };
     let router = RequestRouter::new(name.clone(), vec![replica.clone()], settings, rt.clone());
     Arc::new(DeploymentHandle::<D>::from_router(Arc::new(router)))
@@ -286,9 +301,10 @@ impl<D: Deployment> Mirror for MirrorOf<D> {
 
     fn start_local(
         self: Arc<Self>,
-        info: Arc<ReplicaInfo>,
+        info: ReplicaInfo,
         user_config: Option<serde_json::Value>,
     ) -> BoxFuture<'static, Result<Arc<dyn Served>, ServeError>> {
+        let info = Arc::new(info.measured(self.ctx.nodes.metrics()));
         Box::pin(async move {
             let instance = construct(&self.node, &self.ctx, &info, user_config, &self.rt).await?;
             let replica: Arc<dyn Replica<D>> =

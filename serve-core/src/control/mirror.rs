@@ -17,11 +17,11 @@ use crate::transport::{RemoteEndpoint, Served};
 pub(crate) trait Mirror: Send + Sync {
     /// The deployment's name.
     fn name(&self) -> &Arc<str>;
-    /// Constructs replica `info` here and adds it to routing; resolves to what serves it to the
-    /// other nodes.
+    /// Constructs replica `info` here (measured by this node's metrics) and adds it to routing;
+    /// resolves to what serves it to the other nodes.
     fn start_local(
         self: Arc<Self>,
-        info: Arc<ReplicaInfo>,
+        info: ReplicaInfo,
         user_config: Option<serde_json::Value>,
     ) -> BoxFuture<'static, Result<Arc<dyn Served>, ServeError>>;
     /// Adds replica `info` of another node, reached through `endpoint`.

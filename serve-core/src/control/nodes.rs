@@ -13,6 +13,7 @@ use super::resources::ResourcePool;
 use futures::future::BoxFuture;
 
 use crate::error::ServeError;
+use crate::metrics::registry::Metrics;
 use crate::request::context::ReplicaInfo;
 use crate::transport::{RemoteEndpoint, Served};
 use crate::util::sync::ReadWrite;
@@ -62,11 +63,13 @@ pub(crate) struct NodeSet {
     /// Bumped when a node joins or leaves, or a remote node's reservation is given back.
     changed: Arc<tokio::sync::watch::Sender<u64>>,
     cluster: OnceLock<Arc<dyn ClusterHooks>>,
+    /// What this node measures (its replicas, its callers, its proxy).
+    metrics: Metrics,
 }
 
 impl NodeSet {
-    /// Only this process, with `pool`.
-    pub(crate) fn new(pool: ResourcePool) -> Self {
+    /// Only this process, with `pool`, measured by `metrics`.
+    pub(crate) fn new(pool: ResourcePool, metrics: Metrics) -> Self {
         Self {
             local: Arc::new(Node {
                 id: "local".into(),
@@ -76,7 +79,13 @@ impl NodeSet {
             remote: RwLock::default(),
             changed: Arc::new(tokio::sync::watch::Sender::new(0)),
             cluster: OnceLock::new(),
+            metrics,
         }
+    }
+
+    /// What this node measures.
+    pub(crate) fn metrics(&self) -> &Metrics {
+        &self.metrics
     }
 
     /// This process.
@@ -92,8 +101,8 @@ impl NodeSet {
     /// Node `id` named `name` of a cluster, with `pool`; [`set_cluster`](Self::set_cluster)
     /// gives it the cluster layer.
     #[cfg_attr(not(feature = "cluster"), allow(dead_code))]
-    pub(crate) fn clustered(pool: ResourcePool, id: &str, name: &str) -> Self {
-        let mut set = Self::new(pool);
+    pub(crate) fn clustered(pool: ResourcePool, id: &str, name: &str, metrics: Metrics) -> Self {
+        let mut set = Self::new(pool, metrics);
         set.local = Arc::new(Node {
             id: id.into(),
             name: name.into(),

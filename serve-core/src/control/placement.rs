@@ -302,18 +302,23 @@ impl Placement {
 
     fn placed(&self, node: Arc<Node>, reservation: Reservation, count: NodeCount) -> Placed {
         let building = Counted::new(self.building.clone());
-        let node_name = if self.nodes.is_local(&node) {
+        let local = self.nodes.is_local(&node);
+        let node_name = if local {
             self.nodes.local_name()
         } else {
             Some(node.name.clone())
         };
-        let info = ReplicaInfo::new(
+        let mut info = ReplicaInfo::new(
             self.app.clone(),
             self.deployment.clone(),
             self.next_id.fetch_add(1, Ordering::SeqCst),
             reservation.assignment().clone(),
         )
         .on_node(node_name);
+        if local {
+            // A replica placed on another node is measured there.
+            info = info.measured(self.nodes.metrics());
+        }
         Placed {
             info: Arc::new(info),
             node,
@@ -496,7 +501,12 @@ mod tests {
 
     #[test]
     fn a_head_with_room_but_no_replicas_is_no_reason_to_rebalance() {
-        let nodes = Arc::new(NodeSet::clustered(unlimited(), "head", "head"));
+        let nodes = Arc::new(NodeSet::clustered(
+            unlimited(),
+            "head",
+            "head",
+            Default::default(),
+        ));
         nodes.set_cluster(Arc::new(NoHooks));
         worker(&nodes, "w1");
         let placement = Placement::new(

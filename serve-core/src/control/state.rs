@@ -11,6 +11,8 @@ use super::status::{DeploymentStatus, ReplicaStatus};
 use crate::config::DeploymentConfig;
 use crate::dataplane::replica::{Endpoint, Replica};
 use crate::dataplane::router::RequestRouter;
+use crate::metrics::registry::Refresh;
+use crate::metrics::series::ControlSeries;
 use crate::request::context::ReplicaInfo;
 use crate::request::multiplex::{LOADED_MODELS, LoadedModels};
 use crate::util::sync::Lock;
@@ -59,6 +61,8 @@ pub(crate) struct DeploymentState<D> {
     pub(crate) config: Mutex<DeploymentConfig>,
     /// Cluster mode: the node to take the next removed replica from (a rebalance).
     rebalance_from: Mutex<Option<Arc<str>>>,
+    /// What its controller measures: its replicas, their health, the autoscaler's decisions.
+    pub(crate) metrics: ControlSeries,
 }
 
 impl<D: Send + Sync + 'static> DeploymentState<D> {
@@ -70,12 +74,16 @@ impl<D: Send + Sync + 'static> DeploymentState<D> {
         user_config: Arc<Mutex<Option<serde_json::Value>>>,
         placement: Arc<Placement>,
         target: usize,
+        metrics: ControlSeries,
     ) -> Self {
         let records = router
             .replicas()
             .iter()
             .map(|r| (r.info().replica_id, ReplicaRecord::default()))
             .collect();
+        for replica in router.replicas().iter() {
+            metrics.replica_added(replica.info().replica_id);
+        }
         Self {
             router,
             target: AtomicUsize::new(target),
@@ -90,6 +98,7 @@ impl<D: Send + Sync + 'static> DeploymentState<D> {
             placement,
             config: Mutex::new(config),
             rebalance_from: Mutex::new(None),
+            metrics,
         }
     }
 
@@ -109,6 +118,7 @@ impl<D: Send + Sync + 'static> DeploymentState<D> {
                 health_failures: 0,
             };
             self.records.locked().insert(id, record);
+            self.metrics.replica_added(id);
             replica
         });
         if let Some(published) = published {
@@ -181,6 +191,7 @@ impl<D: Send + Sync + 'static> DeploymentState<D> {
             Some(replica) => {
                 let id = replica.info().replica_id;
                 self.records.locked().remove(&id);
+                self.metrics.replica_removed(id);
                 let published = self.published.locked().remove(&id);
                 drop(published);
                 true
@@ -195,6 +206,7 @@ impl<D: Send + Sync + 'static> DeploymentState<D> {
         let Some(record) = records.get_mut(&replica_id) else {
             return 0;
         };
+        self.metrics.replica_health(replica_id, healthy);
         record.health_failures = if healthy {
             0
         } else {
@@ -323,6 +335,14 @@ fn multiplexed_model_ids(info: &ReplicaInfo) -> Vec<String> {
         .get::<LoadedModels>(LOADED_MODELS)
         .map(|loaded| loaded.ids().iter().map(|id| id.to_string()).collect())
         .unwrap_or_default()
+}
+
+/// At scrape time: the replicas in routing and the target.
+impl<D: Send + Sync + 'static> Refresh for DeploymentState<D> {
+    fn refresh(&self) {
+        self.metrics
+            .set_replicas(self.router.num_replicas(), self.target());
+    }
 }
 
 impl<D> Drop for DeploymentState<D> {

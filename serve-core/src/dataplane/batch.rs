@@ -37,6 +37,7 @@ use tokio::task::AbortHandle;
 
 use crate::config::rules;
 use crate::error::{BoxError, ErrorKind, ServeError};
+use crate::metrics::series::BatchSeries;
 use crate::request::context::{self, ReplicaInfo};
 use crate::util::panic;
 use crate::util::sync::Lock;
@@ -397,6 +398,8 @@ struct Shared<D, T, R> {
     deployment: Arc<str>,
     method: &'static str,
     rt: tokio::runtime::Handle,
+    /// Its metrics, on a replica that has them.
+    metrics: Option<BatchSeries>,
 }
 
 /// One batched method's batcher on one replica. Dropping it (with the replica) stops its loop;
@@ -434,6 +437,7 @@ where
             deployment: replica.deployment.clone(),
             method,
             rt: rt.clone(),
+            metrics: replica.metrics.as_ref().map(|m| m.batch(method)),
         });
         let task = rt.spawn(form_batches(shared.clone())).abort_handle();
         let queue: Arc<dyn Queue> = shared.clone();
@@ -442,7 +446,10 @@ where
     }
 
     fn submit(&self, pending: Pending<D, T, R>) {
-        self.shared.queue.locked().push_back(pending);
+        let mut queue = self.shared.queue.locked();
+        queue.push_back(pending);
+        self.shared.queued(queue.len());
+        drop(queue);
         self.shared.arrived.notify_one();
     }
 }
@@ -556,6 +563,16 @@ where
     }
 }
 
+impl<D, T, R> Shared<D, T, R> {
+    /// `n` items wait for a batch.
+    #[inline]
+    fn queued(&self, n: usize) {
+        if let Some(metrics) = &self.metrics {
+            metrics.set_queued(n);
+        }
+    }
+}
+
 /// Drops the items whose callers went away from the front of the queue; the arrival of the
 /// first one left.
 fn first_live<D, T, R>(shared: &Shared<D, T, R>) -> Option<Instant> {
@@ -584,6 +601,10 @@ fn take<D, T, R>(shared: &Shared<D, T, R>, max: usize) -> Vec<Pending<D, T, R>> 
             None => break,
         }
     }
+    shared.queued(queue.len());
+    if let (Some(metrics), Some(first)) = (&shared.metrics, batch.first()) {
+        metrics.formed(first.arrived.elapsed(), batch.len(), max);
+    }
     batch
 }
 
@@ -603,6 +624,7 @@ where
     }
     let n = items.len();
     let replica = shared.replica.upgrade();
+    let started = Instant::now();
     let outcome: Option<Result<Result<Vec<R>, BoxError>, panic::Panic>> = match shared.run {
         BatchFn::Async(f) => {
             let run = panic::catch_async(f(this, items));
@@ -619,6 +641,9 @@ where
             panic::on_blocking_pool(&shared.rt, call).await
         }
     };
+    if let Some(metrics) = &shared.metrics {
+        metrics.ran(started.elapsed());
+    }
     let failure = match outcome {
         Some(Ok(Ok(results))) if results.len() == n => {
             for (reply, result) in replies.into_iter().zip(results) {

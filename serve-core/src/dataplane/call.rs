@@ -236,7 +236,8 @@ where
         };
         let task = slot.runtime().clone().spawn(async move {
             let _cut_short = cut_short;
-            let sink = StreamSink::new(sender, slot.deployment().clone(), method);
+            let sink = StreamSink::new(sender, slot.deployment().clone(), method)
+                .on_replica(slot.replica().info());
             let Endpoint::Local(instance) = slot.endpoint() else {
                 return; // remote replicas were handled above
             };

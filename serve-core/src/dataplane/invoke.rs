@@ -7,14 +7,14 @@
 
 use std::future::Future;
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use tokio::task::AbortHandle;
 
 use super::replica::Endpoint;
 use super::slot::Slot;
 use crate::error::{BoxError, ServeError};
-use crate::request::context::{self, RequestScope};
+use crate::request::context::{self, Processing, RequestScope};
 use crate::request::response::Completer;
 use crate::util;
 use crate::util::panic::{self, Panic};
@@ -62,8 +62,9 @@ where
                     slot.source().sync_policy().learn_runtime();
                     let start = Instant::now();
                     let result = panic::catch_unwind(|| self.call(scope, &slot, values));
-                    ran_inline(&slot, method, start.elapsed());
-                    finish(slot, method, result, completer);
+                    let took = start.elapsed();
+                    ran_inline(&slot, method, took);
+                    finish(slot, method, result, completer, took);
                 })
             };
             if here {
@@ -76,8 +77,9 @@ where
         let task = rt.spawn_blocking(move || {
             let start = Instant::now();
             let result = panic::catch_sync(|| self.call(scope, &slot, values));
-            slot.source().sync_policy().ran_offloaded(start.elapsed());
-            finish(slot, method, result, completer);
+            let took = start.elapsed();
+            slot.source().sync_policy().ran_offloaded(took);
+            finish(slot, method, result, completer, took);
         });
         // Aborting only stops the call if it has not started: blocking code cannot be interrupted.
         Some(task.abort_handle())
@@ -87,13 +89,9 @@ where
 /// Records an inline call's length; a long one, or one that blocked, sends the deployment back
 /// to the blocking pool.
 #[inline]
-fn ran_inline<D>(slot: &Slot<D>, method: &'static str, took: std::time::Duration) {
+fn ran_inline<D>(slot: &Slot<D>, method: &'static str, took: Duration) {
     let blocked = util::blocking::take_inline_blocked();
-    let counted = if blocked {
-        std::time::Duration::MAX
-    } else {
-        took
-    };
+    let counted = if blocked { Duration::MAX } else { took };
     if slot.source().sync_policy().ran_inline(counted) {
         let why = if blocked { "blocked" } else { "ran long" };
         tracing::debug!(
@@ -118,15 +116,20 @@ impl<F> SyncFn<F> {
     }
 }
 
-/// Frees the slot, then completes the request with the method's outcome.
+/// Counts the method's run of `took`, frees the slot, then completes the request with the
+/// method's outcome.
 #[inline]
 fn finish<D, T>(
     slot: Slot<D>,
     method: &'static str,
     result: Result<Result<T, BoxError>, Panic>,
     completer: Completer<T>,
+    took: Duration,
 ) {
     let result = outcome(slot.deployment(), method, result);
+    if let Some(series) = &slot.replica().info().metrics {
+        series.finished(took, result.is_err());
+    }
     drop(slot); // free the slot before the caller sees the result
     completer.complete(result);
 }
@@ -153,6 +156,7 @@ where
         let scope = request_scope(&completer, &slot);
         let rt = slot.runtime().clone();
         let run = async move {
+            let processing = Processing::start(&**slot.replica().info());
             let result = match slot.endpoint() {
                 Endpoint::Local(instance) => {
                     let call = panic::catch_async((self.0)(instance.clone(), values));
@@ -161,6 +165,7 @@ where
                 Endpoint::Remote(_) => Ok(Err(not_local())),
             };
             let result = outcome(slot.deployment(), method, result);
+            processing.finish(result.is_err());
             drop(slot);
             completer.complete(result);
         };

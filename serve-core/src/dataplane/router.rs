@@ -18,6 +18,8 @@ use super::sink::StreamSink;
 use super::slot::{Job, Slot, SlotSource};
 use super::sync_policy::SyncPolicy;
 use crate::error::{BoxError, ServeError};
+use crate::metrics::registry::Refresh;
+use crate::metrics::series::DeploymentSeries;
 use crate::request::args::ArgList;
 use crate::request::codec::CallWire;
 use crate::request::context::{self, RequestScope};
@@ -29,7 +31,7 @@ use crate::util::sync::Lock;
 pub(crate) type ReplicaSet<D> = Arc<Vec<Arc<dyn Replica<D>>>>;
 
 /// What a router needs to know of its deployment's configuration.
-#[derive(Debug, Clone)]
+#[derive(Debug)]
 pub(crate) struct RouterSettings {
     /// Slots per replica (`max_ongoing_requests`).
     pub(crate) max_ongoing: usize,
@@ -38,6 +40,9 @@ pub(crate) struct RouterSettings {
     /// How long a replica taken out of routing may take to finish its requests before they are
     /// failed (`graceful_shutdown_timeout_s`).
     pub(crate) graceful_timeout: Duration,
+    /// What this node's callers of the deployment measure (none for the router that serves one
+    /// replica to other nodes: their callers count their calls).
+    pub(crate) metrics: Option<DeploymentSeries>,
 }
 
 /// What a handle's stubs call through: a deployment's router with the options of one handle
@@ -131,6 +136,8 @@ pub struct RequestRouter<D> {
     /// Where its sync methods run: in place while they are short.
     sync_policy: SyncPolicy,
     rt: tokio::runtime::Handle,
+    /// What its callers measure.
+    metrics: Option<DeploymentSeries>,
 }
 
 impl<D: Send + Sync + 'static> RequestRouter<D> {
@@ -156,6 +163,7 @@ impl<D: Send + Sync + 'static> RequestRouter<D> {
             retiring: Arc::default(),
             sync_policy: SyncPolicy::new(&rt),
             rt,
+            metrics: settings.metrics,
         }
     }
 }
@@ -435,6 +443,9 @@ impl<D: Send + Sync + 'static> RequestRouter<D> {
         C: Call<D>,
         A: ArgList<Values = C::Values>,
     {
+        if let Some(metrics) = &self.metrics {
+            metrics.called();
+        }
         if (scope.is_none() && self.closed.load(Ordering::Relaxed))
             || self.stopped.load(Ordering::Relaxed)
         {
@@ -608,6 +619,26 @@ impl<D: Send + Sync + 'static> SlotSource<D> for RequestRouter<D> {
         match self.free_slot() {
             Some(slot) => job.run(slot),
             None => self.enqueue(job),
+        }
+    }
+}
+
+/// At scrape time: the calls waiting for a replica and running on one, and each replica of this
+/// process's running requests (routable or finishing after it left routing).
+impl<D: Send + Sync + 'static> Refresh for RequestRouter<D> {
+    fn refresh(&self) {
+        let replicas = self.replicas.load();
+        let retiring = self.retiring.locked().clone();
+        let mut running = 0;
+        for replica in replicas.iter().chain(&retiring) {
+            let load = replica.slots().load();
+            running += load;
+            if let Some(series) = &replica.info().metrics {
+                series.set_processing(load);
+            }
+        }
+        if let Some(metrics) = &self.metrics {
+            metrics.set_load(self.queue.len(), running);
         }
     }
 }

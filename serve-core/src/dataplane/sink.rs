@@ -9,6 +9,7 @@ use std::sync::Arc;
 use futures::{Stream, StreamExt};
 
 use crate::error::{BoxError, ServeError};
+use crate::request::context::{Processing, ReplicaInfo};
 use crate::request::generator::{Forwarded, GeneratorSender};
 
 /// Where a streaming method's items go: the generated code hands the method's stream to
@@ -22,6 +23,9 @@ pub struct StreamSink<T> {
     sender: GeneratorSender<T>,
     deployment: Arc<str>,
     method: &'static str,
+    /// Times the stream on its replica: counted when the stream ends (failed if it yielded an
+    /// error or its consumer left first), or as failed if it never ran to an end.
+    processing: Option<Processing<Arc<ReplicaInfo>>>,
 }
 
 impl<T: Send + 'static> StreamSink<T> {
@@ -34,7 +38,16 @@ impl<T: Send + 'static> StreamSink<T> {
             sender,
             deployment,
             method,
+            processing: None,
         }
+    }
+
+    /// The same, timed on `replica` from now on.
+    pub(crate) fn on_replica(mut self, replica: &Arc<ReplicaInfo>) -> Self {
+        if replica.metrics.is_some() {
+            self.processing = Some(Processing::start(replica.clone()));
+        }
+        self
     }
 
     /// Forwards an infallible stream's items until it ends or the consumer goes away.
@@ -56,7 +69,11 @@ impl<T: Send + 'static> StreamSink<T> {
         let (deployment, method) = (&self.deployment, self.method);
         let items =
             stream.map(|item| item.map_err(|e| ServeError::user(e.into()).at(deployment, method)));
-        match self.sender.forward(items).await {
+        let forwarded = self.sender.forward(items).await;
+        if let Some(processing) = self.processing {
+            processing.finish(forwarded != Forwarded::Ended);
+        }
+        match forwarded {
             Forwarded::Ended | Forwarded::Failed => self.sender.finish(),
             Forwarded::Left => {}
         }

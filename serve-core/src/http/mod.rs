@@ -70,7 +70,8 @@ pub use streaming::{IntoStreamPart, ResponseHead, StreamPart, StreamingResponse}
 
 pub(crate) use server::{Ingress, Proxy, StreamingIngress, UnaryIngress};
 
-/// Checks a route prefix before anything is deployed for it.
-pub(crate) fn server_prefix_check(prefix: &str) -> Result<(), crate::error::ServeError> {
-    server::normalize_prefix(prefix).map(drop)
+/// A route prefix as the proxy mounts it (leading `/`, no trailing one); checks it before
+/// anything is deployed for it.
+pub(crate) fn normalized_prefix(prefix: &str) -> Result<String, crate::error::ServeError> {
+    server::normalize_prefix(prefix)
 }

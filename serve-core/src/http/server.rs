@@ -35,6 +35,8 @@ use crate::api::handle::{CallOne, CallStream, DeploymentHandle};
 use crate::control::registry::Registry;
 use crate::dataplane::invoke;
 use crate::error::{ErrorKind, ServeError};
+use crate::metrics::http::{HttpRequest, ProxySeries, RouteSeries};
+use crate::metrics::registry::Metrics;
 use crate::request::generator::DeploymentResponseGenerator;
 use crate::request::response::{DeploymentResponse, format_request_id};
 use crate::util::sync::{Lock, ReadWrite};
@@ -60,6 +62,8 @@ pub(crate) enum Reply {
 /// An application mounted on the proxy.
 pub(crate) trait Ingress: Send + Sync {
     fn handle(&self, req: Request, sse: bool, timeout: Option<Duration>) -> BoxFuture<Reply>;
+    /// The ingress deployment's name.
+    fn deployment(&self) -> &str;
 }
 
 /// An ingress whose `call(&self, req: Request)` returns one response.
@@ -71,6 +75,10 @@ where
     D::Handle: CallOne<Request, Output = R>,
     R: IntoHttpResponse + Send + 'static,
 {
+    fn deployment(&self) -> &str {
+        self.0.deployment_name()
+    }
+
     fn handle(&self, req: Request, _sse: bool, timeout: Option<Duration>) -> BoxFuture<Reply> {
         // The ingress's `async fn` runs in this request's task when a replica has room for it.
         let (mut response, run) = match multiplexed_model_id(&req) {
@@ -111,6 +119,10 @@ where
     D::Handle: CallStream<Request, Item = T>,
     T: IntoStreamPart,
 {
+    fn deployment(&self) -> &str {
+        self.0.deployment_name()
+    }
+
     fn handle(&self, req: Request, sse: bool, timeout: Option<Duration>) -> BoxFuture<Reply> {
         // Counted from dispatch, like the unary path's `.timeout()`.
         let deadline = timeout.map(Deadline::after);
@@ -415,7 +427,12 @@ struct Route {
     prefix: Arc<str>,
     app: String,
     ingress: Arc<dyn Ingress>,
+    /// Its requests' counts and latencies.
+    metrics: Arc<RouteSeries>,
 }
+
+/// Where a request goes: the application's ingress, its route prefix, its route's metrics.
+type Routed = (Arc<dyn Ingress>, Arc<str>, Arc<RouteSeries>);
 
 /// The routing table and the server's state.
 pub(crate) struct Proxy {
@@ -426,6 +443,10 @@ pub(crate) struct Proxy {
     registry: Arc<Registry>,
     /// Ray's `request_timeout_s`, in milliseconds (0: none).
     request_timeout_ms: AtomicU64,
+    /// The instance's metrics (served at `/metrics`).
+    metrics: Metrics,
+    /// The proxy's own series: its requests in progress, and those no application serves.
+    series: Arc<ProxySeries>,
 }
 
 /// Normalises a route prefix: leading `/`, no trailing `/` (except the root `/`).
@@ -449,6 +470,7 @@ impl Proxy {
     pub(crate) async fn start(
         addr: SocketAddr,
         registry: Arc<Registry>,
+        metrics: Metrics,
     ) -> Result<Arc<Proxy>, ServeError> {
         let listener = tokio::net::TcpListener::bind(addr).await.map_err(|e| {
             ServeError::new(ErrorKind::Runtime)
@@ -466,6 +488,8 @@ impl Proxy {
             server: Mutex::new(None),
             registry,
             request_timeout_ms: AtomicU64::new(0),
+            series: ProxySeries::new(&metrics, &addr.ip().to_string()),
+            metrics,
         });
         let router = axum::Router::new()
             .fallback(serve_request)
@@ -530,10 +554,12 @@ impl Proxy {
                 taken.app
             )));
         }
+        let metrics = RouteSeries::new(&self.metrics, app, &prefix, Some(ingress.deployment()));
         routes.push(Route {
             prefix: prefix.into(),
             app: app.to_owned(),
             ingress,
+            metrics,
         });
         // Longest prefix first, so the most specific application wins.
         routes.sort_by_key(|r| std::cmp::Reverse(r.prefix.len()));
@@ -542,9 +568,15 @@ impl Proxy {
 
     /// The proxy's own endpoints, under `/-/` like Ray Serve's: `/-/healthz`, `/-/routes` (route
     /// prefix -> application) and `/-/status` (applications, deployments, replicas; what the
-    /// `status` command shows).
+    /// `status` command shows); and `/metrics`, the instance's metrics in Prometheus's text
+    /// format. They are not counted in the metrics.
     fn builtin(&self, path: &str) -> Option<HttpResponse> {
         match path {
+            "/metrics" => Some(
+                HttpResponse::new(StatusCode::OK)
+                    .with_header("content-type", METRICS_CONTENT_TYPE)
+                    .with_body(self.metrics.render()),
+            ),
             "/-/healthz" => Some(HttpResponse::text(StatusCode::OK, "success")),
             "/-/routes" => {
                 let routes = self.routes.read_locked();
@@ -562,13 +594,13 @@ impl Proxy {
         }
     }
 
-    /// The application serving `path`, and its route prefix.
-    fn route(&self, path: &str) -> Option<(Arc<dyn Ingress>, Arc<str>)> {
+    /// The application serving `path`, its route prefix and its metrics.
+    fn route(&self, path: &str) -> Option<Routed> {
         let routes = self.routes.read_locked();
         routes
             .iter()
             .find(|r| matches(&r.prefix, path))
-            .map(|r| (r.ingress.clone(), r.prefix.clone()))
+            .map(|r| (r.ingress.clone(), r.prefix.clone(), r.metrics.clone()))
     }
 }
 
@@ -632,19 +664,23 @@ async fn serve_request(
     if let Some(reply) = proxy.builtin(parts.uri.path()) {
         return to_axum(reply);
     }
-    let Some((ingress, prefix)) = proxy.route(parts.uri.path()) else {
-        return to_axum(HttpResponse::text(
+    // Counted and timed when dropped: after the response is made, or with a streamed body's end
+    // (or as a 499 if the client goes away first, which drops this future).
+    let mut measured = proxy.series.started(parts.method.as_str());
+    let Some((ingress, prefix, route)) = proxy.route(parts.uri.path()) else {
+        return measured.answer(to_axum(HttpResponse::text(
             StatusCode::NOT_FOUND,
             format!("Not Found: no application serves `{}`", parts.uri.path()),
-        ));
+        )));
     };
+    measured.routed(&route);
     let body = match axum::body::to_bytes(body, MAX_BODY_BYTES).await {
         Ok(body) => body,
         Err(_) => {
-            return to_axum(HttpResponse::text(
+            return measured.answer(to_axum(HttpResponse::text(
                 StatusCode::PAYLOAD_TOO_LARGE,
                 format!("Payload Too Large: the limit is {MAX_BODY_BYTES} bytes"),
-            ));
+            )));
         }
     };
     let mut sse = false;
@@ -670,15 +706,46 @@ async fn serve_request(
         Vec::from(body),
     );
     match ingress.handle(req, sse, proxy.request_timeout()).await {
-        Reply::Full(response) => to_axum(response),
-        Reply::Answered(response, request_id) => to_axum_with_id(response, Some(request_id)),
+        Reply::Full(response) => measured.answer(to_axum(response)),
+        Reply::Answered(response, request_id) => {
+            measured.answer(to_axum_with_id(response, Some(request_id)))
+        }
         Reply::Stream(head, chunks) => {
+            measured.answered(head.status().as_u16());
+            let mut measured = Some(measured);
             // An error mid-stream ends the body with an error: hyper aborts the chunked
             // response, so the client sees a broken stream rather than a clean end.
-            respond(head, None, |_| {
-                Body::from_stream(chunks.map(|chunk| chunk.map(bytes::Bytes::from)))
-            })
+            let response = respond(head, None, |_| {
+                // The request is counted when its body ends (or is dropped).
+                let measured = measured.take();
+                Body::from_stream(chunks.map(move |chunk| {
+                    let _counted_at_the_end = &measured;
+                    chunk.map(bytes::Bytes::from)
+                }))
+            });
+            // A head that could not be sent became a 500, and there is no body.
+            if let Some(measured) = measured {
+                measured.answer(response)
+            } else {
+                response
+            }
         }
+    }
+}
+
+/// The content type of `/metrics`: Prometheus's text format.
+const METRICS_CONTENT_TYPE: &str = crate::metrics::registry::CONTENT_TYPE;
+
+/// Counting a request's response.
+trait Answer {
+    /// Records `response`'s status (the request is counted when this is dropped) and returns it.
+    fn answer(self, response: axum::response::Response) -> axum::response::Response;
+}
+
+impl Answer for HttpRequest {
+    fn answer(mut self, response: axum::response::Response) -> axum::response::Response {
+        self.answered(response.status().as_u16());
+        response
     }
 }
 

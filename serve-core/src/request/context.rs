@@ -19,10 +19,14 @@ use std::any::{Any, TypeId};
 use std::cell::RefCell;
 use std::fmt;
 use std::future::Future;
+use std::ops::Deref;
 use std::sync::{Arc, Mutex};
+use std::time::Instant;
 
 use super::response::{Cancel, format_request_id};
 use crate::config::ReplicaResources;
+use crate::metrics::registry::Metrics;
+use crate::metrics::series::ReplicaSeries;
 use crate::util::sync::Lock;
 
 /// Where a replica runs: its application, deployment and id, and the resources it was given (one
@@ -38,6 +42,9 @@ pub(crate) struct ReplicaInfo {
     /// What the runtime keeps per replica for the features that live with one (a batched
     /// method's queue, a multiplexed loader's models).
     pub(crate) state: ReplicaState,
+    /// Its metrics, for a replica running in this process (a remote replica's are kept where it
+    /// runs).
+    pub(crate) metrics: Option<ReplicaSeries>,
 }
 
 impl ReplicaInfo {
@@ -54,13 +61,63 @@ impl ReplicaInfo {
             assigned,
             node: None,
             state: ReplicaState::default(),
+            metrics: None,
         }
+    }
+
+    /// The same, measured by `metrics` (it runs in this process).
+    pub(crate) fn measured(mut self, metrics: &Metrics) -> Self {
+        self.metrics = Some(ReplicaSeries::new(
+            metrics,
+            &self.app,
+            &self.deployment,
+            self.replica_id,
+        ));
+        self
     }
 
     /// The same, on node `node`.
     pub(crate) fn on_node(mut self, node: Option<Arc<str>>) -> Self {
         self.node = node;
         self
+    }
+}
+
+/// Times a request's run on its replica `I` (a `&ReplicaInfo` or an `Arc` of one), if the replica
+/// has metrics (it runs in this process): [`finish`](Self::finish)ed, the request counts as done
+/// or failed; dropped unfinished (the request was cancelled, or its replica stopped it), as
+/// failed, as Ray counts a cancelled request.
+pub(crate) struct Processing<I: Deref<Target = ReplicaInfo>> {
+    info: I,
+    /// When it started; `None` once counted, or with no metrics to count in.
+    start: Option<Instant>,
+}
+
+impl<I: Deref<Target = ReplicaInfo>> Processing<I> {
+    /// Starts timing a request on replica `info`.
+    #[inline]
+    pub(crate) fn start(info: I) -> Self {
+        let start = info.metrics.as_ref().map(|_| Instant::now());
+        Self { info, start }
+    }
+
+    /// The request ended, failed or not.
+    #[inline]
+    pub(crate) fn finish(mut self, failed: bool) {
+        self.count(failed);
+    }
+
+    #[inline]
+    fn count(&mut self, failed: bool) {
+        if let (Some(start), Some(series)) = (self.start.take(), &self.info.metrics) {
+            series.finished(start.elapsed(), failed);
+        }
+    }
+}
+
+impl<I: Deref<Target = ReplicaInfo>> Drop for Processing<I> {
+    fn drop(&mut self) {
+        self.count(true);
     }
 }
 

@@ -19,11 +19,13 @@
 use std::collections::HashMap;
 use std::future::Future;
 use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 
 use arc_swap::ArcSwap;
 
 use super::context;
 use crate::error::{BoxError, ErrorKind, ServeError};
+use crate::metrics::series::ModelSeries;
 use crate::util::sync::Lock;
 
 /// The name the replica's [`LoadedModels`] is kept under in its `ReplicaState`.
@@ -101,6 +103,8 @@ pub(crate) struct ModelCache<M> {
     inner: Mutex<Inner<M>>,
     /// What the router and `status` read (the replica's one [`LoadedModels`]).
     loaded: Arc<LoadedModels>,
+    /// Its metrics, on a replica that has them.
+    metrics: Option<ModelSeries>,
 }
 
 struct Inner<M> {
@@ -135,6 +139,41 @@ impl<M: Send + Sync + 'static> ModelCache<M> {
                 loading: HashMap::new(),
             }),
             loaded,
+            metrics: None,
+        }
+    }
+
+    /// The same, measured by `metrics`.
+    fn measured(mut self, metrics: Option<ModelSeries>) -> Self {
+        self.metrics = metrics;
+        self
+    }
+
+    /// The loader was called.
+    #[inline]
+    fn requested(&self) {
+        if let Some(metrics) = &self.metrics {
+            metrics.requested();
+        }
+    }
+
+    /// Model `id` loaded in `took`.
+    fn loaded(&self, id: &str, took: Duration) {
+        if let Some(metrics) = &self.metrics {
+            metrics.loaded(id, took);
+        }
+    }
+
+    /// Drops the cache's hold on `evicted` models (outside its lock), counting each: the model
+    /// itself is dropped then, or when the last request still using it ends.
+    fn unload(&self, evicted: Vec<(Arc<str>, Arc<M>)>) {
+        for (id, model) in evicted {
+            let start = Instant::now();
+            drop(model);
+            if let Some(metrics) = &self.metrics {
+                metrics.evicted(&id);
+                metrics.unloaded(start.elapsed());
+            }
         }
     }
 
@@ -144,6 +183,7 @@ impl<M: Send + Sync + 'static> ModelCache<M> {
         F: FnOnce(String) -> Fut,
         Fut: Future<Output = Result<M, BoxError>>,
     {
+        self.requested();
         let ticket = match self.lookup(id) {
             Lookup::Found(model) => return Ok(model),
             Lookup::Load(ticket) => ticket,
@@ -153,9 +193,9 @@ impl<M: Send + Sync + 'static> ModelCache<M> {
             Some(model) => Ok(model),
             None => {
                 self.make_room();
-                load(id.to_owned())
-                    .await
-                    .map(|model| self.insert(&ticket.id, model))
+                let start = Instant::now();
+                let loaded = load(id.to_owned()).await;
+                loaded.map(|model| self.insert(&ticket.id, model, start.elapsed()))
             }
         };
         drop(held);
@@ -168,6 +208,7 @@ impl<M: Send + Sync + 'static> ModelCache<M> {
     where
         F: FnOnce(String) -> Result<M, BoxError>,
     {
+        self.requested();
         let ticket = match self.lookup(id) {
             Lookup::Found(model) => return Ok(model),
             Lookup::Load(ticket) => ticket,
@@ -177,7 +218,9 @@ impl<M: Send + Sync + 'static> ModelCache<M> {
             Some(model) => Ok(model),
             None => {
                 self.make_room();
-                load(id.to_owned()).map(|model| self.insert(&ticket.id, model))
+                let start = Instant::now();
+                let loaded = load(id.to_owned());
+                loaded.map(|model| self.insert(&ticket.id, model, start.elapsed()))
             }
         };
         drop(held);
@@ -232,12 +275,13 @@ impl<M: Send + Sync + 'static> ModelCache<M> {
             }
             evicted
         };
-        drop(evicted); // outside the lock
+        self.unload(evicted); // outside the lock
     }
 
-    /// Caches a model that loaded, evicting the least recently used ones past the capacity
-    /// (loads of other ids may have finished meanwhile).
-    fn insert(&self, id: &Arc<str>, model: M) -> Arc<M> {
+    /// Caches a model that loaded in `took`, evicting the least recently used ones past the
+    /// capacity (loads of other ids may have finished meanwhile).
+    fn insert(&self, id: &Arc<str>, model: M, took: Duration) -> Arc<M> {
+        self.loaded(id, took);
         let model = Arc::new(model);
         let evicted = {
             let mut inner = self.inner.locked();
@@ -246,7 +290,7 @@ impl<M: Send + Sync + 'static> ModelCache<M> {
             self.publish(&inner);
             evicted
         };
-        drop(evicted); // outside the lock
+        self.unload(evicted); // outside the lock
         model
     }
 
@@ -329,9 +373,10 @@ fn cache<M: Send + Sync + 'static>(
             let loaded = replica
                 .state
                 .get_or_init(LOADED_MODELS, LoadedModels::default);
-            replica
-                .state
-                .get_or_init(loader, || ModelCache::<M>::new(capacity, loaded))
+            replica.state.get_or_init(loader, || {
+                let metrics = replica.metrics.as_ref().map(|m| m.models());
+                ModelCache::<M>::new(capacity, loaded).measured(metrics)
+            })
         }
     };
     Ok((cache, replica.deployment.clone()))

@@ -7,6 +7,7 @@ use crate::control::resources::{ResourcePool, detected_gpu_labels};
 #[cfg(doc)]
 use crate::control::resources::{detect_cpus, detect_gpus};
 use crate::error::{ErrorKind, ServeError};
+use crate::metrics::registry::{Metrics, MetricsOptions};
 
 /// The most CPUs or GPUs an instance may be given.
 const MAX_DEVICES: f64 = 65536.0;
@@ -27,6 +28,8 @@ pub struct ServeBuilder {
     num_cpus: Option<f64>,
     num_gpus: Option<f64>,
     custom: BTreeMap<String, f64>,
+    /// Name the metrics as Ray does (`ray_serve_*`).
+    ray_metric_names: bool,
     /// Cluster mode: the NATS server(s) and the cluster's name.
     #[cfg(feature = "cluster")]
     pub(super) cluster: Option<crate::config::ClusterOptions>,
@@ -54,6 +57,32 @@ impl ServeBuilder {
     pub fn resource(mut self, name: impl Into<String>, amount: f64) -> Self {
         self.custom.insert(name.into(), amount);
         self
+    }
+
+    /// Names the instance's metrics exactly as Ray Serve does, `ray_serve_*` instead of
+    /// `serve_*` (`ray_serve_num_http_requests_total`), so that dashboards and alerts written for
+    /// Ray work unchanged. The labels are Ray's either way. See the guide's chapter "Operating
+    /// it".
+    ///
+    /// ```
+    /// use serve_core::prelude::*;
+    ///
+    /// let serve = Serve::builder().ray_metric_names(true).start()?;
+    /// # let text = serve.metrics_text();
+    /// # assert!(!text.contains("\nserve_"), "{text}");
+    /// # Ok::<(), ServeError>(())
+    /// ```
+    pub fn ray_metric_names(mut self, ray: bool) -> Self {
+        self.ray_metric_names = ray;
+        self
+    }
+
+    /// How the instance's metrics are named, on node `node_id`.
+    pub(crate) fn metrics(&self, node_id: &str) -> Metrics {
+        Metrics::new(MetricsOptions {
+            ray_names: self.ray_metric_names,
+            node_id: node_id.to_owned(),
+        })
     }
 
     /// The instance's resources as set, checked by the rules deployments' resources follow

@@ -15,6 +15,7 @@ use crate::control::application::Application;
 use crate::control::nodes::NodeSet;
 use crate::error::{ErrorKind, ServeError};
 use crate::http::{IntoHttpResponse, Request, UnaryIngress};
+use crate::metrics::snapshot::MetricsSnapshot;
 use crate::util::blocking;
 
 impl ServeBuilder {
@@ -56,7 +57,7 @@ impl ServeBuilder {
             resources: pool.total(),
             gpu_labels: pool.gpu_labels(),
         };
-        let nodes = Arc::new(NodeSet::clustered(pool, &id, &name));
+        let nodes = Arc::new(NodeSet::clustered(pool, &id, &name, self.metrics(&id)));
         let serve = Serve::from_parts(Serve::new_runtime()?, nodes.clone(), Arc::default());
         let rt = serve.live_handle()?;
         let (handle, mirrors) = app.mirror(rt.clone(), app.deployment_configs(), nodes);
@@ -170,7 +171,7 @@ impl<D: Deployment> Worker<D> {
         D::Handle: CallOne<Request, Output = R>,
         R: IntoHttpResponse + Send + 'static,
     {
-        crate::http::server_prefix_check(route_prefix)?;
+        crate::http::normalized_prefix(route_prefix)?;
         let bound = self.serve.start_http(addr)?;
         let name = self.handle.deployment_name().to_owned();
         self.serve.proxy()?.mount(
@@ -179,6 +180,18 @@ impl<D: Deployment> Worker<D> {
             Arc::new(UnaryIngress(self.handle.clone())),
         )?;
         Ok(bound)
+    }
+
+    /// This node's metrics in Prometheus's text format (see [`Serve::metrics_text`]): the
+    /// replicas the head placed here, this node's callers and, once
+    /// [`serve_http`](Self::serve_http) ran, its proxy, which also serves them at `/metrics`.
+    pub fn metrics_text(&self) -> String {
+        self.serve.metrics_text()
+    }
+
+    /// This node's metrics as numbers (see [`Serve::metrics`]).
+    pub fn metrics(&self) -> MetricsSnapshot {
+        self.serve.metrics()
     }
 
     /// Sets the HTTP proxy's request timeout (see [`Serve::set_http_request_timeout`]).

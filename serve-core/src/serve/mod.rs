@@ -26,6 +26,8 @@ use crate::error::{ErrorKind, ServeError};
 use crate::http::{
     self, Ingress, IntoHttpResponse, IntoStreamPart, Proxy, Request, StreamingIngress, UnaryIngress,
 };
+use crate::metrics::registry::Metrics;
+use crate::metrics::snapshot::{self, MetricsSnapshot};
 use crate::util::blocking;
 use crate::util::sync::{self, Lock};
 
@@ -108,9 +110,9 @@ impl Serve {
         ServeBuilder::default()
     }
 
-    fn start_with(resources: ResourcePool) -> Result<Serve, ServeError> {
+    fn start_with(resources: ResourcePool, metrics: Metrics) -> Result<Serve, ServeError> {
         let runtime = Self::new_runtime()?;
-        let nodes = Arc::new(NodeSet::new(resources));
+        let nodes = Arc::new(NodeSet::new(resources, metrics));
         Ok(Self::from_parts(runtime, nodes, Arc::default()))
     }
 
@@ -296,6 +298,70 @@ impl Serve {
         self.inner.registry.snapshot()
     }
 
+    /// The instance's metrics in Prometheus's text format: what its HTTP proxy serves at
+    /// `/metrics`. Call it to expose them another way, or from an instance without a proxy
+    /// (every metric but the proxy's is there without one). In cluster mode each node has its own
+    /// (its replicas, its callers, its proxy; the autoscaler's on the head). The guide's chapter
+    /// "Operating it" lists the metrics.
+    ///
+    /// ```
+    /// use serve_core::prelude::*;
+    ///
+    /// #[deployment]
+    /// #[derive(Default)]
+    /// pub struct Echo;
+    ///
+    /// #[deployment]
+    /// impl Echo {
+    ///     pub fn call(&self, text: String) -> String { text }
+    /// }
+    ///
+    /// let serve = Serve::start()?;
+    /// let handle = serve.run(Echo::bind())?;
+    /// handle.remote("hi").result()?;
+    /// let text = serve.metrics_text();
+    /// assert!(text.contains(r#"serve_deployment_request_counter_total{application="Echo",deployment="Echo",replica="Echo#0",route=""} 1"#), "{text}");
+    /// # Ok::<(), ServeError>(())
+    /// ```
+    pub fn metrics_text(&self) -> String {
+        self.inner.nodes.metrics().render()
+    }
+
+    /// The instance's metrics as numbers: per deployment its requests, errors, processing
+    /// latency and load; per HTTP route its requests, errors and latency. Take two, some time
+    /// apart, for rates and latency percentiles over that window (see [`MetricsSnapshot`]).
+    ///
+    /// ```
+    /// use serve_core::prelude::*;
+    ///
+    /// #[deployment]
+    /// #[derive(Default)]
+    /// pub struct Echo;
+    ///
+    /// #[deployment]
+    /// impl Echo {
+    ///     pub fn call(&self, text: String) -> String { text }
+    /// }
+    ///
+    /// let serve = Serve::start()?;
+    /// let handle = serve.run(Echo::bind())?;
+    /// let before = serve.metrics();
+    /// for _ in 0..10 {
+    ///     handle.remote("hi").result()?;
+    /// }
+    /// let after = serve.metrics();
+    /// let echo = after.deployment("Echo", "Echo").unwrap();
+    /// let window = echo.since(before.deployment("Echo", "Echo").unwrap());
+    /// assert_eq!((window.requests, window.errors), (10, 0));
+    /// let per_second = window.requests as f64 / (after.taken - before.taken).as_secs_f64();
+    /// let p99_ms = window.latency_ms.quantile(0.99).unwrap();
+    /// # let _ = (per_second, p99_ms);
+    /// # Ok::<(), ServeError>(())
+    /// ```
+    pub fn metrics(&self) -> MetricsSnapshot {
+        snapshot::take(self.inner.nodes.metrics())
+    }
+
     /// Starts the instance's HTTP proxy on `addr` (`"127.0.0.1:8000"`; port 0 picks a free port) and
     /// returns the address it listens on. Applications are then mounted with
     /// [`run_http`](Self::run_http). One proxy per instance.
@@ -316,9 +382,12 @@ impl Serve {
             )));
         }
         let rt = self.live_handle()?;
-        let proxy =
-            futures::executor::block_on(rt.spawn(Proxy::start(addr, self.inner.registry.clone())))
-                .unwrap_or_else(|_| Err(ServeError::shut_down()))?;
+        let proxy = futures::executor::block_on(rt.spawn(Proxy::start(
+            addr,
+            self.inner.registry.clone(),
+            self.inner.nodes.metrics().clone(),
+        )))
+        .unwrap_or_else(|_| Err(ServeError::shut_down()))?;
         let bound = proxy.addr();
         *http = Some(proxy);
         Ok(bound)
@@ -422,12 +491,22 @@ impl Serve {
         ingress: impl FnOnce(DeploymentHandle<D>) -> Arc<dyn Ingress>,
     ) -> Result<DeploymentHandle<D>, ServeError> {
         let proxy = self.proxy()?;
-        http::server_prefix_check(route_prefix)?;
-        let handle = self.run_configured(app, configs)?;
-        let name = handle.deployment_name().to_owned();
-        proxy.mount(route_prefix, &name, ingress(handle.clone()))?;
-        self.inner.registry.set_route_prefix(&name, route_prefix);
-        Ok(handle)
+        let route = http::normalized_prefix(route_prefix)?;
+        // The route label of the application's metrics, made as it deploys (it is named after its
+        // root deployment).
+        let metrics = self.inner.nodes.metrics();
+        let app_name = configs.last().map_or(String::new(), |c| c.name.clone());
+        metrics.set_route(&app_name, Some(&route));
+        let mounted = self.run_configured(app, configs).and_then(|handle| {
+            let name = handle.deployment_name().to_owned();
+            proxy.mount(route_prefix, &name, ingress(handle.clone()))?;
+            self.inner.registry.set_route_prefix(&name, route_prefix);
+            Ok(handle)
+        });
+        if mounted.is_err() {
+            metrics.set_route(&app_name, None);
+        }
+        mounted
     }
 
     /// Stops the instance gracefully: deployments stop admitting new requests (handle calls from
@@ -508,7 +587,8 @@ impl ServeBuilder {
         if let Some(options) = self.cluster.clone() {
             return Serve::start_head(self, options);
         }
-        Serve::start_with(self.pool()?)
+        let metrics = self.metrics("local");
+        Serve::start_with(self.pool()?, metrics)
     }
 }
 
@@ -528,7 +608,7 @@ impl Serve {
         prepare_build_id();
         let id = new_node_id();
         let name = builder.node_name.clone().unwrap_or_else(|| "head".into());
-        let nodes = Arc::new(NodeSet::clustered(pool, &id, &name));
+        let nodes = Arc::new(NodeSet::clustered(pool, &id, &name, builder.metrics(&id)));
         let registry = Arc::new(Registry::default());
         let serve = Serve::from_parts(Serve::new_runtime()?, nodes.clone(), registry.clone());
         let rt = serve.live_handle()?;

@@ -147,7 +147,7 @@ fn infeasible_requests_say_what_is_short() {
     let pool = pool(Some(2.0), 0.0);
     let err = pool.check_feasible(&ask(1.0, 1.0)).unwrap_err();
     assert_eq!(err, "GPU: needs 1, the instance has 0");
-    let nodes = crate::control::nodes::NodeSet::new(pool.clone());
+    let nodes = crate::control::nodes::NodeSet::new(pool.clone(), Default::default());
     let err = check_feasible(&nodes, "Model", &ask(4.0, 0.0)).unwrap_err();
     assert!(err.to_string().contains("CPU: 4"), "{err}");
     assert!(err.to_string().contains("`Model`"), "{err}");

@@ -55,6 +55,7 @@ fn router(replicas: usize, max: usize, rt: &tokio::runtime::Runtime) -> Arc<Requ
         max_ongoing: max,
         max_queued: None,
         graceful_timeout: Duration::from_secs(20),
+        metrics: None,
     };
     let replicas = (0..replicas).map(LocalReplica::unplaced).collect();
     Arc::new(RequestRouter::new(
