@@ -2,19 +2,9 @@
 //! seed program prints.
 
 use std::io::{BufRead, BufReader};
-use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 
-fn example_path(name: &str) -> PathBuf {
-    // This test binary lives in target/<profile>/deps/; the examples in target/<profile>/examples/.
-    let exe = std::env::current_exe().unwrap();
-    let profile_dir = exe.parent().and_then(|deps| deps.parent()).unwrap();
-    let path: PathBuf = profile_dir
-        .join("examples")
-        .join(format!("{name}{}", std::env::consts::EXE_SUFFIX));
-    assert!(path.exists(), "example binary {} not built", path.display());
-    path
-}
+use serve_test_support::example::example_path;
 
 fn example(name: &str) -> String {
     example_with(name, &[])

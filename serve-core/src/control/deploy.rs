@@ -17,7 +17,7 @@ use crate::dataplane::batch;
 use crate::dataplane::replica::{Endpoint, LocalReplica, RemoteReplica, Replica};
 use crate::dataplane::router::{RequestRouter, RouterSettings};
 use crate::error::{ErrorKind, ServeError};
-use crate::request::context::ReplicaInfo;
+use crate::request::context::{ReplicaInfo, ReplicaLogging};
 use crate::transport::{RemoteEndpoint, Served};
 use crate::util::sync::Lock;
 use crate::util::time;
@@ -65,6 +65,7 @@ impl<D: Deployment> AnyNode for Node<D> {
             ctx,
             router,
             rt,
+            logging: (&config.logging).into(),
         });
         (handle, mirror)
     }
@@ -101,6 +102,7 @@ async fn deploy<D: Deployment>(
         config.resources.clone(),
         app,
         name.clone(),
+        (&config.logging).into(),
         ingress,
     ));
     let factory = replica_factory(node, ctx, &rt, &user_config, &placement);
@@ -277,11 +279,16 @@ struct MirrorOf<D> {
     pub(crate) ctx: BuildContext,
     pub(crate) router: Arc<RequestRouter<D>>,
     pub(crate) rt: tokio::runtime::Handle,
+    pub(crate) logging: ReplicaLogging,
 }
 
 impl<D: Deployment> Mirror for MirrorOf<D> {
     fn name(&self) -> &Arc<str> {
         self.router.name()
+    }
+
+    fn logging(&self) -> ReplicaLogging {
+        self.logging
     }
 
     fn start_local(

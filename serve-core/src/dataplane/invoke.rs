@@ -11,6 +11,7 @@ use std::time::Instant;
 
 use tokio::task::AbortHandle;
 
+use super::access;
 use super::replica::Endpoint;
 use super::slot::Slot;
 use crate::error::{BoxError, ServeError};
@@ -61,7 +62,7 @@ where
                 util::blocking::run_inline(|| {
                     slot.source().sync_policy().learn_runtime();
                     let start = Instant::now();
-                    let result = panic::catch_unwind(|| self.call(scope, &slot, values));
+                    let result = panic::catch_unwind(|| self.call(scope, &slot, method, values));
                     ran_inline(&slot, method, start.elapsed());
                     finish(slot, method, result, completer);
                 })
@@ -75,7 +76,7 @@ where
         }
         let task = rt.spawn_blocking(move || {
             let start = Instant::now();
-            let result = panic::catch_sync(|| self.call(scope, &slot, values));
+            let result = panic::catch_sync(|| self.call(scope, &slot, method, values));
             slot.source().sync_policy().ran_offloaded(start.elapsed());
             finish(slot, method, result, completer);
         });
@@ -107,12 +108,18 @@ fn ran_inline<D>(slot: &Slot<D>, method: &'static str, took: std::time::Duration
 impl<F> SyncFn<F> {
     /// Calls the method in its request's scope.
     #[inline]
-    fn call<D, V, T>(self, scope: RequestScope, slot: &Slot<D>, values: V) -> Result<T, BoxError>
+    fn call<D, V, T>(
+        self,
+        scope: RequestScope,
+        slot: &Slot<D>,
+        method: &'static str,
+        values: V,
+    ) -> Result<T, BoxError>
     where
         F: FnOnce(&D, V) -> Result<T, BoxError>,
     {
         context::in_sync_scope(scope, || match slot.endpoint() {
-            Endpoint::Local(instance) => (self.0)(instance, values),
+            Endpoint::Local(instance) => access::timed_sync(method, || (self.0)(instance, values)),
             Endpoint::Remote(_) => Err(not_local()),
         })
     }
@@ -156,7 +163,7 @@ where
             let result = match slot.endpoint() {
                 Endpoint::Local(instance) => {
                     let call = panic::catch_async((self.0)(instance.clone(), values));
-                    context::in_scope(scope, call).await
+                    context::in_scope(scope, access::timed(method, call)).await
                 }
                 Endpoint::Remote(_) => Ok(Err(not_local())),
             };

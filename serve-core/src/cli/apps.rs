@@ -1,0 +1,370 @@
+//! The applications a binary offers the command line, by name: one (`serve_core::main(app)`)
+//! or several (`serve_core::apps().app("a", a).app("b", b).main()`), each possibly built from
+//! arguments (`app_with_args`). `serve run NAME`, or a config file's `import_path`
+//! (`hello:language_classifier`: the part after `:`), picks one.
+//!
+//! The command line handles them through [`Servable`], which hides each application's deployment
+//! type: what the verbs need of one is its configurations, and to be run (over HTTP or not) or
+//! to join a cluster as a worker.
+
+use std::net::SocketAddr;
+use std::process::ExitCode;
+
+use serde::de::DeserializeOwned;
+
+use crate::api::deployment::Deployment;
+use crate::api::handle::CallOne;
+use crate::config::{DeploymentConfig, config_error};
+use crate::control::application::Application;
+use crate::error::ServeError;
+use crate::http::{IntoHttpResponse, Request};
+use crate::serve::Serve;
+
+/// An application the command line runs, whatever its deployment type.
+pub(crate) trait Servable {
+    /// Each deployment's configuration, as the code sets it.
+    fn deployment_configs(&self) -> Vec<DeploymentConfig>;
+    /// Deploys it and serves it over HTTP under `route_prefix`.
+    fn run_http(
+        self: Box<Self>,
+        serve: &Serve,
+        route_prefix: &str,
+        configs: Vec<DeploymentConfig>,
+    ) -> Result<(), ServeError>;
+    /// Deploys it without HTTP (`proxy_location: Disabled`).
+    fn run(
+        self: Box<Self>,
+        serve: &Serve,
+        configs: Vec<DeploymentConfig>,
+    ) -> Result<(), ServeError>;
+    /// Joins a cluster as a worker that can run its replicas.
+    #[cfg(feature = "cluster")]
+    fn start_worker(
+        self: Box<Self>,
+        builder: crate::serve::ServeBuilder,
+    ) -> Result<Box<dyn RunningWorker>, ServeError>;
+}
+
+/// A worker of the cluster, whatever its application's type.
+#[cfg(feature = "cluster")]
+pub(crate) trait RunningWorker: Send + Sync {
+    fn node_name(&self) -> &str;
+    fn serve_http(&self, addr: &str, route_prefix: &str) -> Result<SocketAddr, ServeError>;
+    fn set_http_request_timeout(
+        &self,
+        timeout: Option<std::time::Duration>,
+    ) -> Result<(), ServeError>;
+    fn wait(&self) -> ServeError;
+    fn leave(&self, timeout: Option<std::time::Duration>) -> bool;
+}
+
+/// An application whose ingress answers HTTP requests.
+struct HttpApp<D: Deployment>(Application<D>);
+
+impl<D, R> Servable for HttpApp<D>
+where
+    D: Deployment,
+    D::Handle: CallOne<Request, Output = R>,
+    R: IntoHttpResponse + Send + 'static,
+{
+    fn deployment_configs(&self) -> Vec<DeploymentConfig> {
+        self.0.deployment_configs()
+    }
+
+    fn run_http(
+        self: Box<Self>,
+        serve: &Serve,
+        route_prefix: &str,
+        configs: Vec<DeploymentConfig>,
+    ) -> Result<(), ServeError> {
+        serve
+            .run_http_configured(self.0, route_prefix, configs)
+            .map(drop)
+    }
+
+    fn run(
+        self: Box<Self>,
+        serve: &Serve,
+        configs: Vec<DeploymentConfig>,
+    ) -> Result<(), ServeError> {
+        serve.run_configured(self.0, configs).map(drop)
+    }
+
+    #[cfg(feature = "cluster")]
+    fn start_worker(
+        self: Box<Self>,
+        builder: crate::serve::ServeBuilder,
+    ) -> Result<Box<dyn RunningWorker>, ServeError> {
+        Ok(Box::new(builder.start_worker(self.0)?))
+    }
+}
+
+#[cfg(feature = "cluster")]
+impl<D, R> RunningWorker for crate::serve::cluster::Worker<D>
+where
+    D: Deployment,
+    D::Handle: CallOne<Request, Output = R>,
+    R: IntoHttpResponse + Send + 'static,
+{
+    fn node_name(&self) -> &str {
+        crate::serve::cluster::Worker::node_name(self)
+    }
+
+    fn serve_http(&self, addr: &str, route_prefix: &str) -> Result<SocketAddr, ServeError> {
+        crate::serve::cluster::Worker::serve_http(self, addr, route_prefix)
+    }
+
+    fn set_http_request_timeout(
+        &self,
+        timeout: Option<std::time::Duration>,
+    ) -> Result<(), ServeError> {
+        crate::serve::cluster::Worker::set_http_request_timeout(self, timeout)
+    }
+
+    fn wait(&self) -> ServeError {
+        crate::serve::cluster::Worker::wait(self)
+    }
+
+    fn leave(&self, timeout: Option<std::time::Duration>) -> bool {
+        crate::serve::cluster::Worker::leave(self, timeout)
+    }
+}
+
+/// Builds an application from a config file's `args`.
+type Build = Box<dyn FnOnce(Option<serde_json::Value>) -> Result<Box<dyn Servable>, ServeError>>;
+
+/// One application a binary offers.
+pub(crate) struct Offered {
+    pub(crate) name: String,
+    build: Build,
+}
+
+impl Offered {
+    /// The application, built with `args` (a config file's; `None` when not given).
+    pub(crate) fn build(
+        self,
+        args: Option<serde_json::Value>,
+    ) -> Result<Box<dyn Servable>, ServeError> {
+        (self.build)(args)
+    }
+}
+
+/// The applications a binary offers its command line, by name (see [`apps`]).
+#[must_use = "call `.main()` to run the command line"]
+pub struct AppsBuilder {
+    offered: Vec<Offered>,
+}
+
+/// Starts the list of the applications a binary offers, for a `main` that serves one of several:
+///
+/// ```no_run
+/// # use serve_core::prelude::*;
+/// # use serve_core::http::Request;
+/// # #[deployment] #[derive(Default)] pub struct Hello;
+/// # #[deployment] impl Hello { pub fn call(&self, _req: Request) -> String { "hi".into() } }
+/// # #[deployment] #[derive(Default)] pub struct Bye;
+/// # #[deployment] impl Bye { pub fn call(&self, _req: Request) -> String { "bye".into() } }
+/// fn main() -> std::process::ExitCode {
+///     serve_core::apps()
+///         .app("hello", Hello::bind())
+///         .app("bye", Bye::bind())
+///         .main()
+/// }
+/// ```
+///
+/// `app run hello` (or `app run greetings:hello`, as Ray's `serve run` takes an import path)
+/// serves the first; a config file picks one with its application's `import_path`
+/// (`import_path: greetings:bye`). Each is named for the part after `:` (`hello`); `config`
+/// prints them all.
+pub fn apps() -> AppsBuilder {
+    AppsBuilder {
+        offered: Vec::new(),
+    }
+}
+
+impl AppsBuilder {
+    /// Offers `app` as `name`.
+    pub fn app<D, R>(mut self, name: impl Into<String>, app: Application<D>) -> Self
+    where
+        D: Deployment,
+        D::Handle: CallOne<Request, Output = R>,
+        R: IntoHttpResponse + Send + 'static,
+    {
+        let name = name.into();
+        let label = name.clone();
+        self.offered.push(Offered {
+            name,
+            build: Box::new(move |args| {
+                if super::has_args(args.as_ref()) {
+                    return Err(config_error(format!(
+                        "application `{label}` takes no `args` (it is offered with `.app(..)`; \
+                         offer it with `.app_with_args(..)` to build it from them), but the \
+                         config file gives some"
+                    )));
+                }
+                Ok(Box::new(HttpApp(app)))
+            }),
+        });
+        self
+    }
+
+    /// Offers as `name` the application `build` makes from its arguments: a config file's
+    /// `args` for the application (Ray's application builder), deserialised into `A`; no
+    /// `args` are read as an empty mapping (`{}`), so an `A` whose fields all have defaults
+    /// needs none.
+    ///
+    /// ```no_run
+    /// # use serve_core::prelude::*;
+    /// # use serve_core::http::Request;
+    /// # #[deployment] pub struct Greeter { greeting: String }
+    /// # #[deployment] impl Greeter {
+    /// #     pub fn new(greeting: String) -> Self { Self { greeting } }
+    /// #     pub fn call(&self, _req: Request) -> String { self.greeting.clone() }
+    /// # }
+    /// #[derive(serde::Deserialize)]
+    /// struct GreeterArgs {
+    ///     #[serde(default = "hello")]
+    ///     greeting: String,
+    /// }
+    /// fn hello() -> String { "Hello".into() }
+    ///
+    /// fn main() -> std::process::ExitCode {
+    ///     serve_core::apps()
+    ///         .app_with_args("greeter", |args: GreeterArgs| Greeter::bind(args.greeting))
+    ///         .main()
+    /// }
+    /// ```
+    ///
+    /// with `args: {greeting: Hola}` in the config file's application.
+    pub fn app_with_args<A, D, R>(
+        mut self,
+        name: impl Into<String>,
+        build: impl FnOnce(A) -> Application<D> + 'static,
+    ) -> Self
+    where
+        A: DeserializeOwned,
+        D: Deployment,
+        D::Handle: CallOne<Request, Output = R>,
+        R: IntoHttpResponse + Send + 'static,
+    {
+        let name = name.into();
+        let label = name.clone();
+        self.offered.push(Offered {
+            name,
+            build: Box::new(move |args| {
+                let args = match args {
+                    None | Some(serde_json::Value::Null) => serde_json::json!({}),
+                    Some(args) => args,
+                };
+                let args: A = serde_path_to_error::deserialize(args).map_err(|e| {
+                    let at = e.path().to_string();
+                    let at = if at == "." {
+                        String::new()
+                    } else {
+                        format!(" at `{at}`")
+                    };
+                    config_error(format!(
+                        "the `args` of application `{label}` do not fit it{at}: {}",
+                        e.inner()
+                    ))
+                })?;
+                Ok(Box::new(HttpApp(build(args))))
+            }),
+        });
+        self
+    }
+
+    /// Runs the `serve` command line over these applications (see [`main`](crate::main)).
+    pub fn main(self) -> ExitCode {
+        super::main_with(self.offered)
+    }
+}
+
+/// The one application of `serve_core::main(app)`, named for its ingress deployment.
+pub(crate) fn single<D, R>(app: Application<D>) -> Vec<Offered>
+where
+    D: Deployment,
+    D::Handle: CallOne<Request, Output = R>,
+    R: IntoHttpResponse + Send + 'static,
+{
+    let name = app
+        .deployment_configs()
+        .last()
+        .map(|c| c.name.clone())
+        .unwrap_or_default();
+    apps().app(name, app).offered
+}
+
+/// A name as written in Python or in Rust, compared loosely: `language_classifier` is
+/// `LanguageClassifier`.
+fn loose(name: &str) -> String {
+    name.chars()
+        .filter(|c| !matches!(c, '_' | '-'))
+        .flat_map(char::to_lowercase)
+        .collect()
+}
+
+/// The index of the offered application `wanted` names (its name exactly, else loosely; see
+/// [`loose`]), or an error listing the names offered. With one offered, that one, whatever
+/// `wanted` says (logged when it names another).
+pub(crate) fn choose(offered: &[Offered], wanted: &str, from: &str) -> Result<usize, ServeError> {
+    if let Some(at) = offered.iter().position(|o| o.name == wanted) {
+        return Ok(at);
+    }
+    let loosely: Vec<usize> = (0..offered.len())
+        .filter(|&i| loose(&offered[i].name) == loose(wanted))
+        .collect();
+    if let [at] = loosely[..] {
+        return Ok(at);
+    }
+    if offered.len() == 1 {
+        tracing::info!(
+            "{from} names application `{wanted}`; this binary serves one, `{}`: running it",
+            offered[0].name
+        );
+        return Ok(0);
+    }
+    let names: Vec<&str> = offered.iter().map(|o| o.name.as_str()).collect();
+    Err(config_error(format!(
+        "{from} names application `{wanted}`, but this binary offers: {}",
+        names.join(", ")
+    )))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn named(names: &[&str]) -> Vec<Offered> {
+        names
+            .iter()
+            .map(|n| Offered {
+                name: (*n).to_owned(),
+                build: Box::new(|_| Err(config_error("not built in this test".into()))),
+            })
+            .collect()
+    }
+
+    #[test]
+    fn an_import_path_picks_an_application_by_name_exactly_then_loosely() {
+        let offered = named(&["language_classifier", "Summarizer", "summarizer_v2"]);
+        assert_eq!(choose(&offered, "language_classifier", "x").unwrap(), 0);
+        assert_eq!(choose(&offered, "LanguageClassifier", "x").unwrap(), 0);
+        assert_eq!(choose(&offered, "summarizer", "x").unwrap(), 1);
+        let err = choose(&offered, "translator", "import_path `t:translator`")
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains(
+                "import_path `t:translator` names application `translator`, but this binary \
+                 offers: language_classifier, Summarizer, summarizer_v2"
+            ),
+            "{err}"
+        );
+        // One application offered: it runs, whatever the path names.
+        assert_eq!(
+            choose(&named(&["LanguageClassifier"]), "other", "x").unwrap(),
+            0
+        );
+    }
+}
