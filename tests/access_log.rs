@@ -4,7 +4,7 @@
 //! real HTTP server in this process.
 
 use serve_test_support::example::ExampleServer;
-use serve_test_support::http::{post_json, send};
+use serve_test_support::http::send;
 
 fn runtime() -> tokio::runtime::Runtime {
     tokio::runtime::Builder::new_current_thread()
@@ -213,7 +213,7 @@ mod in_process {
     impl Flaky {
         pub fn call(&self, req: Request) -> Result<String, HttpError> {
             match req.path() {
-                "/flaky/teapot" => Err(HttpError::new(StatusCode::IM_A_TEAPOT, "short and stout")),
+                "/flaky/forbidden" => Err(HttpError::new(StatusCode::FORBIDDEN, "not for you")),
                 "/flaky/broken" => Err(HttpError::new(StatusCode::INTERNAL_SERVER_ERROR, "broken")),
                 "/flaky/panic" => panic!("the flaky deployment panicked"),
                 _ => Ok("fine".into()),
@@ -231,7 +231,7 @@ mod in_process {
         let get =
             |path: &str| rt.block_on(serve_test_support::http::send(addr, "GET", path, &[], ""));
         assert_eq!(get("/flaky/ok").status, 200);
-        assert_eq!(get("/flaky/teapot").status, 418);
+        assert_eq!(get("/flaky/forbidden").status, 403);
         assert_eq!(get("/flaky/broken").status, 500);
         assert_eq!(get("/flaky/panic").status, 500);
         assert_eq!(get("/elsewhere").status, 404);
@@ -245,7 +245,7 @@ mod in_process {
                 .clone()
         };
         assert!(line("GET /flaky/ok 200 ").contains(" INFO "));
-        assert!(line("GET /flaky/teapot 418 ").contains(" INFO "));
+        assert!(line("GET /flaky/forbidden 403 ").contains(" INFO "));
         let broken = line("GET /flaky/broken 500 ");
         assert!(broken.contains(" ERROR "), "a 5xx is an error: {broken}");
         assert!(broken.contains("route=\"/flaky\""), "{broken}");

@@ -306,8 +306,13 @@ fn loose(name: &str) -> String {
 
 /// The index of the offered application `wanted` names (its name exactly, else loosely; see
 /// [`loose`]), or an error listing the names offered. With one offered, that one, whatever
-/// `wanted` says (logged when it names another).
-pub(crate) fn choose(offered: &[Offered], wanted: &str, from: &str) -> Result<usize, ServeError> {
+/// `wanted` says (with a note for the log when it names another).
+pub(crate) fn choose(
+    offered: &[Offered],
+    wanted: &str,
+    from: &str,
+    notes: &mut Vec<String>,
+) -> Result<usize, ServeError> {
     if let Some(at) = offered.iter().position(|o| o.name == wanted) {
         return Ok(at);
     }
@@ -318,10 +323,10 @@ pub(crate) fn choose(offered: &[Offered], wanted: &str, from: &str) -> Result<us
         return Ok(at);
     }
     if offered.len() == 1 {
-        tracing::info!(
+        notes.push(format!(
             "{from} names application `{wanted}`; this binary serves one, `{}`: running it",
             offered[0].name
-        );
+        ));
         return Ok(0);
     }
     let names: Vec<&str> = offered.iter().map(|o| o.name.as_str()).collect();
@@ -348,10 +353,18 @@ mod tests {
     #[test]
     fn an_import_path_picks_an_application_by_name_exactly_then_loosely() {
         let offered = named(&["language_classifier", "Summarizer", "summarizer_v2"]);
-        assert_eq!(choose(&offered, "language_classifier", "x").unwrap(), 0);
-        assert_eq!(choose(&offered, "LanguageClassifier", "x").unwrap(), 0);
-        assert_eq!(choose(&offered, "summarizer", "x").unwrap(), 1);
-        let err = choose(&offered, "translator", "import_path `t:translator`")
+        let notes = &mut Vec::new();
+        assert_eq!(
+            choose(&offered, "language_classifier", "x", notes).unwrap(),
+            0
+        );
+        assert_eq!(
+            choose(&offered, "LanguageClassifier", "x", notes).unwrap(),
+            0
+        );
+        assert_eq!(choose(&offered, "summarizer", "x", notes).unwrap(), 1);
+        assert!(notes.is_empty(), "{notes:?}");
+        let err = choose(&offered, "translator", "import_path `t:translator`", notes)
             .unwrap_err()
             .to_string();
         assert!(

@@ -316,14 +316,16 @@ fn named(target: &str) -> &str {
 /// Which application to serve: the index of its entry in the config file (if it has one) and
 /// of the offered application. `run NAME` names it; else the file's first application, whose
 /// `import_path` picks among those offered; else the binary's only one.
+/// What is worth saying about the choice goes into `notes`, for the log.
 fn select(
     offered: &[Offered],
     file: Option<&ServeConfig>,
     target: Option<&str>,
+    notes: &mut Vec<String>,
 ) -> Result<(Option<usize>, usize), ServeError> {
     let applications = file.map_or(&[][..], |f| &f.applications[..]);
     if let Some(target) = target {
-        let at = apps::choose(offered, named(target), &format!("`{target}`"))?;
+        let at = apps::choose(offered, named(target), &format!("`{target}`"), notes)?;
         let name = &offered[at].name;
         let entry = applications
             .iter()
@@ -335,15 +337,20 @@ fn select(
     }
     if let Some(first) = applications.first() {
         if applications.len() > 1 {
-            tracing::info!(
+            notes.push(format!(
                 "the config file has {} applications; serving its first, `{}` (name another with \
                  `run NAME`)",
                 applications.len(),
                 first.name
-            );
+            ));
         }
         let at = match &first.import_path {
-            Some(path) => apps::choose(offered, named(path), &format!("import_path `{path}`"))?,
+            Some(path) => apps::choose(
+                offered,
+                named(path),
+                &format!("import_path `{path}`"),
+                notes,
+            )?,
             None => only(offered)?,
         };
         return Ok((Some(0), at));
@@ -469,7 +476,13 @@ fn run(mut offered: Vec<Offered>, args: RunArgs, log: &LogArgs) -> Result<(), Se
         t => (t, args.config.clone()),
     };
     let file = config_path.as_ref().map(ConfigFile::load).transpose()?;
-    let (entry, chosen) = select(&offered, file.as_ref().map(|f| &f.config), target)?;
+    let mut notes = Vec::new();
+    let (entry, chosen) = select(
+        &offered,
+        file.as_ref().map(|f| &f.config),
+        target,
+        &mut notes,
+    )?;
     let app_config: Option<&ApplicationConfig> =
         entry.and_then(|i| file.as_ref().map(|f| &f.config.applications[i]));
     let app = offered
@@ -481,6 +494,9 @@ fn run(mut offered: Vec<Offered>, args: RunArgs, log: &LogArgs) -> Result<(), Se
     }
     let logging = log.over(file.as_ref());
     let _logs = install_logging(&logging, &configs)?;
+    for note in notes {
+        tracing::info!("{note}");
+    }
     log_ignored(
         file.as_ref(),
         &configs,
@@ -664,7 +680,8 @@ impl NodeArgs {
 fn worker(mut offered: Vec<Offered>, args: WorkerArgs, log: &LogArgs) -> Result<(), ServeError> {
     use crate::config::ProxyLocation;
     let file = args.config.as_ref().map(ConfigFile::load).transpose()?;
-    let (entry, chosen) = select(&offered, file.as_ref().map(|f| &f.config), None)?;
+    let mut notes = Vec::new();
+    let (entry, chosen) = select(&offered, file.as_ref().map(|f| &f.config), None, &mut notes)?;
     let app_config = entry.and_then(|i| file.as_ref().map(|f| &f.config.applications[i]));
     let app = offered
         .swap_remove(chosen)
@@ -672,6 +689,9 @@ fn worker(mut offered: Vec<Offered>, args: WorkerArgs, log: &LogArgs) -> Result<
     let configs = app.deployment_configs();
     let logging = log.over(file.as_ref());
     let _logs = install_logging(&logging, &configs)?;
+    for note in notes {
+        tracing::info!("{note}");
+    }
     let Some(cluster) = args.node.cluster_options(
         file.as_ref().and_then(|f| f.config.cluster.clone()),
         &app_name(&configs),

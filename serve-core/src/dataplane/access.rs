@@ -94,7 +94,8 @@ where
 }
 
 /// Runs a sync method `f` (inside its request's scope) and writes its access line; a panic
-/// unwinding out of `f` gets its `ERROR` line too.
+/// unwinding out of `f` gets its `ERROR` line (with its message) and unwinds on, to the caller's
+/// catch.
 #[inline]
 pub(crate) fn timed_sync<T>(
     method: &'static str,
@@ -103,17 +104,15 @@ pub(crate) fn timed_sync<T>(
     let Some(start) = start() else {
         return f();
     };
-    /// Writes the line of a run that unwinds.
-    struct Unwinding(&'static str, Instant);
-    impl Drop for Unwinding {
-        fn drop(&mut self) {
-            line(self.0, self.1, Some("panicked"));
+    match crate::util::panic::catch_unwind(f) {
+        Ok(result) => {
+            let failure = result.as_ref().err().map(ToString::to_string);
+            line(method, start, failure.as_deref());
+            result
+        }
+        Err(panic) => {
+            line(method, start, Some(&crate::util::panic::message(&*panic)));
+            std::panic::resume_unwind(panic)
         }
     }
-    let unwinding = Unwinding(method, start);
-    let result = f();
-    std::mem::forget(unwinding);
-    let failure = result.as_ref().err().map(ToString::to_string);
-    line(method, start, failure.as_deref());
-    result
 }
