@@ -7,8 +7,8 @@
 //! type: what the verbs need of one is its configurations, and to be run (over HTTP or not) or
 //! to join a cluster as a worker.
 
+#[cfg(feature = "cluster")]
 use std::net::SocketAddr;
-use std::process::ExitCode;
 
 use serde::de::DeserializeOwned;
 
@@ -149,134 +149,72 @@ impl Offered {
     }
 }
 
-/// The applications a binary offers its command line, by name (see [`apps`]).
-#[must_use = "call `.main()` to run the command line"]
-pub struct AppsBuilder {
-    offered: Vec<Offered>,
-}
-
-/// Starts the list of the applications a binary offers, for a `main` that serves one of several:
-///
-/// ```no_run
-/// # use serve_core::prelude::*;
-/// # use serve_core::http::Request;
-/// # #[deployment] #[derive(Default)] pub struct Hello;
-/// # #[deployment] impl Hello { pub fn call(&self, _req: Request) -> String { "hi".into() } }
-/// # #[deployment] #[derive(Default)] pub struct Bye;
-/// # #[deployment] impl Bye { pub fn call(&self, _req: Request) -> String { "bye".into() } }
-/// fn main() -> std::process::ExitCode {
-///     serve_core::apps()
-///         .app("hello", Hello::bind())
-///         .app("bye", Bye::bind())
-///         .main()
-/// }
-/// ```
-///
-/// `app run hello` (or `app run greetings:hello`, as Ray's `serve run` takes an import path)
-/// serves the first; a config file picks one with its application's `import_path`
-/// (`import_path: greetings:bye`). Each is named for the part after `:` (`hello`); `config`
-/// prints them all.
-pub fn apps() -> AppsBuilder {
-    AppsBuilder {
-        offered: Vec::new(),
+/// Offers `app` as `name` (see `serve_core::apps().app(..)`).
+pub(crate) fn offer<D, R>(name: String, app: Application<D>) -> Offered
+where
+    D: Deployment,
+    D::Handle: CallOne<Request, Output = R>,
+    R: IntoHttpResponse + Send + 'static,
+{
+    let label = name.clone();
+    Offered {
+        name,
+        build: Box::new(move |args| {
+            if has_args(args.as_ref()) {
+                return Err(config_error(format!(
+                    "application `{label}` takes no `args` (it is offered with `.app(..)`; \
+                     offer it with `.app_with_args(..)` to build it from them), but the \
+                     config file gives some"
+                )));
+            }
+            Ok(Box::new(HttpApp(app)))
+        }),
     }
 }
 
-impl AppsBuilder {
-    /// Offers `app` as `name`.
-    pub fn app<D, R>(mut self, name: impl Into<String>, app: Application<D>) -> Self
-    where
-        D: Deployment,
-        D::Handle: CallOne<Request, Output = R>,
-        R: IntoHttpResponse + Send + 'static,
-    {
-        let name = name.into();
-        let label = name.clone();
-        self.offered.push(Offered {
-            name,
-            build: Box::new(move |args| {
-                if super::has_args(args.as_ref()) {
-                    return Err(config_error(format!(
-                        "application `{label}` takes no `args` (it is offered with `.app(..)`; \
-                         offer it with `.app_with_args(..)` to build it from them), but the \
-                         config file gives some"
-                    )));
-                }
-                Ok(Box::new(HttpApp(app)))
-            }),
-        });
-        self
-    }
-
-    /// Offers as `name` the application `build` makes from its arguments: a config file's
-    /// `args` for the application (Ray's application builder), deserialised into `A`; no
-    /// `args` are read as an empty mapping (`{}`), so an `A` whose fields all have defaults
-    /// needs none.
-    ///
-    /// ```no_run
-    /// # use serve_core::prelude::*;
-    /// # use serve_core::http::Request;
-    /// # #[deployment] pub struct Greeter { greeting: String }
-    /// # #[deployment] impl Greeter {
-    /// #     pub fn new(greeting: String) -> Self { Self { greeting } }
-    /// #     pub fn call(&self, _req: Request) -> String { self.greeting.clone() }
-    /// # }
-    /// #[derive(serde::Deserialize)]
-    /// struct GreeterArgs {
-    ///     #[serde(default = "hello")]
-    ///     greeting: String,
-    /// }
-    /// fn hello() -> String { "Hello".into() }
-    ///
-    /// fn main() -> std::process::ExitCode {
-    ///     serve_core::apps()
-    ///         .app_with_args("greeter", |args: GreeterArgs| Greeter::bind(args.greeting))
-    ///         .main()
-    /// }
-    /// ```
-    ///
-    /// with `args: {greeting: Hola}` in the config file's application.
-    pub fn app_with_args<A, D, R>(
-        mut self,
-        name: impl Into<String>,
-        build: impl FnOnce(A) -> Application<D> + 'static,
-    ) -> Self
-    where
-        A: DeserializeOwned,
-        D: Deployment,
-        D::Handle: CallOne<Request, Output = R>,
-        R: IntoHttpResponse + Send + 'static,
-    {
-        let name = name.into();
-        let label = name.clone();
-        self.offered.push(Offered {
-            name,
-            build: Box::new(move |args| {
-                let args = match args {
-                    None | Some(serde_json::Value::Null) => serde_json::json!({}),
-                    Some(args) => args,
+/// Offers as `name` the application `build` makes from its arguments (see
+/// `serve_core::apps().app_with_args(..)`).
+pub(crate) fn offer_with_args<A, D, R>(
+    name: String,
+    build: impl FnOnce(A) -> Application<D> + 'static,
+) -> Offered
+where
+    A: DeserializeOwned,
+    D: Deployment,
+    D::Handle: CallOne<Request, Output = R>,
+    R: IntoHttpResponse + Send + 'static,
+{
+    let label = name.clone();
+    Offered {
+        name,
+        build: Box::new(move |args| {
+            let args = match args {
+                None | Some(serde_json::Value::Null) => serde_json::json!({}),
+                Some(args) => args,
+            };
+            let args: A = serde_path_to_error::deserialize(args).map_err(|e| {
+                let at = e.path().to_string();
+                let at = if at == "." {
+                    String::new()
+                } else {
+                    format!(" at `{at}`")
                 };
-                let args: A = serde_path_to_error::deserialize(args).map_err(|e| {
-                    let at = e.path().to_string();
-                    let at = if at == "." {
-                        String::new()
-                    } else {
-                        format!(" at `{at}`")
-                    };
-                    config_error(format!(
-                        "the `args` of application `{label}` do not fit it{at}: {}",
-                        e.inner()
-                    ))
-                })?;
-                Ok(Box::new(HttpApp(build(args))))
-            }),
-        });
-        self
+                config_error(format!(
+                    "the `args` of application `{label}` do not fit it{at}: {}",
+                    e.inner()
+                ))
+            })?;
+            Ok(Box::new(HttpApp(build(args))))
+        }),
     }
+}
 
-    /// Runs the `serve` command line over these applications (see [`main`](crate::main)).
-    pub fn main(self) -> ExitCode {
-        super::main_with(self.offered)
+/// Whether a config file's `args` ask for something (`{}` and `null` do not).
+fn has_args(args: Option<&serde_json::Value>) -> bool {
+    match args {
+        None | Some(serde_json::Value::Null) => false,
+        Some(serde_json::Value::Object(map)) => !map.is_empty(),
+        Some(_) => true,
     }
 }
 
@@ -292,7 +230,7 @@ where
         .last()
         .map(|c| c.name.clone())
         .unwrap_or_default();
-    apps().app(name, app).offered
+    vec![offer(name, app)]
 }
 
 /// A name as written in Python or in Rust, compared loosely: `language_classifier` is
@@ -374,10 +312,15 @@ mod tests {
             ),
             "{err}"
         );
-        // One application offered: it runs, whatever the path names.
+        // One application offered: it runs, whatever the path names, and the log says so.
+        let one = named(&["LanguageClassifier"]);
+        assert_eq!(choose(&one, "other", "`x:other`", notes).unwrap(), 0);
         assert_eq!(
-            choose(&named(&["LanguageClassifier"]), "other", "x").unwrap(),
-            0
+            notes[..],
+            [
+                "`x:other` names application `other`; this binary serves one, \
+              `LanguageClassifier`: running it"
+            ]
         );
     }
 }

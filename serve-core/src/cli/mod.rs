@@ -51,11 +51,10 @@ use crate::http::{IntoHttpResponse, Request};
 use crate::serve::Serve;
 use crate::util::time;
 use apps::Offered;
+use serde::de::DeserializeOwned;
 
 mod apps;
 mod logging;
-
-pub use apps::{AppsBuilder, apps};
 
 #[derive(Parser, Debug)]
 #[command(
@@ -242,6 +241,100 @@ enum Format {
 const DEFAULT_HOST: &str = "127.0.0.1";
 const DEFAULT_PORT: u16 = 8000;
 
+/// The applications a binary offers its command line, by name (see [`apps`]).
+#[must_use = "call `.main()` to run the command line"]
+pub struct AppsBuilder {
+    offered: Vec<Offered>,
+}
+
+/// Starts the list of the applications a binary offers, for a `main` that serves one of several:
+///
+/// ```no_run
+/// # use serve_core::prelude::*;
+/// # use serve_core::http::Request;
+/// # #[deployment] #[derive(Default)] pub struct Hello;
+/// # #[deployment] impl Hello { pub fn call(&self, _req: Request) -> String { "hi".into() } }
+/// # #[deployment] #[derive(Default)] pub struct Bye;
+/// # #[deployment] impl Bye { pub fn call(&self, _req: Request) -> String { "bye".into() } }
+/// fn main() -> std::process::ExitCode {
+///     serve_core::apps()
+///         .app("hello", Hello::bind())
+///         .app("bye", Bye::bind())
+///         .main()
+/// }
+/// ```
+///
+/// `app run hello` (or `app run greetings:hello`, as Ray's `serve run` takes an import path)
+/// serves the first; a config file picks one with its application's `import_path`
+/// (`import_path: greetings:bye`). Each is named for the part after `:` (`hello`); `config`
+/// prints them all.
+pub fn apps() -> AppsBuilder {
+    AppsBuilder {
+        offered: Vec::new(),
+    }
+}
+
+impl AppsBuilder {
+    /// Offers `app` as `name`.
+    pub fn app<D, R>(mut self, name: impl Into<String>, app: Application<D>) -> Self
+    where
+        D: Deployment,
+        D::Handle: CallOne<Request, Output = R>,
+        R: IntoHttpResponse + Send + 'static,
+    {
+        self.offered.push(apps::offer(name.into(), app));
+        self
+    }
+
+    /// Offers as `name` the application `build` makes from its arguments: a config file's
+    /// `args` for the application (Ray's application builder), deserialised into `A`; no
+    /// `args` are read as an empty mapping (`{}`), so an `A` whose fields all have defaults
+    /// needs none.
+    ///
+    /// ```no_run
+    /// # use serve_core::prelude::*;
+    /// # use serve_core::http::Request;
+    /// # #[deployment] pub struct Greeter { greeting: String }
+    /// # #[deployment] impl Greeter {
+    /// #     pub fn new(greeting: String) -> Self { Self { greeting } }
+    /// #     pub fn call(&self, _req: Request) -> String { self.greeting.clone() }
+    /// # }
+    /// #[derive(serde::Deserialize)]
+    /// struct GreeterArgs {
+    ///     #[serde(default = "hello")]
+    ///     greeting: String,
+    /// }
+    /// fn hello() -> String { "Hello".into() }
+    ///
+    /// fn main() -> std::process::ExitCode {
+    ///     serve_core::apps()
+    ///         .app_with_args("greeter", |args: GreeterArgs| Greeter::bind(args.greeting))
+    ///         .main()
+    /// }
+    /// ```
+    ///
+    /// with `args: {greeting: Hola}` in the config file's application.
+    pub fn app_with_args<A, D, R>(
+        mut self,
+        name: impl Into<String>,
+        build: impl FnOnce(A) -> Application<D> + 'static,
+    ) -> Self
+    where
+        A: DeserializeOwned,
+        D: Deployment,
+        D::Handle: CallOne<Request, Output = R>,
+        R: IntoHttpResponse + Send + 'static,
+    {
+        self.offered.push(apps::offer_with_args(name.into(), build));
+        self
+    }
+
+    /// Runs the `serve` command line over these applications (see [`main`](crate::main)).
+    pub fn main(self) -> ExitCode {
+        main_with(self.offered)
+    }
+}
+
 /// Runs the `serve` command line for `app` (`run`, `config`, `status` or `worker`; see the crate
 /// docs): parses the process's arguments, does what they say, and returns the process's exit
 /// code. A binary offering several applications uses [`apps`] instead.
@@ -287,15 +380,6 @@ fn install_logging(
 ) -> Result<logging::Guards, ServeError> {
     let deployments: Vec<LoggingConfig> = configs.iter().map(|c| c.logging.clone()).collect();
     logging::install(&logging::LogSettings::new(logging, &deployments)).map_err(config_error)
-}
-
-/// Whether a config file's `args` ask for something (`{}` and `null` do not).
-fn has_args(args: Option<&serde_json::Value>) -> bool {
-    match args {
-        None | Some(serde_json::Value::Null) => false,
-        Some(serde_json::Value::Object(map)) => !map.is_empty(),
-        Some(_) => true,
-    }
 }
 
 /// The application's name: its ingress deployment's (the last of its configurations).

@@ -411,6 +411,7 @@ impl<T> Drop for CancelOnDrop<T> {
     }
 }
 
+#[derive(Clone)]
 struct Route {
     /// Shared with each request routed here (no copy per request).
     prefix: Arc<str>,
@@ -580,13 +581,10 @@ impl Proxy {
         }
     }
 
-    /// The application serving `path`, its route prefix and its name.
-    fn route(&self, path: &str) -> Option<(Arc<dyn Ingress>, Arc<str>, Arc<str>)> {
+    /// The application serving `path`: its ingress, route prefix and name.
+    fn route(&self, path: &str) -> Option<Route> {
         let routes = self.routes.read_locked();
-        routes
-            .iter()
-            .find(|r| matches(&r.prefix, path))
-            .map(|r| (r.ingress.clone(), r.prefix.clone(), r.app.clone()))
+        routes.iter().find(|r| matches(&r.prefix, path)).cloned()
     }
 }
 
@@ -722,7 +720,12 @@ async fn route_request(
         };
         return (to_axum(reply), served);
     }
-    let Some((ingress, prefix, app)) = proxy.route(parts.uri.path()) else {
+    let Some(Route {
+        ingress,
+        prefix,
+        app,
+    }) = proxy.route(parts.uri.path())
+    else {
         let reply = HttpResponse::text(
             StatusCode::NOT_FOUND,
             format!("Not Found: no application serves `{}`", parts.uri.path()),
