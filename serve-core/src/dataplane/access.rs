@@ -20,12 +20,20 @@ pub const ACCESS_TARGET: &str = "serve::access";
 
 /// When a call started, if its access line will be written: the subscriber wants the target
 /// and the replica's deployment has its access log on. Call it inside the request's scope.
-#[inline]
+#[inline(always)]
 pub(crate) fn start() -> Option<Instant> {
     // Errors are the most severe access lines: if they are off, every line is.
-    if !tracing::enabled!(target: ACCESS_TARGET, tracing::Level::ERROR) {
-        return None;
+    if tracing::enabled!(target: ACCESS_TARGET, tracing::Level::ERROR) {
+        replica_start()
+    } else {
+        None
     }
+}
+
+/// The replica's switch, and the clock.
+#[cold]
+#[inline(never)]
+fn replica_start() -> Option<Instant> {
     context::current_logging()
         .is_some_and(|l| l.access_log)
         .then(Instant::now)
@@ -79,31 +87,73 @@ pub(crate) fn line(method: &'static str, start: Instant, failure: Option<&str>) 
     }
 }
 
-/// Runs `fut` (a method's run, inside its request's scope) and writes its access line.
-pub(crate) async fn timed<F>(method: &'static str, fut: F) -> F::Output
+pin_project_lite::pin_project! {
+    /// A method's run (polled inside its request's scope) that writes its access line when it
+    /// ends: one small wrapper, whose only work without a subscriber is one check on its first
+    /// poll.
+    pub(crate) struct Timed<F> {
+        #[pin]
+        run: F,
+        method: &'static str,
+        // `None` until the first poll; then when it started, if its line will be written.
+        start: Option<Option<Instant>>,
+    }
+}
+
+/// `run` (a method's run, to be polled inside its request's scope) writing its access line.
+#[inline(always)]
+pub(crate) fn timed<F>(method: &'static str, run: F) -> Timed<F> {
+    Timed {
+        run,
+        method,
+        start: None,
+    }
+}
+
+impl<F> Future for Timed<F>
 where
     F: Future,
     F::Output: Outcome,
 {
-    let Some(start) = start() else {
-        return fut.await;
-    };
-    let outcome = fut.await;
-    line(method, start, outcome.failure().as_deref());
-    outcome
+    type Output = F::Output;
+
+    #[inline(always)]
+    fn poll(
+        self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<F::Output> {
+        let this = self.project();
+        // Decided on the first poll, inside the request's scope.
+        let start = *this.start.get_or_insert_with(start);
+        let outcome = std::task::ready!(this.run.poll(cx));
+        if let Some(start) = start {
+            line(this.method, start, outcome.failure().as_deref());
+        }
+        std::task::Poll::Ready(outcome)
+    }
 }
 
 /// Runs a sync method `f` (inside its request's scope) and writes its access line; a panic
 /// unwinding out of `f` gets its `ERROR` line (with its message) and unwinds on, to the caller's
 /// catch.
-#[inline]
+#[inline(always)]
 pub(crate) fn timed_sync<T>(
     method: &'static str,
     f: impl FnOnce() -> Result<T, BoxError>,
 ) -> Result<T, BoxError> {
-    let Some(start) = start() else {
-        return f();
-    };
+    match start() {
+        None => f(),
+        Some(start) => logged_sync(method, start, f),
+    }
+}
+
+#[cold]
+#[inline(never)]
+fn logged_sync<T>(
+    method: &'static str,
+    start: Instant,
+    f: impl FnOnce() -> Result<T, BoxError>,
+) -> Result<T, BoxError> {
     match crate::util::panic::catch_unwind(f) {
         Ok(result) => {
             let failure = result.as_ref().err().map(ToString::to_string);
