@@ -149,7 +149,7 @@ impl Offered {
     }
 }
 
-/// Offers `app` as `name` (see `serve_core::apps().app(..)`).
+/// Offers `app` as `name` (see `serve_core::apps().app(..)`): it takes no `args`.
 pub(crate) fn offer<D, R>(name: String, app: Application<D>) -> Offered
 where
     D: Deployment,
@@ -157,23 +157,19 @@ where
     R: IntoHttpResponse + Send + 'static,
 {
     let label = name.clone();
-    Offered {
-        name,
-        build: Box::new(move |args| {
-            if has_args(args.as_ref()) {
-                return Err(config_error(format!(
-                    "application `{label}` takes no `args` (it is offered with `.app(..)`; \
-                     offer it with `.app_with_args(..)` to build it from them), but the \
-                     config file gives some"
-                )));
-            }
-            Ok(Box::new(HttpApp(app)))
-        }),
-    }
+    offered(name, move |args| {
+        if has_args(args.as_ref()) {
+            return Err(config_error(format!(
+                "application `{label}` takes no `args` (it is offered with `.app(..)`; offer it \
+                 with `.app_with_args(..)` to build it from them), but the config file gives some"
+            )));
+        }
+        Ok(app)
+    })
 }
 
 /// Offers as `name` the application `build` makes from its arguments (see
-/// `serve_core::apps().app_with_args(..)`).
+/// `serve_core::apps().app_with_args(..)`): a config file's `args`, or `{}` when it has none.
 pub(crate) fn offer_with_args<A, D, R>(
     name: String,
     build: impl FnOnce(A) -> Application<D> + 'static,
@@ -185,27 +181,40 @@ where
     R: IntoHttpResponse + Send + 'static,
 {
     let label = name.clone();
+    offered(name, move |args| {
+        let args = match args {
+            None | Some(serde_json::Value::Null) => serde_json::json!({}),
+            Some(args) => args,
+        };
+        let args: A = serde_path_to_error::deserialize(args).map_err(|e| {
+            let at = e.path().to_string();
+            let at = if at == "." {
+                String::new()
+            } else {
+                format!(" at `{at}`")
+            };
+            config_error(format!(
+                "the `args` of application `{label}` do not fit it{at}: {}",
+                e.inner()
+            ))
+        })?;
+        Ok(build(args))
+    })
+}
+
+/// The application `build` makes from a config file's `args`, offered as `name`.
+fn offered<D, R>(
+    name: String,
+    build: impl FnOnce(Option<serde_json::Value>) -> Result<Application<D>, ServeError> + 'static,
+) -> Offered
+where
+    D: Deployment,
+    D::Handle: CallOne<Request, Output = R>,
+    R: IntoHttpResponse + Send + 'static,
+{
     Offered {
         name,
-        build: Box::new(move |args| {
-            let args = match args {
-                None | Some(serde_json::Value::Null) => serde_json::json!({}),
-                Some(args) => args,
-            };
-            let args: A = serde_path_to_error::deserialize(args).map_err(|e| {
-                let at = e.path().to_string();
-                let at = if at == "." {
-                    String::new()
-                } else {
-                    format!(" at `{at}`")
-                };
-                config_error(format!(
-                    "the `args` of application `{label}` do not fit it{at}: {}",
-                    e.inner()
-                ))
-            })?;
-            Ok(Box::new(HttpApp(build(args))))
-        }),
+        build: Box::new(move |args| Ok(Box::new(HttpApp(build(args)?)) as Box<dyn Servable>)),
     }
 }
 
