@@ -34,14 +34,9 @@ impl Drop for ConfigFile {
     }
 }
 
-/// Runs `apps ARGS..` to its end and returns its stderr (it must fail).
+/// Runs `apps ARGS..` to its end (it must fail) and returns its stderr.
 fn refused(args: &[&str]) -> String {
-    let out = std::process::Command::new(example_path("apps"))
-        .args(args)
-        .output()
-        .unwrap();
-    assert!(!out.status.success(), "{args:?} was accepted");
-    String::from_utf8_lossy(&out.stderr).into_owned()
+    serve_test_support::example::refused("apps", args)
 }
 
 #[test]

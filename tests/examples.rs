@@ -3,7 +3,7 @@
 
 use std::process::Command;
 
-use serve_test_support::example::{ExampleServer, example_path};
+use serve_test_support::example::{ExampleServer, example_path, refused};
 
 fn example(name: &str) -> String {
     example_with(name, &[])
@@ -96,13 +96,11 @@ fn a_config_naming_a_missing_deployment_is_refused_with_the_ones_that_exist() {
         "[[applications]]\nname = \"hello\"\n[[applications.deployments]]\nname = \"GermanResponder\"\nnum_replicas = 2\n",
     )
     .unwrap();
-    let out = Command::new(example_path("hello"))
-        .args(["run", "--port", "0", "--config", path.to_str().unwrap()])
-        .output()
-        .unwrap();
+    let stderr = refused(
+        "hello",
+        &["run", "--port", "0", "--config", path.to_str().unwrap()],
+    );
     let _ = std::fs::remove_file(&path);
-    assert!(!out.status.success());
-    let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(
         stderr.contains("no deployment `GermanResponder`"),
         "{stderr}"

@@ -2,7 +2,7 @@
 //! `tests/configs/hello_serve_build.yaml`) runs the `hello` example unchanged: the keys that mean
 //! something here are honoured, the others are named in one log line.
 
-use serve_test_support::example::ExampleServer;
+use serve_test_support::example::{ExampleServer, refused};
 use serve_test_support::http::post_json;
 
 const RAY_CONFIG: &str = concat!(
@@ -76,13 +76,11 @@ fn a_misspelt_ray_key_is_refused_with_the_valid_keys() {
         .replace("proxy_location: EveryNode", "proxy_locaton: EveryNode");
     let path = std::env::temp_dir().join(format!("ray-misspelt-{}.yaml", std::process::id()));
     std::fs::write(&path, text).unwrap();
-    let out = std::process::Command::new(serve_test_support::example::example_path("hello"))
-        .args(["run", "--port", "0", "--config", path.to_str().unwrap()])
-        .output()
-        .unwrap();
+    let stderr = refused(
+        "hello",
+        &["run", "--port", "0", "--config", path.to_str().unwrap()],
+    );
     let _ = std::fs::remove_file(&path);
-    assert!(!out.status.success());
-    let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(stderr.contains("unknown field `proxy_locaton`"), "{stderr}");
     assert!(
         stderr.contains("`proxy_location`"),

@@ -20,6 +20,16 @@ pub fn example_path(name: &str) -> PathBuf {
     path
 }
 
+/// Runs `example ARGS..` to its end, which must be a failure, and returns its stderr.
+pub fn refused(example: &str, args: &[&str]) -> String {
+    let out = Command::new(example_path(example))
+        .args(args)
+        .output()
+        .unwrap();
+    assert!(!out.status.success(), "{example} {args:?} was accepted");
+    String::from_utf8_lossy(&out.stderr).into_owned()
+}
+
 /// The lines an example wrote to stderr so far, and a signal for each new one.
 #[derive(Default)]
 struct Log {
