@@ -1,20 +1,9 @@
 //! Runs every example program (cargo builds them for `cargo test`) and checks it prints what the
 //! seed program prints.
 
-use std::io::{BufRead, BufReader};
-use std::path::PathBuf;
-use std::process::{Child, Command, Stdio};
+use std::process::Command;
 
-fn example_path(name: &str) -> PathBuf {
-    // This test binary lives in target/<profile>/deps/; the examples in target/<profile>/examples/.
-    let exe = std::env::current_exe().unwrap();
-    let profile_dir = exe.parent().and_then(|deps| deps.parent()).unwrap();
-    let path: PathBuf = profile_dir
-        .join("examples")
-        .join(format!("{name}{}", std::env::consts::EXE_SUFFIX));
-    assert!(path.exists(), "example binary {} not built", path.display());
-    path
-}
+use serve_test_support::example::{ExampleServer, example_path, refused};
 
 fn example(name: &str) -> String {
     example_with(name, &[])
@@ -57,82 +46,15 @@ fn token_pipeline_streams_through_three_stages() {
     assert!(out.contains("100002 tokens through three stages"), "{out}");
 }
 
-/// A `hello` server started with `run`, stopped with SIGTERM when dropped.
-struct Server {
-    child: Child,
-    url: String,
-    log: Vec<String>,
-}
-
-impl Server {
-    fn start(args: &[&str]) -> Server {
-        let mut child = Command::new(example_path("hello"))
-            .arg("run")
-            .args(["--port", "0"])
-            .args(args)
-            .stderr(Stdio::piped())
-            .stdout(Stdio::null())
-            .spawn()
-            .unwrap();
-        let mut lines = BufReader::new(child.stderr.take().unwrap()).lines();
-        let mut log = Vec::new();
-        // The log says where it listens once the application is ready.
-        let url = loop {
-            let line = lines
-                .next()
-                .expect("hello exited before it was ready")
-                .unwrap();
-            log.push(line.clone());
-            if let Some(at) = line.find("application is ready at ") {
-                break line[at + "application is ready at ".len()..]
-                    .trim()
-                    .to_owned();
-            }
-        };
-        // Keep draining its log so it never blocks on a full pipe.
-        std::thread::spawn(move || for _ in lines {});
-        Server { child, url, log }
-    }
-
-    /// Sends SIGTERM and returns the exit status.
-    fn stop(mut self) -> std::process::ExitStatus {
-        let pid = self.child.id().to_string();
-        assert!(
-            Command::new("kill")
-                .args(["-TERM", &pid])
-                .status()
-                .unwrap()
-                .success()
-        );
-        self.child.wait().unwrap()
-    }
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-    }
-}
-
 #[test]
 fn hello_serves_over_http_and_the_client_prints_hola_dora() {
-    let server = Server::start(&[]);
-    assert!(
-        server
-            .log
-            .iter()
-            .any(|l| l.contains("HTTP proxy listening on")),
-        "{:?}",
-        server.log
-    );
-    assert!(
-        server
-            .log
-            .iter()
-            .any(|l| l.contains("deployment is up") && l.contains("SpanishResponder")),
-        "{:?}",
-        server.log
-    );
+    let server = ExampleServer::start("hello", &[]);
+    server.wait_for_line("where the proxy listens", |l| {
+        l.contains("HTTP proxy listening on")
+    });
+    server.wait_for_line("SpanishResponder up", |l| {
+        l.contains("deployment is up") && l.contains("SpanishResponder")
+    });
     assert_eq!(
         example_with("hello_client", &[&server.url]).trim(),
         "Hola Dora"
@@ -153,7 +75,7 @@ fn hello_config_output_is_a_config_file_that_run_and_status_honour() {
     );
     let path = std::env::temp_dir().join(format!("hello-config-{}.yaml", std::process::id()));
     std::fs::write(&path, edited).unwrap();
-    let server = Server::start(&["--config", path.to_str().unwrap()]);
+    let server = ExampleServer::start("hello", &["--config", path.to_str().unwrap()]);
 
     let status = example_with("hello", &["status", "--address", &server.url]);
     let spanish = status
@@ -174,13 +96,11 @@ fn a_config_naming_a_missing_deployment_is_refused_with_the_ones_that_exist() {
         "[[applications]]\nname = \"hello\"\n[[applications.deployments]]\nname = \"GermanResponder\"\nnum_replicas = 2\n",
     )
     .unwrap();
-    let out = Command::new(example_path("hello"))
-        .args(["run", "--port", "0", "--config", path.to_str().unwrap()])
-        .output()
-        .unwrap();
+    let stderr = refused(
+        "hello",
+        &["run", "--port", "0", "--config", path.to_str().unwrap()],
+    );
     let _ = std::fs::remove_file(&path);
-    assert!(!out.status.success());
-    let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(
         stderr.contains("no deployment `GermanResponder`"),
         "{stderr}"

@@ -25,6 +25,9 @@ use serve_test_support::{
 /// One scrape, parsed.
 struct Metrics(Scrape);
 
+/// One expected value: a metric, its labels and its value.
+type Expected<'a> = (&'a str, &'a [(&'a str, &'a str)], f64);
+
 impl Metrics {
     fn parse(text: &str) -> Self {
         let lines = text.lines().map(|line| Ok(line.to_owned()));
@@ -99,7 +102,7 @@ impl Metrics {
 
     /// Checks every `(metric, labels, value)` (see [`get`](Self::get)); fails listing all that
     /// differ.
-    fn expect(&self, expected: &[(&str, &[(&str, &str)], f64)]) {
+    fn expect(&self, expected: &[Expected]) {
         let wrong: Vec<String> = (expected.iter())
             .filter_map(|&(name, labels, want)| {
                 let got = self.get(name, labels);

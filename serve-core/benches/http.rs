@@ -19,6 +19,12 @@
 //! `cargo bench -p serve-core --bench http [-- --seconds N | --quick]`: 3 s per configuration
 //! after a 0.5 s warm-up by default (about 25 s in all); `--quick` is 1 s after 0.2 s. Run without
 //! `--bench` (as `cargo test --benches` does) it only checks that both servers answer.
+//!
+//! `-- --access-log` installs a `tracing` subscriber at `info`, as the command line does: every
+//! request then writes its access lines (the proxy's and both replicas'), formatted as text on
+//! the request's thread and handed to a non-blocking writer (`tracing-appender`) whose
+//! background thread writes them to `io::sink()`. Without it no subscriber is installed and the
+//! access log costs a relaxed load per line it could write.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -160,6 +166,8 @@ fn measure(
 // --- main -------------------------------------------------------------------------------------
 
 struct Options {
+    /// Install a subscriber that writes the access log (see the module docs).
+    access_log: bool,
     bench: bool,
     warmup: Duration,
     duration: Duration,
@@ -169,6 +177,7 @@ fn options() -> Options {
     let args: Vec<String> = std::env::args().skip(1).collect();
     let mut options = Options {
         bench: args.iter().any(|a| a == "--bench"),
+        access_log: args.iter().any(|a| a == "--access-log"),
         warmup: Duration::from_millis(500),
         duration: Duration::from_secs(3),
     };
@@ -204,6 +213,16 @@ fn ms(d: Duration) -> String {
 fn main() {
     let options = options();
     let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+    // Kept until the end: dropping it stops the log's writer thread.
+    let _log = options.access_log.then(|| {
+        let (writer, guard) = tracing_appender::non_blocking(std::io::sink());
+        tracing_subscriber::fmt()
+            .with_env_filter("info")
+            .with_ansi(false)
+            .with_writer(writer)
+            .init();
+        guard
+    });
 
     let serve = Serve::start().expect("serve instance");
     let serve_addr = serve.start_http("127.0.0.1:0").expect("HTTP proxy");
@@ -246,7 +265,15 @@ fn main() {
         options.warmup.as_secs_f64(),
         options.duration.as_secs_f64(),
     );
-    println!("serve: http://{serve_addr}/   bare axum: http://{bare_addr}/\n");
+    println!("serve: http://{serve_addr}/   bare axum: http://{bare_addr}/");
+    println!(
+        "access log: {}\n",
+        if options.access_log {
+            "on (a text subscriber at info, non-blocking writer to io::sink())"
+        } else {
+            "no subscriber"
+        }
+    );
 
     let mut rows = Vec::new();
     for &c in &CONNECTIONS {

@@ -115,14 +115,7 @@ impl ServeError {
     }
 
     pub(crate) fn panic(payload: Box<dyn std::any::Any + Send>) -> Self {
-        let message = if let Some(s) = payload.downcast_ref::<&'static str>() {
-            (*s).to_owned()
-        } else if let Some(s) = payload.downcast_ref::<String>() {
-            s.clone()
-        } else {
-            "a panic with a non-string payload".to_owned()
-        };
-        Self::new(ErrorKind::Panic).with_message(message)
+        Self::new(ErrorKind::Panic).with_message(crate::util::panic::message(&*payload))
     }
 
     pub(crate) fn upstream(cause: ServeError) -> Self {

@@ -77,11 +77,12 @@ mod util;
 pub use api::deployment::Deployment;
 pub use api::handle::{DeploymentHandle, HandleOptions};
 #[cfg(feature = "cli")]
-pub use cli::main;
+pub use cli::{AppsBuilder, apps, main};
 #[cfg(feature = "cluster")]
 pub use cluster::build_id;
 pub use config::{
-    AutoscalingConfig, DEFAULT_MAX_ONGOING_REQUESTS, DeploymentConfig, ReplicaResources,
+    AutoscalingConfig, DEFAULT_MAX_ONGOING_REQUESTS, DeploymentConfig, LoggingConfig,
+    ReplicaResources,
 };
 pub use control::application::Application;
 pub use control::autoscaling;

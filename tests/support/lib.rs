@@ -1,8 +1,9 @@
 //! Helpers shared by the integration tests: signals that tests and deployments use to wait for
-//! each other (instead of sleeping), counters to observe what ran, and a real `nats-server` for
-//! the cluster-mode tests ([`NatsServer`]).
+//! each other (instead of sleeping), counters to observe what ran, a real `nats-server` for
+//! the cluster-mode tests ([`NatsServer`]), and example programs run as processes ([`example`]).
 
 pub mod cluster;
+pub mod example;
 pub mod nats;
 pub use nats::{NatsOptions, NatsServer};
 

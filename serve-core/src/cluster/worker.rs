@@ -369,7 +369,8 @@ impl WorkerNode {
             start.replica_id,
             start.assignment.into(),
         )
-        .on_node(Some(self.name.clone()));
+        .on_node(Some(self.name.clone()))
+        .logging(mirror.logging());
         let served = mirror.start_local(info, user_config).await?;
         let key = self.next_key.fetch_add(1, Ordering::Relaxed);
         self.plane.serve(key, served);

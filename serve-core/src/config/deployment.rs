@@ -2,6 +2,7 @@
 //! replicas reserves.
 
 use super::autoscaling::AutoscalingConfig;
+use super::logging::LoggingConfig;
 
 /// The default of [`DeploymentConfig::max_ongoing_requests`], as in Ray Serve.
 pub const DEFAULT_MAX_ONGOING_REQUESTS: usize = 5;
@@ -34,6 +35,9 @@ pub struct DeploymentConfig {
     pub resources: ReplicaResources,
     /// A JSON value handed to the deployment's `reconfigure(&self, cfg)` (default: none).
     pub user_config: Option<serde_json::Value>,
+    /// How its replicas log (level, access log); keys not given inherit from the application's
+    /// and the process's (see [`LoggingConfig`]).
+    pub logging: LoggingConfig,
 }
 
 impl DeploymentConfig {
@@ -50,6 +54,7 @@ impl DeploymentConfig {
             graceful_shutdown_timeout_s: 20.0,
             resources: ReplicaResources::default(),
             user_config: None,
+            logging: LoggingConfig::default(),
         }
     }
 
@@ -116,6 +121,12 @@ impl DeploymentConfig {
     /// Sets the `user_config` passed to `reconfigure`.
     pub fn user_config(mut self, value: serde_json::Value) -> Self {
         self.user_config = Some(value);
+        self
+    }
+
+    /// Sets how its replicas log (Ray's `logging_config`).
+    pub fn logging_config(mut self, logging: LoggingConfig) -> Self {
+        self.logging = logging;
         self
     }
 }

@@ -18,6 +18,7 @@ pub(crate) mod cluster;
 mod deployment;
 #[cfg(feature = "config-file")]
 mod file;
+mod logging;
 // Some rules are a config file's only (Ray's `-1` for unlimited).
 #[cfg_attr(not(feature = "config-file"), allow(dead_code))]
 pub(crate) mod rules;
@@ -28,9 +29,13 @@ pub use cluster::{ClusterOptions, MISSED_HEARTBEATS, ProxyLocation};
 pub use deployment::{DEFAULT_MAX_ONGOING_REQUESTS, DeploymentConfig, ReplicaResources};
 #[cfg(feature = "cli")]
 pub(crate) use file::ConfigFile;
+#[cfg(feature = "cli")]
+pub(crate) use file::import_attribute;
 #[cfg(feature = "config-file")]
 pub use file::{
-    ApplicationConfig, DeploymentEntry, HttpOptionsConfig, RayActorOptions, ServeConfig,
+    ACCELERATOR_TYPE_AMOUNT, ApplicationConfig, DeploymentEntry, GrpcOptionsConfig,
+    HttpOptionsConfig, NumReplicas, RayActorOptions, ServeConfig,
 };
+pub use logging::{Encoding, LogLevel, LoggingConfig};
 #[cfg(feature = "cli")]
 pub(crate) use validate::config_error;

@@ -19,7 +19,7 @@ use crate::dataplane::router::{RequestRouter, RouterSettings};
 use crate::error::{ErrorKind, ServeError};
 use crate::metrics::registry::Refresh;
 use crate::metrics::series::{ControlSeries, DeploymentSeries};
-use crate::request::context::ReplicaInfo;
+use crate::request::context::{ReplicaInfo, ReplicaLogging};
 use crate::transport::{RemoteEndpoint, Served};
 use crate::util::sync::Lock;
 use crate::util::time;
@@ -71,6 +71,7 @@ impl<D: Deployment> AnyNode for Node<D> {
             ctx,
             router,
             rt,
+            logging: (&config.logging).into(),
         });
         (handle, mirror)
     }
@@ -109,6 +110,7 @@ async fn deploy<D: Deployment>(
         config.resources.clone(),
         app.clone(),
         name.clone(),
+        (&config.logging).into(),
         ingress,
     ));
     let metrics = ctx.nodes.metrics().clone();
@@ -292,11 +294,16 @@ struct MirrorOf<D> {
     pub(crate) ctx: BuildContext,
     pub(crate) router: Arc<RequestRouter<D>>,
     pub(crate) rt: tokio::runtime::Handle,
+    pub(crate) logging: ReplicaLogging,
 }
 
 impl<D: Deployment> Mirror for MirrorOf<D> {
     fn name(&self) -> &Arc<str> {
         self.router.name()
+    }
+
+    fn logging(&self) -> ReplicaLogging {
+        self.logging
     }
 
     fn start_local(

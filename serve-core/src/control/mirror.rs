@@ -9,7 +9,7 @@ use std::sync::Arc;
 use futures::future::BoxFuture;
 
 use crate::error::ServeError;
-use crate::request::context::ReplicaInfo;
+use crate::request::context::{ReplicaInfo, ReplicaLogging};
 use crate::transport::{RemoteEndpoint, Served};
 
 /// One deployment on a worker, whatever its type.
@@ -17,6 +17,8 @@ use crate::transport::{RemoteEndpoint, Served};
 pub(crate) trait Mirror: Send + Sync {
     /// The deployment's name.
     fn name(&self) -> &Arc<str>;
+    /// How its replicas here log.
+    fn logging(&self) -> ReplicaLogging;
     /// Constructs replica `info` here (measured by this node's metrics) and adds it to routing;
     /// resolves to what serves it to the other nodes.
     fn start_local(

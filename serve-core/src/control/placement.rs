@@ -10,7 +10,7 @@ use super::nodes::{Node, NodeSet};
 use super::resources::{InstanceResources, Reservation, ResourcePool};
 use crate::config::ReplicaResources;
 use crate::error::{ErrorKind, ServeError};
-use crate::request::context::ReplicaInfo;
+use crate::request::context::{ReplicaInfo, ReplicaLogging};
 use crate::util::counted::Counted;
 use crate::util::sync::Lock;
 
@@ -25,6 +25,8 @@ pub(crate) struct Placement {
     request: Mutex<ReplicaResources>,
     app: Arc<str>,
     deployment: Arc<str>,
+    /// How the deployment's replicas log.
+    logging: ReplicaLogging,
     next_id: AtomicUsize,
     /// Reserved at deploy time for the initial replicas, taken by their constructions.
     prepaid: Mutex<VecDeque<(Arc<Node>, Reservation, NodeCount)>>,
@@ -109,9 +111,11 @@ impl Placement {
         request: ReplicaResources,
         app: Arc<str>,
         deployment: Arc<str>,
+        logging: ReplicaLogging,
         prefer_here: bool,
     ) -> Self {
         Self {
+            logging,
             nodes,
             prefer_here,
             on_node: Arc::default(),
@@ -314,7 +318,8 @@ impl Placement {
             self.next_id.fetch_add(1, Ordering::SeqCst),
             reservation.assignment().clone(),
         )
-        .on_node(node_name);
+        .on_node(node_name)
+        .logging(self.logging);
         if local {
             // A replica placed on another node is measured there.
             info = info.measured(self.nodes.metrics());
@@ -514,6 +519,7 @@ mod tests {
             ReplicaResources::default(),
             "App".into(),
             "Leaf".into(),
+            ReplicaLogging::default(),
             false,
         );
         assert_eq!(placement.reserve_upfront(4), 4);

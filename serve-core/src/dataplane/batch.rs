@@ -22,7 +22,6 @@
 //! The batch size and the wait can change at run time ([`Batching`], from `reconfigure`): each
 //! batch reads them when it is formed.
 
-use std::any::Any;
 use std::collections::VecDeque;
 use std::fmt;
 use std::future::Future;
@@ -658,21 +657,11 @@ where
             results: results.len(),
         })),
         Some(Ok(Err(error))) => Failure::Error(Arc::from(error)),
-        Some(Err(panic)) => Failure::Panic(panic_message(&*panic)),
+        Some(Err(panic)) => Failure::Panic(crate::util::panic::message(&*panic)),
         None => Failure::ShutDown,
     };
     for reply in replies {
         let _ = reply.send(Err(failure.clone()));
-    }
-}
-
-fn panic_message(payload: &(dyn Any + Send)) -> String {
-    if let Some(s) = payload.downcast_ref::<&'static str>() {
-        (*s).to_owned()
-    } else if let Some(s) = payload.downcast_ref::<String>() {
-        s.clone()
-    } else {
-        "a panic with a non-string payload".to_owned()
     }
 }
 

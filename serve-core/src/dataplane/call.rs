@@ -9,6 +9,7 @@ use std::sync::{Arc, Mutex};
 
 use tokio::task::AbortHandle;
 
+use super::access;
 use super::invoke::Invoke;
 use super::remote;
 use super::replica::{Endpoint, Stop};
@@ -242,7 +243,7 @@ where
                 return; // remote replicas were handled above
             };
             let produce = panic::catch_async(f(instance.clone(), values, sink));
-            let result = context::in_scope(scope, produce).await;
+            let result = context::in_scope(scope, access::timed(method, produce)).await;
             if let Err(panic) = result {
                 let err = ServeError::panic(panic).at(slot.deployment(), method);
                 drop(slot);

@@ -11,6 +11,7 @@ use std::time::{Duration, Instant};
 
 use tokio::task::AbortHandle;
 
+use super::access;
 use super::replica::Endpoint;
 use super::slot::Slot;
 use crate::error::{BoxError, ServeError};
@@ -61,7 +62,7 @@ where
                 util::blocking::run_inline(|| {
                     slot.source().sync_policy().learn_runtime();
                     let start = Instant::now();
-                    let result = panic::catch_unwind(|| self.call(scope, &slot, values));
+                    let result = panic::catch_unwind(|| self.call(scope, &slot, method, values));
                     let took = start.elapsed();
                     ran_inline(&slot, method, took);
                     finish(slot, method, result, completer, took);
@@ -76,7 +77,7 @@ where
         }
         let task = rt.spawn_blocking(move || {
             let start = Instant::now();
-            let result = panic::catch_sync(|| self.call(scope, &slot, values));
+            let result = panic::catch_sync(|| self.call(scope, &slot, method, values));
             let took = start.elapsed();
             slot.source().sync_policy().ran_offloaded(took);
             finish(slot, method, result, completer, took);
@@ -105,12 +106,18 @@ fn ran_inline<D>(slot: &Slot<D>, method: &'static str, took: Duration) {
 impl<F> SyncFn<F> {
     /// Calls the method in its request's scope.
     #[inline]
-    fn call<D, V, T>(self, scope: RequestScope, slot: &Slot<D>, values: V) -> Result<T, BoxError>
+    fn call<D, V, T>(
+        self,
+        scope: RequestScope,
+        slot: &Slot<D>,
+        method: &'static str,
+        values: V,
+    ) -> Result<T, BoxError>
     where
         F: FnOnce(&D, V) -> Result<T, BoxError>,
     {
         context::in_sync_scope(scope, || match slot.endpoint() {
-            Endpoint::Local(instance) => (self.0)(instance, values),
+            Endpoint::Local(instance) => access::timed_sync(method, || (self.0)(instance, values)),
             Endpoint::Remote(_) => Err(not_local()),
         })
     }
@@ -160,7 +167,7 @@ where
             let result = match slot.endpoint() {
                 Endpoint::Local(instance) => {
                     let call = panic::catch_async((self.0)(instance.clone(), values));
-                    context::in_scope(scope, call).await
+                    context::in_scope(scope, access::timed(method, call)).await
                 }
                 Endpoint::Remote(_) => Ok(Err(not_local())),
             };

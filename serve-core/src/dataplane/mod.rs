@@ -13,7 +13,8 @@
 //! 4. runs ([`call`], [`invoke`]): an `async fn` method as a task on the async workers, a
 //!    synchronous `fn` in such a task while its deployment's sync calls are short and on the
 //!    blocking pool otherwise ([`sync_policy`]), a streaming method into a bounded channel
-//!    through a [`sink`]; the outcome goes into the request's result cell (`request::response`).
+//!    through a [`sink`]; the outcome goes into the request's result cell (`request::response`),
+//!    and the replica writes its [`access`] line (`CALL say_hello OK 0.5ms`).
 //!
 //! The slot is a guard that travels with the request and is released when the request completes
 //! *or is dropped* (cancelled, aborted, runtime shut down). Panics in user code are caught and
@@ -27,6 +28,7 @@
 //! Which replicas exist, and when one is added, replaced or retired, is the control plane's
 //! business (`control`); this layer only offers the operations (`add_replica`, `remove_where`).
 
+pub(crate) mod access;
 pub(crate) mod batch;
 pub(crate) mod call;
 pub(crate) mod invoke;

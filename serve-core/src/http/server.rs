@@ -19,10 +19,10 @@ use std::error::Error as StdError;
 use std::future::Future;
 use std::net::SocketAddr;
 use std::pin::Pin;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
 use std::task::{Context, Poll};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use axum::body::Body;
 use futures::{Stream, StreamExt};
@@ -33,6 +33,7 @@ use super::streaming::{IntoStreamPart, ResponseHead, StreamPart};
 use crate::api::deployment::Deployment;
 use crate::api::handle::{CallOne, CallStream, DeploymentHandle};
 use crate::control::registry::Registry;
+use crate::dataplane::access::ACCESS_TARGET;
 use crate::dataplane::invoke;
 use crate::error::{ErrorKind, ServeError};
 use crate::metrics::http::{HttpRequest, ProxySeries, RouteSeries};
@@ -422,17 +423,15 @@ impl<T> Drop for CancelOnDrop<T> {
     }
 }
 
+#[derive(Clone)]
 struct Route {
     /// Shared with each request routed here (no copy per request).
     prefix: Arc<str>,
-    app: String,
+    app: Arc<str>,
     ingress: Arc<dyn Ingress>,
     /// Its requests' counts and latencies.
     metrics: Arc<RouteSeries>,
 }
-
-/// Where a request goes: the application's ingress, its route prefix, its route's metrics.
-type Routed = (Arc<dyn Ingress>, Arc<str>, Arc<RouteSeries>);
 
 /// The routing table and the server's state.
 pub(crate) struct Proxy {
@@ -447,6 +446,8 @@ pub(crate) struct Proxy {
     metrics: Metrics,
     /// The proxy's own series: its requests in progress, and those no application serves.
     series: Arc<ProxySeries>,
+    /// Whether each request gets an access line (Ray's `enable_access_log`; on by default).
+    access_log: AtomicBool,
 }
 
 /// Normalises a route prefix: leading `/`, no trailing `/` (except the root `/`).
@@ -490,6 +491,7 @@ impl Proxy {
             request_timeout_ms: AtomicU64::new(0),
             series: ProxySeries::new(&metrics, &addr.ip().to_string()),
             metrics,
+            access_log: AtomicBool::new(true),
         });
         let router = axum::Router::new()
             .fallback(serve_request)
@@ -514,6 +516,20 @@ impl Proxy {
     pub(crate) fn set_request_timeout(&self, timeout: Option<Duration>) {
         let ms = timeout.map_or(0, |t| (t.as_millis() as u64).max(1));
         self.request_timeout_ms.store(ms, Ordering::Relaxed);
+    }
+
+    /// Turns the access log on or off.
+    pub(crate) fn set_access_log(&self, on: bool) {
+        self.access_log.store(on, Ordering::Relaxed);
+    }
+
+    /// When a request arrived, if its access line will be written.
+    #[inline]
+    fn access_start(&self) -> Option<Instant> {
+        // Errors are the most severe access lines: if they are off, every line is.
+        let wanted = tracing::enabled!(target: ACCESS_TARGET, tracing::Level::ERROR)
+            && self.access_log.load(Ordering::Relaxed);
+        wanted.then(Instant::now)
     }
 
     fn request_timeout(&self) -> Option<Duration> {
@@ -557,7 +573,7 @@ impl Proxy {
         let metrics = RouteSeries::new(&self.metrics, app, &prefix, Some(ingress.deployment()));
         routes.push(Route {
             prefix: prefix.into(),
-            app: app.to_owned(),
+            app: app.into(),
             ingress,
             metrics,
         });
@@ -582,7 +598,7 @@ impl Proxy {
                 let routes = self.routes.read_locked();
                 let map: serde_json::Map<String, serde_json::Value> = routes
                     .iter()
-                    .map(|r| (r.prefix.to_string(), r.app.clone().into()))
+                    .map(|r| (r.prefix.to_string(), r.app.to_string().into()))
                     .collect();
                 Some(HttpResponse::json(StatusCode::OK, &map))
             }
@@ -594,13 +610,10 @@ impl Proxy {
         }
     }
 
-    /// The application serving `path`, its route prefix and its metrics.
-    fn route(&self, path: &str) -> Option<Routed> {
+    /// The application serving `path`: its ingress, route prefix, name and metrics.
+    fn route(&self, path: &str) -> Option<Route> {
         let routes = self.routes.read_locked();
-        routes
-            .iter()
-            .find(|r| matches(&r.prefix, path))
-            .map(|r| (r.ingress.clone(), r.prefix.clone(), r.metrics.clone()))
+        routes.iter().find(|r| matches(&r.prefix, path)).cloned()
     }
 }
 
@@ -656,31 +669,115 @@ fn respond(
     response
 }
 
+/// Where a request went, for its access line.
+#[derive(Default)]
+struct Served {
+    /// The route prefix and the application (its ingress deployment's name).
+    route: Option<(Arc<str>, Arc<str>)>,
+    request_id: Option<u64>,
+    /// One of the proxy's own endpoints (`/-/healthz`): logged at `DEBUG`.
+    builtin: bool,
+}
+
 async fn serve_request(
     axum::extract::State(proxy): axum::extract::State<Arc<Proxy>>,
     request: axum::extract::Request,
 ) -> axum::response::Response {
+    let Some(start) = proxy.access_start() else {
+        return route_request(&proxy, request).await.0;
+    };
+    let (method, uri) = (request.method().clone(), request.uri().clone());
+    let (response, served) = route_request(&proxy, request).await;
+    access_line(start, &method, &uri, response.status().as_u16(), &served);
+    response
+}
+
+/// The proxy's access line of one request, as Ray's proxy writes it: `POST / 200 1.2ms`, with
+/// the route prefix, the application and the request id; a 5xx at `ERROR`, the proxy's own
+/// endpoints at `DEBUG`.
+#[cold]
+fn access_line(
+    start: Instant,
+    method: &axum::http::Method,
+    uri: &axum::http::Uri,
+    status: u16,
+    served: &Served,
+) {
+    let latency_ms = start.elapsed().as_secs_f64() * 1e3;
+    let (method, path) = (method.as_str(), uri.path());
+    let (route, application) = match &served.route {
+        Some((prefix, app)) => (&**prefix, &**app),
+        None => ("", ""),
+    };
+    let request_id = served.request_id.map(format_request_id).unwrap_or_default();
+    macro_rules! line {
+        ($level:expr) => {
+            tracing::event!(
+                target: ACCESS_TARGET,
+                $level,
+                method,
+                path,
+                route,
+                application,
+                deployment = application,
+                status,
+                latency_ms,
+                request_id,
+                "{method} {path} {status} {latency_ms:.1}ms"
+            )
+        };
+    }
+    if served.builtin {
+        line!(tracing::Level::DEBUG);
+    } else if status >= 500 {
+        line!(tracing::Level::ERROR);
+    } else {
+        line!(tracing::Level::INFO);
+    }
+}
+
+/// Answers one request: the proxy's own endpoints, else the application its path is routed to.
+async fn route_request(
+    proxy: &Proxy,
+    request: axum::extract::Request,
+) -> (axum::response::Response, Served) {
     let (parts, body) = request.into_parts();
     if let Some(reply) = proxy.builtin(parts.uri.path()) {
-        return to_axum(reply);
+        let served = Served {
+            builtin: true,
+            ..Served::default()
+        };
+        return (to_axum(reply), served);
     }
     // Counted and timed when dropped: after the response is made, or with a streamed body's end
     // (or as a 499 if the client goes away first, which drops this future).
     let mut measured = proxy.series.started(parts.method.as_str());
-    let Some((ingress, prefix, route)) = proxy.route(parts.uri.path()) else {
-        return measured.answer(to_axum(HttpResponse::text(
+    let Some(Route {
+        ingress,
+        prefix,
+        app,
+        metrics,
+    }) = proxy.route(parts.uri.path())
+    else {
+        let reply = HttpResponse::text(
             StatusCode::NOT_FOUND,
             format!("Not Found: no application serves `{}`", parts.uri.path()),
-        )));
+        );
+        return (measured.answer(to_axum(reply)), Served::default());
     };
-    measured.routed(&route);
+    measured.routed(&metrics);
+    let mut served = Served {
+        route: Some((prefix.clone(), app)),
+        ..Served::default()
+    };
     let body = match axum::body::to_bytes(body, MAX_BODY_BYTES).await {
         Ok(body) => body,
         Err(_) => {
-            return measured.answer(to_axum(HttpResponse::text(
+            let reply = HttpResponse::text(
                 StatusCode::PAYLOAD_TOO_LARGE,
                 format!("Payload Too Large: the limit is {MAX_BODY_BYTES} bytes"),
-            )));
+            );
+            return (measured.answer(to_axum(reply)), served);
         }
     };
     let mut sse = false;
@@ -705,9 +802,10 @@ async fn serve_request(
         // No copy when hyper handed over the body's only reference.
         Vec::from(body),
     );
-    match ingress.handle(req, sse, proxy.request_timeout()).await {
+    let response = match ingress.handle(req, sse, proxy.request_timeout()).await {
         Reply::Full(response) => measured.answer(to_axum(response)),
         Reply::Answered(response, request_id) => {
+            served.request_id = Some(request_id);
             measured.answer(to_axum_with_id(response, Some(request_id)))
         }
         Reply::Stream(head, chunks) => {
@@ -730,7 +828,8 @@ async fn serve_request(
                 response
             }
         }
-    }
+    };
+    (response, served)
 }
 
 /// The content type of `/metrics`: Prometheus's text format.

@@ -6,7 +6,7 @@
 //! * [`replica_context`]: the application, deployment, replica and request id, for user code;
 //! * handle calls made inside the method: they share its request id and become its children, so
 //!   cancelling the request cancels them (recursive cancellation);
-//! * logs: the method runs inside a `tracing` span `request{id=.. deployment=.. replica=..}`, so
+//! * logs: the method runs inside a `tracing` span `request{request_id=.. deployment=.. replica=..}`, so
 //!   every log line it causes carries its request id.
 //!
 //! Calls made outside any request (from `main`, or from a constructor) start a new request id and
@@ -45,6 +45,35 @@ pub(crate) struct ReplicaInfo {
     /// Its metrics, for a replica running in this process (a remote replica's are kept where it
     /// runs).
     pub(crate) metrics: Option<ReplicaSeries>,
+    /// How its deployment logs.
+    pub(crate) logging: ReplicaLogging,
+}
+
+/// How a deployment's replicas log: its `logging_config` as the request path reads it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct ReplicaLogging {
+    /// Whether each call gets an access line (`enable_access_log`).
+    pub(crate) access_log: bool,
+    /// The deployment's own level, for what its replicas log; `None`: the process's.
+    pub(crate) level: Option<tracing::level_filters::LevelFilter>,
+}
+
+impl Default for ReplicaLogging {
+    fn default() -> Self {
+        Self {
+            access_log: true,
+            level: None,
+        }
+    }
+}
+
+impl From<&crate::config::LoggingConfig> for ReplicaLogging {
+    fn from(config: &crate::config::LoggingConfig) -> Self {
+        Self {
+            access_log: config.access_log(),
+            level: config.log_level.map(|l| l.filter()),
+        }
+    }
 }
 
 impl ReplicaInfo {
@@ -62,6 +91,7 @@ impl ReplicaInfo {
             node: None,
             state: ReplicaState::default(),
             metrics: None,
+            logging: ReplicaLogging::default(),
         }
     }
 
@@ -79,6 +109,12 @@ impl ReplicaInfo {
     /// The same, on node `node`.
     pub(crate) fn on_node(mut self, node: Option<Arc<str>>) -> Self {
         self.node = node;
+        self
+    }
+
+    /// The same, logging as `logging` says.
+    pub(crate) fn logging(mut self, logging: ReplicaLogging) -> Self {
+        self.logging = logging;
         self
     }
 }
@@ -278,15 +314,35 @@ pub(crate) fn current_replica() -> Option<Arc<ReplicaInfo>> {
         .or_else(constructing_now)
 }
 
+/// How the replica the current code runs on logs (`None` outside any replica): read by the
+/// command line's log filter, so a deployment's own `log_level` applies to what its methods,
+/// constructor and hooks log, and by the replica's access lines. Copies two words; clones nothing.
+pub(crate) fn current_logging() -> Option<ReplicaLogging> {
+    if let Some(found) = SYNC_SCOPE.with(|s| s.borrow().as_ref().map(|s| s.replica.logging)) {
+        return Some(found);
+    }
+    if let Ok(found) = SCOPE.try_with(|s| s.replica.logging) {
+        return Some(found);
+    }
+    CONSTRUCTING
+        .try_with(|r| r.logging)
+        .ok()
+        .or_else(|| SYNC_CONSTRUCTING.with(|s| s.borrow().as_ref().map(|r| r.logging)))
+}
+
 /// The request id of the current scope, or a new one for a call made outside any request.
 pub(crate) fn request_id_for_new_call(scope: Option<&RequestScope>) -> u64 {
     scope.map_or_else(|| fastrand::u64(..), |s| s.request_id)
 }
 
+/// The target of the `request` span (its module), for filters that keep it on.
+#[cfg_attr(not(feature = "cli"), allow(dead_code))]
+pub(crate) const SPAN_TARGET: &str = module_path!();
+
 fn span(scope: &RequestScope) -> tracing::Span {
     tracing::info_span!(
         "request",
-        id = %format_args!("{:016x}", scope.request_id),
+        request_id = %format_args!("{:016x}", scope.request_id),
         deployment = %scope.replica.deployment,
         replica = scope.replica.replica_id,
     )

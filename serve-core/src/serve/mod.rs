@@ -411,6 +411,16 @@ impl Serve {
         Ok(())
     }
 
+    /// Turns the HTTP proxy's access log on or off (Ray's top-level
+    /// `logging_config.enable_access_log`; on by default): one line per request, `POST / 200
+    /// 1.2ms` with its route, application and request id, through `tracing` with the target
+    /// `serve::access`. Each deployment's replicas have their own switch
+    /// ([`LoggingConfig`](crate::LoggingConfig) in their configuration).
+    pub fn set_http_access_log(&self, on: bool) -> Result<(), ServeError> {
+        self.proxy()?.set_access_log(on);
+        Ok(())
+    }
+
     /// The address the HTTP proxy listens on, once [`start_http`](Self::start_http) ran.
     pub fn http_addr(&self) -> Option<SocketAddr> {
         let http = self.inner.http.locked();

@@ -12,6 +12,17 @@ use super::blocking::allow_blocking;
 /// A caught panic's payload.
 pub(crate) type Panic = Box<dyn Any + Send>;
 
+/// What a panic said: its message, when its payload is a string (as `panic!` makes it).
+pub(crate) fn message(payload: &(dyn Any + Send)) -> String {
+    if let Some(s) = payload.downcast_ref::<&'static str>() {
+        (*s).to_owned()
+    } else if let Some(s) = payload.downcast_ref::<String>() {
+        s.clone()
+    } else {
+        "a panic with a non-string payload".to_owned()
+    }
+}
+
 /// Runs synchronous user code on the current (blocking-pool) thread: blocking waits are allowed
 /// in it (see [`allow_blocking`]) and a panic is caught.
 ///

@@ -1,5 +1,6 @@
 //! Tests of config files: reading, applying and printing them; their errors are in `errors`.
 
+use super::super::cluster::ProxyLocation;
 use super::*;
 
 mod errors;
@@ -293,7 +294,7 @@ fn printed_config_has_every_option_and_round_trips() {
 fn printed_defaults_are_the_defaults() {
     let config = ServeConfig::for_application("hello", "/", "127.0.0.1", 8000, &defaults());
     let entry = &config.applications[0].deployments[0];
-    assert_eq!(entry.num_replicas, Some(1));
+    assert_eq!(entry.num_replicas, Some(NumReplicas::Count(1)));
     assert_eq!(
         entry.max_queued_requests,
         Some(-1),
@@ -310,6 +311,7 @@ fn printed_defaults_are_the_defaults() {
             num_cpus: Some(1.0),
             num_gpus: Some(0.0),
             resources: Some(BTreeMap::new()),
+            ..RayActorOptions::default()
         })
     );
     let mut configs = defaults();
@@ -325,4 +327,263 @@ fn a_null_in_user_config_prints_as_yaml_but_not_as_toml() {
     assert_eq!(ServeConfig::from_yaml(&config.to_yaml()).unwrap(), config);
     let err = config.to_toml().unwrap_err().to_string();
     assert!(err.contains("TOML has no null: write it as YAML"), "{err}");
+}
+
+/// The hello app's config as Ray's `serve build` writes it, every key of Ray's schema given.
+const RAY_HELLO: &str = include_str!("../../../../tests/configs/hello_serve_build.yaml");
+
+fn hello_defaults() -> Vec<DeploymentConfig> {
+    vec![
+        DeploymentConfig::new("SpanishResponder").num_replicas(3),
+        DeploymentConfig::new("FrenchResponder"),
+        DeploymentConfig::new("LanguageClassifier"),
+    ]
+}
+
+#[test]
+fn a_config_from_rays_serve_build_loads_and_applies() {
+    let config = ServeConfig::from_yaml(RAY_HELLO).unwrap();
+    assert_eq!(config.proxy_location(), Some(ProxyLocation::EveryNode));
+    let http = config.http_options.as_ref().unwrap();
+    assert_eq!(http.keep_alive_timeout_s, Some(90.0));
+    assert_eq!(http.root_path.as_deref(), Some(""));
+    let top = config.logging_config.as_ref().unwrap();
+    assert_eq!(top.encoding, Some(super::super::Encoding::Text));
+    let app = &config.applications[0];
+    assert_eq!(
+        app.import_path.as_deref(),
+        Some("hello:language_classifier")
+    );
+    assert_eq!(
+        import_attribute(app.import_path.as_deref().unwrap()),
+        Ok("language_classifier")
+    );
+
+    let mut configs = hello_defaults();
+    app.apply(&mut configs).unwrap();
+    let [spanish, french, classifier] = &configs[..] else {
+        panic!("{configs:?}")
+    };
+    assert_eq!(spanish.num_replicas, 2);
+    assert_eq!(spanish.max_queued_requests, Some(100));
+    assert_eq!(spanish.resources.num_cpus, 0.5);
+    assert_eq!(
+        spanish.logging.log_level,
+        Some(super::super::LogLevel::Debug)
+    );
+    // `num_replicas: auto` with an autoscaling_config: the config as written.
+    let autoscaling = french.autoscaling.as_ref().unwrap();
+    assert_eq!((autoscaling.min_replicas, autoscaling.max_replicas), (1, 2));
+    assert!(!french.logging.access_log(), "its own switch");
+    assert!(spanish.logging.access_log(), "the application's");
+    assert_eq!(classifier.max_ongoing_requests, 8);
+    assert_eq!(classifier.max_queued_requests, None, "-1 is unlimited");
+
+    let ignored = config.ignored_keys().join("; ");
+    for key in [
+        "grpc_options",
+        "http_options.keep_alive_timeout_s (90)",
+        "runtime_env (application `app1`)",
+        "graceful_shutdown_wait_loop_s (deployment `SpanishResponder`)",
+        "placement_group_bundles (deployment `SpanishResponder`)",
+        "placement_group_strategy (deployment `SpanishResponder`)",
+        "max_replicas_per_node (deployment `SpanishResponder`)",
+        "request_router_config (deployment `SpanishResponder`)",
+        "ray_actor_options.memory (deployment `LanguageClassifier`)",
+    ] {
+        assert!(ignored.contains(key), "{key} in {ignored}");
+    }
+    // Empty and null values ask for nothing.
+    assert!(!ignored.contains("external_scaler_enabled"), "{ignored}");
+    assert!(
+        !ignored.contains("ray_actor_options.runtime_env"),
+        "{ignored}"
+    );
+    assert!(
+        !ignored.contains("request_router_config (deployment `Lang"),
+        "{ignored}"
+    );
+
+    // The same keys read from TOML.
+    let value: serde_json::Value = serde_yaml_ng::from_str(RAY_HELLO).unwrap();
+    let without_nulls = drop_nulls(value);
+    let toml = toml::to_string(&without_nulls).unwrap();
+    let from_toml = ServeConfig::from_toml(&toml).unwrap();
+    assert_eq!(from_toml.ignored_keys(), config.ignored_keys());
+}
+
+/// `value` without its nulls (TOML has none).
+fn drop_nulls(value: serde_json::Value) -> serde_json::Value {
+    match value {
+        serde_json::Value::Object(map) => map
+            .into_iter()
+            .filter(|(_, v)| !v.is_null())
+            .map(|(k, v)| (k, drop_nulls(v)))
+            .collect(),
+        serde_json::Value::Array(list) => list.into_iter().map(drop_nulls).collect(),
+        other => other,
+    }
+}
+
+#[test]
+fn num_replicas_auto_autoscales_with_rays_defaults_for_it() {
+    let yaml =
+        "applications:\n- deployments:\n  - name: SpanishResponder\n    num_replicas: auto\n";
+    let config = ServeConfig::from_yaml(yaml).unwrap();
+    assert_eq!(config.applications[0].name, "default", "Ray's default name");
+    let mut configs = defaults();
+    config.applications[0].apply(&mut configs).unwrap();
+    let expected = AutoscalingConfig::default()
+        .min_replicas(1)
+        .max_replicas(100)
+        .target_ongoing_requests(2.0);
+    assert_eq!(configs[0].autoscaling, Some(expected));
+    let err = entry_error_of("    num_replicas: many\n");
+    assert!(err.contains("\"auto\""), "{err}");
+}
+
+fn entry_error_of(body: &str) -> String {
+    let yaml =
+        format!("applications:\n- name: hello\n  deployments:\n  - name: SpanishResponder\n{body}");
+    ServeConfig::from_yaml(&yaml).unwrap_err().to_string()
+}
+
+#[test]
+fn accelerator_type_reserves_its_resource_as_in_ray() {
+    let yaml = "applications:\n- name: hello\n  deployments:\n  - name: SpanishResponder\n    ray_actor_options: {accelerator_type: A100, resources: {tpu: 1}}\n";
+    let mut configs = defaults();
+    ServeConfig::from_yaml(yaml).unwrap().applications[0]
+        .apply(&mut configs)
+        .unwrap();
+    let custom = &configs[0].resources.custom;
+    assert_eq!(
+        custom.get("accelerator_type:A100"),
+        Some(&ACCELERATOR_TYPE_AMOUNT)
+    );
+    assert_eq!(custom.get("tpu"), Some(&1.0));
+}
+
+#[test]
+fn logging_config_inherits_from_the_application_and_the_top_level() {
+    let yaml = "\
+logging_config: {enable_access_log: false, log_level: WARNING, encoding: JSON}
+applications:
+- name: hello
+  logging_config: {log_level: ERROR}
+  deployments:
+  - name: SpanishResponder
+    logging_config: {log_level: DEBUG, enable_access_log: true}
+";
+    let config = ServeConfig::from_yaml(yaml).unwrap();
+    let mut configs = defaults();
+    configs[1] = DeploymentConfig::new("FrenchResponder")
+        .logging_config(LoggingConfig::default().log_level(super::super::LogLevel::Info));
+    config.applications[0].apply(&mut configs).unwrap();
+    use super::super::LogLevel;
+    assert_eq!(
+        configs[0].logging.log_level,
+        Some(LogLevel::Debug),
+        "its own"
+    );
+    assert_eq!(
+        configs[1].logging.log_level,
+        Some(LogLevel::Info),
+        "the code's"
+    );
+    assert_eq!(
+        configs[2].logging.log_level,
+        Some(LogLevel::Error),
+        "the app's"
+    );
+    // Applied as the command line does, the top level's access switch reaches every
+    // deployment that has none of its own; its level stays the process's.
+    let file = ConfigFile {
+        source: source::Source::new(None, yaml.to_owned(), lines::Format::Yaml),
+        config,
+    };
+    let mut configs = defaults();
+    file.apply(0, &mut configs).unwrap();
+    assert!(configs[0].logging.access_log());
+    assert!(!configs[2].logging.access_log());
+    assert_eq!(configs[2].logging.log_level, Some(LogLevel::Error));
+}
+
+#[test]
+fn misspelt_ray_keys_are_refused_with_the_valid_ones() {
+    for (yaml, wrong, valid) in [
+        (
+            "proxy_locaton: EveryNode\napplications: []\n",
+            "proxy_locaton",
+            "`proxy_location`",
+        ),
+        (
+            "http_options: {keepalive_timeout_s: 5}\napplications: []\n",
+            "keepalive_timeout_s",
+            "`keep_alive_timeout_s`",
+        ),
+        (
+            "logging_config: {enable_accesslog: false}\napplications: []\n",
+            "enable_accesslog",
+            "`enable_access_log`",
+        ),
+        (
+            "applications:\n- name: a\n  import_pth: hello:app\n",
+            "import_pth",
+            "`import_path`",
+        ),
+        (
+            "applications:\n- name: a\n  deployments:\n  - name: X\n    placement_group_strategie: PACK\n",
+            "placement_group_strategie",
+            "`placement_group_strategy`",
+        ),
+    ] {
+        let err = ServeConfig::from_yaml(yaml).unwrap_err().to_string();
+        assert!(err.contains(&format!("unknown field `{wrong}`")), "{err}");
+        assert!(err.contains(valid), "lists the valid keys: {err}");
+    }
+}
+
+#[test]
+fn ray_values_out_of_range_are_refused() {
+    for (yaml, expected) in [
+        (
+            "http_options: {ssl_keyfile: key.pem}\napplications: []\n",
+            "`http_options.ssl_keyfile`: the proxy serves plain HTTP only",
+        ),
+        (
+            "http_options: {root_path: api}\napplications: []\n",
+            "`http_options.root_path` must be empty or start with `/`, not `api`",
+        ),
+        (
+            "proxy_location: Disabled\nhttp_options: {proxy_location: EveryNode}\napplications: []\n",
+            "disagree",
+        ),
+        (
+            "applications:\n- name: a\n  import_path: hello\n",
+            "application `a`: import_path `hello`: an import path is `module:application`",
+        ),
+        (
+            "applications:\n- name: a\n  import_path: 'a:b:c'\n",
+            "at most one `:`",
+        ),
+        (
+            "applications:\n- name: a\n- name: a\n",
+            "two applications have this name",
+        ),
+        (
+            "applications:\n- name: a\n  deployments:\n  - name: X\n    placement_group_strategy: TIGHT\n",
+            "`placement_group_strategy` is PACK, SPREAD, STRICT_PACK or STRICT_SPREAD, not `TIGHT`",
+        ),
+        (
+            "applications:\n- name: a\n  deployments:\n  - name: X\n    graceful_shutdown_wait_loop_s: -1\n",
+            "`graceful_shutdown_wait_loop_s` must be a number of at least 0, not -1",
+        ),
+        (
+            "logging_config: {log_level: LOUD}\napplications: []\n",
+            "`LOUD` is not a log level",
+        ),
+    ] {
+        let err = ServeConfig::from_yaml(yaml).unwrap_err().to_string();
+        assert!(err.contains(expected), "{yaml}: {err}");
+    }
 }

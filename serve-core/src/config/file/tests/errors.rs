@@ -83,9 +83,9 @@ fn unknown_nested_keys_name_the_key_and_its_position() {
     assert!(err.contains("unknown field `num_cpu`"), "{err}");
     assert!(err.contains("line 6"), "{err}");
 
-    let toml = "[[applications]]\nname = \"hello\"\n[[applications.deployments]]\nname = \"SpanishResponder\"\n[applications.deployments.ray_actor_options]\nnum_cpus = 1\nmemory = 2\n";
+    let toml = "[[applications]]\nname = \"hello\"\n[[applications.deployments]]\nname = \"SpanishResponder\"\n[applications.deployments.ray_actor_options]\nnum_cpus = 1\nmemroy = 2\n";
     let err = ServeConfig::from_toml(toml).unwrap_err().to_string();
-    assert!(err.contains("unknown field `memory`"), "{err}");
+    assert!(err.contains("unknown field `memroy`"), "{err}");
     assert!(err.contains("line 7"), "{err}");
 
     let toml = "[[applications]]\nname = \"hello\"\n[[applications.deployments]]\nname = \"SpanishResponder\"\nautoscaling_config = { target_num_ongoing_requests_per_replica = 2 }\n";

@@ -13,7 +13,9 @@
 //! gives the binary Ray Serve's verbs:
 //!
 //! * `run` (the default with no verb): serve the application over HTTP and block; `--host`,
-//!   `--port`, `--route-prefix`, `--config FILE`. Ctrl-C or SIGTERM stops accepting connections,
+//!   `--port`, `--route-prefix`, `--config FILE` (or the file as the argument, as Ray's
+//!   `serve run config.yaml`); `run NAME` (or Ray's import path, `run hello:language_classifier`)
+//!   picks one of the applications a binary offers with [`apps`](crate::apps). Ctrl-C or SIGTERM stops accepting connections,
 //!   lets the requests in flight finish (up to each deployment's `graceful_shutdown_timeout_s`,
 //!   20 s by default, or `--graceful-shutdown-timeout`), and exits 0. With `--cluster URL`
 //!   (feature `cluster`) the process is the head of a cluster over the NATS server at `URL`.
@@ -24,6 +26,11 @@
 //!   `node` says where it runs.
 //! * `worker` (feature `cluster`): join the cluster whose head runs `run --cluster URL`, and run
 //!   the replicas the head places here (see the guide's chapter "Running on many machines").
+//!
+//! Every verb takes `--log-level LEVEL` and `--log-format text|json`; the config file's
+//! top-level `logging_config` sets the same (the flags win), and `RUST_LOG` wins over both. The
+//! proxy and each replica write an access line per request (target `serve::access`); see the
+//! guide's section "Logs".
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -33,13 +40,21 @@ use clap::{Parser, Subcommand, ValueEnum};
 
 use crate::api::deployment::Deployment;
 use crate::api::handle::CallOne;
-use crate::config::{ApplicationConfig, ConfigFile, ServeConfig, config_error, rules};
+use crate::config::{
+    ApplicationConfig, ConfigFile, Encoding, LogLevel, LoggingConfig, ServeConfig, config_error,
+    import_attribute, rules,
+};
 use crate::control::application::Application;
 use crate::control::status::ApplicationStatus;
 use crate::error::{ErrorKind, ServeError};
 use crate::http::{IntoHttpResponse, Request};
 use crate::serve::Serve;
 use crate::util::time;
+use apps::Offered;
+use serde::de::DeserializeOwned;
+
+mod apps;
+mod logging;
 
 #[derive(Parser, Debug)]
 #[command(
@@ -52,6 +67,49 @@ struct Cli {
     /// With no verb, the binary runs: `app --port 9000` is `app run --port 9000`.
     #[command(flatten)]
     run: RunArgs,
+    #[command(flatten)]
+    log: LogArgs,
+}
+
+/// How the process logs (every verb).
+#[derive(clap::Args, Debug, Default)]
+struct LogArgs {
+    /// The least severe level written: debug, info, warning, error [default: the config file's
+    /// `logging_config.log_level`, else info; `RUST_LOG` wins over both].
+    #[arg(long, global = true, value_parser = parse_level)]
+    log_level: Option<LogLevel>,
+    /// Log lines as text or as JSON objects [default: the config file's
+    /// `logging_config.encoding`, else text].
+    #[arg(long, global = true, value_enum)]
+    log_format: Option<LogFormat>,
+}
+
+#[derive(ValueEnum, Clone, Copy, Debug)]
+enum LogFormat {
+    Text,
+    Json,
+}
+
+fn parse_level(s: &str) -> Result<LogLevel, String> {
+    LogLevel::parse(s).ok_or_else(|| {
+        format!("`{s}` is not a log level: use debug, info, warning, error or critical")
+    })
+}
+
+impl LogArgs {
+    /// The flags as a top-level `logging_config`, over the file's.
+    fn over(&self, file: Option<&ConfigFile>) -> LoggingConfig {
+        let flags = LoggingConfig {
+            log_level: self.log_level,
+            encoding: self.log_format.map(|f| match f {
+                LogFormat::Text => Encoding::Text,
+                LogFormat::Json => Encoding::Json,
+            }),
+            ..LoggingConfig::default()
+        };
+        let file = file.and_then(|f| f.config.logging_config.clone());
+        flags.or(&file.unwrap_or_default())
+    }
 }
 
 #[derive(Subcommand, Debug)]
@@ -77,6 +135,11 @@ enum Command {
 
 #[derive(clap::Args, Debug)]
 struct RunArgs {
+    /// The application to serve, by name or as Ray's import path (`hello:language_classifier`:
+    /// the part after `:`), or a config file (`.yaml`, `.yml`, `.toml`) as `--config` [default:
+    /// the config file's `import_path`, else the binary's only application].
+    #[arg(value_name = "APP_OR_CONFIG")]
+    target: Option<String>,
     /// The host to listen on [default: 127.0.0.1, or the config file's].
     #[arg(long)]
     host: Option<String>,
@@ -178,30 +241,127 @@ enum Format {
 const DEFAULT_HOST: &str = "127.0.0.1";
 const DEFAULT_PORT: u16 = 8000;
 
+/// The applications a binary offers its command line, by name (see [`apps`]).
+#[must_use = "call `.main()` to run the command line"]
+pub struct AppsBuilder {
+    offered: Vec<Offered>,
+}
+
+/// Starts the list of the applications a binary offers, for a `main` that serves one of several:
+///
+/// ```no_run
+/// # use serve_core::prelude::*;
+/// # use serve_core::http::Request;
+/// # #[deployment] #[derive(Default)] pub struct Hello;
+/// # #[deployment] impl Hello { pub fn call(&self, _req: Request) -> String { "hi".into() } }
+/// # #[deployment] #[derive(Default)] pub struct Bye;
+/// # #[deployment] impl Bye { pub fn call(&self, _req: Request) -> String { "bye".into() } }
+/// fn main() -> std::process::ExitCode {
+///     serve_core::apps()
+///         .app("hello", Hello::bind())
+///         .app("bye", Bye::bind())
+///         .main()
+/// }
+/// ```
+///
+/// `app run hello` (or `app run greetings:hello`, as Ray's `serve run` takes an import path)
+/// serves the first; a config file picks one with its application's `import_path`
+/// (`import_path: greetings:bye`). Each is named for the part after `:` (`hello`); `config`
+/// prints them all.
+pub fn apps() -> AppsBuilder {
+    AppsBuilder {
+        offered: Vec::new(),
+    }
+}
+
+impl AppsBuilder {
+    /// Offers `app` as `name`.
+    pub fn app<D, R>(mut self, name: impl Into<String>, app: Application<D>) -> Self
+    where
+        D: Deployment,
+        D::Handle: CallOne<Request, Output = R>,
+        R: IntoHttpResponse + Send + 'static,
+    {
+        self.offered.push(apps::offer(name.into(), app));
+        self
+    }
+
+    /// Offers as `name` the application `build` makes from its arguments: a config file's
+    /// `args` for the application (Ray's application builder), deserialised into `A`; no
+    /// `args` are read as an empty mapping (`{}`), so an `A` whose fields all have defaults
+    /// needs none.
+    ///
+    /// ```no_run
+    /// # use serve_core::prelude::*;
+    /// # use serve_core::http::Request;
+    /// # #[deployment] pub struct Greeter { greeting: String }
+    /// # #[deployment] impl Greeter {
+    /// #     pub fn new(greeting: String) -> Self { Self { greeting } }
+    /// #     pub fn call(&self, _req: Request) -> String { self.greeting.clone() }
+    /// # }
+    /// #[derive(serde::Deserialize)]
+    /// struct GreeterArgs {
+    ///     #[serde(default = "hello")]
+    ///     greeting: String,
+    /// }
+    /// fn hello() -> String { "Hello".into() }
+    ///
+    /// fn main() -> std::process::ExitCode {
+    ///     serve_core::apps()
+    ///         .app_with_args("greeter", |args: GreeterArgs| Greeter::bind(args.greeting))
+    ///         .main()
+    /// }
+    /// ```
+    ///
+    /// with `args: {greeting: Hola}` in the config file's application.
+    pub fn app_with_args<A, D, R>(
+        mut self,
+        name: impl Into<String>,
+        build: impl FnOnce(A) -> Application<D> + 'static,
+    ) -> Self
+    where
+        A: DeserializeOwned,
+        D: Deployment,
+        D::Handle: CallOne<Request, Output = R>,
+        R: IntoHttpResponse + Send + 'static,
+    {
+        self.offered.push(apps::offer_with_args(name.into(), build));
+        self
+    }
+
+    /// Runs the `serve` command line over these applications (see [`main`](crate::main)).
+    pub fn main(self) -> ExitCode {
+        main_with(self.offered)
+    }
+}
+
 /// Runs the `serve` command line for `app` (`run`, `config`, `status` or `worker`; see the crate
 /// docs): parses the process's arguments, does what they say, and returns the process's exit
-/// code.
+/// code. A binary offering several applications uses [`apps`] instead.
 pub fn main<D, R>(app: Application<D>) -> ExitCode
 where
     D: Deployment,
     D::Handle: CallOne<Request, Output = R>,
     R: IntoHttpResponse + Send + 'static,
 {
+    main_with(apps::single(app))
+}
+
+/// The command line over the applications `offered`.
+fn main_with(offered: Vec<Offered>) -> ExitCode {
     let cli = Cli::parse();
-    let _ = tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env()
-                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
-        )
-        .with_writer(std::io::stderr)
-        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
-        .try_init();
     let result = match cli.command.unwrap_or(Command::Run(cli.run)) {
-        Command::Run(args) => run(app, args),
-        Command::Config { format } => print_config(&app, format),
+        Command::Run(args) => run(offered, args, &cli.log),
+        Command::Config { format } => {
+            let _logs = install_logging(&cli.log.over(None), &[]);
+            print_config(offered, format)
+        }
         #[cfg(feature = "cluster")]
-        Command::Worker(args) => worker(app, args),
-        Command::Status { address } => status(&address),
+        Command::Worker(args) => worker(offered, args, &cli.log),
+        Command::Status { address } => {
+            let _logs = install_logging(&cli.log.over(None), &[]);
+            status(&address)
+        }
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -212,25 +372,134 @@ where
     }
 }
 
+/// Installs the process's log subscriber for the top-level `logging` and the deployments'
+/// `configs`; the guard flushes the log when dropped.
+fn install_logging(
+    logging: &LoggingConfig,
+    configs: &[crate::config::DeploymentConfig],
+) -> Result<logging::Guards, ServeError> {
+    let deployments: Vec<LoggingConfig> = configs.iter().map(|c| c.logging.clone()).collect();
+    logging::install(&logging::LogSettings::new(logging, &deployments)).map_err(config_error)
+}
+
+/// The application's name: its ingress deployment's (the last of its configurations).
+fn app_name(configs: &[crate::config::DeploymentConfig]) -> String {
+    configs.last().map(|c| c.name.clone()).unwrap_or_default()
+}
+
 fn runtime_error(message: String) -> ServeError {
     ServeError::new(ErrorKind::Runtime).with_message(message)
 }
 
-fn app_name<D: Deployment>(app: &Application<D>) -> String {
-    app.deployment_configs()
-        .last()
-        .map(|c| c.name.clone())
-        .unwrap_or_default()
+/// The name `run`'s argument gives an application: an import path's part after `:` (or after
+/// the last `.`), or the argument itself.
+fn named(target: &str) -> &str {
+    import_attribute(target).unwrap_or(target)
 }
 
-fn print_config<D: Deployment>(app: &Application<D>, format: Format) -> Result<(), ServeError> {
-    let config = ServeConfig::for_application(
-        &app_name(app),
-        "/",
-        DEFAULT_HOST,
-        DEFAULT_PORT,
-        &app.deployment_configs(),
-    );
+/// Which application to serve: the index of its entry in the config file (if it has one) and
+/// of the offered application. `run NAME` names it; else the file's first application, whose
+/// `import_path` picks among those offered; else the binary's only one.
+/// What is worth saying about the choice goes into `notes`, for the log.
+fn select(
+    offered: &[Offered],
+    file: Option<&ServeConfig>,
+    target: Option<&str>,
+    notes: &mut Vec<String>,
+) -> Result<(Option<usize>, usize), ServeError> {
+    let applications = file.map_or(&[][..], |f| &f.applications[..]);
+    if let Some(target) = target {
+        let at = apps::choose(offered, named(target), &format!("`{target}`"), notes)?;
+        let name = &offered[at].name;
+        let entry = applications
+            .iter()
+            .position(|a| {
+                a.name == *name || a.import_path.as_deref().map(named) == Some(name.as_str())
+            })
+            .or((applications.len() == 1).then_some(0));
+        return Ok((entry, at));
+    }
+    if let Some(first) = applications.first() {
+        if applications.len() > 1 {
+            notes.push(format!(
+                "the config file has {} applications; serving its first, `{}` (name another with \
+                 `run NAME`)",
+                applications.len(),
+                first.name
+            ));
+        }
+        let at = match &first.import_path {
+            Some(path) => apps::choose(
+                offered,
+                named(path),
+                &format!("import_path `{path}`"),
+                notes,
+            )?,
+            None => only(offered)?,
+        };
+        return Ok((Some(0), at));
+    }
+    Ok((None, only(offered)?))
+}
+
+/// The binary's only application, or an error naming them all.
+fn only(offered: &[Offered]) -> Result<usize, ServeError> {
+    match offered {
+        [_] => Ok(0),
+        [] => Err(config_error("this binary offers no application".into())),
+        _ => {
+            let names: Vec<&str> = offered.iter().map(|o| o.name.as_str()).collect();
+            Err(config_error(format!(
+                "this binary offers several applications ({}): name one, as `run {}` or with \
+                 the config file's `import_path`",
+                names.join(", "),
+                names[0]
+            )))
+        }
+    }
+}
+
+/// Every application offered, as a config file: Ray's `serve build`. Each application's
+/// `import_path` names it (`hello:LanguageClassifier`); the first is served at `/`, the others
+/// under their names.
+fn print_config(offered: Vec<Offered>, format: Format) -> Result<(), ServeError> {
+    let binary = std::env::current_exe()
+        .ok()
+        .and_then(|p| p.file_stem().map(|s| s.to_string_lossy().into_owned()))
+        .unwrap_or_else(|| "app".into());
+    let mut config: Option<ServeConfig> = None;
+    for (i, offered) in offered.into_iter().enumerate() {
+        let name = offered.name.clone();
+        let route_prefix = if i == 0 {
+            "/".to_owned()
+        } else {
+            format!("/{name}")
+        };
+        let app = offered.build(None)?;
+        let printed = ServeConfig::for_application(
+            &name,
+            &route_prefix,
+            DEFAULT_HOST,
+            DEFAULT_PORT,
+            &app.deployment_configs(),
+        );
+        let mut application = printed.applications.into_iter().next();
+        if let Some(a) = &mut application {
+            a.import_path = Some(format!("{binary}:{name}"));
+        }
+        match &mut config {
+            None => {
+                config = Some(ServeConfig {
+                    applications: application.into_iter().collect(),
+                    ..printed
+                })
+            }
+            Some(config) => config.applications.extend(application),
+        }
+    }
+    let Some(config) = config else {
+        return Err(config_error("this binary offers no application".into()));
+    };
     match format {
         Format::Yaml => print!("{}", config.to_yaml()),
         Format::Toml => print!("{}", config.to_toml()?),
@@ -238,23 +507,90 @@ fn print_config<D: Deployment>(app: &Application<D>, format: Format) -> Result<(
     Ok(())
 }
 
-fn run<D, R>(app: Application<D>, args: RunArgs) -> Result<(), ServeError>
-where
-    D: Deployment,
-    D::Handle: CallOne<Request, Output = R>,
-    R: IntoHttpResponse + Send + 'static,
-{
-    let file = args.config.as_ref().map(ConfigFile::load).transpose()?;
+/// The route an application is mounted at under `http_options.root_path`.
+fn under_root(root: Option<&str>, route_prefix: &str) -> String {
+    match root.map(|r| r.trim_end_matches('/')) {
+        None | Some("") => route_prefix.to_owned(),
+        Some(root) if route_prefix == "/" => root.to_owned(),
+        Some(root) => format!("{root}{route_prefix}"),
+    }
+}
+
+/// Says, in one line, which keys of the config file (and which deployments' log encodings) have
+/// no effect here.
+fn log_ignored(
+    file: Option<&ConfigFile>,
+    configs: &[crate::config::DeploymentConfig],
+    process: Encoding,
+) {
+    let mut ignored = file.map(|f| f.config.ignored_keys()).unwrap_or_default();
+    for config in configs {
+        if let Some(encoding) = config.logging.encoding
+            && encoding != process
+        {
+            ignored.push(format!(
+                "logging_config.encoding {encoding:?} (deployment `{}`: the process writes \
+                 {process:?})",
+                config.name
+            ));
+        }
+    }
+    if !ignored.is_empty() {
+        tracing::info!(
+            "config keys accepted but with no effect here: {}",
+            ignored.join("; ")
+        );
+    }
+}
+
+fn run(mut offered: Vec<Offered>, args: RunArgs, log: &LogArgs) -> Result<(), ServeError> {
+    let (target, config_path) = match args.target.as_deref() {
+        Some(t)
+            if [".yaml", ".yml", ".toml"]
+                .iter()
+                .any(|ext| t.ends_with(ext)) =>
+        {
+            if args.config.is_some() {
+                return Err(config_error(format!(
+                    "`{t}` and `--config` both give a config file: give one"
+                )));
+            }
+            (None, Some(PathBuf::from(t)))
+        }
+        t => (t, args.config.clone()),
+    };
+    let file = config_path.as_ref().map(ConfigFile::load).transpose()?;
+    let mut notes = Vec::new();
+    let (entry, chosen) = select(
+        &offered,
+        file.as_ref().map(|f| &f.config),
+        target,
+        &mut notes,
+    )?;
+    let app_config: Option<&ApplicationConfig> =
+        entry.and_then(|i| file.as_ref().map(|f| &f.config.applications[i]));
+    let app = offered
+        .swap_remove(chosen)
+        .build(app_config.and_then(|a| a.args.clone()))?;
+    let mut configs = app.deployment_configs();
+    if let Some(file) = &file {
+        file.apply(entry.unwrap_or(usize::MAX), &mut configs)?;
+    }
+    let logging = log.over(file.as_ref());
+    let _logs = install_logging(&logging, &configs)?;
+    for note in notes {
+        tracing::info!("{note}");
+    }
+    log_ignored(
+        file.as_ref(),
+        &configs,
+        logging.encoding.unwrap_or(Encoding::Text),
+    );
     let http_options = file
         .as_ref()
         .and_then(|f| f.config.http_options.clone())
         .unwrap_or_default();
-    let app_config: Option<&ApplicationConfig> =
-        file.as_ref().and_then(|f| f.config.applications.first());
-    let mut configs = app.deployment_configs();
-    if let Some(file) = &file {
-        file.apply(0, &mut configs)?;
-    }
+    let proxy_location = file.as_ref().and_then(|f| f.config.proxy_location());
     let host = args
         .host
         .or(http_options.host)
@@ -280,6 +616,7 @@ where
         .route_prefix
         .or_else(|| app_config.map(|a| a.route_prefix.clone()))
         .unwrap_or_else(|| "/".into());
+    let route_prefix = under_root(http_options.root_path.as_deref(), &route_prefix);
     let addr: SocketAddr = format!("{host}:{port}")
         .parse()
         .or_else(|_| format!("[{host}]:{port}").parse())
@@ -289,9 +626,10 @@ where
     let stop = StopSignal::install()?;
     #[cfg(feature = "cluster")]
     let serve = {
-        let cluster = args
-            .node
-            .cluster_options(file.as_ref().and_then(|f| f.config.cluster.clone()), &app)?;
+        let cluster = args.node.cluster_options(
+            file.as_ref().and_then(|f| f.config.cluster.clone()),
+            &app_name(&configs),
+        )?;
         let mut builder = args.node.builder()?;
         let min_workers = cluster.as_ref().map_or(0, |c| c.min_workers);
         if let Some(cluster) = cluster {
@@ -310,14 +648,15 @@ where
     };
     #[cfg(not(feature = "cluster"))]
     let serve = Serve::start()?;
-    if http_options.proxy_location == Some(crate::config::ProxyLocation::Disabled) {
-        serve.run_configured(app, configs)?;
+    if proxy_location == Some(crate::config::ProxyLocation::Disabled) {
+        app.run(&serve, configs)?;
         tracing::info!("application is ready (no HTTP proxy: `proxy_location: Disabled`)");
     } else {
         let bound = serve.start_http(&addr.to_string())?;
         serve.set_http_request_timeout(request_timeout)?;
+        serve.set_http_access_log(logging.access_log())?;
         tracing::info!("HTTP proxy listening on http://{bound}");
-        serve.run_http_configured(app, &route_prefix, configs)?;
+        app.run_http(&serve, &route_prefix, configs)?;
         tracing::info!("application is ready at http://{bound}{route_prefix}");
     }
 
@@ -342,10 +681,10 @@ where
 impl NodeArgs {
     /// The cluster options the flags and the config file's `cluster` section give (flags win),
     /// or `None` for one process. The cluster is named after the application unless told.
-    fn cluster_options<D: Deployment>(
+    fn cluster_options(
         &self,
         from_file: Option<crate::config::ClusterOptions>,
-        app: &Application<D>,
+        app: &str,
     ) -> Result<Option<crate::config::ClusterOptions>, ServeError> {
         let mut options = match (&self.cluster, from_file) {
             (Some(url), Some(file)) => crate::config::ClusterOptions {
@@ -363,7 +702,7 @@ impl NodeArgs {
             options.min_workers = n;
         }
         if options.name.is_none() {
-            options.name = Some(crate::config::cluster::to_token(&app_name(app)));
+            options.name = Some(crate::config::cluster::to_token(app));
         }
         if let Some(user) = &self.nats_user {
             options.user = Some(user.clone());
@@ -422,17 +761,25 @@ impl NodeArgs {
 /// `worker`: joins the cluster, runs what the head places here, optionally serves HTTP too,
 /// until Ctrl-C / SIGTERM (leaves gracefully) or the head is gone (exits with an error).
 #[cfg(feature = "cluster")]
-fn worker<D, R>(app: Application<D>, args: WorkerArgs) -> Result<(), ServeError>
-where
-    D: Deployment,
-    D::Handle: CallOne<Request, Output = R>,
-    R: IntoHttpResponse + Send + 'static,
-{
+fn worker(mut offered: Vec<Offered>, args: WorkerArgs, log: &LogArgs) -> Result<(), ServeError> {
     use crate::config::ProxyLocation;
     let file = args.config.as_ref().map(ConfigFile::load).transpose()?;
-    let Some(cluster) = args
-        .node
-        .cluster_options(file.as_ref().and_then(|f| f.config.cluster.clone()), &app)?
+    let mut notes = Vec::new();
+    let (entry, chosen) = select(&offered, file.as_ref().map(|f| &f.config), None, &mut notes)?;
+    let app_config = entry.and_then(|i| file.as_ref().map(|f| &f.config.applications[i]));
+    let app = offered
+        .swap_remove(chosen)
+        .build(app_config.and_then(|a| a.args.clone()))?;
+    let configs = app.deployment_configs();
+    let logging = log.over(file.as_ref());
+    let _logs = install_logging(&logging, &configs)?;
+    for note in notes {
+        tracing::info!("{note}");
+    }
+    let Some(cluster) = args.node.cluster_options(
+        file.as_ref().and_then(|f| f.config.cluster.clone()),
+        &app_name(&configs),
+    )?
     else {
         return Err(config_error(
             "a worker needs a cluster: `worker --cluster nats://HOST:PORT` (or `cluster.url` in \
@@ -444,7 +791,8 @@ where
         .as_ref()
         .and_then(|f| f.config.http_options.clone())
         .unwrap_or_default();
-    let every_node = http_options.proxy_location == Some(ProxyLocation::EveryNode);
+    let proxy_location = file.as_ref().and_then(|f| f.config.proxy_location());
+    let every_node = proxy_location == Some(ProxyLocation::EveryNode);
     let http_port = args
         .http_port
         .or_else(|| every_node.then(|| http_options.port.unwrap_or(DEFAULT_PORT)));
@@ -459,16 +807,16 @@ where
         })
         .transpose()?;
     let stop = StopSignal::install()?;
-    let worker = args.node.builder()?.cluster(cluster).start_worker(app)?;
+    let worker = app.start_worker(args.node.builder()?.cluster(cluster))?;
     if let Some(port) = http_port {
         let host = args
             .host
             .or(http_options.host)
             .unwrap_or_else(|| DEFAULT_HOST.into());
-        let route_prefix = file
-            .as_ref()
-            .and_then(|f| f.config.applications.first())
-            .map_or_else(|| "/".to_owned(), |a| a.route_prefix.clone());
+        let route_prefix = under_root(
+            http_options.root_path.as_deref(),
+            app_config.map_or("/", |a| a.route_prefix.as_str()),
+        );
         let bound = worker.serve_http(&format!("{host}:{port}"), &route_prefix)?;
         if let Some(s) = http_options.request_timeout_s {
             worker.set_http_request_timeout(time::seconds(s).ok())?;
@@ -493,7 +841,7 @@ where
             Ok(Some(why)) => Err(why),
             _ => {
                 tracing::info!("leaving the cluster: draining requests running here");
-                worker_leave(&worker, shutdown_timeout);
+                worker_leave(&*worker, shutdown_timeout);
                 Ok(())
             }
         }
@@ -501,10 +849,7 @@ where
 }
 
 #[cfg(feature = "cluster")]
-fn worker_leave<D: Deployment>(
-    worker: &crate::serve::cluster::Worker<D>,
-    timeout: Option<std::time::Duration>,
-) {
+fn worker_leave(worker: &dyn apps::RunningWorker, timeout: Option<std::time::Duration>) {
     if worker.leave(timeout) {
         tracing::info!("all requests finished; bye");
     } else {
