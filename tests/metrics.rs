@@ -22,6 +22,9 @@ use serve_test_support::{
 
 // --- reading what `/metrics` says -----------------------------------------------------------------
 
+/// A metric, the labels its series has (among others), and the value it should have.
+type Expected<'a> = (&'a str, &'a [(&'a str, &'a str)], f64);
+
 /// One scrape, parsed.
 struct Metrics(Scrape);
 
@@ -99,7 +102,7 @@ impl Metrics {
 
     /// Checks every `(metric, labels, value)` (see [`get`](Self::get)); fails listing all that
     /// differ.
-    fn expect(&self, expected: &[(&str, &[(&str, &str)], f64)]) {
+    fn expect(&self, expected: &[Expected]) {
         let wrong: Vec<String> = (expected.iter())
             .filter_map(|&(name, labels, want)| {
                 let got = self.get(name, labels);
