@@ -22,6 +22,9 @@ use serve_test_support::{
 
 // --- reading what `/metrics` says -----------------------------------------------------------------
 
+/// A metric, the labels its series has (among others), and the value it should have.
+type Expected<'a> = (&'a str, &'a [(&'a str, &'a str)], f64);
+
 /// One scrape, parsed.
 struct Metrics(Scrape);
 
