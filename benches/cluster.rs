@@ -34,6 +34,7 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use futures::StreamExt;
+use serve_core::config::ClusterOptions;
 use serve_core::prelude::*;
 use serve_test_support::NatsServer;
 use serve_test_support::cluster::{
@@ -209,33 +210,11 @@ fn main() {
     let options = test_cluster(&nats.url(), CLUSTER);
     let streams = {
         // No CPU on the head: the replica goes to the worker.
-        let serve = Serve::builder()
-            .num_cpus(0.0)
-            .cluster(options.clone().name("bench-streams"))
-            .start()
-            .expect("the head starts");
-        let _worker = WorkerProcess::start(WorkerSpec::new(
-            "streams",
-            &nats.url(),
-            "bench-streams",
-            "worker",
-        ));
-        serve
-            .wait_for_workers(1, Duration::from_secs(20))
-            .expect("the worker joins");
+        let (serve, _worker) = head_and_worker(&nats, &options, "streams", 0.0);
         let handle = serve.run(Streams::bind()).expect("the app deploys");
         let reply = {
             let handle = handle.clone();
-            move |n: u64| {
-                let items = handle.count.remote(n);
-                async move {
-                    items
-                        .fold(0, |seen, item| async move {
-                            item.map(|_| seen + 1).expect("an item")
-                        })
-                        .await
-                }
-            }
+            move |n: u64| count(handle.count.remote(n))
         };
         let argument = {
             let handle = handle.clone();
@@ -247,16 +226,7 @@ fn main() {
                 }
             }
         };
-        let through = move |n: u64| {
-            let items = handle.relay.remote(futures::stream::iter(0..n));
-            async move {
-                items
-                    .fold(0, |seen, item| async move {
-                        item.map(|_| seen + 1).expect("an item")
-                    })
-                    .await
-            }
-        };
+        let through = move |n: u64| count(handle.relay.remote(futures::stream::iter(0..n)));
         let m = [
             items_per_second(&caller, items, reply),
             items_per_second(&caller, items, argument),
@@ -267,16 +237,7 @@ fn main() {
     };
     let remote = {
         // No CPU on the head: the only replica goes to the worker.
-        let serve = Serve::builder()
-            .num_cpus(0.0)
-            .cluster(options.clone().name("bench-echo"))
-            .start()
-            .expect("the head starts");
-        let _worker =
-            WorkerProcess::start(WorkerSpec::new("echo", &nats.url(), "bench-echo", "worker"));
-        serve
-            .wait_for_workers(1, Duration::from_secs(20))
-            .expect("the worker joins");
+        let (serve, _worker) = head_and_worker(&nats, &options, "echo", 0.0);
         let handle = serve.run(echo_app()).expect("the app deploys");
         let call = move |x: u64| {
             let handle = handle.clone();
@@ -288,20 +249,7 @@ fn main() {
     };
 
     let chain = {
-        let serve = Serve::builder()
-            .num_cpus(1.0)
-            .cluster(options.name("bench-chain"))
-            .start()
-            .expect("the head starts");
-        let _worker = WorkerProcess::start(WorkerSpec::new(
-            "chain",
-            &nats.url(),
-            "bench-chain",
-            "worker",
-        ));
-        serve
-            .wait_for_workers(1, Duration::from_secs(20))
-            .expect("the worker joins");
+        let (serve, _worker) = head_and_worker(&nats, &options, "chain", 1.0);
         let handle = serve.run(chain_app()).expect("the app deploys");
         let call = move |x: u64| {
             let handle = handle.clone();
@@ -347,6 +295,36 @@ fn main() {
             per_second / bare_stream
         );
     }
+}
+
+/// A head offering `head_cpus` CPUs in the cluster `bench-<app>`, and a worker of `app` that
+/// joined it.
+fn head_and_worker(
+    nats: &NatsServer,
+    options: &ClusterOptions,
+    app: &str,
+    head_cpus: f64,
+) -> (Serve, WorkerProcess) {
+    let name = format!("bench-{app}");
+    let serve = Serve::builder()
+        .num_cpus(head_cpus)
+        .cluster(options.clone().name(&name))
+        .start()
+        .expect("the head starts");
+    let worker = WorkerProcess::start(WorkerSpec::new(app, &nats.url(), &name, "worker"));
+    serve
+        .wait_for_workers(1, Duration::from_secs(20))
+        .expect("the worker joins");
+    (serve, worker)
+}
+
+/// How many items `items` yields (each must be a value).
+async fn count(items: DeploymentResponseGenerator<u64>) -> u64 {
+    items
+        .fold(0, |seen, item| async move {
+            item.map(|_| seen + 1).expect("an item")
+        })
+        .await
 }
 
 /// Items per second of one stream of `items` items (`stream(n)` returns how many it saw), the

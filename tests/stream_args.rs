@@ -347,11 +347,23 @@ async fn an_error_passed_on_with_question_mark_reaches_the_end_naming_every_stag
         .remote(p.double.relay.remote(p.source.faulty.remote(3)))
         .collect()
         .await;
+    let err = faulty_pipeline_error(&out);
+    expect_named_every_stage(err);
+    assert!(err.downcast_ref::<std::io::Error>().is_some());
+}
+
+/// What `PlusOne::relay(Relay::relay(Source::faulty(3)))` yields (the relay doubling): three
+/// items, then an error, which it returns.
+fn faulty_pipeline_error(out: &[Result<u64, ServeError>]) -> &ServeError {
     assert_eq!(out.len(), 4, "three items, then the error: {out:?}");
     for (i, item) in out.iter().take(3).enumerate() {
         assert_eq!(*item.as_ref().unwrap(), i as u64 * 2 + 1);
     }
-    let err = out[3].as_ref().unwrap_err();
+    out[3].as_ref().unwrap_err()
+}
+
+/// `PlusOne::relay`'s error of that pipeline, naming the stages that passed it on.
+fn expect_named_every_stage(err: &ServeError) {
     assert_eq!(err.kind(), ErrorKind::User);
     assert_eq!(
         (err.deployment(), err.method()),
@@ -362,7 +374,6 @@ async fn an_error_passed_on_with_question_mark_reaches_the_end_naming_every_stag
             .contains("Relay.relay failed: Source.faulty failed: sensor 3 failed"),
         "{err}"
     );
-    assert!(err.downcast_ref::<std::io::Error>().is_some());
 }
 
 // --- cancellation ---------------------------------------------------------------------------------
@@ -621,15 +632,6 @@ impl Front {
     ) -> Result<(Vec<u64>, Option<(String, String, String, String)>), ServeError> {
         self.double.inspect.remote(xs).await
     }
-
-    /// The caller's stream through `Relay::watch` on the worker.
-    pub fn watch(
-        &self,
-        xs: ArgStream<u64>,
-        marks: String,
-    ) -> impl Stream<Item = Result<u64, ServeError>> + Send + use<> {
-        self.double.watch.remote(xs, marks)
-    }
 }
 
 fn front_app() -> Application<Front> {
@@ -640,8 +642,9 @@ fn front_app() -> Application<Front> {
     )
 }
 
-/// A stage on one worker that passes its input stream on to `Relay::watch` on another worker:
-/// that worker pulls the stream from this one.
+/// Passes its input stream on to `Relay::watch`. With no CPU on the head and one on each of two
+/// workers, `Relay` goes to the first worker and this to the second, which then lends the stream
+/// it pulls from the caller to the first.
 #[deployment]
 pub struct Hop {
     next: DeploymentHandle<Relay>,
@@ -662,29 +665,45 @@ impl Hop {
     }
 }
 
-/// The ingress of the two-worker application, on the head.
-#[deployment]
-pub struct Edge {
-    hop: DeploymentHandle<Hop>,
+fn hop_app() -> Application<Hop> {
+    Hop::bind(Relay::bind(1, 0, Gate::new()))
 }
 
-#[deployment]
-impl Edge {
-    pub fn new(hop: DeploymentHandle<Hop>) -> Self {
-        Self { hop }
-    }
-
-    pub fn watch(
-        &self,
-        xs: ArgStream<u64>,
-        marks: String,
-    ) -> impl Stream<Item = Result<u64, ServeError>> + Send + use<> {
-        self.hop.watch.remote(xs, marks)
-    }
+/// A head offering no CPU (every replica goes to a worker) and workers of [`hop_app`] offering
+/// `cpus` each, joined in the order given; `placed` says where each deployment must run.
+fn hop_cluster(
+    nats: &NatsServer,
+    name: &str,
+    (workers, cpus): (&[&str], f64),
+    placed: &[(&str, &str)],
+) -> (Serve, DeploymentHandle<Hop>, Vec<WorkerProcess>) {
+    let serve = Serve::builder()
+        .num_cpus(0.0)
+        .cluster(test_cluster(&nats.url(), name))
+        .start()
+        .unwrap();
+    let workers: Vec<_> = workers
+        .iter()
+        .map(|node| {
+            WorkerProcess::start(WorkerSpec::new("hop", &nats.url(), name, node).num_cpus(cpus))
+        })
+        .collect();
+    serve.wait_for_workers(workers.len(), PATIENCE).unwrap();
+    let hop = serve.run(hop_app()).unwrap();
+    expect_placed(&serve, placed);
+    (serve, hop, workers)
 }
 
-fn edge_app() -> Application<Edge> {
-    Edge::bind(Hop::bind(Relay::bind(1, 0, Gate::new())))
+/// Fails unless each deployment runs one replica, on its node.
+fn expect_placed(serve: &Serve, placed: &[(&str, &str)]) {
+    for (deployment, node) in placed {
+        let nodes: Vec<_> = deployment_status(serve, deployment)
+            .replicas
+            .into_iter()
+            .map(|r| r.node)
+            .collect();
+        assert_eq!(nodes, [Some((*node).to_owned())], "{deployment}");
+    }
 }
 
 #[test]
@@ -693,7 +712,7 @@ fn worker_process() {
     let Some(env) = worker_env() else { return };
     match env.app.as_str() {
         "front" => run_worker(front_app(), &env),
-        "edge" => run_worker(edge_app(), &env),
+        "hop" => run_worker(hop_app(), &env),
         other => panic!("no application `{other}`"),
     }
 }
@@ -717,19 +736,15 @@ impl FrontCluster {
             WorkerProcess::start(WorkerSpec::new("front", &nats.url(), name, "w1").num_cpus(8.0));
         serve.wait_for_workers(1, PATIENCE).unwrap();
         let front = serve.run(front_app()).unwrap();
-        for (deployment, node) in [
-            ("Front", "head"),
-            ("Source", "w1"),
-            ("Relay", "w1"),
-            ("PlusOne", "w1"),
-        ] {
-            let nodes: Vec<_> = deployment_status(&serve, deployment)
-                .replicas
-                .into_iter()
-                .map(|r| r.node)
-                .collect();
-            assert_eq!(nodes, [Some(node.to_owned())], "{deployment}");
-        }
+        expect_placed(
+            &serve,
+            &[
+                ("Front", "head"),
+                ("Source", "w1"),
+                ("Relay", "w1"),
+                ("PlusOne", "w1"),
+            ],
+        );
         Self {
             front,
             serve,
@@ -854,21 +869,7 @@ async fn an_upstream_error_reaches_a_method_on_a_worker_as_the_same_item() {
 
     // Passed on with `?` through two stages on the worker, then by the ingress.
     let out: Vec<_> = c.front.faulty_pipeline.remote(3).collect().await;
-    assert_eq!(out.len(), 4, "three items, then the error: {out:?}");
-    for (i, item) in out.iter().take(3).enumerate() {
-        assert_eq!(*item.as_ref().unwrap(), i as u64 * 2 + 1);
-    }
-    let err = cause(out[3].as_ref().unwrap_err());
-    assert_eq!(err.kind(), ErrorKind::User);
-    assert_eq!(
-        (err.deployment(), err.method()),
-        (Some("PlusOne"), Some("relay"))
-    );
-    assert!(
-        err.to_string()
-            .contains("Relay.relay failed: Source.faulty failed: sensor 3 failed"),
-        "{err}"
-    );
+    expect_named_every_stage(cause(faulty_pipeline_error(&out)));
 
     // An error item of a stream of this process reaches the worker's method as it was.
     let upstream = c
@@ -893,15 +894,15 @@ async fn an_upstream_error_reaches_a_method_on_a_worker_as_the_same_item() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn cancelling_the_caller_stops_the_method_on_the_worker_and_drops_the_source() {
-    let c = FrontCluster::start("stream-args-cancel");
+    let nats = NatsServer::start();
+    // This stream -> Hop (w1) -> Relay::watch (w1).
+    let placed = [("Hop", "w1"), ("Relay", "w1")];
+    let (serve, hop, _workers) = hop_cluster(&nats, "stream-args-cancel", (&["w1"], 8.0), &placed);
     let marks = Marks::new("cancel");
     let (produced, dropped) = (Counter::new(), Gate::new());
-    let mut out = c
-        .front
-        .watch
-        .remote(counting(&produced, &dropped), marks.dir());
+    let mut out = hop.watch.remote(counting(&produced, &dropped), marks.dir());
     for i in 0..5u64 {
-        assert_eq!(out.next().await.unwrap().unwrap(), i * 2);
+        assert_eq!(out.next().await.unwrap().unwrap(), i);
     }
     assert!(marks.read("dropped").is_none(), "the method runs");
     assert!(!dropped.is_open());
@@ -914,8 +915,12 @@ async fn cancelling_the_caller_stops_the_method_on_the_worker_and_drops_the_sour
         marks.read("error").is_none(),
         "the stream was cut, not failed"
     );
+    serve.shutdown();
+}
 
-    // A unary call reading a stream, cancelled.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cancelling_a_unary_call_on_a_worker_drops_the_stream_it_reads() {
+    let c = FrontCluster::start("stream-args-cancel-unary");
     let (produced, dropped) = (Counter::new(), Gate::new());
     let total = c.front.sum.remote(counting(&produced, &dropped));
     let deadline = Instant::now() + PATIENCE;
@@ -955,36 +960,17 @@ async fn a_method_on_a_worker_that_stops_reading_drops_the_source() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_dead_worker_ends_the_streams_it_read_with_unavailable() {
     let nats = NatsServer::start();
-    let name = "stream-args-dead";
-    let serve = Serve::builder()
-        .cluster(test_cluster(&nats.url(), name))
-        .start()
-        .unwrap();
-    // One CPU each: the deployments go one to each worker, the first placed on the first to join.
-    let spec = |node| WorkerSpec::new("edge", &nats.url(), name, node).num_cpus(1.0);
-    let w1 = WorkerProcess::start(spec("w1"));
-    let mut w2 = WorkerProcess::start(spec("w2"));
-    serve.wait_for_workers(2, PATIENCE).unwrap();
-    let edge = serve.run(edge_app()).unwrap();
-    for (deployment, node) in [("Edge", "head"), ("Relay", "w1"), ("Hop", "w2")] {
-        let nodes: Vec<_> = deployment_status(&serve, deployment)
-            .replicas
-            .into_iter()
-            .map(|r| r.node)
-            .collect();
-        assert_eq!(nodes, [Some(node.to_owned())], "{deployment}");
-    }
+    // This stream -> Hop (w2, pulls it from this process) -> Relay::watch (w1, pulls it from w2).
+    let placed = [("Relay", "w1"), ("Hop", "w2")];
+    let (serve, hop, mut workers) =
+        hop_cluster(&nats, "stream-args-dead", (&["w1", "w2"], 1.0), &placed);
     let marks = Marks::new("dead");
     let (produced, dropped) = (Counter::new(), Gate::new());
-    // This stream -> Edge (head) -> Hop (w2, pulls it from the head) -> Relay::watch (w1, pulls
-    // it from w2).
-    let mut out = edge
-        .watch
-        .remote(counting(&produced, &dropped), marks.dir());
+    let mut out = hop.watch.remote(counting(&produced, &dropped), marks.dir());
     for i in 0..5u64 {
         assert_eq!(out.next().await.unwrap().unwrap(), i);
     }
-    w2.kill();
+    workers[1].kill();
     // The call to w2 fails when w2 is declared dead, as any call does, ...
     let err = loop {
         let item = tokio::time::timeout(PATIENCE, out.next())
@@ -995,18 +981,19 @@ async fn a_dead_worker_ends_the_streams_it_read_with_unavailable() {
             break e;
         }
     };
-    assert_eq!(cause(&err).kind(), ErrorKind::Unavailable, "{err}");
+    assert_eq!(err.kind(), ErrorKind::Unavailable, "{err}");
     assert!(out.next().await.is_none());
-    // ... the head drops the stream it lent w2, ...
+    // ... this process drops the stream it lent w2, ...
     dropped.expect_open("the source was dropped").await;
     // ... and on w1 the stream pulled from w2 ends: the method is dropped (cancelled, since
     // its caller is gone), having read `Unavailable` if it got to read again first.
     marks
         .expect("dropped", "the method on w1 was dropped")
         .await;
-    if let Some(kind) = marks.read("error") {
+    let read = marks.read("error");
+    eprintln!("the method on w1 read an error of kind {read:?} before it was dropped");
+    if let Some(kind) = read {
         assert_eq!(kind, "Unavailable");
     }
-    drop(w1);
     serve.shutdown();
 }
