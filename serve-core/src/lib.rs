@@ -145,9 +145,7 @@ pub mod __private {
     pub use crate::dataplane::router::RequestRouter;
     pub use crate::dataplane::sink::StreamSink;
     pub use crate::error::{BoxError, ServeError};
-    pub use crate::request::arg_stream::{
-        IntoArgStream, stream_args_cannot_cross, stream_args_encoder,
-    };
+    pub use crate::request::arg_stream::IntoArgStream;
     pub use crate::request::args::{Arg, ArgList, IntoArg, assert_arg};
     pub use crate::request::codec::{CallWire, Wire, WireFallback, WireViaSerde};
     pub use crate::request::encoded::{EncodedResponse, EncodedUnary};
@@ -157,6 +155,9 @@ pub mod __private {
     pub use crate::request::multiplex::{multiplexed_async, multiplexed_sync};
     pub use crate::request::response::{DeploymentResponse, ObjectRef};
     pub use crate::serve::task::{spawn_task_async, spawn_task_sync};
+    /// Items a stream crossing processes may have in flight (cluster mode), for the same tests.
+    #[cfg(feature = "cluster")]
+    pub use crate::transport::nats::STREAM_WINDOW;
     pub use serde_json::Value as JsonValue;
     pub use std::sync::Arc;
     // `#[ingress]`: the routing `call` and its route table (see `http::ingress`).

@@ -276,13 +276,6 @@ impl<'a> ImplGen<'a> {
                 Kind::Unary => quote!(unary),
                 Kind::Streaming => quote!(stream),
             };
-            if m.args.iter().any(|a| a.stream.is_some()) {
-                // A stream argument cannot cross processes (yet).
-                return quote! {
-                    #(#cfgs)*
-                    #name => ::core::result::Result::Err(#p::stream_args_cannot_cross()),
-                };
-            }
             quote! {
                 #(#cfgs)*
                 #name => {
@@ -436,15 +429,10 @@ impl<'a> ImplGen<'a> {
         let wrap = reply(m.output.fallible);
         let router = quote!(&self.__serve_router);
         let value = self.value_ty(&m.output);
-        // Used only when the picked replica is in another process, which a stream argument
-        // cannot reach (yet): its encoder fails with a clear error.
-        let args_encoder = if m.args.iter().any(|a| a.stream.is_some()) {
-            quote!(#p::stream_args_encoder::<(#(#tys,)*)>)
-        } else {
-            quote!((&&#p::Wire::<(#(#tys,)*)>::NEW).__serve_encoder())
-        };
+        // Used only when the picked replica is in another process. An `ArgStream` is serde: it
+        // encodes as a descriptor of the stream, which the request plane lends to the serving node.
         let wire = quote!(#p::CallWire {
-            args: #args_encoder,
+            args: (&&#p::Wire::<(#(#tys,)*)>::NEW).__serve_encoder(),
             result: (&&#p::Wire::<#value>::NEW).__serve_decoder(),
         });
         let call = match (m.output.kind, m.asyncness) {
@@ -1016,7 +1004,7 @@ mod tests {
     }
 
     #[test]
-    fn a_stream_parameter_takes_into_arg_stream_asserts_its_item_and_does_not_cross() {
+    fn a_stream_parameter_takes_into_arg_stream_asserts_its_item_and_crosses_as_serde() {
         let out = expand_impl(quote! {
             impl Svc {
                 async fn sum(&self, n: u8, xs: ArgStream<u32>) -> u64 { 0 }
@@ -1027,7 +1015,7 @@ mod tests {
         assert!(sum.contains("(::serve_core::__private::IntoArg::into_arg(n),::serve_core::__private::IntoArg::into_arg(::serve_core::__private::IntoArgStream::into_arg_stream(xs)),)"), "{sum}");
         assert!(
             sum.contains(
-                "args:::serve_core::__private::stream_args_encoder::<(u8,ArgStream<u32>,)>"
+                "args:(&&::serve_core::__private::Wire::<(u8,ArgStream<u32>,)>::NEW).__serve_encoder()"
             ),
             "{sum}"
         );
@@ -1037,7 +1025,7 @@ mod tests {
             .into_iter()
             .map(str_of)
             .collect::<String>();
-        assert!(handle.contains("\"sum\"=>::core::result::Result::Err(::serve_core::__private::stream_args_cannot_cross()),"), "{handle}");
+        assert!(handle.contains("\"sum\"=>{let(n,xs,):(u8,ArgStream<u32>,)=(&&::serve_core::__private::Wire::<(u8,ArgStream<u32>,)>::NEW).__serve_decoder()(__serve_args)?;"), "{handle}");
         let assertions = out.items.iter().find_map(|i| match i {
             Item::Const(c) => Some(str_of(&c.expr)),
             _ => None,

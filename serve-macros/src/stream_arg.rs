@@ -1,8 +1,10 @@
 //! Stream arguments: a parameter of type `ArgStream<T>` (recognised by its last path segment,
 //! with one type argument) takes a stream of `T`. Its stub parameter is `impl IntoArgStream<T>`
 //! (another call's generator, or any `Stream<Item = T> + Send + 'static`) instead of
-//! `impl IntoArg<ArgStream<T>>`, the item type `T` is what must be a serde type, and the call
-//! cannot cross to another process (yet): its argument encoder fails with a clear error.
+//! `impl IntoArg<ArgStream<T>>`, and the item type `T` is what must be a serde type. Nothing else
+//! differs: `ArgStream<T>` is serde itself (it encodes as a descriptor of the stream, which the
+//! request plane lends to the serving node), so the argument tuple's encoder and decoder are
+//! picked as for any other method.
 //!
 //! Where a stream cannot be taken, the macro says so: a constructor builds replicas once and
 //! takes values; a task takes values; a synchronous unary method could only block its thread

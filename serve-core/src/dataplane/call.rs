@@ -123,9 +123,11 @@ where
         let (method, wire) = (call.method, call.wire);
         let model_id = call.completer.cell().model_id().cloned();
         let deployment = slot.deployment().clone();
-        let (endpoint, args) = match (remote::endpoint(&slot), (wire.args)(&values)) {
-            (Some(endpoint), Ok(args)) => (endpoint.clone(), args),
-            (None, _) => {
+        let encoded = remote::endpoint(&slot)
+            .map(|endpoint| (endpoint.clone(), endpoint.encode(&|| (wire.args)(&values))));
+        let (endpoint, args) = match encoded {
+            Some((endpoint, Ok(args))) => (endpoint, args),
+            None => {
                 drop(slot);
                 call.completer.complete(Err(remote::located(
                     remote::not_remote(),
@@ -134,7 +136,7 @@ where
                 )));
                 return;
             }
-            (_, Err(e)) => {
+            Some((_, Err(e))) => {
                 drop(slot);
                 call.completer
                     .complete(Err(remote::located(e, &deployment, method)));

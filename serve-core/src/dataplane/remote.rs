@@ -1,6 +1,6 @@
-//! How a request runs on a replica in another process: its argument tuple is encoded, crosses
-//! the request plane (`transport`), and the result (or each item of a stream) is decoded on the
-//! way back. The request holds its slot on the remote replica until the answer is in, exactly as
+//! How a request runs on a replica in another process: its argument tuple is encoded (by the
+//! endpoint, which lends the call's stream arguments to the request plane), crosses the request
+//! plane (`transport`), and the result (or each item of a stream) is decoded on the way back. The request holds its slot on the remote replica until the answer is in, exactly as
 //! a local request holds its slot until the method returns, so power of two choices sees remote
 //! load the way it sees local load. Cancelling the request drops the remote call, which cancels
 //! it on the far side.
@@ -71,12 +71,11 @@ where
 {
     use futures::StreamExt;
     let task = slot.runtime().clone().spawn(async move {
-        let items = match (endpoint(&slot), (wire.args)(&values)) {
-            (Some(endpoint), Ok(args)) => {
-                Ok(endpoint.call_stream(method, args, model_id.as_deref()))
-            }
-            (None, _) => Err(not_remote()),
-            (_, Err(e)) => Err(e),
+        let items = match endpoint(&slot) {
+            Some(endpoint) => endpoint
+                .encode(&|| (wire.args)(&values))
+                .map(|args| endpoint.call_stream(method, args, model_id.as_deref())),
+            None => Err(not_remote()),
         };
         drop(values);
         let items = match items {

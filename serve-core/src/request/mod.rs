@@ -6,7 +6,8 @@
 //! * [`generator`]: a streaming request's bounded channel and the caller's
 //!   [`DeploymentResponseGenerator`](generator::DeploymentResponseGenerator);
 //! * [`arg_stream`]: stream arguments, [`ArgStream`](arg_stream::ArgStream) (streams into
-//!   streams);
+//!   streams), and [`crossing`]: how one crosses to a replica in another process (lent by the
+//!   caller, pulled by the serving node);
 //! * [`args`]: a call's arguments, values or responses still to resolve (chaining);
 //! * [`encoded`]: a call by method name with encoded arguments, as a replica serves a caller in
 //!   another process;
@@ -20,6 +21,7 @@ pub(crate) mod arg_stream;
 pub(crate) mod args;
 pub(crate) mod codec;
 pub(crate) mod context;
+pub(crate) mod crossing;
 pub(crate) mod encoded;
 pub(crate) mod generator;
 pub(crate) mod multiplex;

@@ -2,7 +2,9 @@
 //!
 //! * A **call** goes to the serving node's call subject, with the caller's inbox as its reply
 //!   subject: a postcard [`CallHead`] (replica, method, stream window), then the argument tuple's
-//!   bytes as they are (no second copy or length prefix).
+//!   bytes as they are (no second copy or length prefix). A stream argument in the tuple is a
+//!   descriptor (`request::crossing::StreamRef`); the serving node pulls its items with a call of
+//!   its own to the caller ([`Op::Pull`]), which the caller answers like a streaming call.
 //! * Each **reply** to that inbox starts with one tag byte: a unary result, an error (a postcard
 //!   `ServeError`), a stream item, or the end of a stream.
 //! * A **control** message goes to the serving node's control subject: cancel a request, or give
@@ -19,7 +21,8 @@ use crate::error::{ErrorKind, ServeError};
 /// The head of a call message.
 #[derive(Debug, Serialize, Deserialize, PartialEq)]
 pub(crate) struct CallHead<'a> {
-    /// The replica's key on the serving node.
+    /// The replica's key on the serving node; for a [`Op::Pull`], the stream argument's id on
+    /// the node that lent it.
     pub(crate) replica: u64,
     /// The method's name.
     pub(crate) method: &'a str,
@@ -42,6 +45,9 @@ pub(crate) enum Op {
     CheckHealth,
     /// Hand its `reconfigure` the `user_config` that follows, as JSON.
     Reconfigure,
+    /// Send the items of the stream argument `replica` names, which one of the receiving node's
+    /// calls lent (no method, no arguments): answered like a streaming call, `window` ahead.
+    Pull,
 }
 
 /// A call message: `head`, then `args`.
@@ -189,6 +195,22 @@ mod tests {
         assert_eq!(parsed, head);
         assert_eq!(args, b"\x04Dora");
         assert!(parse_call(&[0xff, 0xff]).is_err());
+    }
+
+    #[test]
+    fn a_pull_names_the_lent_stream_and_carries_no_arguments() {
+        let head = CallHead {
+            replica: 12,
+            method: "",
+            window: 64,
+            op: Op::Pull,
+            model_id: None,
+        };
+        let bytes = call(&head, &[]).unwrap();
+        assert!(bytes.len() <= 6, "{bytes:?}");
+        let (parsed, args) = parse_call(&bytes).unwrap();
+        assert_eq!(parsed, head);
+        assert!(args.is_empty());
     }
 
     #[test]

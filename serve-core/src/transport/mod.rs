@@ -6,6 +6,10 @@
 //! what it serves only as [`Served`]: a call by method name with encoded arguments, which the
 //! generated handle of each deployment answers (`DeploymentHandle::call_encoded`).
 //!
+//! A stream argument crosses the other way round: the caller's plane lends the stream while it
+//! encodes the arguments ([`RemoteEndpoint::encode`]), and the serving node's plane pulls its items
+//! from the caller as the method reads them (`request::crossing`).
+//!
 //! Today one implementation carries both: NATS ([`nats`], behind the `cluster` feature), which
 //! also carries discovery and liveness. A direct data plane between nodes (TCP, as NVIDIA Dynamo
 //! moved to for latency) is a second implementation of these two traits; handles, routers and
@@ -19,6 +23,7 @@ use futures::Stream;
 use futures::future::BoxFuture;
 
 use crate::error::ServeError;
+use crate::request::crossing::LentStreams;
 use crate::request::encoded::EncodedResponse;
 use crate::request::response::Cancel;
 
@@ -58,27 +63,34 @@ pub(crate) type OnReply = Box<dyn FnOnce(Outcome) + Send>;
 /// The encoded items of a remote streaming call. Dropping it cancels the remote request.
 pub(crate) type RemoteStream = Pin<Box<dyn Stream<Item = Result<Bytes, ServeError>> + Send>>;
 
+/// A call's encoded argument tuple, and the stream arguments it lent to the request plane (held
+/// for the serving node to pull until the call ends).
+#[cfg_attr(not(feature = "cluster"), allow(dead_code))]
+pub(crate) struct Args {
+    pub(crate) bytes: Vec<u8>,
+    pub(crate) lent: LentStreams,
+}
+
 /// One replica in another process, as a caller reaches it.
 pub(crate) trait RemoteEndpoint: Send + Sync {
+    /// Runs `encode` (a call's argument encoder) with this plane as the lender of the stream
+    /// arguments it meets.
+    fn encode(&self, encode: &dyn Fn() -> Result<Vec<u8>, ServeError>) -> Result<Args, ServeError>;
     /// Calls the unary `method` with its encoded argument tuple (sent for multiplexed model
     /// `model_id`, if any); `on_reply` gets the outcome. No task waits for the reply: the plane
     /// hands it to `on_reply` as it arrives. The handle returned cancels the call, on the far
-    /// side too.
+    /// side too. The streams the arguments lent are released when the call ends.
     fn call(
         &self,
         method: &'static str,
-        args: Vec<u8>,
+        args: Args,
         model_id: Option<&str>,
         on_reply: OnReply,
     ) -> Arc<dyn Cancel>;
     /// Calls the streaming `method` with its encoded argument tuple; items arrive as they are
     /// produced, and the producer runs at most a bounded window ahead of this consumer.
-    fn call_stream(
-        &self,
-        method: &'static str,
-        args: Vec<u8>,
-        model_id: Option<&str>,
-    ) -> RemoteStream;
+    fn call_stream(&self, method: &'static str, args: Args, model_id: Option<&str>)
+    -> RemoteStream;
     /// The node it runs on, for errors and `status`.
     fn node(&self) -> &str;
     /// Runs the replica's `check_health` on its node.

@@ -8,9 +8,9 @@
 //!
 //! | subject | who listens | what |
 //! |---|---|---|
-//! | `<prefix>.call.<node>` | the node | calls to its replicas ([`frame::CallHead`] names the replica) |
-//! | `<prefix>.ctl.<node>` | the node | cancel a request, give a stream credit |
-//! | `<prefix>.inbox.<node>.<call>` | the calling node | the replies of one call |
+//! | `<prefix>.call.<node>` | the node | calls to its replicas ([`frame::CallHead`] names the replica), and pulls of the stream arguments it lent |
+//! | `<prefix>.ctl.<node>` | the node | cancel a request or a pull, give a stream credit |
+//! | `<prefix>.inbox.<node>.<call>` | the calling node | the replies of one call (or the items of one pull) |
 //!
 //! A caller picks the replica itself (power of two choices over every replica, local and remote),
 //! so a call names its replica and goes to that replica's node; NATS does no load balancing.
@@ -23,12 +23,27 @@
 //! buffers without bound. Dropping a call's future (or stream) before its end sends a cancel to
 //! the serving node, which cancels the request and everything it started.
 //!
+//! # Stream arguments
+//!
+//! A call's stream argument (`ArgStream`) stays with the caller. Encoding the call's arguments
+//! *lends* it to the caller's plane, under an id, and the argument tuple carries the caller's node
+//! and that id (`request::crossing`). The serving node decodes that into an `ArgStream` which, when
+//! the method first reads it, *pulls* the stream: a call with [`Op::Pull`] naming the id, sent to
+//! the caller's call subject. The caller answers it exactly as a node answers a streaming call,
+//! window and credit included, with the lent stream's items: the pumping caller sends at most
+//! [`STREAM_WINDOW`] items ahead of what the method took. The method dropping its `ArgStream`
+//! (or returning) cancels the pull like any call, which drops the stream on the caller; the
+//! caller's call ending (answered, cancelled, failed) *releases* what it lent, which drops a
+//! stream not pulled yet and stops the pumping of one that was.
+//!
 //! # Failure
 //!
 //! A call whose node is declared dead (see the cluster layer's heartbeats) fails with
 //! [`ErrorKind::Unavailable`] naming the replica and node ([`NatsPlane::fail_node`]); so does a
 //! call to a subject nobody listens on (NATS answers "no responders"). Requests a dead caller
-//! started on this node are cancelled.
+//! started on this node are cancelled. A pull is a call like any other: the stream arguments a
+//! dead caller lent end with `Unavailable` where they are read, and the streams this node lent to
+//! calls on a dead node are dropped.
 //!
 //! [`ErrorKind::Unavailable`]: crate::ErrorKind::Unavailable
 
@@ -45,8 +60,11 @@ use tokio::sync::{Semaphore, mpsc, oneshot};
 use tokio::task::AbortHandle;
 
 use super::frame::{self, CallHead, Control, Op, Reply};
-use super::{OnReply, Outcome, RemoteEndpoint, RemoteStream, Served};
+use super::{Args, OnReply, Outcome, RemoteEndpoint, RemoteStream, Served};
 use crate::error::{ErrorKind, ServeError};
+use crate::request::crossing::{
+    self, EncodedItems, LentStreams, PulledItems, Source, StreamPlane, StreamRef,
+};
 use crate::request::encoded::{EncodedResponse, EncodedUnary};
 use crate::request::response::Cancel;
 use crate::util::sync::{Lock, ReadWrite};
@@ -93,8 +111,9 @@ fn hook_reply(hook: BoxFuture<'static, Result<(), ServeError>>) -> EncodedRespon
 /// The reply a unary request will send (none if it was cancelled).
 type UnaryReply = std::pin::Pin<Box<dyn Future<Output = Option<(Subject, Bytes)>> + Send>>;
 
-/// Items a streaming call's producer may send ahead of the consumer's credit.
-pub(crate) const STREAM_WINDOW: u32 = 64;
+/// Items a streaming call's producer, or the caller pumping a stream argument, may send ahead of
+/// the consumer's credit. The consumer gives credit each time it has taken half of it.
+pub const STREAM_WINDOW: u32 = 64;
 
 /// The request plane of one node.
 #[derive(Clone)]
@@ -115,8 +134,12 @@ struct Inner {
     calls: Mutex<HashMap<u64, Waiter>>,
     /// This node's replicas that other nodes may call, by key.
     served: RwLock<HashMap<u64, Arc<dyn Served>>>,
-    /// Requests this node runs for other nodes, by reply subject.
+    /// Requests this node runs for other nodes, by reply subject; the pumping of a stream
+    /// argument another node pulled is one.
     running: Mutex<HashMap<Arc<str>, Running>>,
+    next_lent: AtomicU64,
+    /// Stream arguments of this node's calls to other nodes, by id, until their calls end.
+    lent: Mutex<HashMap<u64, LentStream>>,
     /// The subscription loops, stopped by [`NatsPlane::shutdown`].
     loops: Mutex<Vec<AbortHandle>>,
     /// Told when the last request run for another node ends.
@@ -140,6 +163,15 @@ struct Waiter {
     /// "replica Adder#1 on node worker-a", for errors.
     target: Arc<str>,
     tx: WaiterTx,
+    /// The stream arguments it lent: released when it is dropped, when the call ends.
+    _lent: LentStreams,
+}
+
+/// A stream argument this node lent to one of its calls.
+struct LentStream {
+    source: Arc<dyn Source>,
+    /// The reply subject of its pumping, once a node pulled it.
+    pump: Option<Arc<str>>,
 }
 
 enum WaiterTx {
@@ -174,6 +206,8 @@ impl NatsPlane {
             calls: Mutex::default(),
             served: RwLock::default(),
             running: Mutex::default(),
+            next_lent: AtomicU64::new(1),
+            lent: Mutex::default(),
             loops: Mutex::default(),
             idle: tokio::sync::Notify::new(),
         });
@@ -257,7 +291,9 @@ impl NatsPlane {
         for (_, waiter) in waiting {
             waiter.fail(ServeError::shut_down());
         }
-        self.inner.running.locked().clear();
+        let running = std::mem::take(&mut *self.inner.running.locked());
+        let lent = std::mem::take(&mut *self.inner.lent.locked());
+        drop((running, lent));
     }
 
     /// The endpoint of replica `replica` on node `node` (`target` describes it in errors).
@@ -359,12 +395,13 @@ impl Inner {
         Subject::from(format!("{}.{call}", self.inbox))
     }
 
-    fn register(&self, node: &Arc<str>, target: &Arc<str>, tx: WaiterTx) -> u64 {
+    fn register(&self, node: &Arc<str>, target: &Arc<str>, tx: WaiterTx, lent: LentStreams) -> u64 {
         let id = self.next_call.fetch_add(1, Ordering::Relaxed);
         let waiter = Waiter {
             node: node.clone(),
             target: target.clone(),
             tx,
+            _lent: lent,
         };
         self.calls.locked().insert(id, waiter);
         id
@@ -405,18 +442,22 @@ impl Inner {
                 let last = !matches!(reply, Ok(Reply::Item(_)));
                 let _ = tx.send(reply);
                 if last {
-                    calls.remove(&id);
+                    // Dropped outside the lock: it releases what the call lent.
+                    let waiter = calls.remove(&id);
+                    drop(calls);
+                    drop(waiter);
                 }
             }
             WaiterTx::Unary(_) => {
+                let waiter = calls.remove(&id);
+                drop(calls);
                 let Some(Waiter {
                     tx: WaiterTx::Unary(on_reply),
                     ..
-                }) = calls.remove(&id)
+                }) = waiter
                 else {
                     return;
                 };
-                drop(calls);
                 let outcome = match reply {
                     Err(e) if no_responders => Outcome::Undelivered(e),
                     Ok(Reply::Value(bytes, models)) => Outcome::Replied(Ok(bytes), models),
@@ -447,6 +488,10 @@ impl Inner {
                 return None;
             }
         };
+        if head.op == Op::Pull {
+            self.pump(reply, head.replica, head.window.max(1));
+            return None;
+        }
         let served = self.served.read_locked().get(&head.replica).cloned();
         let Some(served) = served else {
             let gone = ServeError::unavailable(format!(
@@ -457,13 +502,17 @@ impl Inner {
             return None;
         };
         let response = match head.op {
-            Op::Call => served.call_encoded(head.method, args, head.model_id),
+            // The stream arguments it decodes are pulled from the caller through this plane.
+            Op::Call => crossing::pulling(self.clone(), || {
+                served.call_encoded(head.method, args, head.model_id)
+            }),
             Op::CheckHealth => Ok(hook_reply(served.check_health())),
             Op::Reconfigure => match serde_json::from_slice(args) {
                 Ok(config) => Ok(hook_reply(served.reconfigure(config))),
                 Err(e) => Err(ServeError::new(ErrorKind::Wire)
                     .with_message(format!("a malformed user_config: {e}"))),
             },
+            Op::Pull => return None, // answered above
         };
         match response {
             Err(e) => {
@@ -552,14 +601,78 @@ impl Inner {
         })
     }
 
-    fn run_stream(
-        self: Arc<Self>,
-        reply: Subject,
-        mut stream: std::pin::Pin<
-            Box<dyn futures::Stream<Item = Result<Vec<u8>, ServeError>> + Send>,
-        >,
-        window: u32,
-    ) {
+    /// Another node pulls stream argument `id`, which one of this node's calls lent: pumps its
+    /// items to `reply` like a streaming call's, `window` ahead of the puller's credit.
+    fn pump(self: Arc<Self>, reply: Subject, id: u64, window: u32) {
+        let items = self.lent.locked().get_mut(&id).and_then(|lent| {
+            let items = lent.source.take()?;
+            lent.pump = Some(reply.as_str().into());
+            Some(items)
+        });
+        let Some(items) = items else {
+            let gone = ServeError::new(ErrorKind::Cancelled).with_message(format!(
+                "stream argument {id} of node `{}` is gone: the call that lent it ended, or \
+                 it was pulled already",
+                self.node
+            ));
+            self.publish(reply, frame::error(&gone));
+            return;
+        };
+        self.clone().run_stream(reply.clone(), items, window);
+        // Its call ended while the pumping started: stop it.
+        if !self.lent.locked().contains_key(&id) {
+            self.end(reply.as_str());
+        }
+    }
+
+    /// The items of stream argument `at.id` of node `at.node`, pulled once first polled: a
+    /// call to that node, answered like a streaming call.
+    fn pull_items(self: Arc<Self>, at: StreamRef<'_>) -> PulledItems {
+        let node: Arc<str> = Arc::from(&*at.node);
+        let id = at.id;
+        let target: Arc<str> = format!("stream argument {id} of node `{node}`").into();
+        Box::pin(async_stream::stream! {
+            if !valid_node(&node) {
+                yield Err(ServeError::new(ErrorKind::Wire)
+                    .with_message(format!("{target}: not a node id")));
+                return;
+            }
+            let (tx, rx) = mpsc::unbounded_channel();
+            let call = self.register(&node, &target, WaiterTx::Stream(tx), LentStreams::NONE);
+            let mut pending = Pending {
+                inner: self.clone(),
+                id: call,
+                control: Subject::from(format!("{}.ctl.{node}", self.prefix)),
+                reply: None,
+                done: false,
+            };
+            let head = CallHead {
+                replica: id,
+                method: "",
+                window: STREAM_WINDOW,
+                op: Op::Pull,
+                model_id: None,
+            };
+            match frame::call(&head, &[]) {
+                Ok(payload) => {
+                    let reply = self.reply_subject(call);
+                    pending.reply = Some(reply.clone());
+                    let subject = Subject::from(format!("{}.call.{node}", self.prefix));
+                    self.send(subject, Some(reply), payload);
+                }
+                Err(e) => {
+                    pending.done = true;
+                    yield Err(e);
+                    return;
+                }
+            }
+            for await item in receive(pending, rx, target) {
+                yield item;
+            }
+        })
+    }
+
+    fn run_stream(self: Arc<Self>, reply: Subject, mut stream: EncodedItems, window: u32) {
         let credit = Arc::new(Semaphore::new(window as usize));
         let mut cancelled = self.track(&reply, Some(credit.clone()));
         tokio::spawn(async move {
@@ -587,6 +700,20 @@ impl Inner {
         });
     }
 
+    /// The calls that lent `ids` ended: drops the streams not pulled, stops the pumping of the
+    /// others.
+    fn release_lent(&self, ids: &[u64]) {
+        let released: Vec<LentStream> = {
+            let mut lent = self.lent.locked();
+            ids.iter().filter_map(|id| lent.remove(id)).collect()
+        };
+        for lent in released {
+            if let Some(reply) = &lent.pump {
+                self.end(reply);
+            }
+        }
+    }
+
     fn handle_control(&self, payload: &[u8]) {
         match frame::parse_control(payload) {
             Ok(Control::Cancel { reply }) => self.end(reply),
@@ -603,6 +730,37 @@ impl Inner {
             Err(e) => tracing::warn!("dropped a malformed control message: {e}"),
         }
     }
+}
+
+/// The plane as stream arguments see it: the caller lends, the serving node pulls.
+impl StreamPlane for Inner {
+    fn node(&self) -> &Arc<str> {
+        &self.node
+    }
+
+    fn lend(&self, source: Arc<dyn Source>) -> u64 {
+        let id = self.next_lent.fetch_add(1, Ordering::Relaxed);
+        let lent = LentStream { source, pump: None };
+        self.lent.locked().insert(id, lent);
+        id
+    }
+
+    fn release(&self, ids: &[u64]) {
+        self.release_lent(ids);
+    }
+
+    fn pull(self: Arc<Self>, at: StreamRef<'_>) -> PulledItems {
+        self.pull_items(at)
+    }
+}
+
+/// Whether `node` (from another node's bytes) can be part of a subject: not empty, no token
+/// separator, no wildcard, no white space.
+fn valid_node(node: &str) -> bool {
+    !node.is_empty()
+        && !node
+            .chars()
+            .any(|c| c == '.' || c == '*' || c == '>' || c.is_whitespace())
 }
 
 /// A unary call sent: cancelling it forgets it here and cancels it on the far side, unless its
@@ -725,14 +883,23 @@ impl NatsEndpoint {
 }
 
 impl RemoteEndpoint for NatsEndpoint {
+    fn encode(&self, encode: &dyn Fn() -> Result<Vec<u8>, ServeError>) -> Result<Args, ServeError> {
+        let plane: Arc<dyn StreamPlane> = self.inner.clone();
+        let (bytes, lent) = crossing::lending(&plane, encode);
+        Ok(Args {
+            bytes: bytes?,
+            lent,
+        })
+    }
+
     fn call(
         &self,
         method: &'static str,
-        args: Vec<u8>,
+        args: Args,
         model_id: Option<&str>,
         on_reply: OnReply,
     ) -> Arc<dyn Cancel> {
-        self.send_unary(Op::Call, method, &args, model_id, on_reply)
+        self.send_unary(Op::Call, method, args, model_id, on_reply)
     }
 
     fn check_health(&self) -> BoxFuture<'static, Result<(), ServeError>> {
@@ -749,7 +916,7 @@ impl RemoteEndpoint for NatsEndpoint {
     fn call_stream(
         &self,
         method: &'static str,
-        args: Vec<u8>,
+        args: Args,
         model_id: Option<&str>,
     ) -> RemoteStream {
         self.stream(method, args, model_id)
@@ -765,10 +932,14 @@ impl NatsEndpoint {
     /// future cancels nothing: hooks are short and their caller bounds them with a timeout).
     fn hook(&self, op: Op, args: Vec<u8>) -> BoxFuture<'static, Result<(), ServeError>> {
         let (tx, rx) = oneshot::channel();
+        let args = Args {
+            bytes: args,
+            lent: LentStreams::NONE,
+        };
         let sent = self.send_unary(
             op,
             "",
-            &args,
+            args,
             None,
             Box::new(move |outcome: Outcome| {
                 let _ = tx.send(outcome.into_result().map(drop));
@@ -788,7 +959,7 @@ impl NatsEndpoint {
         &self,
         op: Op,
         method: &str,
-        args: &[u8],
+        args: Args,
         model_id: Option<&str>,
         on_reply: OnReply,
     ) -> Arc<dyn Cancel> {
@@ -799,16 +970,19 @@ impl NatsEndpoint {
             op,
             model_id,
         };
-        let payload = match frame::call(&head, args) {
+        let payload = match frame::call(&head, &args.bytes) {
             Ok(payload) => payload,
             Err(e) => {
                 on_reply(Outcome::Replied(Err(e), None));
                 return Arc::new(Sent::nothing());
             }
         };
-        let id = self
-            .inner
-            .register(&self.node, &self.target, WaiterTx::Unary(on_reply));
+        let id = self.inner.register(
+            &self.node,
+            &self.target,
+            WaiterTx::Unary(on_reply),
+            args.lent,
+        );
         let reply = self.inner.reply_subject(id);
         self.inner
             .send(self.call_subject.clone(), Some(reply.clone()), payload);
@@ -820,60 +994,76 @@ impl NatsEndpoint {
         })
     }
 
-    fn stream(&self, method: &'static str, args: Vec<u8>, model_id: Option<&str>) -> RemoteStream {
-        let (tx, mut rx) = mpsc::unbounded_channel();
+    fn stream(&self, method: &'static str, args: Args, model_id: Option<&str>) -> RemoteStream {
+        let (tx, rx) = mpsc::unbounded_channel();
         let id = self
             .inner
-            .register(&self.node, &self.target, WaiterTx::Stream(tx));
+            .register(&self.node, &self.target, WaiterTx::Stream(tx), args.lent);
         let mut pending = self.pending(id);
-        let sent = self.send(method, &args, model_id, STREAM_WINDOW, &mut pending);
+        let sent = self.send(method, &args.bytes, model_id, STREAM_WINDOW, &mut pending);
         let target = self.target.clone();
         Box::pin(async_stream::stream! {
-            // Moves the whole guard in (a closure would capture only the fields it uses).
             let mut pending = pending;
             if let Err(e) = async { sent?.await }.await {
                 pending.done = true;
                 yield Err(e);
                 return;
             }
-            let mut taken = 0;
-            loop {
-                match rx.recv().await {
-                    Some(Ok(Reply::Item(item))) => {
-                        yield Ok(item);
-                        taken += 1;
-                        if taken == STREAM_WINDOW / 2 {
-                            taken = 0;
-                            let credit = frame::control(&Control::Credit {
-                                reply: pending.reply.as_ref().map_or("", |r| r.as_str()),
-                                items: STREAM_WINDOW / 2,
-                            });
-                            let client = pending.inner.client.clone();
-                            let _ = client.publish(pending.control.clone(), credit).await;
-                        }
-                    }
-                    Some(Ok(Reply::End)) => {
-                        pending.done = true;
-                        break;
-                    }
-                    Some(Ok(Reply::Error(e)) | Err(e)) => {
-                        pending.done = true;
-                        yield Err(e);
-                        break;
-                    }
-                    Some(Ok(Reply::Value(..))) => {
-                        pending.done = true;
-                        yield Err(ServeError::new(ErrorKind::Wire)
-                            .with_message(format!("{target}: a unary reply to a streaming call")));
-                        break;
-                    }
-                    None => {
-                        pending.done = true;
-                        yield Err(ServeError::unavailable(format!("{target}: the call was dropped")));
-                        break;
-                    }
-                }
+            for await item in receive(pending, rx, target) {
+                yield item;
             }
         })
+    }
+}
+
+/// The items of a streaming call (or a pull) that went out as `pending`, as its replies arrive
+/// on `rx`: gives the producer credit each time half a window was taken, and ends with the
+/// stream's end or its error. Dropped before that, `pending` cancels it on the far side.
+fn receive(
+    pending: Pending,
+    mut rx: mpsc::UnboundedReceiver<Result<Reply, ServeError>>,
+    target: Arc<str>,
+) -> impl futures::Stream<Item = Result<Bytes, ServeError>> + Send + 'static {
+    async_stream::stream! {
+        // Moves the whole guard in (a closure would capture only the fields it uses).
+        let mut pending = pending;
+        let mut taken = 0;
+        loop {
+            match rx.recv().await {
+                Some(Ok(Reply::Item(item))) => {
+                    yield Ok(item);
+                    taken += 1;
+                    if taken == STREAM_WINDOW / 2 {
+                        taken = 0;
+                        let credit = frame::control(&Control::Credit {
+                            reply: pending.reply.as_ref().map_or("", |r| r.as_str()),
+                            items: STREAM_WINDOW / 2,
+                        });
+                        let client = pending.inner.client.clone();
+                        let _ = client.publish(pending.control.clone(), credit).await;
+                    }
+                }
+                Some(Ok(Reply::End)) => {
+                    pending.done = true;
+                    break;
+                }
+                Some(Ok(Reply::Error(e)) | Err(e)) => {
+                    pending.done = true;
+                    yield Err(e);
+                    break;
+                }
+                Some(Ok(Reply::Value(..))) => {
+                    pending.done = true;
+                    yield Err(ServeError::new(ErrorKind::Wire)
+                        .with_message(format!("{target}: a unary reply to a streaming call")));
+                    break;
+                }
+                None => {
+                    pending.done = true;
+                    yield Err(ServeError::unavailable(format!("{target}: the call was dropped")));
+                    break;
+                }
+            }
+        }
     }
 }
