@@ -28,9 +28,6 @@ type Expected<'a> = (&'a str, &'a [(&'a str, &'a str)], f64);
 /// One scrape, parsed.
 struct Metrics(Scrape);
 
-/// One expected value: a metric, its labels and its value.
-type Expected<'a> = (&'a str, &'a [(&'a str, &'a str)], f64);
-
 impl Metrics {
     fn parse(text: &str) -> Self {
         let lines = text.lines().map(|line| Ok(line.to_owned()));
