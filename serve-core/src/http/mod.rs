@@ -57,6 +57,7 @@
 //! # Ok::<(), ServeError>(())
 //! ```
 
+mod dashboard;
 pub(crate) mod ingress;
 mod request;
 mod response;

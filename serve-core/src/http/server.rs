@@ -27,6 +27,7 @@ use std::time::{Duration, Instant};
 use axum::body::Body;
 use futures::{Stream, StreamExt};
 
+use super::dashboard::{self, History};
 use super::request::Request;
 use super::response::{HttpError, HttpResponse, IntoHttpResponse, StatusCode};
 use super::streaming::{IntoStreamPart, ResponseHead, StreamPart};
@@ -446,6 +447,8 @@ pub(crate) struct Proxy {
     metrics: Metrics,
     /// The proxy's own series: its requests in progress, and those no application serves.
     series: Arc<ProxySeries>,
+    /// The dashboard's last minutes of rates and latencies, sampled every second.
+    history: Arc<History>,
     /// Whether each request gets an access line (Ray's `enable_access_log`; on by default).
     access_log: AtomicBool,
 }
@@ -490,6 +493,7 @@ impl Proxy {
             registry,
             request_timeout_ms: AtomicU64::new(0),
             series: ProxySeries::new(&metrics, &addr.ip().to_string()),
+            history: History::start(metrics.clone()),
             metrics,
             access_log: AtomicBool::new(true),
         });
@@ -586,8 +590,17 @@ impl Proxy {
     /// prefix -> application) and `/-/status` (applications, deployments, replicas; what the
     /// `status` command shows); and `/metrics`, the instance's metrics in Prometheus's text
     /// format. They are not counted in the metrics.
-    fn builtin(&self, path: &str) -> Option<HttpResponse> {
-        match path {
+    fn builtin(&self, uri: &axum::http::Uri) -> Option<HttpResponse> {
+        match uri.path() {
+            "/-/dashboard" => Some(
+                HttpResponse::new(StatusCode::OK)
+                    .with_header("content-type", "text/html; charset=utf-8")
+                    .with_body(dashboard::PAGE),
+            ),
+            "/-/dashboard/data" => Some(HttpResponse::json(
+                StatusCode::OK,
+                &dashboard::data(&self.registry, &self.history, uri.query()),
+            )),
             "/metrics" => Some(
                 HttpResponse::new(StatusCode::OK)
                     .with_header("content-type", METRICS_CONTENT_TYPE)
@@ -742,7 +755,7 @@ async fn route_request(
     request: axum::extract::Request,
 ) -> (axum::response::Response, Served) {
     let (parts, body) = request.into_parts();
-    if let Some(reply) = proxy.builtin(parts.uri.path()) {
+    if let Some(reply) = proxy.builtin(&parts.uri) {
         let served = Served {
             builtin: true,
             ..Served::default()
