@@ -13,7 +13,9 @@
 //! gives the binary Ray Serve's verbs:
 //!
 //! * `run` (the default with no verb): serve the application over HTTP and block; `--host`,
-//!   `--port`, `--route-prefix`, `--config FILE`. Ctrl-C or SIGTERM stops accepting connections,
+//!   `--port`, `--route-prefix`, `--name` (the application's name: by default the config file's
+//!   `applications[0].name`, else its ingress deployment's name, as `config` prints it),
+//!   `--config FILE`. Ctrl-C or SIGTERM stops accepting connections,
 //!   lets the requests in flight finish (up to each deployment's `graceful_shutdown_timeout_s`,
 //!   20 s by default, or `--graceful-shutdown-timeout`), and exits 0. With `--cluster URL`
 //!   (feature `cluster`) the process is the head of a cluster over the NATS server at `URL`.
@@ -38,7 +40,7 @@ use crate::control::application::Application;
 use crate::control::status::ApplicationStatus;
 use crate::error::{ErrorKind, ServeError};
 use crate::http::{IntoHttpResponse, Request};
-use crate::serve::Serve;
+use crate::serve::{RunOptions, Serve};
 use crate::util::time;
 
 #[derive(Parser, Debug)]
@@ -86,6 +88,10 @@ struct RunArgs {
     /// The route prefix to serve the application under [default: /, or the config file's].
     #[arg(long)]
     route_prefix: Option<String>,
+    /// The application's name (in `status`) [default: the config file's, else the ingress
+    /// deployment's name].
+    #[arg(long)]
+    name: Option<String>,
     /// A config file (YAML or TOML) whose values override the code's defaults.
     #[arg(long)]
     config: Option<PathBuf>,
@@ -280,6 +286,11 @@ where
         .route_prefix
         .or_else(|| app_config.map(|a| a.route_prefix.clone()))
         .unwrap_or_else(|| "/".into());
+    let name = args
+        .name
+        .or_else(|| app_config.map(|a| a.name.clone()))
+        .unwrap_or_else(|| app_name(&app));
+    let options = RunOptions::named(name).deployment_configs(configs);
     let addr: SocketAddr = format!("{host}:{port}")
         .parse()
         .or_else(|_| format!("[{host}]:{port}").parse())
@@ -311,13 +322,13 @@ where
     #[cfg(not(feature = "cluster"))]
     let serve = Serve::start()?;
     if http_options.proxy_location == Some(crate::config::ProxyLocation::Disabled) {
-        serve.run_configured(app, configs)?;
+        serve.run_with(app, options)?;
         tracing::info!("application is ready (no HTTP proxy: `proxy_location: Disabled`)");
     } else {
         let bound = serve.start_http(&addr.to_string())?;
         serve.set_http_request_timeout(request_timeout)?;
         tracing::info!("HTTP proxy listening on http://{bound}");
-        serve.run_http_configured(app, &route_prefix, configs)?;
+        serve.run_http(app, options.route_prefix(route_prefix.as_str()))?;
         tracing::info!("application is ready at http://{bound}{route_prefix}");
     }
 

@@ -115,10 +115,7 @@ impl AutoscalingOptions {
             ("target_ongoing_requests", &self.target_ongoing_requests),
             ("upscale_delay_s", &self.upscale_delay_s),
             ("downscale_delay_s", &self.downscale_delay_s),
-            (
-                "downscale_to_zero_delay_s",
-                &self.downscale_to_zero_delay_s,
-            ),
+            ("downscale_to_zero_delay_s", &self.downscale_to_zero_delay_s),
             ("look_back_period_s", &self.look_back_period_s),
             ("metrics_interval_s", &self.metrics_interval_s),
             ("upscaling_factor", &self.upscaling_factor),

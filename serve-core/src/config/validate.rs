@@ -211,9 +211,8 @@ mod tests {
                 "`autoscaling.downscaling_factor` must be a number greater than 0, not -1",
             ),
             (
-                DeploymentConfig::new("A").autoscaling(
-                    AutoscalingConfig::default().downscale_to_zero_delay_s(f64::NAN),
-                ),
+                DeploymentConfig::new("A")
+                    .autoscaling(AutoscalingConfig::default().downscale_to_zero_delay_s(f64::NAN)),
                 "`autoscaling.downscale_to_zero_delay_s` must be a number of at least 0, not NaN",
             ),
         ];

@@ -563,7 +563,10 @@ mod tests {
         // The average over 30 s crosses 2 per replica at once (one sample of 9 is enough).
         assert_eq!(changes.len(), 1, "{changes:?}");
         assert!((changes[0].0 - 130.0).abs() < 1e-6, "{changes:?}");
-        assert_eq!(changes[0].1, 5, "the average by then is all 9s: {changes:?}");
+        assert_eq!(
+            changes[0].1, 5,
+            "the average by then is all 9s: {changes:?}"
+        );
         // Idle from t = 200 at 5 replicas: the average falls as the 9s leave the window; one
         // step down per `downscale_delay_s` (2 s) of the same wish.
         let changes = run(&clock, &mut p, &mut target, 140.1, 260.0, 0.1, |_| 0);
@@ -584,9 +587,8 @@ mod tests {
         assert!(p.samples.len() < 30, "{} entries", p.samples.len());
         // Average 2 for a target of 2 per replica: 1 replica; with a target of 0.5: 4.
         assert_eq!(p.desired(clock.at(3.0), 1), 1);
-        let mut p2 = AutoscalingPolicy::new(
-            config().max_replicas(1000).target_ongoing_requests(0.5),
-        );
+        let mut p2 =
+            AutoscalingPolicy::new(config().max_replicas(1000).target_ongoing_requests(0.5));
         for i in 0..3000 {
             p2.record(clock.at(i as f64 * 0.001), if i % 2 == 0 { 1 } else { 3 });
         }
