@@ -15,6 +15,7 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use serve_core::RunOptions;
 use serve_core::futures::StreamExt;
 use serve_core::futures::stream::FuturesUnordered;
 use serve_core::prelude::*;
@@ -161,8 +162,12 @@ where
 pub fn compare(time: Duration) -> Result<(f64, f64), ServeError> {
     let serve = Serve::start()?;
     let weights = Weights::new();
-    let batched = serve.run(BatchedModel::bind(weights.clone()))?;
-    let plain = serve.run(PlainModel::bind(weights))?;
+    // Two applications side by side: each has its own name.
+    let batched = serve.run_with(
+        BatchedModel::bind(weights.clone()),
+        RunOptions::named("batched"),
+    )?;
+    let plain = serve.run_with(PlainModel::bind(weights), RunOptions::named("plain"))?;
 
     // Both give the same embedding for the same input.
     assert_eq!(

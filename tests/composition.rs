@@ -1,7 +1,7 @@
 //! Binding, typed handles and response chaining (issue points 1-5).
 
 use serve_core::prelude::*;
-use serve_test_support::{Counter, Gate, PATIENCE};
+use serve_test_support::{Counter, Gate, PATIENCE, named};
 
 // --- the seed's chain program ---------------------------------------------------------------
 
@@ -108,8 +108,10 @@ fn two_instances_run_side_by_side_and_shut_down_separately() {
 #[test]
 fn a_response_passed_un_awaited_is_resolved_first() {
     let serve = Serve::start().unwrap();
-    let adder = serve.run(Adder::bind(1)).unwrap();
-    let multiplier = serve.run(Multiplier::bind(10)).unwrap();
+    let adder = serve.run_with(Adder::bind(1), named("adder")).unwrap();
+    let multiplier = serve
+        .run_with(Multiplier::bind(10), named("multiplier"))
+        .unwrap();
     let added = adder.remote(4);
     assert_eq!(multiplier.remote(added).result().unwrap(), 50);
 }
@@ -117,8 +119,10 @@ fn a_response_passed_un_awaited_is_resolved_first() {
 #[test]
 fn one_response_feeds_several_calls_and_chains_await_in_any_order() {
     let serve = Serve::start().unwrap();
-    let adder = serve.run(Adder::bind(1)).unwrap();
-    let multiplier = serve.run(Multiplier::bind(10)).unwrap();
+    let adder = serve.run_with(Adder::bind(1), named("adder")).unwrap();
+    let multiplier = serve
+        .run_with(Multiplier::bind(10), named("multiplier"))
+        .unwrap();
 
     let a = adder.remote(1); // 2
     let b = multiplier.remote(&a); // 20
@@ -201,8 +205,10 @@ impl Recorder {
 fn failed_upstream_never_invokes_downstream_and_the_error_names_it() {
     let serve = Serve::start().unwrap();
     let calls = Counter::new();
-    let picky = serve.run(Picky::bind()).unwrap();
-    let recorder = serve.run(Recorder::bind(calls.clone())).unwrap();
+    let picky = serve.run_with(Picky::bind(), named("picky")).unwrap();
+    let recorder = serve
+        .run_with(Recorder::bind(calls.clone()), named("recorder"))
+        .unwrap();
 
     let err = recorder.remote(picky.remote(-3)).result().unwrap_err();
     assert_eq!(err.kind(), ErrorKind::Upstream);
@@ -338,7 +344,7 @@ pub struct Fragile {
 impl Fragile {
     pub fn new(built: Counter) -> Self {
         let id = built.incr();
-        if id == 2 {
+        if id >= 2 {
             panic!("replica {id} failed to load");
         }
         Self { _id: id }
@@ -349,9 +355,13 @@ impl Fragile {
 #[test]
 fn a_panicking_constructor_fails_run_with_its_message() {
     let serve = Serve::start().unwrap();
-    let err = serve.run(Fragile::bind(Counter::new())).unwrap_err();
+    let built = Counter::new();
+    let err = serve.run(Fragile::bind(built.clone())).unwrap_err();
     assert_eq!(err.kind(), ErrorKind::Constructor);
     assert!(err.to_string().contains("failed to load"), "{err}");
+    // Two replicas built; the third tried until min(3 * 3, 20) = 9 constructions failed.
+    assert_eq!(built.get(), 2 + 9);
+    assert!(serve.status().is_empty(), "nothing stays deployed");
 }
 
 // --- handle and application traits --------------------------------------------------------------

@@ -89,7 +89,7 @@ fn methods_see_their_replica_and_request_and_log_lines_carry_the_request_id() {
             seen, own,
             "a call made on behalf of a request shares its id"
         );
-        assert_eq!((app.as_str(), deployment.as_str()), ("Front", "Model"));
+        assert_eq!((app.as_str(), deployment.as_str()), ("default", "Model"));
         assert!(replica < 2);
         let logs = String::from_utf8(logs.0.lock().unwrap().clone()).unwrap();
         let line = logs

@@ -84,8 +84,26 @@ fn hello_config_output_is_a_config_file_that_run_and_status_honour() {
         .unwrap_or_else(|| panic!("no SpanishResponder in:\n{status}"));
     assert!(spanish.contains("num_replicas: 2"), "{status}");
     assert!(status.contains("route_prefix: /"), "{status}");
+    // The application runs under the file's name (what `config` printed).
+    assert!(
+        status.contains("- name: LanguageClassifier\n  route_prefix: /"),
+        "{status}"
+    );
     assert!(server.stop().success());
     let _ = std::fs::remove_file(path);
+}
+
+#[test]
+fn run_names_the_application_with_name_and_serves_it_under_the_route_prefix() {
+    let server = Server::start(&["--name", "greetings", "--route-prefix", "/greet"]);
+    assert!(server.url.ends_with("/greet"), "{}", server.url);
+    let address = server.url.trim_end_matches("/greet").to_owned();
+    let status = example_with("hello", &["status", "--address", &address]);
+    assert!(
+        status.contains("- name: greetings\n  route_prefix: /greet"),
+        "{status}"
+    );
+    assert!(server.stop().success());
 }
 
 #[test]

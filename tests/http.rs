@@ -7,7 +7,7 @@ use serve_core::BoxError;
 use serve_core::http::{HttpError, HttpResponse, Json, Request, StatusCode};
 use serve_core::prelude::*;
 use serve_test_support::http::{next_chunk, open, post_json, send};
-use serve_test_support::{Gate, OpenOnDrop, Overloaded, PATIENCE};
+use serve_test_support::{Gate, OpenOnDrop, Overloaded, PATIENCE, named};
 
 // --- the seed's hello program, served over HTTP ---------------------------------------------------
 
@@ -103,8 +103,12 @@ impl Echo {
 async fn statuses_errors_and_several_applications_under_prefixes() {
     let serve = Serve::start().unwrap();
     let addr = serve.start_http("127.0.0.1:0").unwrap();
-    serve.run_http(Api::bind(), "/api").unwrap();
-    serve.run_http(Echo::bind(), "/").unwrap();
+    serve
+        .run_http(Api::bind(), named("api").route_prefix("/api"))
+        .unwrap();
+    serve
+        .run_http(Echo::bind(), named("echo").route_prefix("/"))
+        .unwrap();
 
     let reply = send(addr, "GET", "/api/json?q=hola%20dora", &[], "").await;
     assert_eq!(reply.status, 200);
@@ -145,7 +149,9 @@ async fn statuses_errors_and_several_applications_under_prefixes() {
 async fn a_path_no_application_serves_is_404_and_prefixes_are_unique() {
     let serve = Serve::start().unwrap();
     let addr = serve.start_http("127.0.0.1:0").unwrap();
-    serve.run_http(Api::bind(), "/api").unwrap();
+    serve
+        .run_http(Api::bind(), named("api").route_prefix("/api"))
+        .unwrap();
     let reply = send(addr, "GET", "/elsewhere", &[], "").await;
     assert_eq!(reply.status, 404);
     assert!(
@@ -154,9 +160,13 @@ async fn a_path_no_application_serves_is_404_and_prefixes_are_unique() {
         reply.body
     );
 
-    let err = serve.run_http(Echo::bind(), "/api/").unwrap_err();
+    let err = serve
+        .run_http(Echo::bind(), named("echo").route_prefix("/api/"))
+        .unwrap_err();
     assert!(err.to_string().contains("already served"), "{err}");
-    let err = serve.run_http(Echo::bind(), "nope").unwrap_err();
+    let err = serve
+        .run_http(Echo::bind(), named("echo").route_prefix("nope"))
+        .unwrap_err();
     assert!(err.to_string().contains("must start with `/`"), "{err}");
     serve.shutdown();
 }
@@ -431,11 +441,14 @@ async fn the_proxy_reports_health_routes_and_status() {
     );
     let routes: serde_json::Value =
         serde_json::from_str(&send(addr, "GET", "/-/routes", &[], "").await.body).unwrap();
-    assert_eq!(routes, json!({"/hello": "LanguageClassifier"}));
+    assert_eq!(routes, json!({"/hello": "default"}));
     let status: serde_json::Value =
         serde_json::from_str(&send(addr, "GET", "/-/status", &[], "").await.body).unwrap();
     let app = &status["applications"][0];
-    assert_eq!(app["name"], "LanguageClassifier");
+    assert_eq!(
+        app["name"], "default",
+        "`run_http` without a name runs `default`"
+    );
     assert_eq!(app["route_prefix"], "/hello");
     let names: Vec<&str> = app["deployments"]
         .as_array()

@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 use serve_core::http::Request;
 use serve_core::prelude::*;
 use serve_test_support::http::{next_chunk, open, send};
-use serve_test_support::{Gate, OpenOnDrop, PATIENCE};
+use serve_test_support::{Gate, OpenOnDrop, PATIENCE, named};
 
 const SSE: (&str, &str) = ("accept", "text/event-stream");
 
@@ -89,9 +89,14 @@ async fn a_stream_without_a_first_item_is_408_with_the_unary_body_and_is_stopped
     let timeout = Duration::from_millis(200);
     let (serve, addr) = start(timeout);
     let (entered, dropped) = (Gate::new(), Gate::new());
-    serve.run_http(Stuck::bind(), "/unary").unwrap();
     serve
-        .run_http_streaming(Trickle::bind(entered.clone(), dropped.clone()), "/stream")
+        .run_http(Stuck::bind(), named("unary").route_prefix("/unary"))
+        .unwrap();
+    serve
+        .run_http_streaming(
+            Trickle::bind(entered.clone(), dropped.clone()),
+            named("stream").route_prefix("/stream"),
+        )
         .unwrap();
 
     let unary = send(addr, "GET", "/unary", &[], "").await;

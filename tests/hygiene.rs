@@ -150,6 +150,7 @@ mod app {
             target_ongoing_requests = 2,
             upscale_delay_s = 1,
             downscale_delay_s = 2.5,
+            downscale_to_zero_delay_s = 60,
             look_back_period_s = 3,
             metrics_interval_s = 0.5,
             upscaling_factor = 1.5,
@@ -239,6 +240,7 @@ fn every_struct_option_sets_its_config_value() {
         .target_ongoing_requests(2.0)
         .upscale_delay_s(1.0)
         .downscale_delay_s(2.5)
+        .downscale_to_zero_delay_s(60.0)
         .look_back_period_s(3.0)
         .metrics_interval_s(0.5)
         .upscaling_factor(1.5)

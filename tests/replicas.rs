@@ -4,7 +4,7 @@
 use std::time::Duration;
 
 use serve_core::prelude::*;
-use serve_test_support::{Concurrency, Counter, Gate, OpenOnDrop, PATIENCE};
+use serve_test_support::{Concurrency, Counter, Gate, OpenOnDrop, PATIENCE, named};
 
 #[deployment(max_ongoing_requests = 1)]
 pub struct OneAtATime {
@@ -199,7 +199,7 @@ fn sync_methods_do_not_block_the_async_workers() {
     let blocker = serve
         .run(Blocker::bind(release.clone(), entered, all_in.clone()))
         .unwrap();
-    let quick = serve.run(Quick::bind()).unwrap();
+    let quick = serve.run_with(Quick::bind(), named("quick")).unwrap();
 
     // Four blocked synchronous calls: more than this machine's async workers (one per core, and CI
     // has two). Had they run on the async workers, nothing async could run now.

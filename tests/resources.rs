@@ -7,7 +7,7 @@ use std::sync::{Arc, Condvar, Mutex, OnceLock};
 
 use serve_core::prelude::*;
 use serve_core::{AutoscalingConfig, DeploymentUpdate};
-use serve_test_support::{Gate, PATIENCE, deployment_status, wait_for_deployment};
+use serve_test_support::{Gate, PATIENCE, deployment_status, named, wait_for_deployment};
 
 /// What a replica's constructor saw in its replica context.
 #[derive(Debug, Clone, PartialEq)]
@@ -154,7 +154,8 @@ impl Front {
     pub fn call(&self) {}
 }
 
-/// Runs `app` with its root deployment's config changed by `change`.
+/// Runs `app` with its root deployment's config changed by `change`, as the application named
+/// after its root deployment (so that several run side by side).
 fn run_with<D: serve_core::Deployment>(
     serve: &Serve,
     app: Application<D>,
@@ -162,8 +163,9 @@ fn run_with<D: serve_core::Deployment>(
 ) -> Result<DeploymentHandle<D>, ServeError> {
     let mut configs = app.deployment_configs();
     let root = configs.pop().unwrap();
+    let options = serve_core::RunOptions::named(root.name.clone());
     configs.push(change(root));
-    serve.run_configured(app, configs)
+    serve.run_with(app, options.deployment_configs(configs))
 }
 
 #[derive(Clone, Default)]
@@ -269,7 +271,7 @@ fn a_pending_replica_starts_when_another_application_gives_its_gpu_back() {
         .num_gpus(2.0)
         .start()
         .unwrap();
-    let holder = serve.run(Holder::bind()).unwrap();
+    let holder = serve.run_with(Holder::bind(), named("holder")).unwrap();
     let started = Started::default();
     let model = run_with(&serve, GpuModel::bind(started.clone()), |c| {
         c.num_replicas(2).num_cpus(0.5)

@@ -184,6 +184,203 @@ fn an_idle_deployment_scales_to_zero_and_back() {
     );
 }
 
+#[test]
+fn min_replicas_zero_starts_with_no_replica_and_the_first_call_wakes_it() {
+    let serve = Serve::start().unwrap();
+    let release = Gate::new();
+    release.open();
+    // `initial_replicas` not given: it is `min_replicas`, 0, as in Ray.
+    let handle = run_with(&serve, Busy::bind(release), |c| {
+        c.autoscaling(AutoscalingConfig::default().min_replicas(0).max_replicas(2))
+    });
+    assert_eq!(handle.num_replicas(), 0);
+    let status = serve_test_support::deployment_status(&serve, "Busy");
+    assert_eq!((status.num_replicas, status.target_replicas), (0, 0));
+    // The call waits in the queue, wakes the controller, and runs on the replica it starts
+    // (without the 30 s upscale delay).
+    assert_eq!(
+        handle.remote(false).result_timeout(PATIENCE).unwrap(),
+        "done"
+    );
+    assert_eq!(handle.num_replicas(), 1);
+}
+
+/// The controller decides every 0.1 s whatever `metrics_interval_s` is (here its default, 10 s):
+/// `downscale_delay_s = 1` holds as written.
+#[test]
+fn an_idle_deployment_scales_down_within_two_seconds_of_its_downscale_delay() {
+    let serve = Serve::start().unwrap();
+    let release = Gate::new();
+    release.open();
+    let delay = Duration::from_secs(1);
+    let config = AutoscalingConfig::default()
+        .min_replicas(1)
+        .max_replicas(2)
+        .initial_replicas(2)
+        .downscale_delay_s(delay.as_secs_f64());
+    assert_eq!(config.metrics_interval_s, 10.0, "the default");
+    let deployed = std::time::Instant::now();
+    let handle = run_with(&serve, Busy::bind(release), |c| c.autoscaling(config));
+    assert_eq!(handle.num_replicas(), 2);
+    wait_for_deployment(&serve, "Busy", "1 replica", |d| {
+        d.num_replicas == 1 && d.target_replicas == 1
+    });
+    let took = deployed.elapsed();
+    eprintln!("idle 2 -> 1 replicas with downscale_delay_s = 1: {took:?} after deploying");
+    assert!(took >= delay, "not before the delay: {took:?}");
+    assert!(
+        took < delay + Duration::from_secs(2),
+        "within 2 s of the delay: {took:?}"
+    );
+}
+
+#[test]
+fn the_last_step_to_zero_waits_downscale_to_zero_delay_s() {
+    let serve = Serve::start().unwrap();
+    let release = Gate::new();
+    release.open();
+    // Without `downscale_to_zero_delay_s` the step to 0 would wait the 600 s downscale delay.
+    let handle = run_with(&serve, Busy::bind(release), |c| {
+        c.autoscaling(
+            AutoscalingConfig::default()
+                .min_replicas(0)
+                .max_replicas(2)
+                .initial_replicas(1)
+                .downscale_to_zero_delay_s(0.2),
+        )
+    });
+    assert_eq!(handle.num_replicas(), 1);
+    wait_for_deployment(&serve, "Busy", "0 replicas", |d| d.num_replicas == 0);
+    assert_eq!(
+        handle.remote(false).result_timeout(PATIENCE).unwrap(),
+        "done"
+    );
+}
+
+// --- constructors that fail ------------------------------------------------------------------------
+
+/// Fails its first `failures` constructions (`built` counts them all).
+#[deployment]
+pub struct Flaky;
+
+#[deployment]
+impl Flaky {
+    pub fn new(built: Counter, failures: usize) -> Result<Self, String> {
+        if built.incr() < failures {
+            return Err("the model server is not up yet".into());
+        }
+        Ok(Self)
+    }
+    pub fn call(&self) -> String {
+        "up".into()
+    }
+}
+
+#[test]
+fn a_constructor_that_fails_at_deploy_time_is_tried_again() {
+    let serve = Serve::start().unwrap();
+    let built = Counter::new();
+    // One replica: up to 3 failures (Ray's min(3 * 1, 20)); two are tolerated.
+    let handle = serve.run(Flaky::bind(built.clone(), 2)).unwrap();
+    assert_eq!(built.get(), 3, "two failures, then the replica");
+    assert_eq!(handle.remote().result_timeout(PATIENCE).unwrap(), "up");
+    let status = serve_test_support::deployment_status(&serve, "Flaky");
+    assert_eq!(
+        (status.status.as_str(), status.num_replicas),
+        ("HEALTHY", 1)
+    );
+}
+
+#[test]
+fn a_deploy_fails_with_the_constructors_error_after_min_3_per_replica_20_failures() {
+    for (replicas, attempts) in [(1, 3), (2, 6), (10, 20)] {
+        let serve = Serve::start().unwrap();
+        let built = Counter::new();
+        let err = run_attempt(&serve, Flaky::bind(built.clone(), usize::MAX), replicas)
+            .expect_err("a constructor that always fails fails the deploy");
+        assert_eq!(err.kind(), ErrorKind::Constructor, "{err}");
+        assert!(
+            err.to_string().contains("the model server is not up yet"),
+            "the constructor's error: {err}"
+        );
+        assert_eq!(
+            built.get(),
+            attempts,
+            "{replicas} replica(s): {attempts} attempts in all"
+        );
+        assert!(serve.status().is_empty(), "nothing is left deployed");
+        serve.shutdown();
+    }
+}
+
+fn run_attempt(
+    serve: &Serve,
+    app: Application<Flaky>,
+    replicas: usize,
+) -> Result<DeploymentHandle<Flaky>, ServeError> {
+    let mut configs = app.deployment_configs();
+    configs[0] = configs[0].clone().num_replicas(replicas);
+    serve.run_configured(app, configs)
+}
+
+/// Constructs while `broken` is closed or `fixed` open; fails in between.
+#[deployment]
+pub struct Moody;
+
+#[deployment]
+impl Moody {
+    pub fn new(built: Counter, broken: Gate, fixed: Gate) -> Result<Self, String> {
+        built.incr();
+        if broken.is_open() && !fixed.is_open() {
+            return Err("the weights file is corrupt".into());
+        }
+        Ok(Self)
+    }
+    pub fn call(&self) -> usize {
+        serve_core::replica_context().unwrap().replica_id()
+    }
+}
+
+/// Past the bound, a running deployment keeps the replicas it has, is `UNHEALTHY` with the
+/// constructor's error, and tries once per health-check period until a construction works.
+#[test]
+fn a_running_deployment_whose_constructions_keep_failing_is_unhealthy_then_recovers() {
+    let serve = Serve::start().unwrap();
+    let (built, broken, fixed) = (Counter::new(), Gate::new(), Gate::new());
+    let handle = run_with(
+        &serve,
+        Moody::bind(built.clone(), broken.clone(), fixed.clone()),
+        |c| c.health_check_period_s(0.2),
+    );
+    assert_eq!(handle.remote().result_timeout(PATIENCE).unwrap(), 0);
+    broken.open();
+    // A restart replaces the replica, rolling: its new replicas cannot be built.
+    serve
+        .update_deployment("Moody", serve_core::DeploymentUpdate::new().restart())
+        .unwrap();
+    wait_for_deployment(&serve, "Moody", "unhealthy", |d| d.status == "UNHEALTHY");
+    let status = serve_test_support::deployment_status(&serve, "Moody");
+    assert!(
+        status
+            .message
+            .as_deref()
+            .is_some_and(|m| m.contains("3 replica constructions failed in a row")
+                && m.contains("the weights file is corrupt")),
+        "{status:?}"
+    );
+    assert_eq!(
+        handle.remote().result_timeout(PATIENCE).unwrap(),
+        0,
+        "the old replica serves on"
+    );
+    // Fixed: the next try (within a health-check period) builds the new replica.
+    fixed.open();
+    wait_for_deployment(&serve, "Moody", "healthy, the replica replaced", |d| {
+        d.status == "HEALTHY" && d.replicas.len() == 1 && d.replicas[0].replica_id > 0
+    });
+    assert!(handle.remote().result_timeout(PATIENCE).unwrap() > 0);
+}
+
 // --- timeouts ------------------------------------------------------------------------------------------
 
 #[deployment]

@@ -48,7 +48,7 @@ use serde::{Deserialize, Serialize};
 use serve_core::http::{HttpError, Json, Request, StatusCode};
 use serve_core::prelude::*;
 use serve_core::{DeploymentStatus, DeploymentUpdate};
-use serve_test_support::{Gate, PATIENCE};
+use serve_test_support::{Gate, PATIENCE, named};
 use tokio::sync::watch;
 
 /// Load duration of the short form, in seconds.
@@ -1322,11 +1322,14 @@ fn soak_mixed_load_with_faults_loses_nothing() {
     let front = serve
         .run_http(
             Front::bind(Backend::bind(hangs.clone()), Scorer::bind(ward.clone())),
-            "/",
+            named("front").route_prefix("/"),
         )
         .unwrap();
     let narrow = serve
-        .run_http(Narrow::bind(narrow_gate.clone()), "/narrow")
+        .run_http(
+            Narrow::bind(narrow_gate.clone()),
+            named("narrow").route_prefix("/narrow"),
+        )
         .unwrap();
 
     let start = Instant::now();

@@ -13,7 +13,7 @@ use serve_test_support::cluster::{
     WorkerProcess, WorkerSpec, run_worker, test_cluster, worker_env,
 };
 use serve_test_support::{
-    Counter, Gate, NatsServer, OpenOnDrop, PATIENCE, deployment_status, run_with,
+    Counter, Gate, NatsServer, OpenOnDrop, PATIENCE, deployment_status, named, run_with,
 };
 
 // --- the stages ---------------------------------------------------------------------------------
@@ -213,19 +213,18 @@ impl Pipeline {
         let (produced, step) = (Counter::new(), Gate::new());
         let dropped = [Gate::new(), Gate::new(), Gate::new()];
         let source = serve
-            .run_async(Source::bind(
-                produced.clone(),
-                step.clone(),
-                dropped[0].clone(),
-            ))
+            .run_with_async(
+                Source::bind(produced.clone(), step.clone(), dropped[0].clone()),
+                named("source"),
+            )
             .await
             .unwrap();
         let double = serve
-            .run_async(Relay::bind(2, 0, dropped[1].clone()))
+            .run_with_async(Relay::bind(2, 0, dropped[1].clone()), named("double"))
             .await
             .unwrap();
         let plus_one = serve
-            .run_async(PlusOne::bind(dropped[2].clone()))
+            .run_with_async(PlusOne::bind(dropped[2].clone()), named("plus_one"))
             .await
             .unwrap();
         Self {
@@ -472,9 +471,14 @@ async fn any_stream_can_be_the_argument() {
 #[test]
 fn a_unary_method_sums_a_stream_from_sync_code() {
     let serve = Serve::start().unwrap();
-    let summer = serve.run(Relay::bind(1, 0, Gate::new())).unwrap();
+    let summer = serve
+        .run_with(Relay::bind(1, 0, Gate::new()), named("summer"))
+        .unwrap();
     let source = serve
-        .run(Source::bind(Counter::new(), Gate::new(), Gate::new()))
+        .run_with(
+            Source::bind(Counter::new(), Gate::new(), Gate::new()),
+            named("source"),
+        )
         .unwrap();
     assert_eq!(
         summer

@@ -1,7 +1,7 @@
 //! Streaming methods and `DeploymentResponseGenerator` (issue point 6).
 
 use serve_core::prelude::*;
-use serve_test_support::{Gate, OpenOnDrop, PATIENCE};
+use serve_test_support::{Gate, OpenOnDrop, PATIENCE, named};
 
 // --- the seed's stream program ----------------------------------------------------------------
 
@@ -191,8 +191,8 @@ impl Source {
 #[test]
 fn a_failed_argument_ends_a_stream_with_an_upstream_error() {
     let serve = Serve::start().unwrap();
-    let source = serve.run(Source::bind()).unwrap();
-    let streamer = serve.run(Streamer::bind()).unwrap();
+    let source = serve.run_with(Source::bind(), named("source")).unwrap();
+    let streamer = serve.run_with(Streamer::bind(), named("streamer")).unwrap();
     let items: Vec<_> = streamer.remote(source.fail.remote()).into_iter().collect();
     assert_eq!(items.len(), 1);
     let err = items[0].as_ref().unwrap_err();

@@ -13,6 +13,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use serve_core::prelude::*;
+use serve_test_support::named;
 
 /// Calls made, at most, to see a deployment's calls run in place (it takes 64 short ones in a row
 /// on an idle machine).
@@ -169,9 +170,13 @@ fn p99(mut latencies: Vec<Duration>) -> Duration {
 fn a_sync_method_blocking_for_a_second_does_not_delay_other_deployments() {
     let serve = Serve::start().unwrap();
     let started = Arc::new(AtomicUsize::new(0));
-    let sleeper = serve.run(Sleeper::bind(started.clone())).unwrap();
-    let front = serve.run(Front::bind(Quick::bind())).unwrap();
-    let echo = serve.run(AsyncEcho::bind()).unwrap();
+    let sleeper = serve
+        .run_with(Sleeper::bind(started.clone()), named("sleeper"))
+        .unwrap();
+    let front = serve
+        .run_with(Front::bind(Quick::bind()), named("front"))
+        .unwrap();
+    let echo = serve.run_with(AsyncEcho::bind(), named("echo")).unwrap();
     warm_up(&front);
 
     // As many blocking calls as the machine has cores, and more.

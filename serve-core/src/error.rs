@@ -58,6 +58,9 @@ pub enum ErrorKind {
     /// died, or lost its connection to the cluster) before the request completed. Also: a
     /// process could not reach its cluster's NATS server, or a worker found no head, in time.
     Unavailable,
+    /// No application or deployment by that name (and, for a typed lookup, of that type) runs
+    /// on the instance; also: a call through a handle of a deployment that was deleted.
+    NotFound,
 }
 
 /// The error of a handle call, a task, or of starting an application.
@@ -224,6 +227,7 @@ impl fmt::Display for ServeError {
                 "unavailable"
             }
             ErrorKind::Unavailable => "could not be reached",
+            ErrorKind::NotFound => "not found",
         };
         f.write_str(what)?;
         if let Some(message) = &self.message {

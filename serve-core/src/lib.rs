@@ -101,7 +101,7 @@ pub use request::multiplex::get_multiplexed_model_id;
 pub use request::response::{DeploymentResponse, ObjectRef, ObjectRefFuture};
 #[cfg(feature = "cluster")]
 pub use serve::cluster::Worker;
-pub use serve::{Serve, ServeBuilder, run, shutdown};
+pub use serve::{DEFAULT_APP_NAME, RunOptions, Serve, ServeBuilder, run, shutdown};
 pub use serve_macros::{
     batch, delete, deployment, get, ingress, multiplexed, patch, post, put, remote,
 };

@@ -40,8 +40,8 @@ mod testing;
 /// On the struct, the options (all optional) set the deployment's defaults: `name = "..."`,
 /// `num_replicas = N`, `max_ongoing_requests = N`, `max_queued_requests = N`,
 /// `autoscaling(min_replicas = N, max_replicas = N, initial_replicas = N, target_ongoing_requests = X,
-/// upscale_delay_s = X, downscale_delay_s = X, look_back_period_s = X, metrics_interval_s = X,
-/// upscaling_factor = X, downscaling_factor = X)`, `health_check_period_s = X`,
+/// upscale_delay_s = X, downscale_delay_s = X, downscale_to_zero_delay_s = X, look_back_period_s = X,
+/// metrics_interval_s = X, upscaling_factor = X, downscaling_factor = X)`, `health_check_period_s = X`,
 /// `health_check_timeout_s = X`, `graceful_shutdown_timeout_s = X`, `num_cpus = X`, `num_gpus = X`
 /// and `resources(name = X, ..)` (see `EXPANSION.md` for the rules and defaults):
 ///

@@ -40,6 +40,7 @@ mod kw {
     syn::custom_keyword!(target_ongoing_requests);
     syn::custom_keyword!(upscale_delay_s);
     syn::custom_keyword!(downscale_delay_s);
+    syn::custom_keyword!(downscale_to_zero_delay_s);
     syn::custom_keyword!(look_back_period_s);
     syn::custom_keyword!(metrics_interval_s);
     syn::custom_keyword!(upscaling_factor);
@@ -72,6 +73,7 @@ pub(crate) struct AutoscalingOptions {
     pub(crate) target_ongoing_requests: Option<Number>,
     pub(crate) upscale_delay_s: Option<Number>,
     pub(crate) downscale_delay_s: Option<Number>,
+    pub(crate) downscale_to_zero_delay_s: Option<Number>,
     pub(crate) look_back_period_s: Option<Number>,
     pub(crate) metrics_interval_s: Option<Number>,
     pub(crate) upscaling_factor: Option<Number>,
@@ -113,6 +115,7 @@ impl AutoscalingOptions {
             ("target_ongoing_requests", &self.target_ongoing_requests),
             ("upscale_delay_s", &self.upscale_delay_s),
             ("downscale_delay_s", &self.downscale_delay_s),
+            ("downscale_to_zero_delay_s", &self.downscale_to_zero_delay_s),
             ("look_back_period_s", &self.look_back_period_s),
             ("metrics_interval_s", &self.metrics_interval_s),
             ("upscaling_factor", &self.upscaling_factor),
@@ -250,6 +253,7 @@ fn example(key: &str) -> &'static str {
         "health_check_timeout_s" | "upscale_delay_s" | "look_back_period_s" => "30",
         "graceful_shutdown_timeout_s" => "20",
         "downscale_delay_s" => "600",
+        "downscale_to_zero_delay_s" => "60",
         "max_replicas" => "8",
         "num_gpus" => "0.5",
         "upscaling_factor" | "downscaling_factor" => "1.0",
@@ -326,6 +330,7 @@ fn autoscaling_entry(input: ParseStream) -> syn::Result<Entry> {
         target_ongoing_requests,
         upscale_delay_s,
         downscale_delay_s,
+        downscale_to_zero_delay_s,
         look_back_period_s,
         metrics_interval_s,
         upscaling_factor,
@@ -526,6 +531,7 @@ fn autoscaling(list: Vec<Entry>, errors: &mut Errors) -> AutoscalingOptions {
                     "target_ongoing_requests" => &mut a.target_ongoing_requests,
                     "upscale_delay_s" => &mut a.upscale_delay_s,
                     "downscale_delay_s" => &mut a.downscale_delay_s,
+                    "downscale_to_zero_delay_s" => &mut a.downscale_to_zero_delay_s,
                     "look_back_period_s" => &mut a.look_back_period_s,
                     "metrics_interval_s" => &mut a.metrics_interval_s,
                     "upscaling_factor" => &mut a.upscaling_factor,

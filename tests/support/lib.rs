@@ -148,8 +148,14 @@ impl Drop for OpenOnDrop {
     }
 }
 
+/// Options that name an application `name` (so that several run side by side on one instance).
+pub fn named(name: &str) -> serve_core::RunOptions {
+    serve_core::RunOptions::named(name)
+}
+
 /// Runs `app` on `serve` with its root deployment's config changed by `change` (as a config file
-/// would change it).
+/// would change it), as the application named after its root deployment (so that applications
+/// run this way run side by side).
 pub fn run_with<D: serve_core::Deployment>(
     serve: &serve_core::Serve,
     app: serve_core::Application<D>,
@@ -157,9 +163,10 @@ pub fn run_with<D: serve_core::Deployment>(
 ) -> serve_core::DeploymentHandle<D> {
     let mut configs = app.deployment_configs();
     let root = configs.pop().expect("an application has a root deployment");
+    let options = serve_core::RunOptions::named(root.name.clone());
     configs.push(change(root));
     serve
-        .run_configured(app, configs)
+        .run_with(app, options.deployment_configs(configs))
         .expect("the application deploys")
 }
 

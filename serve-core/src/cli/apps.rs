@@ -18,25 +18,16 @@ use crate::config::{DeploymentConfig, config_error};
 use crate::control::application::Application;
 use crate::error::ServeError;
 use crate::http::{IntoHttpResponse, Request};
-use crate::serve::Serve;
+use crate::serve::{RunOptions, Serve};
 
 /// An application the command line runs, whatever its deployment type.
 pub(crate) trait Servable {
     /// Each deployment's configuration, as the code sets it.
     fn deployment_configs(&self) -> Vec<DeploymentConfig>;
     /// Deploys it and serves it over HTTP under `route_prefix`.
-    fn run_http(
-        self: Box<Self>,
-        serve: &Serve,
-        route_prefix: &str,
-        configs: Vec<DeploymentConfig>,
-    ) -> Result<(), ServeError>;
+    fn run_http(self: Box<Self>, serve: &Serve, options: RunOptions) -> Result<(), ServeError>;
     /// Deploys it without HTTP (`proxy_location: Disabled`).
-    fn run(
-        self: Box<Self>,
-        serve: &Serve,
-        configs: Vec<DeploymentConfig>,
-    ) -> Result<(), ServeError>;
+    fn run(self: Box<Self>, serve: &Serve, options: RunOptions) -> Result<(), ServeError>;
     /// Joins a cluster as a worker that can run its replicas.
     #[cfg(feature = "cluster")]
     fn start_worker(
@@ -71,23 +62,12 @@ where
         self.0.deployment_configs()
     }
 
-    fn run_http(
-        self: Box<Self>,
-        serve: &Serve,
-        route_prefix: &str,
-        configs: Vec<DeploymentConfig>,
-    ) -> Result<(), ServeError> {
-        serve
-            .run_http_configured(self.0, route_prefix, configs)
-            .map(drop)
+    fn run_http(self: Box<Self>, serve: &Serve, options: RunOptions) -> Result<(), ServeError> {
+        serve.run_http(self.0, options).map(drop)
     }
 
-    fn run(
-        self: Box<Self>,
-        serve: &Serve,
-        configs: Vec<DeploymentConfig>,
-    ) -> Result<(), ServeError> {
-        serve.run_configured(self.0, configs).map(drop)
+    fn run(self: Box<Self>, serve: &Serve, options: RunOptions) -> Result<(), ServeError> {
+        serve.run_with(self.0, options).map(drop)
     }
 
     #[cfg(feature = "cluster")]

@@ -13,9 +13,11 @@
 //! gives the binary Ray Serve's verbs:
 //!
 //! * `run` (the default with no verb): serve the application over HTTP and block; `--host`,
-//!   `--port`, `--route-prefix`, `--config FILE` (or the file as the argument, as Ray's
-//!   `serve run config.yaml`); `run NAME` (or Ray's import path, `run hello:language_classifier`)
-//!   picks one of the applications a binary offers with [`apps`](crate::apps). Ctrl-C or SIGTERM stops accepting connections,
+//!   `--port`, `--route-prefix`, `--name` (the application's name: by default the config file's
+//!   `applications[0].name`, else its ingress deployment's name, as `config` prints it),
+//!   `--config FILE` (or the file as the argument, as Ray's `serve run config.yaml`); `run NAME`
+//!   (or Ray's import path, `run hello:language_classifier`) picks one of the applications a
+//!   binary offers with [`apps`](crate::apps). Ctrl-C or SIGTERM stops accepting connections,
 //!   lets the requests in flight finish (up to each deployment's `graceful_shutdown_timeout_s`,
 //!   20 s by default, or `--graceful-shutdown-timeout`), and exits 0. With `--cluster URL`
 //!   (feature `cluster`) the process is the head of a cluster over the NATS server at `URL`.
@@ -48,7 +50,7 @@ use crate::control::application::Application;
 use crate::control::status::ApplicationStatus;
 use crate::error::{ErrorKind, ServeError};
 use crate::http::{IntoHttpResponse, Request};
-use crate::serve::Serve;
+use crate::serve::{RunOptions, Serve};
 use crate::util::time;
 use apps::Offered;
 use serde::de::DeserializeOwned;
@@ -149,6 +151,10 @@ struct RunArgs {
     /// The route prefix to serve the application under [default: /, or the config file's].
     #[arg(long)]
     route_prefix: Option<String>,
+    /// The application's name (in `status`) [default: the config file's, else the ingress
+    /// deployment's name].
+    #[arg(long)]
+    name: Option<String>,
     /// A config file (YAML or TOML) whose values override the code's defaults.
     #[arg(long)]
     config: Option<PathBuf>,
@@ -617,6 +623,10 @@ fn run(mut offered: Vec<Offered>, args: RunArgs, log: &LogArgs) -> Result<(), Se
         .or_else(|| app_config.map(|a| a.route_prefix.clone()))
         .unwrap_or_else(|| "/".into());
     let route_prefix = under_root(http_options.root_path.as_deref(), &route_prefix);
+    let name = args
+        .name
+        .or_else(|| app_config.map(|a| a.name.clone()))
+        .unwrap_or_else(|| app_name(&configs));
     let addr: SocketAddr = format!("{host}:{port}")
         .parse()
         .or_else(|_| format!("[{host}]:{port}").parse())
@@ -648,15 +658,16 @@ fn run(mut offered: Vec<Offered>, args: RunArgs, log: &LogArgs) -> Result<(), Se
     };
     #[cfg(not(feature = "cluster"))]
     let serve = Serve::start()?;
+    let options = RunOptions::named(name).deployment_configs(configs);
     if proxy_location == Some(crate::config::ProxyLocation::Disabled) {
-        app.run(&serve, configs)?;
+        app.run(&serve, options)?;
         tracing::info!("application is ready (no HTTP proxy: `proxy_location: Disabled`)");
     } else {
         let bound = serve.start_http(&addr.to_string())?;
         serve.set_http_request_timeout(request_timeout)?;
         serve.set_http_access_log(logging.access_log())?;
         tracing::info!("HTTP proxy listening on http://{bound}");
-        app.run_http(&serve, &route_prefix, configs)?;
+        app.run_http(&serve, options.route_prefix(route_prefix.as_str()))?;
         tracing::info!("application is ready at http://{bound}{route_prefix}");
     }
 

@@ -15,7 +15,8 @@ pub struct AutoscalingConfig {
     /// Never more replicas than this (default 1).
     #[serde(default = "defaults::max_replicas")]
     pub max_replicas: usize,
-    /// How many replicas to start with (default: `min_replicas`, or 1 when that is 0).
+    /// How many replicas to start with (default: `min_replicas`, as in Ray: with
+    /// `min_replicas = 0` the deployment starts with none, and the first call wakes it).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub initial_replicas: Option<usize>,
     /// The ongoing requests (queued at callers plus running) per replica to aim for (default 2).
@@ -28,10 +29,18 @@ pub struct AutoscalingConfig {
     /// (default 600).
     #[serde(default = "defaults::downscale_delay_s")]
     pub downscale_delay_s: f64,
+    /// How long a decision to go from 1 replica to 0 must hold before it is applied, in seconds
+    /// (default: none, and `downscale_delay_s` is used). As in Ray, a deployment heading for 0
+    /// from more than one replica stops at 1 first (after `downscale_delay_s`), then waits this
+    /// long for the last step.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub downscale_to_zero_delay_s: Option<f64>,
     /// Over how long the load is averaged, in seconds (default 30).
     #[serde(default = "defaults::look_back_period_s")]
     pub look_back_period_s: f64,
-    /// How often the load is measured, in seconds (default 10).
+    /// How often the load is measured, in seconds (default 10). The controller measures it at
+    /// each of its decisions too (every 0.1 s), so a value above 0.1 s changes nothing in one
+    /// process; see the guide's chapter on scaling.
     #[serde(default = "defaults::metrics_interval_s")]
     pub metrics_interval_s: f64,
     /// Multiplies each upscaling step (default 1: go straight to the desired count).
@@ -77,6 +86,7 @@ impl Default for AutoscalingConfig {
             target_ongoing_requests: defaults::target_ongoing_requests(),
             upscale_delay_s: defaults::upscale_delay_s(),
             downscale_delay_s: defaults::downscale_delay_s(),
+            downscale_to_zero_delay_s: None,
             look_back_period_s: defaults::look_back_period_s(),
             metrics_interval_s: defaults::metrics_interval_s(),
             upscaling_factor: None,
@@ -116,6 +126,11 @@ impl AutoscalingConfig {
         self.downscale_delay_s = s;
         self
     }
+    /// Sets `downscale_to_zero_delay_s`.
+    pub fn downscale_to_zero_delay_s(mut self, s: f64) -> Self {
+        self.downscale_to_zero_delay_s = Some(s);
+        self
+    }
     /// Sets `look_back_period_s`.
     pub fn look_back_period_s(mut self, s: f64) -> Self {
         self.look_back_period_s = s;
@@ -137,10 +152,11 @@ impl AutoscalingConfig {
         self
     }
 
-    /// The replicas a deployment starts with.
+    /// The replicas a deployment starts with: `initial_replicas`, else `min_replicas` (both
+    /// kept within `[min_replicas, max_replicas]`).
     pub fn initial(&self) -> usize {
         self.initial_replicas
-            .unwrap_or(self.min_replicas.max(1))
+            .unwrap_or(self.min_replicas)
             .clamp(self.min_replicas, self.max_replicas.max(self.min_replicas))
     }
 }
@@ -153,11 +169,39 @@ mod tests {
         AutoscalingConfig::default().max_replicas(10)
     }
 
+    /// Ray Serve's defaults, as its documentation gives them (`ray.serve.config.AutoscalingConfig`),
+    /// written out as numbers.
+    #[test]
+    fn the_defaults_are_ray_serves() {
+        let d = AutoscalingConfig::default();
+        assert_eq!(d.min_replicas, 1);
+        assert_eq!(d.max_replicas, 1);
+        assert_eq!(d.initial_replicas, None);
+        assert_eq!(d.target_ongoing_requests, 2.0);
+        assert_eq!(d.upscale_delay_s, 30.0);
+        assert_eq!(d.downscale_delay_s, 600.0);
+        assert_eq!(d.downscale_to_zero_delay_s, None);
+        assert_eq!(d.look_back_period_s, 30.0);
+        assert_eq!(d.metrics_interval_s, 10.0);
+        assert_eq!(d.upscaling_factor, None);
+        assert_eq!(d.downscaling_factor, None);
+        // `initial_replicas` not given: `min_replicas`.
+        assert_eq!(d.initial(), 1);
+        assert_eq!(d.clone().max_replicas(5).min_replicas(3).initial(), 3);
+        assert_eq!(d.min_replicas(0).initial(), 0);
+        // A config file that names no key gets the same numbers.
+        let empty: AutoscalingConfig = serde_json::from_str("{}").unwrap();
+        assert_eq!(empty, AutoscalingConfig::default());
+        let given: AutoscalingConfig =
+            serde_json::from_str(r#"{"downscale_to_zero_delay_s": 60}"#).unwrap();
+        assert_eq!(given.downscale_to_zero_delay_s, Some(60.0));
+    }
+
     #[test]
     fn initial_of_the_config() {
         assert_eq!(AutoscalingConfig::default().initial(), 1);
         assert_eq!(config().min_replicas(3).initial(), 3);
-        assert_eq!(config().min_replicas(0).initial(), 1);
+        assert_eq!(config().min_replicas(0).initial(), 0);
         assert_eq!(config().initial_replicas(4).initial(), 4);
         assert_eq!(config().min_replicas(0).initial_replicas(0).initial(), 0);
         assert_eq!(config().min_replicas(2).initial_replicas(1).initial(), 2);

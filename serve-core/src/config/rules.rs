@@ -45,6 +45,7 @@ const OPTIONS: &[(&str, Rule)] = &[
     ("target_ongoing_requests", Rule::Positive),
     ("upscale_delay_s", Rule::NonNegative),
     ("downscale_delay_s", Rule::NonNegative),
+    ("downscale_to_zero_delay_s", Rule::NonNegative),
     ("look_back_period_s", Rule::Positive),
     ("metrics_interval_s", Rule::Positive),
     ("upscaling_factor", Rule::Positive),

@@ -124,6 +124,7 @@ fn check_autoscaling(prefix: &str, a: &AutoscalingConfig) -> Result<(), Invalid>
         ("target_ongoing_requests", Some(a.target_ongoing_requests)),
         ("upscale_delay_s", Some(a.upscale_delay_s)),
         ("downscale_delay_s", Some(a.downscale_delay_s)),
+        ("downscale_to_zero_delay_s", a.downscale_to_zero_delay_s),
         ("look_back_period_s", Some(a.look_back_period_s)),
         ("metrics_interval_s", Some(a.metrics_interval_s)),
         ("upscaling_factor", a.upscaling_factor),
@@ -208,6 +209,11 @@ mod tests {
                 DeploymentConfig::new("A")
                     .autoscaling(AutoscalingConfig::default().downscaling_factor(-1.0)),
                 "`autoscaling.downscaling_factor` must be a number greater than 0, not -1",
+            ),
+            (
+                DeploymentConfig::new("A")
+                    .autoscaling(AutoscalingConfig::default().downscale_to_zero_delay_s(f64::NAN)),
+                "`autoscaling.downscale_to_zero_delay_s` must be a number of at least 0, not NaN",
             ),
         ];
         for (config, expected) in cases {

@@ -9,6 +9,12 @@
 //!
 //! Each replica reserves its resources before its constructor runs (see [`Placement`]); the
 //! initial replicas that do not fit are left to the controller, pending until resources free up.
+//!
+//! Deploying a new version of a running application (`run` under a name that runs already)
+//! takes over each deployment of the previous version that has the same name and type, in place
+//! (see `control/redeploy.rs`): its router, and so every handle to it, stays; its replicas are
+//! replaced, rolling. Deployments of the new version only are deployed as above; the caller
+//! retires those of the previous version only.
 
 use std::any::Any;
 use std::collections::{HashMap, HashSet};
@@ -114,6 +120,8 @@ pub(crate) trait AnyNode: Send + Sync {
     fn id(&self) -> usize;
     fn config(&self) -> &DeploymentConfig;
     fn children(&self) -> &[AppRef];
+    /// Deploys the node as `config` says, or, when `previous` (the deployment of the same name
+    /// in the application's previous version) has its type, prepares to take that one over.
     fn deploy(
         self: Arc<Self>,
         ctx: BuildContext,
@@ -121,6 +129,7 @@ pub(crate) trait AnyNode: Send + Sync {
         config: DeploymentConfig,
         rt: tokio::runtime::Handle,
         ingress: bool,
+        previous: Option<Arc<dyn ManagedDeployment>>,
     ) -> BoxFuture<'static, Result<Deployed, ServeError>>;
     /// Builds its mirror on a cluster worker (no replicas until the head places some).
     #[cfg_attr(not(feature = "cluster"), allow(dead_code))]
@@ -137,6 +146,27 @@ pub(crate) trait AnyNode: Send + Sync {
 pub(crate) struct Deployed {
     pub(crate) handle: Arc<dyn Any + Send + Sync>,
     pub(crate) status: Arc<dyn ManagedDeployment>,
+    /// When it takes over a deployment of the application's previous version: how.
+    pub(crate) upgrade: Option<Box<dyn Upgrade>>,
+}
+
+/// A deployment of the application's previous version that the new version takes over in
+/// place, once every node of the new version is ready (see `control/redeploy.rs`).
+pub(crate) trait Upgrade: Send {
+    /// Switches the deployment to the new version: its replicas are replaced, rolling.
+    fn commit(&mut self);
+    /// Resolves once no replica of the previous version is left in routing; fails with the
+    /// constructor's error once too many constructions of the new version failed.
+    fn finished(&self) -> BoxFuture<'static, Result<(), ServeError>>;
+    /// Back to the version before [`commit`](Self::commit): its replicas serve on, and those
+    /// of the new version are replaced by ones of the previous.
+    fn roll_back(&mut self);
+}
+
+/// A deployed application: its root's handle and each deployment's state, children first.
+pub(crate) struct DeployedApp<D: Deployment> {
+    pub(crate) handle: DeploymentHandle<D>,
+    pub(crate) deployments: Vec<Arc<dyn ManagedDeployment>>,
 }
 
 /// A reference to any node of an application graph (a child of a bound deployment).
@@ -217,16 +247,21 @@ impl<D: Deployment> Application<D> {
     }
 
     /// Deploys the graph on `rt` with `configs` (as [`deployment_configs`](Self::deployment_configs)
-    /// gives them, possibly changed) and returns the root's handle and every router's status.
+    /// gives them, possibly changed) as the application `app`, and returns the root's handle
+    /// and every deployment's state. `previous` holds the deployments of the application's
+    /// previous version by name: those the new version has, with the same type, are taken over in
+    /// place, their replicas replaced rolling; the call returns once no replica of the previous
+    /// version is left in them. On failure nothing of the previous version has changed (a
+    /// rollout that fails is rolled back) and what was deployed anew is dropped.
     pub(crate) async fn deploy(
         self,
         rt: tokio::runtime::Handle,
         configs: Vec<DeploymentConfig>,
         nodes: Arc<NodeSet>,
-    ) -> Result<(DeploymentHandle<D>, Vec<Arc<dyn ManagedDeployment>>), ServeError> {
+        app: Arc<str>,
+        previous: &HashMap<String, Arc<dyn ManagedDeployment>>,
+    ) -> Result<DeployedApp<D>, ServeError> {
         let order = post_order(&self.__node());
-        // The application is named after its root (ingress) deployment.
-        let app: Arc<str> = Arc::from(configs.last().map_or("", |c| c.name.as_str()));
         // A replica that could never fit fails the whole application before anything is deployed.
         for config in &configs {
             placement::check_feasible(&nodes, &config.name, &config.resources)?;
@@ -235,19 +270,46 @@ impl<D: Deployment> Application<D> {
             handles: HashMap::new(),
             nodes,
         };
-        let mut statuses = Vec::with_capacity(order.len());
+        let mut deployments = Vec::with_capacity(order.len());
+        let mut upgrades = Vec::new();
         let root = order.len().saturating_sub(1);
         for (i, (node, config)) in order.iter().zip(configs).enumerate() {
+            let before = previous.get(&config.name).cloned();
             let deployed = node
                 .0
                 .clone()
-                .deploy(ctx.clone(), app.clone(), config, rt.clone(), i == root)
+                .deploy(
+                    ctx.clone(),
+                    app.clone(),
+                    config,
+                    rt.clone(),
+                    i == root,
+                    before,
+                )
                 .await?;
             ctx.handles.insert(node.0.id(), deployed.handle);
-            statuses.push(deployed.status);
+            deployments.push(deployed.status);
+            upgrades.extend(deployed.upgrade);
         }
-        let handle = ctx.handle(&self);
-        Ok((handle, statuses))
+        // Every node is ready: the deployments taken over switch to the new version together.
+        for upgrade in &mut upgrades {
+            upgrade.commit();
+        }
+        let rollouts = upgrades.iter().map(|u| u.finished());
+        let failed = futures::future::join_all(rollouts)
+            .await
+            .into_iter()
+            .find_map(Result::err);
+        if let Some(error) = failed {
+            for upgrade in &mut upgrades {
+                upgrade.roll_back();
+            }
+            return Err(error);
+        }
+        Ok(DeployedApp {
+            handle: ctx.handle(&self),
+            deployments,
+        })
     }
 }
 

@@ -9,6 +9,12 @@
 //!
 //! - **Load** is the average of the `ongoing` samples (requests queued at callers plus running on
 //!   replicas) recorded in the last `look_back_period_s`; with no samples in that window it is 0.
+//!   The controller records one sample per decision (every 0.1 s), so the window holds up to a few
+//!   hundred of them; samples closer together than `look_back_period_s / 256` are kept as one
+//!   (their sum and count), which bounds the memory to some 256 entries whatever the window, and
+//!   the average is still that of every sample (only the window's edge moves by at most that
+//!   much). The sum of the window is kept as samples come and go, so a decision costs the same
+//!   however many samples there are.
 //! - **Desired replicas**, given the current *target* count `current` (not the running count, so
 //!   replicas whose constructors are still running do not make the policy ask for more), follow Ray
 //!   Serve's formula: `ratio = (load / current) / target_ongoing_requests` and
@@ -25,11 +31,13 @@
 //!   to [`decide`](AutoscalingPolicy::decide), which then returns the latest desired count. The clock
 //!   of a direction restarts when desired comes back to the current target, flips direction, or the
 //!   current target changes; after a change is applied the pending state resets.
-//! - **Scale to zero and back**: with `min_replicas = 0` and no load, desired is 0, applied after
-//!   `downscale_delay_s` like any downscale. From 0 replicas any load (a request queued at a caller)
-//!   is applied at once, with no upscale delay: a request must not wait 30 s for a deployment to
-//!   wake. Likewise a current target below `min_replicas` (after a config change) goes at once to
-//!   the desired count, and one above `max_replicas` at once to `max_replicas`.
+//! - **Scale to zero and back**: with `min_replicas = 0` and no load, desired is 0. As in Ray, a
+//!   deployment above 1 replica first goes down to 1 (after `downscale_delay_s`), and the last
+//!   step, 1 to 0, waits `downscale_to_zero_delay_s` (when set; else `downscale_delay_s` again).
+//!   From 0 replicas any load (a request queued at a caller) is applied at once, with no upscale
+//!   delay: a request must not wait 30 s for a deployment to wake. Likewise a current target below
+//!   `min_replicas` (after a config change) goes at once to the desired count, and one above
+//!   `max_replicas` at once to `max_replicas`.
 
 use std::collections::VecDeque;
 use std::time::{Duration, Instant};
@@ -64,6 +72,17 @@ enum Direction {
     Down,
 }
 
+/// Samples within this fraction of the look-back window of one another are kept as one entry.
+const SAMPLE_BUCKETS: u32 = 256;
+
+/// Samples recorded close together: from `since`, `count` samples adding up to `sum`.
+#[derive(Debug, Clone, Copy)]
+struct Bucket {
+    since: Instant,
+    sum: u64,
+    count: u64,
+}
+
 /// A change that desired replicas have asked for, not yet applied.
 #[derive(Debug, Clone, Copy)]
 struct Pending {
@@ -81,8 +100,10 @@ struct Pending {
 #[derive(Debug, Clone)]
 pub struct AutoscalingPolicy {
     config: AutoscalingConfig,
-    /// `(when, ongoing)` in recording order.
-    samples: VecDeque<(Instant, usize)>,
+    /// The samples of the look-back window, oldest first, close ones merged.
+    samples: VecDeque<Bucket>,
+    /// The sum and count of every sample in `samples`.
+    total: (u64, u64),
     pending: Option<Pending>,
 }
 
@@ -92,6 +113,7 @@ impl AutoscalingPolicy {
         Self {
             config,
             samples: VecDeque::new(),
+            total: (0, 0),
             pending: None,
         }
     }
@@ -106,25 +128,49 @@ impl AutoscalingPolicy {
     /// Samples older than the look-back window (relative to `now`) are dropped.
     pub fn record(&mut self, now: Instant, ongoing: usize) {
         let window = secs(self.config.look_back_period_s);
-        while let Some(&(at, _)) = self.samples.front() {
-            if now.saturating_duration_since(at) > window {
+        while let Some(oldest) = self.samples.front() {
+            if now.saturating_duration_since(oldest.since) > window {
+                self.total.0 -= oldest.sum;
+                self.total.1 -= oldest.count;
                 self.samples.pop_front();
             } else {
                 break;
             }
         }
-        self.samples.push_back((now, ongoing));
+        let ongoing = u64::try_from(ongoing).unwrap_or(u64::MAX);
+        self.total.0 = self.total.0.saturating_add(ongoing);
+        self.total.1 += 1;
+        let resolution = window / SAMPLE_BUCKETS;
+        match self.samples.back_mut() {
+            Some(last) if now.saturating_duration_since(last.since) < resolution => {
+                last.sum = last.sum.saturating_add(ongoing);
+                last.count += 1;
+            }
+            _ => self.samples.push_back(Bucket {
+                since: now,
+                sum: ongoing,
+                count: 1,
+            }),
+        }
     }
 
     /// The average of the samples within the look-back window ending at `now`; 0 with none.
     pub(crate) fn load(&self, now: Instant) -> f64 {
         let window = secs(self.config.look_back_period_s);
-        let (sum, n) = self
-            .samples
-            .iter()
-            .filter(|(at, _)| now.saturating_duration_since(*at) <= window)
-            .fold((0.0, 0usize), |(sum, n), &(_, v)| (sum + v as f64, n + 1));
-        if n == 0 { 0.0 } else { sum / n as f64 }
+        // Usually none (`record` drops them), unless `now` is later than the last sample.
+        let (mut sum, mut count) = self.total;
+        for old in &self.samples {
+            if now.saturating_duration_since(old.since) <= window {
+                break;
+            }
+            sum -= old.sum;
+            count -= old.count;
+        }
+        if count == 0 {
+            0.0
+        } else {
+            sum as f64 / count as f64
+        }
     }
 
     /// `[min_replicas, max_replicas]`, with a max below the min read as the min.
@@ -137,9 +183,11 @@ impl AutoscalingPolicy {
     /// so slow constructors do not cause thrash). Returns `current_target` when nothing changes.
     ///
     /// A change is returned only once desired has stayed on the same side of `current_target` for
-    /// `upscale_delay_s` (up) or `downscale_delay_s` (down), except that from 0 replicas or from a
-    /// target below `min_replicas` the desired count is returned at once, and from a target above
-    /// `max_replicas`, `max_replicas` is.
+    /// `upscale_delay_s` (up) or `downscale_delay_s` (down; for the step from 1 to 0,
+    /// `downscale_to_zero_delay_s` when set), except that from 0 replicas or from a target below
+    /// `min_replicas` the desired count is returned at once, and from a target above
+    /// `max_replicas`, `max_replicas` is. A downscale to 0 from more than 1 replica returns 1:
+    /// the last step waits its own delay.
     pub fn decide(&mut self, now: Instant, current_target: usize) -> usize {
         let desired = self.desired(now, current_target);
         let (min, max) = self.bounds();
@@ -170,13 +218,23 @@ impl AutoscalingPolicy {
                 from: current_target,
             },
         };
-        let delay = secs(match direction {
-            Direction::Up => self.config.upscale_delay_s,
-            Direction::Down => self.config.downscale_delay_s,
-        });
-        if now.saturating_duration_since(pending.since) >= delay {
+        let (delay, to) = match direction {
+            Direction::Up => (self.config.upscale_delay_s, desired),
+            // As in Ray: to 0 by way of 1, the last step with its own delay.
+            Direction::Down if desired == 0 && current_target > 1 => {
+                (self.config.downscale_delay_s, 1)
+            }
+            Direction::Down if desired == 0 => (
+                self.config
+                    .downscale_to_zero_delay_s
+                    .unwrap_or(self.config.downscale_delay_s),
+                0,
+            ),
+            Direction::Down => (self.config.downscale_delay_s, desired),
+        };
+        if now.saturating_duration_since(pending.since) >= secs(delay) {
             self.pending = None;
-            desired
+            to
         } else {
             self.pending = Some(pending);
             current_target
@@ -455,6 +513,90 @@ mod tests {
         let mut p = AutoscalingPolicy::new(config().min_replicas(0));
         p.record(clock.at(0.0), 7);
         assert_eq!(p.decide(clock.at(0.0), 0), 4);
+    }
+
+    #[test]
+    fn to_zero_goes_by_way_of_one_and_waits_the_to_zero_delay_last() {
+        let clock = Clock::new();
+        // Idle from the start, 3 replicas: 3 -> 1 after `downscale_delay_s` (600), then 1 -> 0
+        // after `downscale_to_zero_delay_s` (60) more, counted from the first decision at 1.
+        let cfg = config().min_replicas(0).look_back_period_s(1.0);
+        let mut p = AutoscalingPolicy::new(cfg.clone().downscale_to_zero_delay_s(60.0));
+        let mut target = 3;
+        let changes = run(&clock, &mut p, &mut target, 0.0, 2000.0, 1.0, |_| 0);
+        assert_eq!(changes, vec![(600.0, 1), (661.0, 0)]);
+        // Without it, the last step waits `downscale_delay_s` again.
+        let mut p = AutoscalingPolicy::new(cfg.clone());
+        let mut target = 3;
+        let changes = run(&clock, &mut p, &mut target, 0.0, 2000.0, 1.0, |_| 0);
+        assert_eq!(changes, vec![(600.0, 1), (1201.0, 0)]);
+        // A to-zero delay shorter than the downscale delay only shortens the last step: from 1,
+        // 0 comes after 5 s; from 2, 1 still waits 600 s.
+        let mut p = AutoscalingPolicy::new(cfg.clone().downscale_to_zero_delay_s(5.0));
+        let mut target = 1;
+        let changes = run(&clock, &mut p, &mut target, 0.0, 100.0, 1.0, |_| 0);
+        assert_eq!(changes, vec![(5.0, 0)]);
+        let mut p = AutoscalingPolicy::new(cfg.clone().downscale_to_zero_delay_s(5.0));
+        let mut target = 2;
+        let changes = run(&clock, &mut p, &mut target, 0.0, 1000.0, 1.0, |_| 0);
+        assert_eq!(changes, vec![(600.0, 1), (606.0, 0)]);
+        // Load coming back during the last step's wait restarts its clock.
+        let mut p = AutoscalingPolicy::new(cfg.downscale_to_zero_delay_s(60.0));
+        let mut target = 1;
+        let load = |t: f64| usize::from((30.0..31.0).contains(&t));
+        let changes = run(&clock, &mut p, &mut target, 0.0, 200.0, 1.0, load);
+        // The 1 s window sees the load until t = 31; idle from the decision at 32, 0 at 92.
+        assert_eq!(changes, vec![(92.0, 0)]);
+    }
+
+    #[test]
+    fn decisions_every_tenth_of_a_second_apply_the_delays_as_written() {
+        let clock = Clock::new();
+        // The default look-back (30 s) and a sample at each decision, every 0.1 s: load 9 from
+        // t = 100 (5 replicas wanted) is applied 30 s later, at the first decision that sees the
+        // wish held for `upscale_delay_s`, whatever the averaging.
+        let mut p = AutoscalingPolicy::new(config().upscale_delay_s(30.0).downscale_delay_s(2.0));
+        let mut target = 1;
+        let changes = run(&clock, &mut p, &mut target, 0.0, 99.9, 0.1, |_| 2);
+        assert!(changes.is_empty(), "{changes:?}");
+        let changes = run(&clock, &mut p, &mut target, 100.0, 140.0, 0.1, |_| 9);
+        // The average over 30 s crosses 2 per replica at once (one sample of 9 is enough).
+        assert_eq!(changes.len(), 1, "{changes:?}");
+        assert!((changes[0].0 - 130.0).abs() < 1e-6, "{changes:?}");
+        assert_eq!(
+            changes[0].1, 5,
+            "the average by then is all 9s: {changes:?}"
+        );
+        // Idle from t = 200 at 5 replicas: the average falls as the 9s leave the window; one
+        // step down per `downscale_delay_s` (2 s) of the same wish.
+        let changes = run(&clock, &mut p, &mut target, 140.1, 260.0, 0.1, |_| 0);
+        assert!(!changes.is_empty());
+        assert_eq!(changes.last().unwrap().1, 1, "{changes:?}");
+        // The samples of 30 s at 0.1 s each are held in at most 256 + 1 entries.
+        assert!(p.samples.len() <= 257, "{}", p.samples.len());
+    }
+
+    #[test]
+    fn merged_samples_average_as_the_samples_do() {
+        let clock = Clock::new();
+        let mut p = AutoscalingPolicy::new(config().max_replicas(1000));
+        // 3000 samples 1 ms apart, alternating 1 and 3: an average of 2.
+        for i in 0..3000 {
+            p.record(clock.at(i as f64 * 0.001), if i % 2 == 0 { 1 } else { 3 });
+        }
+        assert!(p.samples.len() < 30, "{} entries", p.samples.len());
+        // Average 2 for a target of 2 per replica: 1 replica; with a target of 0.5: 4.
+        assert_eq!(p.desired(clock.at(3.0), 1), 1);
+        let mut p2 =
+            AutoscalingPolicy::new(config().max_replicas(1000).target_ongoing_requests(0.5));
+        for i in 0..3000 {
+            p2.record(clock.at(i as f64 * 0.001), if i % 2 == 0 { 1 } else { 3 });
+        }
+        assert_eq!(p2.desired(clock.at(3.0), 1), 4);
+        // Once every sample has left the window, the load is 0 (and the sums are emptied).
+        assert_eq!(p2.desired(clock.at(100.0), 3), 1);
+        p2.record(clock.at(100.0), 0);
+        assert_eq!(p2.total, (0, 1));
     }
 
     #[test]

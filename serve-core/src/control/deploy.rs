@@ -6,10 +6,12 @@ use std::any::Any;
 use std::sync::{Arc, Mutex, Weak};
 
 use super::application::{AnyNode, AppRef, BoxFuture, BuildContext, Deployed, Node};
-use super::controller::{self, ReplicaFactory};
+use super::controller;
+use super::managed::ManagedDeployment;
 use super::mirror::Mirror;
 use super::placement::Placement;
-use super::state::{DeploymentState, NewReplica};
+use super::redeploy;
+use super::state::{DeploymentState, NewReplica, ReplicaFactory, construction_bound};
 use crate::api::deployment::{Deployment, on_replica};
 use crate::api::handle::DeploymentHandle;
 use crate::config::DeploymentConfig;
@@ -22,7 +24,6 @@ use crate::metrics::series::{ControlSeries, DeploymentSeries};
 use crate::request::context::{ReplicaInfo, ReplicaLogging};
 use crate::transport::{RemoteEndpoint, Served};
 use crate::util::sync::Lock;
-use crate::util::time;
 
 impl<D: Deployment> AnyNode for Node<D> {
     fn id(&self) -> usize {
@@ -44,8 +45,22 @@ impl<D: Deployment> AnyNode for Node<D> {
         config: DeploymentConfig,
         rt: tokio::runtime::Handle,
         ingress: bool,
+        previous: Option<Arc<dyn ManagedDeployment>>,
     ) -> BoxFuture<'static, Result<Deployed, ServeError>> {
-        Box::pin(deploy(self, ctx, app, config, rt, ingress))
+        // The deployment of the previous version, if it has this node's type: taken over.
+        let previous = previous.and_then(|p| p.as_any().downcast::<DeploymentState<D>>().ok());
+        match previous {
+            Some(state) => {
+                let factory = replica_factory(self, ctx, &rt, &state.user_config, &state.placement);
+                let upgrade = redeploy::InPlace::new(state.clone(), factory, config, rt);
+                Box::pin(std::future::ready(Ok(Deployed {
+                    handle: Arc::new(DeploymentHandle::<D>::from_router(state.router.clone())),
+                    status: state,
+                    upgrade: Some(Box::new(upgrade)),
+                })))
+            }
+            None => Box::pin(deploy(self, ctx, app, config, rt, ingress)),
+        }
     }
 
     fn mirror(
@@ -61,7 +76,7 @@ impl<D: Deployment> AnyNode for Node<D> {
         let router = Arc::new(RequestRouter::new(
             name,
             Vec::new(),
-            router_settings(&config, Some(series)),
+            RouterSettings::of(&config, Some(series)),
             rt.clone(),
         ));
         metrics.on_scrape(Arc::downgrade(&router) as Weak<dyn Refresh>);
@@ -74,18 +89,6 @@ impl<D: Deployment> AnyNode for Node<D> {
             logging: (&config.logging).into(),
         });
         (handle, mirror)
-    }
-}
-
-/// The router settings of a deployment configured with `config`, its callers measured by
-/// `metrics`.
-fn router_settings(config: &DeploymentConfig, metrics: Option<DeploymentSeries>) -> RouterSettings {
-    RouterSettings {
-        max_ongoing: config.max_ongoing_requests,
-        max_queued: config.max_queued_requests,
-        graceful_timeout: time::seconds(config.graceful_shutdown_timeout_s)
-            .unwrap_or(std::time::Duration::ZERO),
-        metrics,
     }
 }
 
@@ -122,18 +125,7 @@ async fn deploy<D: Deployment>(
     // The replicas that fit now are constructed now; the controller starts the others
     // (pending) when resources are given back.
     let fit = placement.reserve_upfront(initial);
-    let constructors: Vec<_> = (0..fit).map(|_| factory()).collect();
-    let mut built = Vec::with_capacity(constructors.len());
-    for result in futures::future::join_all(constructors).await {
-        match result {
-            Ok(new) => built.push(new),
-            // A node that went away while it built a replica: the controller starts another.
-            Err(e) if e.kind() == ErrorKind::Unavailable => {
-                tracing::warn!(deployment = %config.name, "{e}; starting another");
-            }
-            Err(e) => return Err(e),
-        }
-    }
+    let built = construct_initial(&factory, fit, construction_bound(initial), &config.name).await?;
     let mut published = Vec::new();
     let replicas = built
         .into_iter()
@@ -145,7 +137,7 @@ async fn deploy<D: Deployment>(
         })
         .collect();
     let series = DeploymentSeries::new(&metrics, &app, &name);
-    let settings = router_settings(&config, Some(series));
+    let settings = RouterSettings::of(&config, Some(series));
     let router = Arc::new(RequestRouter::new(name, replicas, settings, rt.clone()));
     metrics.on_scrape(Arc::downgrade(&router) as Weak<dyn Refresh>);
     placement.set_on_wait(router.wake_signal());
@@ -157,6 +149,7 @@ async fn deploy<D: Deployment>(
         placement,
         initial,
         control,
+        factory,
     ));
     metrics.on_scrape(Arc::downgrade(&state) as Weak<dyn Refresh>);
     for (id, guard) in published {
@@ -172,11 +165,59 @@ async fn deploy<D: Deployment>(
     );
     // Every deployment gets a controller: it applies target changes (autoscaling,
     // `Serve::update_deployment`) and runs health checks.
-    rt.spawn(controller::run(Arc::downgrade(&state), factory, config));
+    controller::spawn(&state, &rt);
     Ok(Deployed {
         handle: Arc::new(DeploymentHandle::<D>::from_router(router)),
         status: state,
+        upgrade: None,
     })
+}
+
+/// Constructs `fit` replicas with `factory`, in parallel. A constructor that fails is tried
+/// again, until `bound` constructions have failed in all (Ray's `min(3 * target, 20)`: see
+/// [`construction_bound`]): then the deploy fails with the last constructor's error (the
+/// replicas already built are dropped). A replica whose node went away (cluster mode) is left to
+/// the controller, which starts another.
+async fn construct_initial<D: Deployment>(
+    factory: &ReplicaFactory<D>,
+    fit: usize,
+    bound: usize,
+    name: &str,
+) -> Result<Vec<NewReplica<D>>, ServeError> {
+    use futures::StreamExt;
+    let mut building: futures::stream::FuturesUnordered<_> = (0..fit).map(|_| factory()).collect();
+    let mut built = Vec::with_capacity(fit);
+    let (mut failed, mut unavailable) = (0, 0);
+    let mut last_error = None;
+    while let Some(result) = building.next().await {
+        match result {
+            Ok(new) => built.push(new),
+            Err(e) if e.kind() == ErrorKind::Unavailable => {
+                unavailable += 1;
+                tracing::warn!(deployment = %name, "{e}; starting another");
+            }
+            Err(e) => {
+                failed += 1;
+                // At most `bound` constructions that did not succeed, running ones included.
+                let again = failed + building.len() < bound;
+                tracing::warn!(
+                    deployment = %name,
+                    "a replica could not be constructed ({failed} of at most {bound} failures): \
+                     {e}{}",
+                    if again { "; trying again" } else { "" }
+                );
+                if again {
+                    building.push(factory());
+                }
+                last_error = Some(e);
+            }
+        }
+    }
+    // A failure not tried again (the bound ran out) leaves its replica unbuilt.
+    match last_error {
+        Some(e) if built.len() + unavailable < fit => Err(e),
+        _ => Ok(built),
+    }
 }
 
 /// Builds replicas of `node` one at a time: see [`ReplicaFactory`]. A replica placed on this

@@ -1,5 +1,6 @@
 //! [`ManagedDeployment`]: a running deployment as the instance controls it, whatever its type.
 
+use std::any::Any;
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
@@ -9,6 +10,7 @@ use super::state::DeploymentState;
 use super::status::DeploymentStatus;
 use super::update::DeploymentUpdate;
 use crate::api::deployment::Deployment;
+use crate::api::handle::DeploymentHandle;
 use crate::config::DeploymentConfig;
 use crate::error::ServeError;
 use crate::util::sync::Lock;
@@ -44,6 +46,17 @@ pub(crate) trait ManagedDeployment: Send + Sync {
     /// Has its controller look at it now (a node joined: replicas may be placed or moved).
     #[cfg_attr(not(feature = "cluster"), allow(dead_code))]
     fn wake(&self);
+    /// The deployment's Rust type, as `std::any::type_name` spells it.
+    fn type_name(&self) -> &'static str;
+    /// A handle to it: a `DeploymentHandle<D>` of its type `D`.
+    fn handle(&self) -> Box<dyn Any + Send>;
+    /// Itself, to be downcast to its `DeploymentState<D>`.
+    fn as_any(self: Arc<Self>) -> Arc<dyn Any + Send + Sync>;
+    /// Its application was deleted, or replaced by a version without it (after its requests
+    /// were given their time): its controller stops, every replica leaves routing (finishing
+    /// what it runs, for up to its graceful shutdown timeout), and calls through its handles
+    /// fail from now on ([`ErrorKind::NotFound`](crate::ErrorKind::NotFound)).
+    fn retire(&self);
 }
 
 impl<D: Deployment> ManagedDeployment for DeploymentState<D> {
@@ -88,6 +101,26 @@ impl<D: Deployment> ManagedDeployment for DeploymentState<D> {
 
     fn wake(&self) {
         self.router.wake_signal().notify_one();
+    }
+
+    fn type_name(&self) -> &'static str {
+        std::any::type_name::<D>()
+    }
+
+    fn handle(&self) -> Box<dyn Any + Send> {
+        Box::new(DeploymentHandle::<D>::from_router(self.router.clone()))
+    }
+
+    fn as_any(self: Arc<Self>) -> Arc<dyn Any + Send + Sync> {
+        self
+    }
+
+    fn retire(&self) {
+        // No controller from now on: nothing starts or replaces replicas.
+        self.next_controller_epoch();
+        self.set_target(0);
+        self.router.delete();
+        while self.remove_replica() {}
     }
 
     fn drop_node(&self, node: &str) -> usize {

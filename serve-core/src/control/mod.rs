@@ -1,8 +1,10 @@
 //! The control plane: which replicas a deployment has, and how that changes.
 //!
 //! * [`application`]: the graph `Type::bind(..)` builds, and [`deploy`]: how each node of it is
-//!   deployed (placement, initial replicas, router, state, controller); [`bind`]: the shapes of
-//!   handles a constructor parameter may hold (`Vec`, `Option`, maps, arrays, tuples);
+//!   deployed (placement, initial replicas, router, state, controller); [`redeploy`]: how a
+//!   new version of a running application takes its deployments over in place (rolling);
+//!   [`bind`]: the shapes of handles a constructor parameter may hold (`Vec`, `Option`, maps,
+//!   arrays, tuples);
 //! * [`state`]: one running deployment ([`DeploymentState`](state::DeploymentState)): its router,
 //!   target replica count, rollout generation and per-replica records; [`managed`] is the
 //!   type-erased view the instance holds, and [`registry`] holds them all;
@@ -25,6 +27,7 @@ pub(crate) mod managed;
 pub(crate) mod mirror;
 pub(crate) mod nodes;
 pub(crate) mod placement;
+pub(crate) mod redeploy;
 pub(crate) mod registry;
 pub mod resources;
 pub(crate) mod state;

@@ -3,6 +3,8 @@
 
 use std::any::Any;
 use std::collections::HashMap;
+use std::future::Future;
+use std::pin::Pin;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 
@@ -13,9 +15,39 @@ use crate::dataplane::replica::{Endpoint, Replica};
 use crate::dataplane::router::RequestRouter;
 use crate::metrics::registry::Refresh;
 use crate::metrics::series::ControlSeries;
+use crate::error::ServeError;
 use crate::request::context::ReplicaInfo;
 use crate::request::multiplex::{LOADED_MODELS, LoadedModels};
 use crate::util::sync::Lock;
+
+/// Builds one more replica of a deployment (for autoscaling, recovery and rollouts): places it
+/// (pending until its resources are free, which it holds from then on), constructs it and hands
+/// it its `user_config`.
+pub(crate) type ReplicaFactory<D> = Arc<
+    dyn Fn() -> Pin<Box<dyn Future<Output = Result<NewReplica<D>, ServeError>> + Send>>
+        + Send
+        + Sync,
+>;
+
+/// The most constructor failures a deployment tolerates before it gives up for a while, with
+/// `target` replicas to run: as in Ray Serve, `min(3 * target, 20)` (and 3 for a target of 0).
+/// A deploy (and a rollout, for `run` under an application's name) fails once this many
+/// constructions failed; a running deployment is then reported `UNHEALTHY` and tries again once
+/// per health-check period.
+pub(crate) fn construction_bound(target: usize) -> usize {
+    target.max(1).saturating_mul(3).min(20)
+}
+
+/// Constructor failures, as the controller and a waiting `run` see them.
+#[derive(Debug, Default)]
+pub(crate) struct Constructions {
+    /// Failed in a row (a success resets it).
+    pub(crate) in_a_row: usize,
+    /// Failed since the rollout began (`run` of a new version: see `control/redeploy.rs`).
+    pub(crate) since_rollout: usize,
+    /// The last failure.
+    pub(crate) last_error: Option<ServeError>,
+}
 
 /// A constructed replica on its way into routing (holding its place: identity and resources).
 pub(crate) struct NewReplica<D> {
@@ -40,6 +72,16 @@ pub(crate) struct DeploymentState<D> {
     target: AtomicUsize,
     /// The current rollout generation: replicas of an older one are replaced (rolling).
     generation: AtomicU64,
+    /// The highest generation ever started (a rolled-back rollout's number is not used again).
+    last_generation: AtomicU64,
+    /// What builds its replicas (a new version of the application brings a new one).
+    factory: Mutex<ReplicaFactory<D>>,
+    /// The controller that runs it: an older one (of an earlier version) ends at its next tick.
+    controller_epoch: AtomicU64,
+    /// Constructor failures.
+    constructions: Mutex<Constructions>,
+    /// Counts changes of its replicas and constructions, for whoever waits for a rollout.
+    events: tokio::sync::watch::Sender<u64>,
     /// By replica id, for the replicas in routing.
     records: Mutex<HashMap<usize, ReplicaRecord>>,
     /// By replica id: what keeps this node's replicas callable from other nodes (cluster mode);
@@ -47,8 +89,6 @@ pub(crate) struct DeploymentState<D> {
     published: Mutex<HashMap<usize, Box<dyn Any + Send + Sync>>>,
     /// Why the deployment is unhealthy (its replicas cannot be constructed), if it is.
     unhealthy: Mutex<Option<String>>,
-    /// Whether the replica count is the autoscaler's (then it cannot be set by hand).
-    pub(crate) autoscaling: bool,
     /// Updates (`reconfigure` with a new `user_config`) in progress.
     pub(crate) updating: AtomicUsize,
     /// Held by an update from its check to its last change, so two updates do not interleave.
@@ -75,6 +115,7 @@ impl<D: Send + Sync + 'static> DeploymentState<D> {
         placement: Arc<Placement>,
         target: usize,
         metrics: ControlSeries,
+        factory: ReplicaFactory<D>,
     ) -> Self {
         let records = router
             .replicas()
@@ -88,10 +129,14 @@ impl<D: Send + Sync + 'static> DeploymentState<D> {
             router,
             target: AtomicUsize::new(target),
             generation: AtomicU64::new(0),
+            last_generation: AtomicU64::new(0),
+            factory: Mutex::new(factory),
+            controller_epoch: AtomicU64::new(0),
+            constructions: Mutex::default(),
+            events: tokio::sync::watch::Sender::new(0),
             records: Mutex::new(records),
             published: Mutex::default(),
             unhealthy: Mutex::new(None),
-            autoscaling: config.autoscaling.is_some(),
             updating: AtomicUsize::new(0),
             update_lock: tokio::sync::Mutex::new(()),
             user_config,
@@ -124,6 +169,17 @@ impl<D: Send + Sync + 'static> DeploymentState<D> {
         if let Some(published) = published {
             self.published.locked().insert(id, published);
         }
+        self.changed();
+    }
+
+    /// What builds its replicas now.
+    pub(crate) fn factory(&self) -> ReplicaFactory<D> {
+        self.factory.locked().clone()
+    }
+
+    /// Builds its replicas with `factory` from now on; returns the one it replaces.
+    pub(crate) fn set_factory(&self, factory: ReplicaFactory<D>) -> ReplicaFactory<D> {
+        std::mem::replace(&mut *self.factory.locked(), factory)
     }
 
     /// Takes a replica out of routing: one of an older generation if any (a rolling update),
@@ -194,6 +250,7 @@ impl<D: Send + Sync + 'static> DeploymentState<D> {
                 self.metrics.replica_removed(id);
                 let published = self.published.locked().remove(&id);
                 drop(published);
+                self.changed();
                 true
             }
             None => false,
@@ -222,6 +279,11 @@ impl<D> DeploymentState<D> {
         self.router.name()
     }
 
+    /// Whether the replica count is the autoscaler's (then it cannot be set by hand).
+    pub(crate) fn autoscales(&self) -> bool {
+        self.config.locked().autoscaling.is_some()
+    }
+
     /// The replica count the deployment is heading for.
     pub(crate) fn target(&self) -> usize {
         self.target.load(Ordering::SeqCst)
@@ -236,9 +298,68 @@ impl<D> DeploymentState<D> {
         self.generation.load(Ordering::SeqCst)
     }
 
-    /// Starts a new rollout generation: every replica is replaced, rolling.
-    pub(crate) fn next_generation(&self) {
-        self.generation.fetch_add(1, Ordering::SeqCst);
+    /// Starts a new rollout generation: every replica is replaced, rolling. Returns the
+    /// generation it replaces.
+    pub(crate) fn next_generation(&self) -> u64 {
+        let next = self.last_generation.fetch_add(1, Ordering::SeqCst) + 1;
+        let before = self.generation.swap(next, Ordering::SeqCst);
+        self.changed();
+        before
+    }
+
+    /// Makes `generation` (an earlier one) current again: a rollout rolled back. Its replicas
+    /// serve on; those of the abandoned generation are replaced, rolling.
+    pub(crate) fn restore_generation(&self, generation: u64) {
+        self.generation.store(generation, Ordering::SeqCst);
+        self.changed();
+    }
+
+    /// A new epoch for the controller about to start: the one running ends at its next tick.
+    pub(crate) fn next_controller_epoch(&self) -> u64 {
+        let epoch = self.controller_epoch.fetch_add(1, Ordering::SeqCst) + 1;
+        // Let the one running see it now rather than at its next tick.
+        self.router.wake_signal().notify_waiters();
+        epoch
+    }
+
+    /// The epoch of the controller that runs the deployment now.
+    pub(crate) fn controller_epoch(&self) -> u64 {
+        self.controller_epoch.load(Ordering::SeqCst)
+    }
+
+    /// Constructor failures so far (`f` reads them under their lock).
+    pub(crate) fn constructions<R>(&self, f: impl FnOnce(&mut Constructions) -> R) -> R {
+        f(&mut self.constructions.locked())
+    }
+
+    /// Records a construction that succeeded.
+    pub(crate) fn construction_succeeded(&self) {
+        self.constructions.locked().in_a_row = 0;
+        self.set_unhealthy(None);
+        self.changed();
+    }
+
+    /// Records a construction that failed with `error`; returns how many failed in a row.
+    pub(crate) fn construction_failed(&self, error: ServeError) -> usize {
+        let in_a_row = {
+            let mut c = self.constructions.locked();
+            c.in_a_row += 1;
+            c.since_rollout += 1;
+            c.last_error = Some(error);
+            c.in_a_row
+        };
+        self.changed();
+        in_a_row
+    }
+
+    /// Whoever waits for its replicas to change (a rollout) looks again.
+    fn changed(&self) {
+        self.events.send_modify(|n| *n = n.wrapping_add(1));
+    }
+
+    /// Changes of its replicas and constructions from now on (see [`changed`](Self::changed)).
+    pub(crate) fn events(&self) -> tokio::sync::watch::Receiver<u64> {
+        self.events.subscribe()
     }
 
     /// Routable replicas, and how many of them were built for the current generation.

@@ -6,7 +6,8 @@ use serde::{Deserialize, Serialize};
 /// One application: a deployed graph, maybe served over HTTP.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ApplicationStatus {
-    /// The application's name (its ingress deployment's name unless given).
+    /// The application's name (`"default"` unless it was run with one: `RunOptions`; the
+    /// command line names it after the config file's application or its ingress deployment).
     pub name: String,
     /// The HTTP route prefix it is served under, if it is served over HTTP.
     pub route_prefix: Option<String>,

@@ -77,7 +77,7 @@ impl<D: Deployment> DeploymentState<D> {
                 .in_deployment(self.name()))
         };
         let _one_at_a_time = self.update_lock.lock().await;
-        if update.num_replicas.is_some() && self.autoscaling {
+        if update.num_replicas.is_some() && self.autoscales() {
             return refuse(
                 "the deployment autoscales: change its autoscaling config instead of num_replicas",
             );

@@ -22,8 +22,9 @@ pub(crate) struct RequestQueue<D> {
     /// slots; a finishing request frees its slot then checks "queued". One of the two always sees
     /// the other.
     len: AtomicUsize,
-    /// Past this many waiting requests a call fails at once (back pressure); `None`: unlimited.
-    max: Option<usize>,
+    /// Past this many waiting requests a call fails at once (back pressure); `usize::MAX`:
+    /// unlimited. Changed in place by a new version of the application.
+    max: AtomicUsize,
     /// Calls refused at a full queue since it was last purged of abandoned jobs (changed under
     /// the `jobs` lock).
     refused_since_purge: AtomicUsize,
@@ -35,9 +36,15 @@ impl<D> RequestQueue<D> {
         Self {
             jobs: Mutex::new(VecDeque::new()),
             len: AtomicUsize::new(0),
-            max,
+            max: AtomicUsize::new(max.unwrap_or(usize::MAX)),
             refused_since_purge: AtomicUsize::new(0),
         }
+    }
+
+    /// Sets how many requests may wait (`None`: unlimited); those waiting already keep their
+    /// places.
+    pub(crate) fn set_max(&self, max: Option<usize>) {
+        self.max.store(max.unwrap_or(usize::MAX), Ordering::Relaxed);
     }
 
     /// How many requests wait.
@@ -49,9 +56,8 @@ impl<D> RequestQueue<D> {
     /// Appends `job`, or hands it back with the back-pressure error when the queue is full.
     pub(crate) fn push(&self, job: Box<dyn Job<D>>) -> Result<(), (Box<dyn Job<D>>, ServeError)> {
         let mut jobs = self.jobs.locked();
-        if let Some(max) = self.max
-            && jobs.len() >= max
-        {
+        let max = self.max.load(Ordering::Relaxed);
+        if jobs.len() >= max {
             // Requests cancelled while they waited no longer count against the cap. Looking for
             // them costs a pass over the queue, so under a flood of refusals it is done once per
             // `len / 8` refusals (at every refusal for a queue of up to 15).

@@ -3,7 +3,7 @@
 
 use std::future::Future;
 use std::ops::Deref;
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -17,7 +17,7 @@ use super::replica::Replica;
 use super::sink::StreamSink;
 use super::slot::{Job, Slot, SlotSource};
 use super::sync_policy::SyncPolicy;
-use crate::error::{BoxError, ServeError};
+use crate::error::{BoxError, ErrorKind, ServeError};
 use crate::metrics::registry::Refresh;
 use crate::metrics::series::DeploymentSeries;
 use crate::request::args::ArgList;
@@ -26,6 +26,11 @@ use crate::request::context::{self, RequestScope};
 use crate::request::generator::{self, DeploymentResponseGenerator};
 use crate::request::response::{self, DeploymentResponse};
 use crate::util::sync::Lock;
+
+/// A duration in whole nanoseconds (saturating), to keep in an atomic.
+fn nanos(d: Duration) -> u64 {
+    u64::try_from(d.as_nanos()).unwrap_or(u64::MAX)
+}
 
 /// The replicas a router routes to (copy on write).
 pub(crate) type ReplicaSet<D> = Arc<Vec<Arc<dyn Replica<D>>>>;
@@ -43,6 +48,23 @@ pub(crate) struct RouterSettings {
     /// What this node's callers of the deployment measure (none for the router that serves one
     /// replica to other nodes: their callers count their calls).
     pub(crate) metrics: Option<DeploymentSeries>,
+}
+
+impl RouterSettings {
+    /// The settings of a deployment configured with `config`, its callers measured by
+    /// `metrics`.
+    pub(crate) fn of(
+        config: &crate::config::DeploymentConfig,
+        metrics: Option<DeploymentSeries>,
+    ) -> Self {
+        Self {
+            max_ongoing: config.max_ongoing_requests,
+            max_queued: config.max_queued_requests,
+            graceful_timeout: crate::util::time::seconds(config.graceful_shutdown_timeout_s)
+                .unwrap_or(Duration::ZERO),
+            metrics,
+        }
+    }
 }
 
 /// What a handle's stubs call through: a deployment's router with the options of one handle
@@ -126,10 +148,14 @@ pub struct RequestRouter<D> {
     closed: AtomicBool,
     /// Set when a graceful shutdown's time is up: every request is refused.
     stopped: AtomicBool,
+    /// Set when its deployment was deleted (with `stopped`): refusals say so.
+    deleted: AtomicBool,
     /// Requests failed because a graceful shutdown timeout ran out (a retired replica's, or the
     /// deployment's when the instance stopped).
     stopped_requests: Arc<AtomicUsize>,
-    graceful_timeout: Duration,
+    /// `graceful_shutdown_timeout_s`, in nanoseconds (a new version of the application may
+    /// change it).
+    graceful_timeout: AtomicU64,
     /// Replicas out of routing that still finish requests (until they are idle or their
     /// graceful shutdown timeout ends).
     retiring: Arc<Mutex<Vec<Arc<dyn Replica<D>>>>>,
@@ -158,8 +184,9 @@ impl<D: Send + Sync + 'static> RequestRouter<D> {
             wake: Arc::new(tokio::sync::Notify::new()),
             closed: AtomicBool::new(false),
             stopped: AtomicBool::new(false),
+            deleted: AtomicBool::new(false),
             stopped_requests: Arc::default(),
-            graceful_timeout: settings.graceful_timeout,
+            graceful_timeout: AtomicU64::new(nanos(settings.graceful_timeout)),
             retiring: Arc::default(),
             sync_policy: SyncPolicy::new(&rt),
             rt,
@@ -227,7 +254,20 @@ impl<D> RequestRouter<D> {
 
     /// How long its replicas may take to finish their requests when they stop.
     pub(crate) fn graceful_timeout(&self) -> Duration {
+        Duration::from_nanos(self.graceful_timeout.load(Ordering::Relaxed))
+    }
+
+    /// Takes new settings (a new version of the application): more slots take queued requests
+    /// at once; requests waiting already keep their places under a lower queue limit.
+    /// (A router keeps the metrics it was made with: `settings.metrics` is not read.)
+    pub(crate) fn set_settings(self: &Arc<Self>, settings: &RouterSettings)
+    where
+        D: Send + Sync + 'static,
+    {
+        self.queue.set_max(settings.max_queued);
         self.graceful_timeout
+            .store(nanos(settings.graceful_timeout), Ordering::Relaxed);
+        self.set_max_ongoing(settings.max_ongoing);
     }
 
     /// Requests failed because a graceful shutdown timeout ran out.
@@ -293,7 +333,7 @@ impl<D: Send + Sync + 'static> RequestRouter<D> {
         }
         self.retiring.locked().push(replica.clone());
         let draining = Draining(self.retiring.clone(), replica.clone());
-        let timeout = self.graceful_timeout;
+        let timeout = self.graceful_timeout();
         let stopped_requests = self.stopped_requests.clone();
         self.rt.spawn(async move {
             let _draining = draining;
@@ -321,7 +361,7 @@ impl<D: Send + Sync + 'static> RequestRouter<D> {
         if self.closed.swap(true, Ordering::SeqCst) {
             return;
         }
-        let timeout = self.graceful_timeout;
+        let timeout = self.graceful_timeout();
         let router = Arc::downgrade(self);
         self.rt.spawn(async move {
             tokio::time::sleep(timeout).await;
@@ -331,10 +371,38 @@ impl<D: Send + Sync + 'static> RequestRouter<D> {
         });
     }
 
+    /// Its deployment was deleted: every call is refused from now on, saying so
+    /// ([`ErrorKind::NotFound`]), and the requests still waiting for a replica fail the same way.
+    /// Requests running on a replica finish there (its retirement bounds them).
+    ///
+    /// [`ErrorKind::NotFound`]: crate::ErrorKind::NotFound
+    pub(crate) fn delete(&self) {
+        self.deleted.store(true, Ordering::SeqCst);
+        self.closed.store(true, Ordering::SeqCst);
+        self.stopped.store(true, Ordering::SeqCst);
+        for job in self.queue.take_all() {
+            job.fail(self.refusal().in_deployment(&self.name));
+        }
+    }
+
+    /// Why a call is refused: the deployment was deleted, or it is shutting down.
+    #[cold]
+    fn refusal(&self) -> ServeError {
+        if self.deleted.load(Ordering::Relaxed) {
+            ServeError::new(ErrorKind::NotFound).with_message(
+                "the deployment was deleted (its application was deleted, or replaced by a \
+                 version without it)",
+            )
+        } else {
+            ServeError::shut_down()
+                .with_message("the deployment is shutting down and takes no new requests")
+        }
+    }
+
     /// Past a graceful shutdown's timeout: refuses every call, fails the requests still
     /// waiting for a replica and those still running on one.
     pub(crate) fn stop_all(&self) {
-        let timeout = self.graceful_timeout;
+        let timeout = self.graceful_timeout();
         self.stopped.store(true, Ordering::SeqCst);
         let queued = self.queue.take_all();
         self.stopped_requests
@@ -449,11 +517,7 @@ impl<D: Send + Sync + 'static> RequestRouter<D> {
         if (scope.is_none() && self.closed.load(Ordering::Relaxed))
             || self.stopped.load(Ordering::Relaxed)
         {
-            call.fail(
-                ServeError::shut_down()
-                    .with_message("the deployment is shutting down and takes no new requests")
-                    .at(&self.name, method),
-            );
+            call.fail(self.refusal().at(&self.name, method));
             return;
         }
         match args.ready() {
@@ -613,7 +677,12 @@ impl<D: Send + Sync + 'static> SlotSource<D> for RequestRouter<D> {
 
     fn requeue(self: Arc<Self>, job: Box<dyn Job<D>>) {
         if self.stopped.load(Ordering::Relaxed) {
-            job.fail(ServeError::shut_down().in_deployment(&self.name));
+            let error = if self.deleted.load(Ordering::Relaxed) {
+                self.refusal()
+            } else {
+                ServeError::shut_down()
+            };
+            job.fail(error.in_deployment(&self.name));
             return;
         }
         match self.free_slot() {

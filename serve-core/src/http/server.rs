@@ -463,6 +463,12 @@ pub(crate) fn normalize_prefix(prefix: &str) -> Result<String, ServeError> {
     Ok(if trimmed.is_empty() { "/" } else { trimmed }.to_owned())
 }
 
+/// Takes application `app`'s route out of `routes`; returns its ingress.
+fn take_route(routes: &mut Vec<Route>, app: &str) -> Option<Arc<dyn Ingress>> {
+    let at = routes.iter().position(|r| r.app == app)?;
+    Some(routes.remove(at).ingress)
+}
+
 fn matches(prefix: &str, path: &str) -> bool {
     prefix == "/"
         || path == prefix
@@ -559,22 +565,39 @@ impl Proxy {
         }
     }
 
-    /// Serves `ingress` (the application `app`) at `prefix`.
+    /// Checks that application `app` may be served at `prefix`: no other application is.
+    pub(crate) fn check_mount(&self, prefix: &str, app: &str) -> Result<(), ServeError> {
+        let prefix = normalize_prefix(prefix)?;
+        let routes = self.routes.read_locked();
+        match routes.iter().find(|r| *r.prefix == *prefix && r.app != app) {
+            Some(taken) => Err(ServeError::new(ErrorKind::Runtime).with_message(format!(
+                "route prefix `{prefix}` is already served by application `{}`: give \
+                 application `{app}` another prefix, or delete `{}` first",
+                taken.app, taken.app
+            ))),
+            None => Ok(()),
+        }
+    }
+
+    /// Serves `ingress` (the application `app`) at `prefix`, in the place of the application's
+    /// route if it has one (a new version: requests from now on go to `ingress`). Returns the
+    /// ingress it replaces.
     pub(crate) fn mount(
         &self,
         prefix: &str,
         app: &str,
         ingress: Arc<dyn Ingress>,
-    ) -> Result<(), ServeError> {
+    ) -> Result<Option<Arc<dyn Ingress>>, ServeError> {
         let prefix = normalize_prefix(prefix)?;
         let mut routes = self.routes.write_locked();
-        if let Some(taken) = routes.iter().find(|r| *r.prefix == *prefix) {
+        if let Some(taken) = routes.iter().find(|r| *r.prefix == *prefix && r.app != app) {
             return Err(ServeError::new(ErrorKind::Runtime).with_message(format!(
-                "route prefix `{prefix}` is already served by `{}`",
+                "route prefix `{prefix}` is already served by application `{}`",
                 taken.app
             )));
         }
         let metrics = RouteSeries::new(&self.metrics, app, &prefix, Some(ingress.deployment()));
+        let replaced = take_route(&mut routes, app);
         routes.push(Route {
             prefix: prefix.into(),
             app: app.into(),
@@ -583,7 +606,13 @@ impl Proxy {
         });
         // Longest prefix first, so the most specific application wins.
         routes.sort_by_key(|r| std::cmp::Reverse(r.prefix.len()));
-        Ok(())
+        Ok(replaced)
+    }
+
+    /// Stops serving application `app` (its prefix answers 404 from now on, unless another
+    /// application's covers it); returns its ingress, if it was served.
+    pub(crate) fn unmount(&self, app: &str) -> Option<Arc<dyn Ingress>> {
+        take_route(&mut self.routes.write_locked(), app)
     }
 
     /// The proxy's own endpoints, under `/-/` like Ray Serve's: `/-/healthz`, `/-/routes` (route

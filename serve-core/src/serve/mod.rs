@@ -18,25 +18,28 @@ use crate::api::handle::{CallOne, CallStream, DeploymentHandle};
 use crate::config::DeploymentConfig;
 use crate::control::application::Application;
 use crate::control::nodes::NodeSet;
-use crate::control::registry::{AppRecord, Registry};
+use crate::control::registry::Registry;
 use crate::control::resources::{InstanceResources, ResourcePool};
 use crate::control::status::ApplicationStatus;
 use crate::control::update::DeploymentUpdate;
 use crate::error::{ErrorKind, ServeError};
 use crate::http::{
-    self, Ingress, IntoHttpResponse, IntoStreamPart, Proxy, Request, StreamingIngress, UnaryIngress,
+    Ingress, IntoHttpResponse, IntoStreamPart, Proxy, Request, StreamingIngress, UnaryIngress,
 };
 use crate::metrics::registry::Metrics;
 use crate::metrics::snapshot::{self, MetricsSnapshot};
 use crate::util::blocking;
 use crate::util::sync::{self, Lock};
 
+mod apps;
 mod builder;
 #[cfg(feature = "cluster")]
 pub(crate) mod cluster;
+mod options;
 pub(crate) mod task;
 
 pub use builder::ServeBuilder;
+pub use options::{DEFAULT_APP_NAME, RunOptions};
 
 struct Inner {
     runtime: Mutex<Option<tokio::runtime::Runtime>>,
@@ -178,9 +181,16 @@ impl Serve {
         }
     }
 
-    /// Deploys `app` (every deployment it was bound with, children first) and returns the handle of
-    /// its root deployment, once every replica is constructed. Fails with the constructor's error if
-    /// one fails.
+    /// Deploys `app` (every deployment it was bound with, children first) as the application
+    /// named [`DEFAULT_APP_NAME`] (`"default"`, as in Ray Serve) and returns the handle of its
+    /// root deployment, once every replica is constructed. Fails with the constructor's error if
+    /// one keeps failing (a constructor that fails is tried again, up to `min(3 * replicas, 20)`
+    /// failures in all, as in Ray).
+    ///
+    /// As in Ray, running an application under a name that runs already deploys a new version
+    /// of it: a second `run` replaces the first application (rolling, without dropping a
+    /// request) rather than adding another. To run several applications side by side, name them:
+    /// [`run_with`](Self::run_with) and [`RunOptions`].
     ///
     /// Each replica first reserves its resources (`num_cpus`, `num_gpus`, custom resources; see
     /// [`resources`](crate::resources)). As in Ray, replicas that do not fit in what the instance
@@ -198,36 +208,19 @@ impl Serve {
         &self,
         app: Application<D>,
     ) -> Result<DeploymentHandle<D>, ServeError> {
-        let configs = app.deployment_configs();
-        self.run_configured(app, configs)
+        self.run_with(app, RunOptions::new())
     }
 
     /// Like [`run`](Self::run), with each deployment's configuration given: `configs` is
     /// [`Application::deployment_configs`] with values changed (e.g. from a config file); the names
-    /// must stay as they are.
+    /// must stay as they are. (`run_with` with [`RunOptions::deployment_configs`] names the
+    /// application too.)
     pub fn run_configured<D: Deployment>(
         &self,
         app: Application<D>,
         configs: Vec<DeploymentConfig>,
     ) -> Result<DeploymentHandle<D>, ServeError> {
-        if blocking::on_serve_async_thread() {
-            return Err(ServeError::blocking_in_async("Serve::run"));
-        }
-        let expected: Vec<String> = app
-            .deployment_configs()
-            .into_iter()
-            .map(|c| c.name)
-            .collect();
-        let given: Vec<&str> = configs.iter().map(|c| c.name.as_str()).collect();
-        if expected != given {
-            return Err(ServeError::new(ErrorKind::Runtime).with_message(format!(
-                "the configurations name the deployments {given:?}, but the application has {expected:?}"
-            )));
-        }
-        for config in &configs {
-            config.validate()?;
-        }
-        futures::executor::block_on(self.deploy(app, configs)?)
+        self.run_with(app, RunOptions::new().deployment_configs(configs))
     }
 
     /// Like [`run`](Self::run), for async code.
@@ -235,33 +228,7 @@ impl Serve {
         &self,
         app: Application<D>,
     ) -> Result<DeploymentHandle<D>, ServeError> {
-        let configs = app.deployment_configs();
-        self.deploy(app, configs)?.await
-    }
-
-    /// Starts deploying `app` with `configs` on the instance's runtime. The future resolves to
-    /// the root deployment's handle once every replica that fits is constructed, and records the
-    /// application (for `status`, updates and shutdown).
-    fn deploy<D: Deployment>(
-        &self,
-        app: Application<D>,
-        configs: Vec<DeploymentConfig>,
-    ) -> Result<impl Future<Output = Result<DeploymentHandle<D>, ServeError>> + use<D>, ServeError>
-    {
-        let rt = self.live_handle()?;
-        let task = rt.spawn(app.deploy(rt.clone(), configs, self.inner.nodes.clone()));
-        let registry = self.inner.registry.clone();
-        Ok(async move {
-            let (handle, deployments) = task
-                .await
-                .unwrap_or_else(|_| Err(ServeError::shut_down()))?;
-            registry.add(AppRecord {
-                name: handle.deployment_name().to_owned(),
-                route_prefix: None,
-                deployments,
-            });
-            Ok(handle)
-        })
+        self.run_with_async(app, RunOptions::new()).await
     }
 
     /// Changes a running deployment without dropping requests: a new `num_replicas` starts new
@@ -435,21 +402,26 @@ impl Serve {
         })
     }
 
-    /// Deploys `app` like [`run`](Self::run) and serves it over HTTP under `route_prefix` (`"/"`
-    /// for everything; several applications can share the proxy under different prefixes). Every
-    /// request under the prefix goes to the ingress deployment's `call(&self, req: Request)`.
+    /// Deploys `app` like [`run`](Self::run) and serves it over HTTP (after
+    /// [`start_http`](Self::start_http)). `options` is a route prefix (`"/"` for everything;
+    /// several applications can share the proxy under different prefixes) or [`RunOptions`],
+    /// which also name the application (`RunOptions::named("hello").route_prefix("/hello")`;
+    /// the prefix defaults to `"/"`). Every request under the prefix goes to the ingress
+    /// deployment's `call(&self, req: Request)`. A prefix served by another application is an
+    /// error (before anything is deployed); a new version of the same application takes its
+    /// route over (from then on, requests go to the new version; those already on their way
+    /// to the old one finish there), under its new prefix if that changed.
     pub fn run_http<D, R>(
         &self,
         app: Application<D>,
-        route_prefix: &str,
+        options: impl Into<RunOptions>,
     ) -> Result<DeploymentHandle<D>, ServeError>
     where
         D: Deployment,
         D::Handle: CallOne<Request, Output = R>,
         R: IntoHttpResponse + Send + 'static,
     {
-        let configs = app.deployment_configs();
-        self.run_http_configured(app, route_prefix, configs)
+        self.serve_http(app, options.into(), |handle| Arc::new(UnaryIngress(handle)))
     }
 
     /// [`run_http`](Self::run_http) with each deployment's configuration given, as in
@@ -457,7 +429,7 @@ impl Serve {
     pub fn run_http_configured<D, R>(
         &self,
         app: Application<D>,
-        route_prefix: &str,
+        options: impl Into<RunOptions>,
         configs: Vec<DeploymentConfig>,
     ) -> Result<DeploymentHandle<D>, ServeError>
     where
@@ -465,9 +437,8 @@ impl Serve {
         D::Handle: CallOne<Request, Output = R>,
         R: IntoHttpResponse + Send + 'static,
     {
-        self.serve_http(app, route_prefix, configs, |handle| {
-            Arc::new(UnaryIngress(handle))
-        })
+        let options = options.into().deployment_configs(configs);
+        self.serve_http(app, options, |handle| Arc::new(UnaryIngress(handle)))
     }
 
     /// Like [`run_http`](Self::run_http) for an ingress whose `call` streams
@@ -478,45 +449,30 @@ impl Serve {
     pub fn run_http_streaming<D, T>(
         &self,
         app: Application<D>,
-        route_prefix: &str,
+        options: impl Into<RunOptions>,
     ) -> Result<DeploymentHandle<D>, ServeError>
     where
         D: Deployment,
         D::Handle: CallStream<Request, Item = T>,
         T: IntoStreamPart,
     {
-        let configs = app.deployment_configs();
-        self.serve_http(app, route_prefix, configs, |handle| {
+        self.serve_http(app, options.into(), |handle| {
             Arc::new(StreamingIngress(handle))
         })
     }
 
-    /// Deploys `app` and mounts its ingress (made by `ingress` from the root's handle) at
-    /// `route_prefix`.
+    /// Deploys `app` as `options` say and serves it over HTTP through the ingress `ingress`
+    /// makes from the root's handle.
     fn serve_http<D: Deployment>(
         &self,
         app: Application<D>,
-        route_prefix: &str,
-        configs: Vec<DeploymentConfig>,
-        ingress: impl FnOnce(DeploymentHandle<D>) -> Arc<dyn Ingress>,
+        options: RunOptions,
+        ingress: impl FnOnce(DeploymentHandle<D>) -> Arc<dyn Ingress> + Send + 'static,
     ) -> Result<DeploymentHandle<D>, ServeError> {
-        let proxy = self.proxy()?;
-        let route = http::normalized_prefix(route_prefix)?;
-        // The route label of the application's metrics, made as it deploys (it is named after its
-        // root deployment).
-        let metrics = self.inner.nodes.metrics();
-        let app_name = configs.last().map_or(String::new(), |c| c.name.clone());
-        metrics.set_route(&app_name, Some(&route));
-        let mounted = self.run_configured(app, configs).and_then(|handle| {
-            let name = handle.deployment_name().to_owned();
-            proxy.mount(route_prefix, &name, ingress(handle.clone()))?;
-            self.inner.registry.set_route_prefix(&name, route_prefix);
-            Ok(handle)
-        });
-        if mounted.is_err() {
-            metrics.set_route(&app_name, None);
+        if blocking::on_serve_async_thread() {
+            return Err(ServeError::blocking_in_async("Serve::run_http"));
         }
-        mounted
+        futures::executor::block_on(self.deploy(app, options, Some(Box::new(ingress)))?)
     }
 
     /// Stops the instance gracefully: deployments stop admitting new requests (handle calls from

@@ -20,7 +20,7 @@ const ALL_KEYS: &str = "expected one of: `name`, `num_replicas`, `max_ongoing_re
 
 const AUTOSCALING_KEYS: &str = "expected one of: `min_replicas`, `max_replicas`, \
     `initial_replicas`, `target_ongoing_requests`, `upscale_delay_s`, `downscale_delay_s`, \
-    `look_back_period_s`, `metrics_interval_s`, `upscaling_factor`, `downscaling_factor`";
+    `downscale_to_zero_delay_s`, `look_back_period_s`, `metrics_interval_s`, `upscaling_factor`, `downscaling_factor`";
 
 #[test]
 fn all_options_are_read() {
@@ -93,6 +93,7 @@ fn every_autoscaling_key_is_read_in_the_configs_order() {
         upscaling_factor = 2,
         metrics_interval_s = 1,
         look_back_period_s = 4,
+        downscale_to_zero_delay_s = 60,
         downscale_delay_s = 0,
         upscale_delay_s = 0.5,
         target_ongoing_requests = 1.5,
@@ -114,6 +115,7 @@ fn every_autoscaling_key_is_read_in_the_configs_order() {
             "target_ongoing_requests=1.5",
             "upscale_delay_s=0.5",
             "downscale_delay_s=0.0",
+            "downscale_to_zero_delay_s=60.0",
             "look_back_period_s=4.0",
             "metrics_interval_s=1.0",
             "upscaling_factor=2.0",
@@ -263,6 +265,7 @@ fn autoscaling_values_are_validated_one_by_one() {
             target_ongoing_requests = 0,
             upscale_delay_s = -1,
             downscale_delay_s = -0.5,
+            downscale_to_zero_delay_s = -2,
             look_back_period_s = 0,
             metrics_interval_s = 0,
             upscaling_factor = 0,
@@ -273,6 +276,7 @@ fn autoscaling_values_are_validated_one_by_one() {
             "`target_ongoing_requests` must be a number greater than 0, not 0",
             "`upscale_delay_s` must be a number of at least 0, not -1",
             "`downscale_delay_s` must be a number of at least 0, not -0.5",
+            "`downscale_to_zero_delay_s` must be a number of at least 0, not -2",
             "`look_back_period_s` must be a number greater than 0, not 0",
             "`metrics_interval_s` must be a number greater than 0, not 0",
             "`upscaling_factor` must be a number greater than 0, not 0",

@@ -5,6 +5,7 @@ use serve_core::prelude::*;
     target_ongoing_requests = 0,
     upscale_delay_s = -1,
     downscale_delay_s = -0.5,
+    downscale_to_zero_delay_s = -2,
     look_back_period_s = 0,
     metrics_interval_s = 0,
     upscaling_factor = 0,

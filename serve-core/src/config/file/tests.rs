@@ -80,6 +80,7 @@ applications:
       max_replicas: 8
       target_ongoing_requests: 1.5
       upscale_delay_s: 0
+      downscale_to_zero_delay_s: 45
       downscaling_factor: 0.5
 ";
 
@@ -106,6 +107,7 @@ min_replicas = 0
 max_replicas = 8
 target_ongoing_requests = 1.5
 upscale_delay_s = 0
+downscale_to_zero_delay_s = 45
 downscaling_factor = 0.5
 "#;
 
@@ -161,6 +163,7 @@ fn every_deployment_key_is_read_and_applied_from_yaml_and_toml() {
             .max_replicas(8)
             .target_ongoing_requests(1.5)
             .upscale_delay_s(0.0)
+            .downscale_to_zero_delay_s(45.0)
             .downscaling_factor(0.5);
         assert_eq!(french.autoscaling, Some(expected), "{format}");
         assert_eq!(french.health_check_period_s, 10.0, "{format}: untouched");
@@ -224,6 +227,7 @@ fn tuned() -> Vec<DeploymentConfig> {
                 .target_ongoing_requests(1.5)
                 .upscale_delay_s(0.3)
                 .downscale_delay_s(600.0)
+                .downscale_to_zero_delay_s(30.0)
                 .look_back_period_s(3.0)
                 .metrics_interval_s(0.7)
                 .upscaling_factor(2.0)
@@ -256,6 +260,7 @@ fn printed_config_has_every_option_and_round_trips() {
         "target_ongoing_requests",
         "upscale_delay_s",
         "downscale_delay_s",
+        "downscale_to_zero_delay_s",
         "look_back_period_s",
         "metrics_interval_s",
         "upscaling_factor",

@@ -172,6 +172,10 @@ fn values_out_of_range_name_the_deployment_and_the_key() {
             "`autoscaling_config.downscale_delay_s` must be a number of at least 0, not -1",
         ),
         (
+            "    autoscaling_config: {downscale_to_zero_delay_s: -2}\n",
+            "`autoscaling_config.downscale_to_zero_delay_s` must be a number of at least 0, not -2",
+        ),
+        (
             "    autoscaling_config: {metrics_interval_s: 0}\n",
             "`autoscaling_config.metrics_interval_s` must be a number greater than 0, not 0",
         ),
