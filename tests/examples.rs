@@ -95,7 +95,10 @@ fn hello_config_output_is_a_config_file_that_run_and_status_honour() {
 
 #[test]
 fn run_names_the_application_with_name_and_serves_it_under_the_route_prefix() {
-    let server = Server::start(&["--name", "greetings", "--route-prefix", "/greet"]);
+    let server = ExampleServer::start(
+        "hello",
+        &["--name", "greetings", "--route-prefix", "/greet"],
+    );
     assert!(server.url.ends_with("/greet"), "{}", server.url);
     let address = server.url.trim_end_matches("/greet").to_owned();
     let status = example_with("hello", &["status", "--address", &address]);

@@ -2,6 +2,7 @@
 
 use std::time::Duration;
 
+use serve_core::AutoscalingConfig;
 use serve_core::prelude::*;
 use serve_test_support::{
     Counter, Gate, PATIENCE, quick_autoscaling, run_with, wait_for_deployment, wait_until,

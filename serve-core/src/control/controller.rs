@@ -46,7 +46,7 @@ use super::health::check_health;
 use super::state::{DeploymentState, construction_bound};
 use crate::api::deployment::Deployment;
 use crate::config::DeploymentConfig;
-use crate::error::{ErrorKind, ServeError};
+use crate::error::ErrorKind;
 use crate::metrics::series::Direction;
 use crate::util::counted::Counted;
 use crate::util::sync::Lock;

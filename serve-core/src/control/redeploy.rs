@@ -92,7 +92,9 @@ impl<D: Deployment> InPlace<D> {
         };
         *state.user_config.locked() = config.user_config.clone();
         state.placement.set_request(config.resources.clone());
-        state.router.set_settings(&RouterSettings::of(&config, None));
+        state
+            .router
+            .set_settings(&RouterSettings::of(&config, None));
         state.set_target(target);
         state.constructions(|c| *c = Constructions::default());
         state.set_unhealthy(None);

@@ -465,7 +465,7 @@ pub(crate) fn normalize_prefix(prefix: &str) -> Result<String, ServeError> {
 
 /// Takes application `app`'s route out of `routes`; returns its ingress.
 fn take_route(routes: &mut Vec<Route>, app: &str) -> Option<Arc<dyn Ingress>> {
-    let at = routes.iter().position(|r| r.app == app)?;
+    let at = routes.iter().position(|r| *r.app == *app)?;
     Some(routes.remove(at).ingress)
 }
 
@@ -569,7 +569,10 @@ impl Proxy {
     pub(crate) fn check_mount(&self, prefix: &str, app: &str) -> Result<(), ServeError> {
         let prefix = normalize_prefix(prefix)?;
         let routes = self.routes.read_locked();
-        match routes.iter().find(|r| *r.prefix == *prefix && r.app != app) {
+        match routes
+            .iter()
+            .find(|r| *r.prefix == *prefix && *r.app != *app)
+        {
             Some(taken) => Err(ServeError::new(ErrorKind::Runtime).with_message(format!(
                 "route prefix `{prefix}` is already served by application `{}`: give \
                  application `{app}` another prefix, or delete `{}` first",
@@ -590,7 +593,10 @@ impl Proxy {
     ) -> Result<Option<Arc<dyn Ingress>>, ServeError> {
         let prefix = normalize_prefix(prefix)?;
         let mut routes = self.routes.write_locked();
-        if let Some(taken) = routes.iter().find(|r| *r.prefix == *prefix && r.app != app) {
+        if let Some(taken) = routes
+            .iter()
+            .find(|r| *r.prefix == *prefix && *r.app != *app)
+        {
             return Err(ServeError::new(ErrorKind::Runtime).with_message(format!(
                 "route prefix `{prefix}` is already served by application `{}`",
                 taken.app
