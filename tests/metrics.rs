@@ -9,9 +9,9 @@ use std::net::SocketAddr;
 use std::time::Duration;
 
 use prometheus_parse::{Sample, Scrape, Value};
-use serve_core::BoxError;
 use serve_core::http::{HttpError, Request};
 use serve_core::prelude::*;
+use serve_core::{BoxError, RunOptions};
 use serve_test_support::cluster::{
     WorkerProcess, WorkerSpec, run_http_worker_reporting, test_cluster, worker_env,
 };
@@ -180,7 +180,10 @@ async fn counters_and_histograms_move_with_successes_errors_404s_and_503s() {
     let addr = serve.start_http("127.0.0.1:0").unwrap();
     let (entered, release) = (Gate::new(), Gate::new());
     serve
-        .run_http(Api::bind(entered.clone(), release.clone()), "/api")
+        .run_http(
+            Api::bind(entered.clone(), release.clone()),
+            RunOptions::named("Api").route_prefix("/api"),
+        )
         .unwrap();
 
     for _ in 0..5 {
@@ -359,7 +362,12 @@ async fn scrapes_under_load_see_counters_grow_to_the_requests_made() {
     const EACH: usize = 50;
     let serve = Serve::start().unwrap();
     let addr = serve.start_http("127.0.0.1:0").unwrap();
-    serve.run_http(shout_app(), "/shout").unwrap();
+    serve
+        .run_http(
+            shout_app(),
+            RunOptions::named("Shout").route_prefix("/shout"),
+        )
+        .unwrap();
 
     let clients: Vec<_> = (0..CLIENTS)
         .map(|_| {
@@ -454,8 +462,12 @@ impl Models {
 #[test]
 fn batches_and_multiplexed_models_are_measured() {
     let serve = Serve::start().unwrap();
-    let batched = serve.run(Batched::bind()).unwrap();
-    let models = serve.run(Models::bind()).unwrap();
+    let batched = serve
+        .run_with(Batched::bind(), RunOptions::named("Batched"))
+        .unwrap();
+    let models = serve
+        .run_with(Models::bind(), RunOptions::named("Models"))
+        .unwrap();
 
     let calls: Vec<_> = (0..8).map(|x| batched.double.remote(x)).collect();
     for (x, call) in calls.into_iter().enumerate() {
@@ -514,7 +526,9 @@ async fn autoscaling_decisions_and_replica_health_are_measured() {
     configs[0] = (configs[0].clone())
         .max_queued_requests(100)
         .autoscaling(quick_autoscaling(1, 3));
-    serve.run_http_configured(app, "/", configs).unwrap();
+    serve
+        .run_http_configured(app, RunOptions::named("Api"), configs)
+        .unwrap();
     let api: &[_] = &[("deployment", "Api"), ("application", "Api")];
     scrape(addr)
         .await
@@ -570,7 +584,9 @@ async fn autoscaling_decisions_and_replica_health_are_measured() {
 async fn ray_metric_names_are_rays_exactly() {
     let serve = Serve::builder().ray_metric_names(true).start().unwrap();
     let addr = serve.start_http("127.0.0.1:0").unwrap();
-    serve.run_http(shout_app(), "/").unwrap();
+    serve
+        .run_http(shout_app(), RunOptions::named("Shout"))
+        .unwrap();
     assert_eq!(send(addr, "POST", "/", &[], "hi").await.body, "HI");
     let m = scrape(addr).await;
     let ok: &[_] = &[("route", "/"), ("method", "POST"), ("status_code", "200")];
@@ -638,19 +654,34 @@ async fn every_metric_the_grafana_dashboard_queries_is_exposed() {
     let addr = serve.start_http("127.0.0.1:0").unwrap();
     let (entered, release) = (Gate::new(), Gate::new());
     release.open();
-    serve.run_http(Api::bind(entered, release), "/api").unwrap();
-    serve.run_http(shout_app(), "/shout").unwrap();
-    let batched = serve.run_async(Batched::bind()).await.unwrap();
+    serve
+        .run_http(
+            Api::bind(entered, release),
+            RunOptions::named("Api").route_prefix("/api"),
+        )
+        .unwrap();
+    serve
+        .run_http(
+            shout_app(),
+            RunOptions::named("Shout").route_prefix("/shout"),
+        )
+        .unwrap();
+    let batched = serve
+        .run_with_async(Batched::bind(), RunOptions::named("Batched"))
+        .await
+        .unwrap();
     // The model deployment autoscales too.
     let models = {
         let app = Models::bind();
         let mut configs = app.deployment_configs();
         configs[0] = configs[0].clone().autoscaling(quick_autoscaling(1, 2));
         let serve = serve.clone();
-        tokio::task::spawn_blocking(move || serve.run_configured(app, configs))
-            .await
-            .unwrap()
-            .unwrap()
+        tokio::task::spawn_blocking(move || {
+            serve.run_with(app, RunOptions::named("Models").deployment_configs(configs))
+        })
+        .await
+        .unwrap()
+        .unwrap()
     };
     for path in ["/api/ok", "/api/fail", "/api/missing"] {
         send(addr, "GET", path, &[], "").await;

@@ -720,7 +720,7 @@ fn respond(
 /// Where a request went, for its access line.
 #[derive(Default)]
 struct Served {
-    /// The route prefix and the application (its ingress deployment's name).
+    /// The route prefix and the application's name.
     route: Option<(Arc<str>, Arc<str>)>,
     request_id: Option<u64>,
     /// One of the proxy's own endpoints (`/-/healthz`): logged at `DEBUG`.

@@ -380,7 +380,7 @@ pub struct ReplicaContext {
 }
 
 impl ReplicaContext {
-    /// The application's name (its ingress deployment's name).
+    /// The application's name (`default` unless it was run under a name, as in Ray).
     pub fn app_name(&self) -> &str {
         &self.replica.app
     }
