@@ -10,6 +10,9 @@
 //!     def __init__(self, greeting: str):
 //!         self.greeting = greeting
 //!
+//!     def reconfigure(self, user_config: dict):
+//!         self.greeting = user_config.get("greeting", self.greeting)
+//!
 //!     def __call__(self, request) -> str:
 //!         return f"{self.greeting} {request.query_params['name']}"
 //!
@@ -28,6 +31,11 @@
 //! from its arguments. Here: `cargo run --example apps -- run echo` (or `run apps:echo`), and a
 //! config file whose application says `import_path: apps:greeter` and `args: {greeting: Hola}`
 //! serves the greeter (`tests/apps.rs`). `cargo run --example apps -- config` prints both.
+//! A config's `user_config: {greeting: Bonjour}` for `Greeter` changes the greeting of the
+//! running replicas (`reconfigure`), as `apps deploy` does to a running server
+//! (`tests/control_api.rs`).
+
+use std::sync::RwLock;
 
 use serde::Deserialize;
 use serve_core::http::Request;
@@ -35,19 +43,36 @@ use serve_core::prelude::*;
 
 #[deployment]
 pub struct Greeter {
-    greeting: String,
+    greeting: RwLock<String>,
 }
 
 #[deployment]
 impl Greeter {
     pub fn new(greeting: String) -> Self {
-        Self { greeting }
+        Self {
+            greeting: RwLock::new(greeting),
+        }
     }
 
     pub fn call(&self, request: Request) -> String {
         let name = request.query("name").unwrap_or_else(|| "world".into());
-        format!("{} {name}", self.greeting)
+        let greeting = self.greeting.read().unwrap_or_else(|e| e.into_inner());
+        format!("{greeting} {name}")
     }
+
+    /// A `user_config` with a `greeting` replaces it in the running replica.
+    pub fn reconfigure(&self, config: GreeterConfig) {
+        if let Some(greeting) = config.greeting {
+            *self.greeting.write().unwrap_or_else(|e| e.into_inner()) = greeting;
+        }
+    }
+}
+
+/// The greeter's `user_config`.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct GreeterConfig {
+    greeting: Option<String>,
 }
 
 #[deployment]

@@ -58,9 +58,16 @@ impl ExampleServer {
 
     /// [`start`](Self::start) with environment variables set (`RUST_LOG`).
     pub fn start_with_env(example: &str, args: &[&str], env: &[(&str, &str)]) -> ExampleServer {
+        // The control API on a free port too, unless the test says where.
+        let admin: &[&str] = if args.contains(&"--admin-address") {
+            &[]
+        } else {
+            &["--admin-address", "127.0.0.1:0"]
+        };
         let mut child = Command::new(example_path(example))
             .arg("run")
             .args(["--host", "127.0.0.1", "--port", "0"])
+            .args(admin)
             .args(args)
             .env_remove("RUST_LOG")
             .envs(env.iter().copied())
@@ -101,6 +108,37 @@ impl ExampleServer {
         let authority = server.url["http://".len()..].split('/').next().unwrap();
         server.addr = authority.parse().unwrap();
         server
+    }
+
+    /// Where its control API listens, as its log says (it is started after the application).
+    pub fn control_addr(&self) -> std::net::SocketAddr {
+        let line = self.wait_for_line("the control API's address", |l| {
+            l.contains("control API listening on http://")
+        });
+        let at = line.find("http://").expect("a URL") + "http://".len();
+        line[at..]
+            .split(['"', ' ', '/'])
+            .next()
+            .unwrap()
+            .trim()
+            .parse()
+            .unwrap()
+    }
+
+    /// Whether the process has exited, waiting up to [`PATIENCE`] for it to.
+    pub fn exited(&mut self) -> Option<std::process::ExitStatus> {
+        let deadline = std::time::Instant::now() + PATIENCE;
+        // The log's end is the signal: stderr closes when the process exits.
+        let mut guard = self.log.lines.lock().unwrap();
+        while !guard.1 {
+            let now = std::time::Instant::now();
+            if now >= deadline {
+                return None;
+            }
+            guard = self.log.grew.wait_timeout(guard, deadline - now).unwrap().0;
+        }
+        drop(guard);
+        self.child.wait().ok()
     }
 
     /// The example's binary.

@@ -111,7 +111,8 @@ where
 }
 
 /// Builds an application from a config file's `args`.
-type Build = Box<dyn FnOnce(Option<serde_json::Value>) -> Result<Box<dyn Servable>, ServeError>>;
+type Build =
+    Box<dyn Fn(Option<serde_json::Value>) -> Result<Box<dyn Servable>, ServeError> + Send + Sync>;
 
 /// One application a binary offers.
 pub(crate) struct Offered {
@@ -120,9 +121,10 @@ pub(crate) struct Offered {
 }
 
 impl Offered {
-    /// The application, built with `args` (a config file's; `None` when not given).
+    /// The application, built with `args` (a config file's; `None` when not given). It can be
+    /// built again: the control API deploys new versions of it.
     pub(crate) fn build(
-        self,
+        &self,
         args: Option<serde_json::Value>,
     ) -> Result<Box<dyn Servable>, ServeError> {
         (self.build)(args)
@@ -144,7 +146,7 @@ where
                  with `.app_with_args(..)` to build it from them), but the config file gives some"
             )));
         }
-        Ok(app)
+        Ok(app.clone())
     })
 }
 
@@ -152,7 +154,7 @@ where
 /// `serve_core::apps().app_with_args(..)`): a config file's `args`, or `{}` when it has none.
 pub(crate) fn offer_with_args<A, D, R>(
     name: String,
-    build: impl FnOnce(A) -> Application<D> + 'static,
+    build: impl Fn(A) -> Application<D> + Send + Sync + 'static,
 ) -> Offered
 where
     A: DeserializeOwned,
@@ -185,7 +187,10 @@ where
 /// The application `build` makes from a config file's `args`, offered as `name`.
 fn offered<D, R>(
     name: String,
-    build: impl FnOnce(Option<serde_json::Value>) -> Result<Application<D>, ServeError> + 'static,
+    build: impl Fn(Option<serde_json::Value>) -> Result<Application<D>, ServeError>
+    + Send
+    + Sync
+    + 'static,
 ) -> Offered
 where
     D: Deployment,

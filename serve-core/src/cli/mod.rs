@@ -56,6 +56,8 @@ use apps::Offered;
 use serde::de::DeserializeOwned;
 
 mod apps;
+mod client;
+mod control;
 mod logging;
 
 #[derive(Parser, Debug)]
@@ -133,6 +135,30 @@ enum Command {
         #[arg(long, default_value = "http://127.0.0.1:8000")]
         address: String,
     },
+    /// Make a running instance's applications what a config file says, through its control
+    /// API (Ray's `serve deploy`): new ones are deployed, changed ones updated (in place when
+    /// only replicas, user_config, max_ongoing_requests or resources change), missing ones
+    /// deleted.
+    Deploy {
+        /// The config file (YAML or TOML), as `run --config` takes it.
+        #[arg(value_name = "CONFIG")]
+        config: PathBuf,
+        #[command(flatten)]
+        admin: client::AdminClientArgs,
+    },
+    /// Delete one application of a running instance (its route answers 404, its replicas stop
+    /// once their requests finished).
+    Delete {
+        /// The application's name, as `status` shows it.
+        name: String,
+        #[command(flatten)]
+        admin: client::AdminClientArgs,
+    },
+    /// Ask a running instance to drain its requests and exit (as on SIGTERM).
+    Shutdown {
+        #[command(flatten)]
+        admin: client::AdminClientArgs,
+    },
 }
 
 #[derive(clap::Args, Debug)]
@@ -167,6 +193,15 @@ struct RunArgs {
     /// unless configured) [default: the longest of those].
     #[arg(long)]
     graceful_shutdown_timeout: Option<f64>,
+    /// Where the control API listens (`deploy`, `delete`, `shutdown`, and Ray's REST API under
+    /// `/api/serve/`): `HOST:PORT` (port 0: any free port), or `none` [default: 127.0.0.1:8265,
+    /// Ray's dashboard address; if that is busy, the process runs without one and says so].
+    #[arg(long)]
+    admin_address: Option<String>,
+    /// The token the control API requires of every request (`Authorization: Bearer TOKEN`);
+    /// required when `--admin-address` is not loopback [default: `SERVE_ADMIN_TOKEN`].
+    #[arg(long)]
+    admin_token: Option<String>,
     #[cfg(feature = "cluster")]
     #[command(flatten)]
     node: NodeArgs,
@@ -323,7 +358,7 @@ impl AppsBuilder {
     pub fn app_with_args<A, D, R>(
         mut self,
         name: impl Into<String>,
-        build: impl FnOnce(A) -> Application<D> + 'static,
+        build: impl Fn(A) -> Application<D> + Send + Sync + 'static,
     ) -> Self
     where
         A: DeserializeOwned,
@@ -367,6 +402,18 @@ fn main_with(offered: Vec<Offered>) -> ExitCode {
         Command::Status { address } => {
             let _logs = install_logging(&cli.log.over(None), &[]);
             status(&address)
+        }
+        Command::Deploy { config, admin } => {
+            let _logs = install_logging(&cli.log.over(None), &[]);
+            client::deploy(&config, &admin)
+        }
+        Command::Delete { name, admin } => {
+            let _logs = install_logging(&cli.log.over(None), &[]);
+            client::delete(&name, &admin)
+        }
+        Command::Shutdown { admin } => {
+            let _logs = install_logging(&cli.log.over(None), &[]);
+            client::shutdown(&admin)
         }
     };
     match result {
@@ -549,7 +596,7 @@ fn log_ignored(
     }
 }
 
-fn run(mut offered: Vec<Offered>, args: RunArgs, log: &LogArgs) -> Result<(), ServeError> {
+fn run(offered: Vec<Offered>, args: RunArgs, log: &LogArgs) -> Result<(), ServeError> {
     let (target, config_path) = match args.target.as_deref() {
         Some(t)
             if [".yaml", ".yml", ".toml"]
@@ -575,9 +622,7 @@ fn run(mut offered: Vec<Offered>, args: RunArgs, log: &LogArgs) -> Result<(), Se
     )?;
     let app_config: Option<&ApplicationConfig> =
         entry.and_then(|i| file.as_ref().map(|f| &f.config.applications[i]));
-    let app = offered
-        .swap_remove(chosen)
-        .build(app_config.and_then(|a| a.args.clone()))?;
+    let app = offered[chosen].build(app_config.and_then(|a| a.args.clone()))?;
     let mut configs = app.deployment_configs();
     if let Some(file) = &file {
         file.apply(entry.unwrap_or(usize::MAX), &mut configs)?;
@@ -618,11 +663,11 @@ fn run(mut offered: Vec<Offered>, args: RunArgs, log: &LogArgs) -> Result<(), Se
     let request_timeout = (args.request_timeout_s.or(http_options.request_timeout_s))
         .map(|s| time::seconds(s).map_err(|e| config_error(e.to_string())))
         .transpose()?;
-    let route_prefix = args
+    let given_prefix = args
         .route_prefix
         .or_else(|| app_config.map(|a| a.route_prefix.clone()))
         .unwrap_or_else(|| "/".into());
-    let route_prefix = under_root(http_options.root_path.as_deref(), &route_prefix);
+    let route_prefix = under_root(http_options.root_path.as_deref(), &given_prefix);
     let name = args
         .name
         .or_else(|| app_config.map(|a| a.name.clone()))
@@ -632,8 +677,9 @@ fn run(mut offered: Vec<Offered>, args: RunArgs, log: &LogArgs) -> Result<(), Se
         .or_else(|_| format!("[{host}]:{port}").parse())
         .map_err(|_| runtime_error(format!("`{host}:{port}` is not an address to listen on")))?;
 
+    let admin = admin_options(args.admin_address, args.admin_token);
     // Listen for the stop signals before anything can be told we are ready.
-    let stop = StopSignal::install()?;
+    let mut stop = StopSignal::install()?;
     #[cfg(feature = "cluster")]
     let serve = {
         let cluster = args.node.cluster_options(
@@ -658,10 +704,21 @@ fn run(mut offered: Vec<Offered>, args: RunArgs, log: &LogArgs) -> Result<(), Se
     };
     #[cfg(not(feature = "cluster"))]
     let serve = Serve::start()?;
-    let options = RunOptions::named(name).deployment_configs(configs);
-    if proxy_location == Some(crate::config::ProxyLocation::Disabled) {
+    // What the control API reports, and compares a new config with.
+    let entry = ApplicationConfig {
+        import_path: app_config.and_then(|a| a.import_path.clone()),
+        args: app_config.and_then(|a| a.args.clone()),
+        logging_config: app_config.and_then(|a| a.logging_config.clone()),
+        ..ServeConfig::for_application(&name, &given_prefix, &host, port, &configs)
+            .applications
+            .remove(0)
+    };
+    let deployed = control::Deployed::new(chosen, entry, configs.clone());
+    let options = RunOptions::named(name.clone()).deployment_configs(configs);
+    let listening = if proxy_location == Some(crate::config::ProxyLocation::Disabled) {
         app.run(&serve, options)?;
         tracing::info!("application is ready (no HTTP proxy: `proxy_location: Disabled`)");
+        None
     } else {
         let bound = serve.start_http(&addr.to_string())?;
         serve.set_http_request_timeout(request_timeout)?;
@@ -669,6 +726,18 @@ fn run(mut offered: Vec<Offered>, args: RunArgs, log: &LogArgs) -> Result<(), Se
         tracing::info!("HTTP proxy listening on http://{bound}");
         app.run_http(&serve, options.route_prefix(route_prefix.as_str()))?;
         tracing::info!("application is ready at http://{bound}{route_prefix}");
+        Some(bound)
+    };
+    if let Some(admin) = admin {
+        let http = control::HttpSettings {
+            listening,
+            root_path: http_options.root_path.clone(),
+        };
+        let running = [(name, deployed)].into_iter().collect();
+        if let Some(control) = control::start(serve.clone(), offered, running, http, admin)? {
+            tracing::info!("control API listening on http://{}", control.addr);
+            stop.also_on(control.stop);
+        }
     }
 
     stop.wait();
@@ -868,9 +937,32 @@ fn worker_leave(worker: &dyn apps::RunningWorker, timeout: Option<std::time::Dur
     }
 }
 
-/// Ctrl-C (SIGINT) and SIGTERM, listened for from the moment it is installed.
+/// Where the control API listens (`None`: `--admin-address none`), and its token.
+fn admin_options(
+    address: Option<String>,
+    token: Option<String>,
+) -> Option<control::ControlOptions> {
+    let token = token.or_else(|| std::env::var(control::TOKEN_ENV).ok());
+    match address.as_deref() {
+        Some("none") => None,
+        Some(addr) => Some(control::ControlOptions {
+            addr: addr.to_owned(),
+            default_addr: false,
+            token,
+        }),
+        None => Some(control::ControlOptions {
+            addr: control::DEFAULT_ADMIN_ADDRESS.to_owned(),
+            default_addr: true,
+            token,
+        }),
+    }
+}
+
+/// Ctrl-C (SIGINT) and SIGTERM, listened for from the moment it is installed (and, once told,
+/// the control API's `shutdown`).
 struct StopSignal {
     rt: tokio::runtime::Runtime,
+    asked: Option<std::sync::Arc<tokio::sync::Notify>>,
     #[cfg(unix)]
     term: tokio::signal::unix::Signal,
     #[cfg(unix)]
@@ -897,6 +989,7 @@ impl StopSignal {
         };
         Ok(Self {
             rt,
+            asked: None,
             #[cfg(unix)]
             term,
             #[cfg(unix)]
@@ -904,26 +997,38 @@ impl StopSignal {
         })
     }
 
-    /// Blocks until one of the signals arrives.
+    /// Stops the wait when `asked` is notified too.
+    fn also_on(&mut self, asked: std::sync::Arc<tokio::sync::Notify>) {
+        self.asked = Some(asked);
+    }
+
+    /// Blocks until one of the signals arrives (or the control API asks).
     fn wait(mut self) {
+        let asked = self.asked.take();
         self.rt.block_on(async {
+            let asked = async {
+                match asked {
+                    Some(asked) => asked.notified().await,
+                    None => std::future::pending().await,
+                }
+            };
             #[cfg(unix)]
             tokio::select! {
                 _ = self.int.recv() => {}
                 _ = self.term.recv() => {}
+                _ = asked => {}
             }
             #[cfg(not(unix))]
-            let _ = tokio::signal::ctrl_c().await;
+            tokio::select! {
+                _ = tokio::signal::ctrl_c() => {}
+                _ = asked => {}
+            }
         })
     }
 }
 
 fn status(address: &str) -> Result<(), ServeError> {
-    let rt = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .map_err(|e| runtime_error(format!("cannot start a runtime: {e}")))?;
-    let body = rt.block_on(fetch_status(address))?;
+    let body = client::fetch_status(address)?;
     #[derive(serde::Serialize, serde::Deserialize)]
     struct Status {
         applications: Vec<ApplicationStatus>,
@@ -932,37 +1037,4 @@ fn status(address: &str) -> Result<(), ServeError> {
         .map_err(|e| runtime_error(format!("{address} did not answer with a status: {e}")))?;
     print!("{}", serde_yaml_ng::to_string(&status).unwrap_or_default());
     Ok(())
-}
-
-async fn fetch_status(address: &str) -> Result<Vec<u8>, ServeError> {
-    use http_body_util::{BodyExt, Empty};
-
-    let authority = address
-        .trim_start_matches("http://")
-        .trim_end_matches('/')
-        .to_owned();
-    let unreachable =
-        |e: &dyn std::fmt::Display| runtime_error(format!("cannot reach {address}: {e}"));
-    let stream = tokio::net::TcpStream::connect(&authority)
-        .await
-        .map_err(|e| unreachable(&e))?;
-    let (mut sender, conn) =
-        hyper::client::conn::http1::handshake(hyper_util::rt::TokioIo::new(stream))
-            .await
-            .map_err(|e| unreachable(&e))?;
-    tokio::spawn(conn);
-    let request = hyper::Request::get("/-/status")
-        .header("host", &authority)
-        .body(Empty::<bytes::Bytes>::new())
-        .map_err(|e| unreachable(&e))?;
-    let response = sender
-        .send_request(request)
-        .await
-        .map_err(|e| unreachable(&e))?;
-    let body = response
-        .into_body()
-        .collect()
-        .await
-        .map_err(|e| unreachable(&e))?;
-    Ok(body.to_bytes().to_vec())
 }

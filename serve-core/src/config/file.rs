@@ -701,7 +701,7 @@ pub(crate) fn import_attribute(path: &str) -> Result<&str, String> {
 
 impl DeploymentEntry {
     /// Every option of `config`, as a config file spells it.
-    fn complete(config: &DeploymentConfig) -> Self {
+    pub(crate) fn complete(config: &DeploymentConfig) -> Self {
         let autoscaling = config.autoscaling.clone().map(|mut a| {
             a.upscaling_factor = Some(a.upscaling_factor.unwrap_or(1.0));
             a.downscaling_factor = Some(a.downscaling_factor.unwrap_or(1.0));
@@ -937,6 +937,15 @@ impl ConfigFile {
             }
         };
         let source = Source::new(Some(path), text, format);
+        let config = ServeConfig::read(&source)?;
+        Ok(Self { config, source })
+    }
+
+    /// Reads a config sent as JSON (the control API's `PUT`): JSON is YAML, so it is read as
+    /// YAML, with the same checks and errors (`line 3: ..`).
+    #[cfg_attr(not(feature = "cli"), allow(dead_code))]
+    pub(crate) fn from_json(text: String) -> Result<Self, ServeError> {
+        let source = Source::new(None, text, Format::Yaml);
         let config = ServeConfig::read(&source)?;
         Ok(Self { config, source })
     }

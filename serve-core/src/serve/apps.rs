@@ -156,6 +156,28 @@ impl Serve {
         typed(&*deployment, app_name)
     }
 
+    /// [`update_deployment`](Self::update_deployment) for deployment `deployment_name` of
+    /// application `app_name` (the control API's in-place updates): the same rules, and
+    /// [`ErrorKind::NotFound`] for a name that does not run.
+    #[cfg_attr(not(feature = "cli"), allow(dead_code))]
+    pub(crate) fn update_app_deployment(
+        &self,
+        app_name: &str,
+        deployment_name: &str,
+        update: crate::control::update::DeploymentUpdate,
+    ) -> Result<(), ServeError> {
+        if blocking::on_serve_async_thread() {
+            return Err(ServeError::blocking_in_async("Serve::update_deployment"));
+        }
+        let deployment = self
+            .inner
+            .registry
+            .lookup(app_name, Some(deployment_name))?;
+        let rt = self.live_handle()?;
+        futures::executor::block_on(rt.spawn(deployment.update(update)))
+            .unwrap_or_else(|_| Err(ServeError::shut_down()))
+    }
+
     /// Checks `options` and starts deploying `app` as they say on the instance's runtime
     /// (served over HTTP through the ingress `ingress` makes, if given). The future resolves to
     /// the root's handle once the application runs (see [`run_with`](Self::run_with)).

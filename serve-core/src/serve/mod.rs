@@ -287,7 +287,7 @@ impl Serve {
     /// let handle = serve.run(Echo::bind())?;
     /// handle.remote("hi").result()?;
     /// let text = serve.metrics_text();
-    /// assert!(text.contains(r#"serve_deployment_request_counter_total{application="Echo",deployment="Echo",replica="Echo#0",route=""} 1"#), "{text}");
+    /// assert!(text.contains(r#"serve_deployment_request_counter_total{application="default",deployment="Echo",replica="Echo#0",route=""} 1"#), "{text}");
     /// # Ok::<(), ServeError>(())
     /// ```
     pub fn metrics_text(&self) -> String {
@@ -317,8 +317,8 @@ impl Serve {
     ///     handle.remote("hi").result()?;
     /// }
     /// let after = serve.metrics();
-    /// let echo = after.deployment("Echo", "Echo").unwrap();
-    /// let window = echo.since(before.deployment("Echo", "Echo").unwrap());
+    /// let echo = after.deployment("default", "Echo").unwrap();
+    /// let window = echo.since(before.deployment("default", "Echo").unwrap());
     /// assert_eq!((window.requests, window.errors), (10, 0));
     /// let per_second = window.requests as f64 / (after.taken - before.taken).as_secs_f64();
     /// let p99_ms = window.latency_ms.quantile(0.99).unwrap();
