@@ -17,7 +17,14 @@ use prometheus::proto::{Metric, MetricFamily};
 use super::label::Label;
 use super::registry::Metrics;
 
-/// The metrics of one instance (one node) at one moment: see the [module docs](self).
+/// The metrics of one instance (one node) at one moment ([`Serve::metrics`](crate::Serve::metrics)):
+/// per deployment its requests, errors, processing latency and load; per HTTP route its requests,
+/// errors and latency.
+///
+/// Counters and histograms only grow, so take one snapshot now and one later: the difference
+/// ([`DeploymentMetrics::since`], [`RouteMetrics::since`]) gives the window's request and error
+/// rates (divide by the time between the two [`taken`](Self::taken)s) and its latency
+/// percentiles ([`LatencyHistogram::quantile`]).
 #[derive(Debug, Clone)]
 pub struct MetricsSnapshot {
     /// When it was taken.
