@@ -176,6 +176,37 @@ impl<S: Subscriber> Filter<S> for ByDeployment {
         Filter::<S>::callsite_enabled(&self.env, meta)
     }
 
+    // `RUST_LOG`'s span directives (`[request]=debug`) follow the spans it sees.
+    fn on_new_span(
+        &self,
+        attrs: &tracing::span::Attributes<'_>,
+        id: &tracing::span::Id,
+        cx: Context<'_, S>,
+    ) {
+        Filter::<S>::on_new_span(&self.env, attrs, id, cx)
+    }
+
+    fn on_record(
+        &self,
+        id: &tracing::span::Id,
+        values: &tracing::span::Record<'_>,
+        cx: Context<'_, S>,
+    ) {
+        Filter::<S>::on_record(&self.env, id, values, cx)
+    }
+
+    fn on_enter(&self, id: &tracing::span::Id, cx: Context<'_, S>) {
+        Filter::<S>::on_enter(&self.env, id, cx)
+    }
+
+    fn on_exit(&self, id: &tracing::span::Id, cx: Context<'_, S>) {
+        Filter::<S>::on_exit(&self.env, id, cx)
+    }
+
+    fn on_close(&self, id: tracing::span::Id, cx: Context<'_, S>) {
+        Filter::<S>::on_close(&self.env, id, cx)
+    }
+
     fn max_level_hint(&self) -> Option<LevelFilter> {
         let env = Filter::<S>::max_level_hint(&self.env)?;
         let spans = LevelFilter::INFO;

@@ -952,7 +952,7 @@ impl ConfigFile {
 
     /// Applies the entries of application `app` (an index into `config.applications`) to
     /// `configs`, as [`ApplicationConfig::apply`] does, and then the top level's
-    /// `logging_config` under what each deployment has.
+    /// `logging_config` (but its `log_level`, the process's) under what each deployment has.
     #[cfg_attr(not(feature = "cli"), allow(dead_code))]
     pub(crate) fn apply(
         &self,
@@ -963,9 +963,15 @@ impl ConfigFile {
             app.apply_entries(configs)
                 .map_err(|m| self.source.locate(m))?;
         }
+        // The top level's level is the process's (the log filter's): a deployment without one of
+        // its own follows it, and `RUST_LOG`, without taking it as its own.
         if let Some(logging) = &self.config.logging_config {
+            let inherited = LoggingConfig {
+                log_level: None,
+                ..logging.clone()
+            };
             for config in configs.iter_mut() {
-                config.logging = config.logging.or(logging);
+                config.logging = config.logging.or(&inherited);
             }
         }
         Ok(())

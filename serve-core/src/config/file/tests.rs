@@ -511,6 +511,19 @@ applications:
     assert!(configs[0].logging.access_log());
     assert!(!configs[2].logging.access_log());
     assert_eq!(configs[2].logging.log_level, Some(LogLevel::Error));
+    assert_eq!(
+        configs[2].logging.encoding,
+        Some(super::super::Encoding::Json)
+    );
+    // Without an application level, the process's level is no deployment's own.
+    let toplevel = ConfigFile {
+        source: source::Source::new(None, String::new(), lines::Format::Yaml),
+        config: ServeConfig::from_yaml("logging_config: {log_level: WARNING}\napplications: []\n")
+            .unwrap(),
+    };
+    let mut configs = defaults();
+    toplevel.apply(0, &mut configs).unwrap();
+    assert_eq!(configs[0].logging.log_level, None);
 }
 
 #[test]
