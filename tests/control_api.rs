@@ -460,3 +460,48 @@ fn on_loopback_no_token_is_needed() {
     assert_eq!(now["applications"]["Echo"]["route_prefix"], "/", "{now:#}");
     server.stop_and_lines();
 }
+
+#[test]
+fn an_autoscaling_config_is_a_lightweight_update() {
+    let first = ConfigFile::new("autoscale-first", GREETER);
+    let server = ExampleServer::start("apps", &["--config", first.path()]);
+    let control = server.control_addr();
+    let autoscaling = |min: usize| {
+        GREETER.replace(
+            "num_replicas: 1",
+            &format!(
+                "autoscaling_config: {{min_replicas: {min}, max_replicas: 4, \
+                 downscale_delay_s: 0.2, look_back_period_s: 0.2}}\n        \
+                 graceful_shutdown_timeout_s: 3\n        health_check_period_s: 2"
+            ),
+        )
+    };
+    // From a fixed count to autoscaling, in place: the count is brought within the bounds.
+    let two = ConfigFile::new("autoscale-two", &autoscaling(2));
+    let (ok, out, err) = verb("deploy", &[two.path()], control, &[]);
+    assert!(ok, "{err}");
+    assert!(out.contains("\"greeter\": \"updated\""), "{out}");
+    let now = until(control, "2 replicas running", |d| {
+        running_replicas(d, "greeter", "Greeter") == 2
+    });
+    let config = &now["applications"]["greeter"]["deployments"]["Greeter"]["deployment_config"];
+    assert_eq!(
+        config["autoscaling_config"]["min_replicas"], 2,
+        "{config:#}"
+    );
+    assert_eq!(config["graceful_shutdown_timeout_s"], 3.0, "{config:#}");
+    // The autoscaler runs by the newest config: idle, with a lower minimum, it scales down.
+    let one = ConfigFile::new("autoscale-one", &autoscaling(1));
+    let (ok, out, err) = verb("deploy", &[one.path()], control, &[]);
+    assert!(ok, "{err}");
+    assert!(out.contains("\"greeter\": \"updated\""), "{out}");
+    until(control, "an idle deployment scaled down to 1", |d| {
+        running_replicas(d, "greeter", "Greeter") == 1
+            && d["applications"]["greeter"]["deployments"]["Greeter"]["target_num_replicas"] == 1
+    });
+    assert_eq!(
+        call(server.addr, "GET", "/?name=Dora", &[], "").1,
+        "Hello Dora"
+    );
+    server.stop_and_lines();
+}

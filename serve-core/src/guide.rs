@@ -31,7 +31,9 @@
 //!     routing to the replica that holds it, status, across processes.
 //! 12. [`operating`]: operating it: the Prometheus metrics at `/metrics` (Ray Serve's, with
 //!     their labels and Ray's names), reading them in process, a Grafana dashboard, what
-//!     measuring costs.
+//!     measuring costs, the live dashboard, log formats, and the control API (Ray's REST API:
+//!     deploy a changed config to a running server, delete an application, shut down; the
+//!     token).
 
 #[doc = include_str!("../docs/getting-started.md")]
 pub mod getting_started {}

@@ -14,7 +14,7 @@ use serde::de::DeserializeOwned;
 
 use crate::api::deployment::Deployment;
 use crate::api::handle::CallOne;
-use crate::config::{DeploymentConfig, config_error};
+use crate::config::{DeploymentConfig, config_error, import_attribute};
 use crate::control::application::Application;
 use crate::error::ServeError;
 use crate::http::{IntoHttpResponse, Request};
@@ -266,6 +266,21 @@ pub(crate) fn choose(
         "{from} names application `{wanted}`, but this binary offers: {}",
         names.join(", ")
     )))
+}
+
+/// The name `run`'s argument gives an application: an import path's part after `:` (or after
+/// the last `.`), or the argument itself.
+pub(crate) fn import_name(target: &str) -> &str {
+    import_attribute(target).unwrap_or(target)
+}
+
+/// The route an application is mounted at under `http_options.root_path`.
+pub(crate) fn under_root(root: Option<&str>, route_prefix: &str) -> String {
+    match root.map(|r| r.trim_end_matches('/')) {
+        None | Some("") => route_prefix.to_owned(),
+        Some(root) if route_prefix == "/" => root.to_owned(),
+        Some(root) => format!("{root}{route_prefix}"),
+    }
 }
 
 #[cfg(test)]

@@ -7,10 +7,11 @@
 //!   config file): makes the running applications what it says, declaratively as in Ray. Each
 //!   application is one of the binary's (`import_path`, as `run` picks one), built from its
 //!   `args`. One that runs already with the same code, `args` and route prefix is updated in
-//!   place when only `num_replicas`, `user_config`, `max_ongoing_requests` and resources change
-//!   (what [`Serve::update_deployment`] changes: `user_config` reaches `reconfigure` without a
-//!   restart); any other change deploys a new version of it, rolling (as running it again under
-//!   its name does). Applications running but not in the config are deleted. Everything is
+//!   place when only Ray's "lightweight" options change (`num_replicas`, `autoscaling_config`,
+//!   `user_config`, `max_ongoing_requests`, `graceful_shutdown_timeout_s`, the health check
+//!   periods), or resources (replicas replaced rolling): what [`Serve::update_deployment`]
+//!   changes, `user_config` reaching `reconfigure` without a restart. Any other change deploys
+//!   a new version of it, rolling (as running it again under its name does). Applications running but not in the config are deleted. Everything is
 //!   checked before anything changes: a bad config is a 400 with the reason, and changes
 //!   nothing. Unlike Ray, the reply comes once the change is made (or failed), and says what
 //!   it did to each application.
@@ -38,8 +39,7 @@ use axum::routing::{delete, get, post};
 use serde::Serialize;
 use serde_json::{Value, json};
 
-use super::apps::{self, Offered};
-use super::{named, under_root};
+use super::apps::{self, Offered, import_name, under_root};
 use crate::config::{
     ApplicationConfig, ConfigFile, DeploymentConfig, DeploymentEntry, config_error,
 };
@@ -340,7 +340,7 @@ fn error(e: &ServeError) -> Response {
 enum Outcome {
     /// It did not run: deployed.
     Deployed,
-    /// Changed in place (`num_replicas`, `user_config`, `max_ongoing_requests`, resources).
+    /// Changed in place (Ray's lightweight options, resources).
     Updated,
     /// A new version deployed, rolling.
     Redeployed,
@@ -417,7 +417,7 @@ impl Control {
             let offered = match &app.import_path {
                 Some(path) => apps::choose(
                     &self.offered,
-                    named(path),
+                    import_name(path),
                     &format!("application `{}`'s import_path `{path}`", app.name),
                     &mut notes,
                 )?,
@@ -443,6 +443,20 @@ impl Control {
                 servable,
                 configs,
             });
+        }
+        if self.serve.clustered() {
+            let running = self.deployed.locked();
+            let same = running.len() == config.applications.len()
+                && config
+                    .applications
+                    .iter()
+                    .all(|a| running.contains_key(&a.name));
+            if !same {
+                return Err(ServeError::new(ErrorKind::Runtime).with_message(
+                    "in cluster mode the head runs the one application its workers mirror: a \
+                     config may change it (under its name), not add or delete applications",
+                ));
+            }
         }
         notes.extend(self.unchangeable(config));
         for note in &notes {
@@ -648,9 +662,11 @@ fn same_code(previous: &Deployed, entry: &ApplicationConfig, offered: usize) -> 
 }
 
 /// The updates that take every deployment from `old` to `new` in place, by deployment name
-/// (those with changes only), or `None` when some change needs a new version (a change of
-/// anything but `num_replicas`, `user_config`, `max_ongoing_requests` and resources, or a
-/// `user_config` taken away).
+/// (those with changes only), or `None` when some change needs a new version: a change of
+/// anything but Ray's "lightweight" options (`num_replicas`, `autoscaling_config`,
+/// `user_config`, `max_ongoing_requests`, `graceful_shutdown_timeout_s`, the health check
+/// periods) and resources (replicas replaced rolling), or a `user_config` or autoscaling config
+/// taken away.
 fn in_place(
     old: &[DeploymentConfig],
     new: &[DeploymentConfig],
@@ -661,11 +677,21 @@ fn in_place(
     let mut updates = Vec::new();
     for new in new {
         let old = old.iter().find(|c| c.name == new.name)?;
+        // A user_config or an autoscaling config taken away needs a new version.
+        if (old.user_config.is_some() && new.user_config.is_none())
+            || (old.autoscaling.is_some() && new.autoscaling.is_none())
+        {
+            return None;
+        }
         let mut rest = new.clone();
         rest.num_replicas = old.num_replicas;
         rest.user_config.clone_from(&old.user_config);
         rest.max_ongoing_requests = old.max_ongoing_requests;
         rest.resources = old.resources.clone();
+        rest.autoscaling.clone_from(&old.autoscaling);
+        rest.graceful_shutdown_timeout_s = old.graceful_shutdown_timeout_s;
+        rest.health_check_period_s = old.health_check_period_s;
+        rest.health_check_timeout_s = old.health_check_timeout_s;
         if rest != *old {
             return None;
         }
@@ -685,6 +711,24 @@ fn in_place(
         }
         if new.resources != old.resources {
             update = update.resources(new.resources.clone());
+            changed = true;
+        }
+        if new.autoscaling != old.autoscaling
+            && let Some(autoscaling) = &new.autoscaling
+        {
+            update = update.autoscaling_config(autoscaling.clone());
+            changed = true;
+        }
+        if new.graceful_shutdown_timeout_s != old.graceful_shutdown_timeout_s {
+            update = update.graceful_shutdown_timeout_s(new.graceful_shutdown_timeout_s);
+            changed = true;
+        }
+        if new.health_check_period_s != old.health_check_period_s {
+            update = update.health_check_period_s(new.health_check_period_s);
+            changed = true;
+        }
+        if new.health_check_timeout_s != old.health_check_timeout_s {
+            update = update.health_check_timeout_s(new.health_check_timeout_s);
             changed = true;
         }
         if changed {
@@ -728,10 +772,21 @@ mod tests {
         assert_eq!(updates.len(), 1);
         assert_eq!(updates[0].1.num_replicas, Some(3));
         assert_eq!(updates[0].1.user_config, Some(json!({"greeting": "Hola"})));
+        // So are autoscaling, the graceful shutdown timeout and the health check periods.
+        let mut tuned = old.clone();
+        tuned[0].graceful_shutdown_timeout_s = 1.0;
+        tuned[0].health_check_period_s = 2.0;
+        tuned[0].autoscaling = Some(crate::config::AutoscalingConfig::default());
+        let updates = in_place(&old, &tuned).unwrap();
+        assert_eq!(updates[0].1.graceful_shutdown_timeout_s, Some(1.0));
+        assert_eq!(updates[0].1.health_check_period_s, Some(2.0));
+        assert!(updates[0].1.autoscaling_config.is_some());
         // Anything else is a new version.
         let mut other = old.clone();
-        other[0].graceful_shutdown_timeout_s = 1.0;
+        other[0].max_queued_requests = Some(3);
         assert!(in_place(&old, &other).is_none());
+        // So is autoscaling taken away.
+        assert!(in_place(&tuned, &old).is_none());
         // So is a user_config taken away.
         let with = vec![new[0].clone()];
         let mut without = with.clone();

@@ -44,7 +44,7 @@ use crate::api::deployment::Deployment;
 use crate::api::handle::CallOne;
 use crate::config::{
     ApplicationConfig, ConfigFile, Encoding, LogLevel, LoggingConfig, ServeConfig, config_error,
-    import_attribute, rules,
+    rules,
 };
 use crate::control::application::Application;
 use crate::control::status::ApplicationStatus;
@@ -52,7 +52,7 @@ use crate::error::{ErrorKind, ServeError};
 use crate::http::{IntoHttpResponse, Request};
 use crate::serve::{RunOptions, Serve};
 use crate::util::time;
-use apps::Offered;
+use apps::{Offered, import_name, under_root};
 use serde::de::DeserializeOwned;
 
 mod apps;
@@ -137,8 +137,8 @@ enum Command {
     },
     /// Make a running instance's applications what a config file says, through its control
     /// API (Ray's `serve deploy`): new ones are deployed, changed ones updated (in place when
-    /// only replicas, user_config, max_ongoing_requests or resources change), missing ones
-    /// deleted.
+    /// only Ray's lightweight options change: replicas, autoscaling, user_config, ...), missing
+    /// ones deleted.
     Deploy {
         /// The config file (YAML or TOML), as `run --config` takes it.
         #[arg(value_name = "CONFIG")]
@@ -444,12 +444,6 @@ fn runtime_error(message: String) -> ServeError {
     ServeError::new(ErrorKind::Runtime).with_message(message)
 }
 
-/// The name `run`'s argument gives an application: an import path's part after `:` (or after
-/// the last `.`), or the argument itself.
-fn named(target: &str) -> &str {
-    import_attribute(target).unwrap_or(target)
-}
-
 /// Which application to serve: the index of its entry in the config file (if it has one) and
 /// of the offered application. `run NAME` names it; else the file's first application, whose
 /// `import_path` picks among those offered; else the binary's only one.
@@ -462,12 +456,12 @@ fn select(
 ) -> Result<(Option<usize>, usize), ServeError> {
     let applications = file.map_or(&[][..], |f| &f.applications[..]);
     if let Some(target) = target {
-        let at = apps::choose(offered, named(target), &format!("`{target}`"), notes)?;
+        let at = apps::choose(offered, import_name(target), &format!("`{target}`"), notes)?;
         let name = &offered[at].name;
         let entry = applications
             .iter()
             .position(|a| {
-                a.name == *name || a.import_path.as_deref().map(named) == Some(name.as_str())
+                a.name == *name || a.import_path.as_deref().map(import_name) == Some(name.as_str())
             })
             .or((applications.len() == 1).then_some(0));
         return Ok((entry, at));
@@ -484,7 +478,7 @@ fn select(
         let at = match &first.import_path {
             Some(path) => apps::choose(
                 offered,
-                named(path),
+                import_name(path),
                 &format!("import_path `{path}`"),
                 notes,
             )?,
@@ -558,15 +552,6 @@ fn print_config(offered: Vec<Offered>, format: Format) -> Result<(), ServeError>
         Format::Toml => print!("{}", config.to_toml()?),
     }
     Ok(())
-}
-
-/// The route an application is mounted at under `http_options.root_path`.
-fn under_root(root: Option<&str>, route_prefix: &str) -> String {
-    match root.map(|r| r.trim_end_matches('/')) {
-        None | Some("") => route_prefix.to_owned(),
-        Some(root) if route_prefix == "/" => root.to_owned(),
-        Some(root) => format!("{root}{route_prefix}"),
-    }
 }
 
 /// Says, in one line, which keys of the config file (and which deployments' log encodings) have

@@ -2,10 +2,12 @@
 
 use std::sync::Arc;
 
+use super::controller;
 use super::state::DeploymentState;
 use crate::api::deployment::{Deployment, on_replica};
-use crate::config::ReplicaResources;
+use crate::config::{AutoscalingConfig, ReplicaResources};
 use crate::dataplane::replica::Endpoint;
+use crate::dataplane::router::RouterSettings;
 use crate::error::{ErrorKind, ServeError};
 use crate::util::counted::Counted;
 use crate::util::sync::Lock;
@@ -22,6 +24,15 @@ pub struct DeploymentUpdate {
     pub max_ongoing_requests: Option<usize>,
     /// New resources per replica: replicas are replaced, rolling, by ones that reserve these.
     pub resources: Option<ReplicaResources>,
+    /// A new autoscaling config: the deployment autoscales by it from now on (it may have had a
+    /// fixed count), starting from its current replica count brought within the new bounds.
+    pub autoscaling_config: Option<AutoscalingConfig>,
+    /// A new `graceful_shutdown_timeout_s` for replicas that stop from now on.
+    pub graceful_shutdown_timeout_s: Option<f64>,
+    /// A new `health_check_period_s`.
+    pub health_check_period_s: Option<f64>,
+    /// A new `health_check_timeout_s`.
+    pub health_check_timeout_s: Option<f64>,
     /// Replace every replica by a newly constructed one, rolling (e.g. to load a new model file).
     pub restart: bool,
 }
@@ -47,6 +58,30 @@ impl DeploymentUpdate {
     /// Sets how many requests one replica runs at once.
     pub fn max_ongoing_requests(mut self, n: usize) -> Self {
         self.max_ongoing_requests = Some(n);
+        self
+    }
+
+    /// Sets a new autoscaling config (the deployment autoscales by it from now on).
+    pub fn autoscaling_config(mut self, config: AutoscalingConfig) -> Self {
+        self.autoscaling_config = Some(config);
+        self
+    }
+
+    /// Sets `graceful_shutdown_timeout_s`.
+    pub fn graceful_shutdown_timeout_s(mut self, s: f64) -> Self {
+        self.graceful_shutdown_timeout_s = Some(s);
+        self
+    }
+
+    /// Sets `health_check_period_s`.
+    pub fn health_check_period_s(mut self, s: f64) -> Self {
+        self.health_check_period_s = Some(s);
+        self
+    }
+
+    /// Sets `health_check_timeout_s`.
+    pub fn health_check_timeout_s(mut self, s: f64) -> Self {
+        self.health_check_timeout_s = Some(s);
         self
     }
 
@@ -93,7 +128,24 @@ impl<D: Deployment> DeploymentState<D> {
         if let Some(resources) = &update.resources {
             config.resources = resources.clone();
         }
+        if let Some(autoscaling) = &update.autoscaling_config {
+            config.autoscaling = Some(autoscaling.clone());
+        }
+        if let Some(s) = update.graceful_shutdown_timeout_s {
+            config.graceful_shutdown_timeout_s = s;
+        }
+        if let Some(s) = update.health_check_period_s {
+            config.health_check_period_s = s;
+        }
+        if let Some(s) = update.health_check_timeout_s {
+            config.health_check_timeout_s = s;
+        }
         config.validate()?;
+        // What the controller and the router read from the config when they start.
+        let retune = update.autoscaling_config.is_some()
+            || update.graceful_shutdown_timeout_s.is_some()
+            || update.health_check_period_s.is_some()
+            || update.health_check_timeout_s.is_some();
         let new_resources = update.resources.filter(|r| self.placement.request() != *r);
         if let Some(resources) = &new_resources {
             self.placement.check_feasible(self.name(), resources)?;
@@ -102,7 +154,19 @@ impl<D: Deployment> DeploymentState<D> {
             self.reconfigure(&user_config).await?;
             config.user_config = Some(user_config);
         }
-        *self.config.locked() = config;
+        *self.config.locked() = config.clone();
+        if retune {
+            self.router.set_settings(&RouterSettings::of(&config, None));
+            if let Some(a) = &config.autoscaling {
+                let bounded = self
+                    .target()
+                    .clamp(a.min_replicas, a.max_replicas.max(a.min_replicas));
+                self.set_target(bounded);
+            }
+            // A controller with the new autoscaling and health periods; the running one ends
+            // at its next tick.
+            controller::spawn(&self, &tokio::runtime::Handle::current());
+        }
         if let Some(n) = update.max_ongoing_requests {
             // More slots: queued requests take them now.
             self.router.set_max_ongoing(n);

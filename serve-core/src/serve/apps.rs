@@ -156,6 +156,12 @@ impl Serve {
         typed(&*deployment, app_name)
     }
 
+    /// Whether this instance is the head of a cluster (which runs one application only).
+    #[cfg_attr(not(feature = "cli"), allow(dead_code))]
+    pub(crate) fn clustered(&self) -> bool {
+        self.inner.nodes.cluster().is_some()
+    }
+
     /// [`update_deployment`](Self::update_deployment) for deployment `deployment_name` of
     /// application `app_name` (the control API's in-place updates): the same rules, and
     /// [`ErrorKind::NotFound`] for a name that does not run.

@@ -235,7 +235,10 @@ impl Serve {
     /// replicas before removing any (removed ones finish what they run, for up to their
     /// `graceful_shutdown_timeout_s`); a new `user_config` reaches every replica's `reconfigure`
     /// without restarting it (and replicas started later get it too); a new
-    /// `max_ongoing_requests` applies to the running replicas in place; new `resources` or
+    /// `max_ongoing_requests` applies to the running replicas in place, and so do a new
+    /// autoscaling config (from the current replica count, within its bounds; a deployment with
+    /// a fixed count may start autoscaling), `graceful_shutdown_timeout_s` and the health check
+    /// periods (Ray's "lightweight" updates); new `resources` or
     /// [`DeploymentUpdate::restart`] replace the replicas rolling (a new one is constructed
     /// before an old one leaves routing). The whole new configuration is checked first: nothing
     /// changes if it is refused. Returns once every replica was reconfigured; replica counts and
