@@ -227,8 +227,15 @@ fn reconcile<D: Deployment>(state: &Arc<DeploymentState<D>>, construction: &Arc<
     }
     // A new replica waiting for resources that only old replicas hold would wait forever: make
     // room by taking one old replica out. One at a time: not while a replica drains, another is
-    // being constructed, or resources already given back wait to be taken.
-    if old > 0 && state.router.draining() == 0 && state.starved() {
+    // being constructed, resources already given back wait to be taken, or a replica taken out
+    // has not given its resources back yet (it goes when its last request or health check
+    // lets go of it: until then it holds a reservation but is neither in routing nor built).
+    let (running_now, _) = state.running_and_current();
+    let releasing = state
+        .placement
+        .held()
+        .saturating_sub(running_now + state.placement.building());
+    if old > 0 && releasing == 0 && state.router.draining() == 0 && state.starved() {
         tracing::info!(
             deployment = %state.name(),
             "rolling update: a new replica waits for resources; stopping an old one to make room"

@@ -34,6 +34,10 @@ pub(crate) struct Placement {
     on_node: Arc<Mutex<HashMap<Arc<str>, usize>>>,
     /// Replicas holding a reservation whose constructor has not finished.
     building: Arc<AtomicUsize>,
+    /// Reservations held by the deployment's replicas (being constructed, running, or stopped
+    /// but not yet dropped: a stopped replica gives its resources back only when the last
+    /// reference to it goes, after its requests and health checks).
+    held: Arc<AtomicUsize>,
     /// Replicas waiting for resources (pending).
     waiting: AtomicUsize,
     /// Told when a replica starts waiting (the deployment's controller may make room).
@@ -59,6 +63,8 @@ pub(crate) struct Placed {
 pub(crate) struct Held {
     _reservation: Reservation,
     _count: NodeCount,
+    /// Counts it among the deployment's reservations held until it is dropped.
+    _held: Counted<Arc<AtomicUsize>>,
 }
 
 /// One replica counted on a node; uncounted when dropped.
@@ -125,6 +131,7 @@ impl Placement {
             next_id: AtomicUsize::new(0),
             prepaid: Mutex::new(VecDeque::new()),
             building: Arc::new(AtomicUsize::new(0)),
+            held: Arc::new(AtomicUsize::new(0)),
             waiting: AtomicUsize::new(0),
             on_wait: OnceLock::new(),
             closed: tokio::sync::watch::Sender::new(false),
@@ -330,6 +337,7 @@ impl Placement {
             held: Held {
                 _reservation: reservation,
                 _count: count,
+                _held: Counted::new(self.held.clone()),
             },
             _building: building,
         }
@@ -375,6 +383,11 @@ impl Placement {
     /// Replicas holding their resources whose constructor has not finished.
     pub(crate) fn building(&self) -> usize {
         self.building.load(Ordering::SeqCst)
+    }
+
+    /// Reservations the deployment's replicas hold (see the field).
+    pub(crate) fn held(&self) -> usize {
+        self.held.load(Ordering::SeqCst)
     }
 
     /// Replicas waiting for resources (pending).
