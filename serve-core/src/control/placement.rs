@@ -248,7 +248,8 @@ impl Placement {
     /// A place reserved up front, numbered now (so initial replicas are numbered in order).
     pub(crate) fn take_prepaid(&self) -> Option<Placed> {
         let (node, reservation, count) = self.prepaid.locked().pop_front()?;
-        Some(self.placed(node, reservation, count))
+        let building = Counted::new(self.building.clone());
+        Some(self.placed(node, reservation, count, building))
     }
 
     /// `prepaid`, or a place as soon as the resources are free: while they are not, the replica
@@ -271,6 +272,11 @@ impl Placement {
                 return Err(ServeError::shut_down().in_deployment(&self.deployment));
             }
             let request = self.request();
+            // Counted as being built before its resources leave the pool: the controller, which
+            // makes room for a waiting replica when none is built and the resources do not fit,
+            // must never see them gone while nothing counts as building (it would take another
+            // old replica out).
+            let building = Counted::new(self.building.clone());
             if let Some((node, reservation, count)) = self.reserve_somewhere(&request) {
                 if warned {
                     tracing::info!(
@@ -278,8 +284,9 @@ impl Placement {
                         "a pending replica got its resources and starts"
                     );
                 }
-                return Ok(self.placed(node, reservation, count));
+                return Ok(self.placed(node, reservation, count, building));
             }
+            drop(building);
             if waiting.is_none() {
                 waiting = Some(Counted::new(&self.waiting));
                 if let Some(on_wait) = self.on_wait.get() {
@@ -311,8 +318,13 @@ impl Placement {
         }
     }
 
-    fn placed(&self, node: Arc<Node>, reservation: Reservation, count: NodeCount) -> Placed {
-        let building = Counted::new(self.building.clone());
+    fn placed(
+        &self,
+        node: Arc<Node>,
+        reservation: Reservation,
+        count: NodeCount,
+        building: Counted<Arc<AtomicUsize>>,
+    ) -> Placed {
         let local = self.nodes.is_local(&node);
         let node_name = if local {
             self.nodes.local_name()
