@@ -117,6 +117,20 @@ pub(crate) struct ControlServer {
     pub(crate) addr: SocketAddr,
     /// Notified when a client asks the process to shut down.
     pub(crate) stop: Arc<tokio::sync::Notify>,
+    /// Tells the server to finish the requests it has and stop.
+    close: tokio::sync::watch::Sender<bool>,
+    /// Says when it has stopped.
+    closed: std::sync::mpsc::Receiver<()>,
+}
+
+impl ControlServer {
+    /// Stops listening, finishes the responses under way (the answer to `POST
+    /// /api/serve/shutdown` among them: the process must not exit before the client has it),
+    /// and returns once done or after `patience`.
+    pub(crate) fn close(self, patience: std::time::Duration) {
+        let _ = self.close.send(true);
+        let _ = self.closed.recv_timeout(patience);
+    }
 }
 
 /// Where the control API listens and what it asks of clients.
@@ -178,6 +192,8 @@ pub(crate) fn start(
         .enable_all()
         .build()
         .map_err(|e| config_error(format!("the control API cannot start: {e}")))?;
+    let (close, mut closing) = tokio::sync::watch::channel(false);
+    let (closed_tx, closed) = std::sync::mpsc::channel();
     std::thread::Builder::new()
         .name("serve-control".into())
         .spawn(move || {
@@ -189,13 +205,25 @@ pub(crate) fn start(
                         return;
                     }
                 };
-                if let Err(e) = axum::serve(listener, router(control)).await {
+                let closing = async move {
+                    let _ = closing.wait_for(|close| *close).await;
+                };
+                if let Err(e) = axum::serve(listener, router(control))
+                    .with_graceful_shutdown(closing)
+                    .await
+                {
                     tracing::error!("the control API stopped: {e}");
                 }
-            })
+            });
+            let _ = closed_tx.send(());
         })
         .map_err(|e| config_error(format!("the control API cannot start: {e}")))?;
-    Ok(Some(ControlServer { addr: bound, stop }))
+    Ok(Some(ControlServer {
+        addr: bound,
+        stop,
+        close,
+        closed,
+    }))
 }
 
 fn parse_addr(addr: &str) -> Result<SocketAddr, ServeError> {

@@ -713,15 +713,17 @@ fn run(offered: Vec<Offered>, args: RunArgs, log: &LogArgs) -> Result<(), ServeE
         tracing::info!("application is ready at http://{bound}{route_prefix}");
         Some(bound)
     };
+    let mut control = None;
     if let Some(admin) = admin {
         let http = control::HttpSettings {
             listening,
             root_path: http_options.root_path.clone(),
         };
         let running = [(name, deployed)].into_iter().collect();
-        if let Some(control) = control::start(serve.clone(), offered, running, http, admin)? {
-            tracing::info!("control API listening on http://{}", control.addr);
-            stop.also_on(control.stop);
+        if let Some(server) = control::start(serve.clone(), offered, running, http, admin)? {
+            tracing::info!("control API listening on http://{}", server.addr);
+            stop.also_on(server.stop.clone());
+            control = Some(server);
         }
     }
 
@@ -734,7 +736,12 @@ fn run(offered: Vec<Offered>, args: RunArgs, log: &LogArgs) -> Result<(), ServeE
             "stopping: draining requests in flight (up to each deployment's graceful_shutdown_timeout_s)"
         ),
     }
-    if serve.shutdown_graceful(shutdown_timeout) {
+    let finished = serve.shutdown_graceful(shutdown_timeout);
+    // Last, so a client that asked for the shutdown gets its answer.
+    if let Some(control) = control {
+        control.close(std::time::Duration::from_secs(5));
+    }
+    if finished {
         tracing::info!("all requests finished; bye");
     } else {
         tracing::warn!("requests still in flight after the graceful shutdown timeout were failed");
