@@ -26,6 +26,7 @@ use std::hint::black_box;
 use std::time::{Duration, Instant};
 
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
+use serve_core::RunOptions;
 use serve_core::futures::future::join_all;
 use serve_core::prelude::*;
 use tokio::runtime::Runtime;
@@ -128,17 +129,29 @@ fn benches(c: &mut Criterion) {
     let chain_tx = serve_mpsc_chain(&server);
     let server_handle = server.handle().clone();
 
-    let async_echo = serve.run(AsyncEcho::bind()).expect("AsyncEcho");
-    let sync_echo = serve.run(SyncEcho::bind()).expect("SyncEcho");
-    let wide_echo = serve.run(WideAsyncEcho::bind()).expect("WideAsyncEcho");
+    // Side by side, so each is an application of its own name (a second unnamed run would
+    // replace the first).
+    let named = RunOptions::named;
+    let async_echo = serve
+        .run_with(AsyncEcho::bind(), named("async_echo"))
+        .expect("AsyncEcho");
+    let sync_echo = serve
+        .run_with(SyncEcho::bind(), named("sync_echo"))
+        .expect("SyncEcho");
+    let wide_echo = serve
+        .run_with(WideAsyncEcho::bind(), named("wide_echo"))
+        .expect("WideAsyncEcho");
     let chain_sync = serve
-        .run(Ingress::bind(Adder::bind(1), Multiplier::bind(2)))
+        .run_with(
+            Ingress::bind(Adder::bind(1), Multiplier::bind(2)),
+            named("chain_sync"),
+        )
         .expect("Ingress");
     let chain_async = serve
-        .run(AsyncIngress::bind(
-            AsyncAdder::bind(1),
-            AsyncMultiplier::bind(2),
-        ))
+        .run_with(
+            AsyncIngress::bind(AsyncAdder::bind(1), AsyncMultiplier::bind(2)),
+            named("chain_async"),
+        )
         .expect("AsyncIngress");
 
     // Everything answers correctly before it is timed.

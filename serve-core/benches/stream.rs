@@ -12,8 +12,9 @@
 //!   consumes the caller's generator on a current-thread runtime.
 //! * **single**: a handle call straight to `Streamer`, consumed the same way.
 //! * **pipeline** (streams into streams): three stages, each a deployment, each stage's generator
-//!   the next one's `ArgStream` argument: `Unshift(Shift(Streamer(N)))` (`Shift` adds 1 to each
-//!   item, `Unshift` takes it off again), consumed the same way. Against:
+//!   the next one's `ArgStream` argument: `Shift(-1)(Shift(1)(Streamer(N)))` (one `Shift`
+//!   deployment adds 1 to each item, a second application of it takes 1 off again), consumed the
+//!   same way. Against:
 //! * **bare pipeline**: three tokio tasks (a producer and two stages doing the same arithmetic)
 //!   and a consumer task, joined by `tokio::sync::mpsc` channels of capacity 16, one item per
 //!   message;
@@ -28,6 +29,7 @@
 
 use std::time::{Duration, Instant};
 
+use serve_core::RunOptions;
 use serve_core::prelude::*;
 use tokio::runtime::Runtime;
 use tokio::sync::mpsc;
@@ -42,7 +44,7 @@ const BARE_BATCH: usize = 64;
 const BARE_BATCHED_CAPACITY: usize = 4;
 
 mod common;
-use common::{Caller, Shift, Streamer, Unshift};
+use common::{Caller, Shift, Streamer};
 
 // --- the measurements -------------------------------------------------------------------------
 
@@ -226,17 +228,22 @@ fn main() {
     let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
 
     let serve = Serve::start().expect("serve instance");
+    // Side by side, so each is an application of its own name (a second unnamed run would
+    // replace the first).
+    let named = RunOptions::named;
     let composed = serve
-        .run(Caller::bind(Streamer::bind()))
+        .run_with(Caller::bind(Streamer::bind()), named("stream"))
         .expect("the stream app");
-    let single = serve.run(Streamer::bind()).expect("a lone streamer");
+    let single = serve
+        .run_with(Streamer::bind(), named("streamer"))
+        .expect("a lone streamer");
     let (source, shift, unshift) = (
         single.clone(),
         serve
-            .run(Shift::bind(1))
+            .run_with(Shift::bind(1), named("shift"))
             .expect("the pipeline's middle stage"),
         serve
-            .run(Unshift::bind(1))
+            .run_with(Shift::bind(-1), named("unshift"))
             .expect("the pipeline's last stage"),
     );
     let pipeline = |n: u32| unshift.remote(shift.remote(source.remote(n)));
@@ -296,7 +303,7 @@ fn main() {
             bare_batched_rate,
         ),
         (
-            "pipeline: Unshift(Shift(Streamer)), ArgStream arguments",
+            "pipeline: Shift(-1)(Shift(1)(Streamer)), ArgStream arguments",
             pipeline_rate,
         ),
     ] {

@@ -165,7 +165,8 @@ impl Caller {
 }
 
 /// A stage of a streaming pipeline (streams into streams): adds `increment` to each item of its
-/// input stream, as it arrives. `Streamer -> Shift(1) -> Unshift(-1)` gives back `0..limit`.
+/// input stream, as it arrives. `Streamer -> Shift(1) -> Shift(-1)` (two applications of it,
+/// named apart) gives back `0..limit`.
 #[deployment]
 pub struct Shift {
     increment: i64,
@@ -184,30 +185,6 @@ impl Shift {
         try_stream! {
             while let Some(i) = items.next().await {
                 yield (i64::from(i?) + self.increment) as u32;
-            }
-        }
-    }
-}
-
-/// The same stage, a deployment of its own (the last of the pipeline).
-#[deployment]
-pub struct Unshift {
-    decrement: i64,
-}
-
-#[deployment]
-impl Unshift {
-    pub fn new(decrement: i64) -> Self {
-        Self { decrement }
-    }
-
-    pub fn call(
-        &self,
-        mut items: ArgStream<u32>,
-    ) -> impl Stream<Item = Result<u32, ServeError>> + Send + '_ {
-        try_stream! {
-            while let Some(i) = items.next().await {
-                yield (i64::from(i?) - self.decrement) as u32;
             }
         }
     }
