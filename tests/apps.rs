@@ -1,7 +1,7 @@
 //! A binary offering several applications (`examples/apps.rs`): `run NAME` and a config file's
 //! `import_path` pick one, its `args` build it, and mistakes are errors naming what there is.
 
-use serve_test_support::example::{ExampleServer, example_path};
+use serve_test_support::example::{ConfigFile, ExampleServer, example_path};
 use serve_test_support::http::send;
 
 fn get(server: &ExampleServer, path: &str, body: &str) -> (u16, String) {
@@ -11,27 +11,6 @@ fn get(server: &ExampleServer, path: &str, body: &str) -> (u16, String) {
         .unwrap();
     let reply = rt.block_on(send(server.addr, "POST", path, &[], body.to_owned()));
     (reply.status, reply.body)
-}
-
-/// A config file in the temporary directory, removed on drop.
-struct ConfigFile(std::path::PathBuf);
-
-impl ConfigFile {
-    fn new(name: &str, text: &str) -> Self {
-        let path = std::env::temp_dir().join(format!("apps-{}-{name}.yaml", std::process::id()));
-        std::fs::write(&path, text).unwrap();
-        Self(path)
-    }
-
-    fn path(&self) -> &str {
-        self.0.to_str().unwrap()
-    }
-}
-
-impl Drop for ConfigFile {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_file(&self.0);
-    }
 }
 
 /// Runs `apps ARGS..` to its end (it must fail) and returns its stderr.
@@ -58,7 +37,7 @@ fn run_names_the_application_by_name_or_import_path() {
 #[test]
 fn a_config_files_import_path_and_args_pick_and_build_the_application() {
     let file = ConfigFile::new(
-        "greeter",
+        "apps-greeter",
         "applications:\n- name: greetings\n  route_prefix: /greet\n  import_path: apps:greeter\n  args:\n    greeting: Hola\n",
     );
     // As Ray's `serve run config.yaml`: the file as the argument.
@@ -83,7 +62,7 @@ fn mistakes_name_what_the_binary_offers() {
         "{err}"
     );
     let bad_args = ConfigFile::new(
-        "bad-args",
+        "apps-bad-args",
         "applications:\n- import_path: apps:greeter\n  args: {greting: Hola}\n",
     );
     let err = refused(&["run", "--port", "0", "--config", bad_args.path()]);
@@ -93,7 +72,7 @@ fn mistakes_name_what_the_binary_offers() {
         "{err}"
     );
     let args_for_echo = ConfigFile::new(
-        "echo-args",
+        "apps-echo-args",
         "applications:\n- import_path: apps:echo\n  args: {loud: true}\n",
     );
     let err = refused(&["run", "--port", "0", "--config", args_for_echo.path()]);

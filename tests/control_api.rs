@@ -12,29 +12,8 @@ use std::time::Instant;
 
 use serde_json::Value;
 use serve_test_support::PATIENCE;
-use serve_test_support::example::{ExampleServer, example_path};
+use serve_test_support::example::{ConfigFile, ExampleServer, example_path};
 use serve_test_support::http::send;
-
-/// A config file in the temporary directory, removed on drop.
-struct ConfigFile(std::path::PathBuf);
-
-impl ConfigFile {
-    fn new(name: &str, text: &str) -> Self {
-        let path = std::env::temp_dir().join(format!("control-{}-{name}.yaml", std::process::id()));
-        std::fs::write(&path, text).unwrap();
-        Self(path)
-    }
-
-    fn path(&self) -> &str {
-        self.0.to_str().unwrap()
-    }
-}
-
-impl Drop for ConfigFile {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_file(&self.0);
-    }
-}
 
 fn block_on<T>(f: impl Future<Output = T>) -> T {
     tokio::runtime::Builder::new_current_thread()
@@ -153,7 +132,7 @@ applications:
 
 #[test]
 fn a_changed_config_reaches_the_running_server_without_dropping_requests() {
-    let first = ConfigFile::new("first", GREETER);
+    let first = ConfigFile::new("control-first", GREETER);
     let server = ExampleServer::start("apps", &["--config", first.path()]);
     let control = server.control_addr();
     let before = details(control);
@@ -167,7 +146,7 @@ fn a_changed_config_reaches_the_running_server_without_dropping_requests() {
     // Three replicas and a new user_config: in place, while requests keep coming.
     let load = Load::start(server.addr, "/?name=Dora", 4);
     let changed = ConfigFile::new(
-        "changed",
+        "control-changed",
         &GREETER.replace(
             "num_replicas: 1",
             "num_replicas: 3\n        user_config: {greeting: Hola}",
@@ -205,7 +184,7 @@ fn a_changed_config_reaches_the_running_server_without_dropping_requests() {
 
     // New args: a new version, rolled out while requests keep coming.
     let new_code = ConfigFile::new(
-        "new-args",
+        "control-new-args",
         &GREETER
             .replace("num_replicas: 1", "num_replicas: 2")
             .replace(
@@ -251,12 +230,12 @@ fn a_changed_config_reaches_the_running_server_without_dropping_requests() {
 fn a_deleted_application_answers_404_and_its_replicas_stop() {
     // Not at `/`, which would take `/echo` once echo is gone.
     let greeter = GREETER.replace("route_prefix: /", "route_prefix: /greet");
-    let first = ConfigFile::new("two-first", &greeter);
+    let first = ConfigFile::new("control-two-first", &greeter);
     let server = ExampleServer::start("apps", &["--config", first.path()]);
     let control = server.control_addr();
     // A second application, added by the API.
     let two = ConfigFile::new(
-        "two",
+        "control-two",
         &format!("{greeter}  - name: echo\n    import_path: apps:echo\n    route_prefix: /echo\n"),
     );
     let (ok, out, err) = verb("deploy", &[two.path()], control, &[]);
@@ -314,7 +293,7 @@ fn a_deleted_application_answers_404_and_its_replicas_stop() {
 
 #[test]
 fn a_bad_config_is_a_400_with_the_reason_and_changes_nothing() {
-    let first = ConfigFile::new("bad-first", GREETER);
+    let first = ConfigFile::new("control-bad-first", GREETER);
     let server = ExampleServer::start("apps", &["--config", first.path()]);
     let control = server.control_addr();
     let before = details(control)["applications"].clone();
@@ -463,7 +442,7 @@ fn on_loopback_no_token_is_needed() {
 
 #[test]
 fn an_autoscaling_config_is_a_lightweight_update() {
-    let first = ConfigFile::new("autoscale-first", GREETER);
+    let first = ConfigFile::new("control-autoscale-first", GREETER);
     let server = ExampleServer::start("apps", &["--config", first.path()]);
     let control = server.control_addr();
     let autoscaling = |min: usize| {
@@ -477,7 +456,7 @@ fn an_autoscaling_config_is_a_lightweight_update() {
         )
     };
     // From a fixed count to autoscaling, in place: the count is brought within the bounds.
-    let two = ConfigFile::new("autoscale-two", &autoscaling(2));
+    let two = ConfigFile::new("control-autoscale-two", &autoscaling(2));
     let (ok, out, err) = verb("deploy", &[two.path()], control, &[]);
     assert!(ok, "{err}");
     assert!(out.contains("\"greeter\": \"updated\""), "{out}");
@@ -491,7 +470,7 @@ fn an_autoscaling_config_is_a_lightweight_update() {
     );
     assert_eq!(config["graceful_shutdown_timeout_s"], 3.0, "{config:#}");
     // The autoscaler runs by the newest config: idle, with a lower minimum, it scales down.
-    let one = ConfigFile::new("autoscale-one", &autoscaling(1));
+    let one = ConfigFile::new("control-autoscale-one", &autoscaling(1));
     let (ok, out, err) = verb("deploy", &[one.path()], control, &[]);
     assert!(ok, "{err}");
     assert!(out.contains("\"greeter\": \"updated\""), "{out}");

@@ -217,3 +217,27 @@ pub fn status(server: &ExampleServer) -> String {
     );
     String::from_utf8_lossy(&out.stdout).into_owned()
 }
+
+/// A config file written to the temporary directory for one test (named after `name` and the
+/// process), removed when dropped.
+pub struct ConfigFile(PathBuf);
+
+impl ConfigFile {
+    /// Writes `text` to `<temp>/<name>-<pid>.yaml`.
+    pub fn new(name: &str, text: &str) -> Self {
+        let path = std::env::temp_dir().join(format!("{name}-{}.yaml", std::process::id()));
+        std::fs::write(&path, text).unwrap();
+        Self(path)
+    }
+
+    /// Its path, as a command-line argument.
+    pub fn path(&self) -> &str {
+        self.0.to_str().unwrap()
+    }
+}
+
+impl Drop for ConfigFile {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_file(&self.0);
+    }
+}
